@@ -1,0 +1,1 @@
+"""The REST API (Litestar): auth, users, admin and health; `create_app(settings)` builds it."""

@@ -1,0 +1,78 @@
+"""`create_app(settings)`: the Litestar application with its store connection, routes and policies."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from pymongo import AsyncMongoClient
+
+from api.auth import provide_current_user
+from api.controllers.auth import AuthController
+from api.controllers.health import HealthController
+from api.controllers.users import AdminUsersController, UsersController
+from api.errors import EXCEPTION_HANDLERS
+from core import __version__
+from core.db import init_db
+from core.settings import Settings
+
+AUTH_PATHS = ("/api/auth/login", "/api/auth/signup")
+MAX_REQUEST_BODY = 64 * 1024
+
+
+def _is_auth_attempt(request) -> bool:  # type: ignore[no-untyped-def]
+    return request.url.path in AUTH_PATHS
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the REST API for `settings`; the store is connected during the app's lifespan."""
+
+    @asynccontextmanager
+    async def store_connection(app: Litestar) -> AsyncIterator[None]:
+        client = await init_db(settings)
+        app.state.mongo = client
+        try:
+            yield
+        finally:
+            await client.close()
+
+    def provide_settings() -> Settings:
+        return settings
+
+    def provide_mongo() -> AsyncMongoClient:
+        return app.state.mongo
+
+    app = Litestar(
+        route_handlers=[AuthController, UsersController, AdminUsersController, HealthController],
+        dependencies={
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "mongo": Provide(provide_mongo, sync_to_thread=False),
+            "current_user": Provide(provide_current_user),
+        },
+        lifespan=[store_connection],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        middleware=[
+            RateLimitConfig(
+                rate_limit=("minute", settings.auth_rate_limit), check_throttle_handler=_is_auth_attempt
+            ).middleware
+        ],
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        request_max_body_size=MAX_REQUEST_BODY,
+        logging_config=None,
+        openapi_config=OpenAPIConfig(
+            title="mqchat",
+            version=__version__,
+            path="/schema",
+            components=Components(
+                security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            ),
+        ),
+    )
+    app.state.settings = settings
+    return app

@@ -1,0 +1,39 @@
+"""`/api/auth`: signup, login and the current user."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from core.documents import User
+from core.errors import Forbidden
+from core.payloads import AuthResponse, LoginRequest, SignupRequest, UserOut
+from core.roles import SELF_SIGNUP_ROLES, Role
+from core.services import users
+from core.services.sessions import start_session
+from core.settings import Settings
+
+
+class AuthController(Controller):
+    path = "/api/auth"
+    tags = ["auth"]
+
+    @post("/signup", status_code=HTTP_201_CREATED)
+    async def signup(self, data: SignupRequest, settings: Settings) -> AuthResponse:
+        """Create a customer, merchant or designer account and sign it in."""
+        role = data.role or Role.CUSTOMER
+        if role not in SELF_SIGNUP_ROLES:
+            raise Forbidden("agents and admins are created by an admin")
+        user = await users.create_user(data.email, data.username, data.password, role)
+        return start_session(settings, user)
+
+    @post("/login", status_code=HTTP_200_OK)
+    async def login(self, data: LoginRequest, settings: Settings) -> AuthResponse:
+        """Exchange email and password for an access token and the MQTT connection block."""
+        user = await users.check_credentials(data.email, data.password)
+        return start_session(settings, user)
+
+    @get("/me", security=[{"BearerToken": []}])
+    async def me(self, current_user: User) -> UserOut:
+        """The signed-in user."""
+        return users.user_out(current_user, viewer=current_user)

@@ -1,0 +1,52 @@
+"""`/api/health`: checks the store and the broker for real; 503 naming the failing part."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiomqtt
+from litestar import Controller, Response, get
+from pymongo import AsyncMongoClient
+
+from core import __version__
+from core.db import ping
+from core.mqtt import service_client
+from core.payloads import HealthOut
+from core.settings import Settings
+
+log = logging.getLogger("mqchat.api.health")
+CHECK_TIMEOUT = 3.0
+
+
+async def _store_status(client: AsyncMongoClient) -> str:
+    try:
+        await asyncio.wait_for(ping(client), CHECK_TIMEOUT)
+    except Exception as exc:
+        log.warning("health.store_down", extra={"error": type(exc).__name__})
+        return "unavailable"
+    return "ok"
+
+
+async def _broker_status(settings: Settings) -> str:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            async with service_client(settings, "mqchat-api", timeout=CHECK_TIMEOUT):
+                pass
+    except (aiomqtt.MqttError, TimeoutError, OSError) as exc:
+        log.warning("health.broker_down", extra={"error": type(exc).__name__})
+        return "unavailable"
+    return "ok"
+
+
+class HealthController(Controller):
+    path = "/api/health"
+    tags = ["operations"]
+
+    @get("/")
+    async def health(self, settings: Settings, mongo: AsyncMongoClient) -> Response[HealthOut]:
+        """Store and broker status; no token needed."""
+        store, broker = await asyncio.gather(_store_status(mongo), _broker_status(settings))
+        healthy = store == "ok" and broker == "ok"
+        body = HealthOut(status="ok" if healthy else "unavailable", store=store, broker=broker, version=__version__)
+        return Response(body, status_code=200 if healthy else 503)

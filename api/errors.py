@@ -1,0 +1,75 @@
+"""Every error response in the contract's shape: `{"error": {"code", "message"}}`; no stack traces."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from core.errors import DomainError
+from core.payloads import ErrorDetail, ErrorResponse
+
+log = logging.getLogger("mqchat.api")
+
+_CODES = {
+    400: "invalid_input",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response[ErrorResponse]:
+    """A response carrying the contract's error body."""
+    return Response(
+        ErrorResponse(error=ErrorDetail(code=code, message=message)),
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+def _validation_message(exc: ValidationException) -> str:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    details = "; ".join(
+        f"{item.get('key') or 'body'}: {item.get('message')}" for item in extra if isinstance(item, dict)
+    )
+    return details or "the request is malformed"
+
+
+def handle_domain_error(_: Request, exc: DomainError) -> Response[ErrorResponse]:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+def handle_http_exception(_: Request, exc: HTTPException) -> Response[ErrorResponse]:
+    status = exc.status_code
+    if status >= 500:
+        return handle_internal_error(_, exc)
+    headers = dict(exc.headers or {})
+    if status == 429 and "RateLimit-Reset" in headers:
+        headers["Retry-After"] = headers["RateLimit-Reset"]
+    if isinstance(exc, ValidationException):
+        message = _validation_message(exc)
+    else:
+        message = exc.detail if isinstance(exc.detail, str) and exc.detail else "request refused"
+    return error_response(status, _CODES.get(status, "invalid_input"), message, headers)
+
+
+def handle_internal_error(request: Request, exc: Exception) -> Response[ErrorResponse]:
+    log.error("api.internal_error", exc_info=exc, extra={"path": request.url.path, "method": request.method})
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "internal server error")
+
+
+EXCEPTION_HANDLERS = {
+    DomainError: handle_domain_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_internal_error,
+}

@@ -1,0 +1,1 @@
+"""The embedded MQTT broker: amqtt with mqchat's authentication and topic authorization."""

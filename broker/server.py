@@ -1,0 +1,45 @@
+"""Build and run the embedded broker: TCP and WebSocket listeners with mqchat's plugins."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from broker.authentication import Authenticator
+from broker.secure_broker import SecureBroker
+from core.acl import AccessPolicy
+from core.db import init_db
+from core.settings import Settings
+
+log = logging.getLogger("mqchat.broker")
+
+
+def build_broker(settings: Settings, policy: AccessPolicy) -> SecureBroker:
+    """A SecureBroker listening on `MQCHAT_MQTT_PORT` (TCP) and `MQCHAT_WS_PORT` (WebSocket, path /mqtt)."""
+    host = settings.bind_host
+    config = {
+        "listeners": {
+            "default": {"type": "tcp", "bind": f"{host}:{settings.mqtt_port}"},
+            "ws": {"type": "ws", "bind": f"{host}:{settings.ws_port}"},
+        },
+        "timeout_disconnect_delay": 2,
+        "plugins": {
+            "broker.plugins.JwtAuthPlugin": {"authenticator": Authenticator(settings.jwt_secret)},
+            "broker.plugins.TopicAclPlugin": {"policy": policy},
+        },
+    }
+    return SecureBroker(config)
+
+
+async def run_broker(settings: Settings, stop: asyncio.Event) -> None:
+    """Serve MQTT until `stop` is set."""
+    mongo = await init_db(settings)
+    broker = build_broker(settings, AccessPolicy())
+    try:
+        await broker.start()
+        log.info("broker.started", extra={"mqtt_port": settings.mqtt_port, "ws_port": settings.ws_port})
+        await stop.wait()
+    finally:
+        await broker.shutdown()
+        await mongo.close()
+        log.info("broker.stopped")

@@ -1,0 +1,38 @@
+"""Domain errors with the contract's error codes; the API and the bridge translate them."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A refused request: `code` is the contract's error code, `status` the HTTP equivalent."""
+
+    code = "invalid_input"
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(DomainError):
+    code, status = "invalid_input", 400
+
+
+class Unauthorized(DomainError):
+    code, status = "unauthorized", 401
+
+
+class Forbidden(DomainError):
+    code, status = "forbidden", 403
+
+
+class NotFound(DomainError):
+    code, status = "not_found", 404
+
+
+class Conflict(DomainError):
+    code, status = "conflict", 409
+
+
+class PayloadTooLarge(DomainError):
+    code, status = "payload_too_large", 413

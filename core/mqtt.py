@@ -1,0 +1,31 @@
+"""MQTT connections of mqchat's own services (bridge, API) to the configured broker."""
+
+from __future__ import annotations
+
+import secrets
+
+import aiomqtt
+
+from core.security import issue_service_token
+from core.settings import Settings
+
+
+def service_client(
+    settings: Settings, account: str, instance: str | None = None, *, clean_session: bool = True, timeout: float = 10
+) -> aiomqtt.Client:
+    """An aiomqtt client for a service account; its client id is `<account>-<instance>`.
+
+    A fixed `instance` with `clean_session=False` gives a persistent session whose
+    QoS 1 messages the broker keeps while the service is away.
+    """
+    host, port = settings.broker_address
+    return aiomqtt.Client(
+        host,
+        port,
+        username=account,
+        password=issue_service_token(account, settings.jwt_secret),
+        identifier=f"{account}-{instance or secrets.token_hex(6)}",
+        clean_session=clean_session,
+        protocol=aiomqtt.ProtocolVersion.V311,
+        timeout=timeout,
+    )

@@ -1,0 +1,92 @@
+"""Credentials: argon2 password hashing (off the event loop) and signed access tokens.
+
+Access tokens are HS256 JWTs. A user token has `sub` = user id and `typ` = "access";
+a service token (bridge, API) has `sub` = the service account name and `typ` = "service".
+The broker accepts the same tokens as MQTT passwords.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+import jwt
+from passlib.context import CryptContext
+
+from core.clock import utcnow
+
+ALGORITHM = "HS256"
+ACCESS = "access"
+SERVICE = "service"
+SERVICE_TOKEN_TTL = 3600
+SERVICE_ACCOUNTS = frozenset({"mqchat-bridge", "mqchat-api"})
+
+_passwords = CryptContext(schemes=["argon2"], deprecated="auto")
+# A valid hash of a random password: verifying against it when the email is unknown
+# costs the same time as a real check, so response times do not reveal accounts.
+_DUMMY_HASH = _passwords.hash(secrets.token_urlsafe(16))
+
+
+class InvalidToken(Exception):
+    """The token is malformed, forged, expired or of the wrong kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """What a verified token says."""
+
+    subject: str
+    kind: str
+    expires_at: int
+
+
+async def hash_password(password: str) -> str:
+    """Hash a password with argon2 in a worker thread."""
+    return await asyncio.to_thread(_passwords.hash, password)
+
+
+async def verify_password(password: str, password_hash: str | None) -> bool:
+    """Check a password in a worker thread; with no hash, burn the same time and return False."""
+    if password_hash is None:
+        await asyncio.to_thread(_passwords.verify, password, _DUMMY_HASH)
+        return False
+    try:
+        return await asyncio.to_thread(_passwords.verify, password, password_hash)
+    except ValueError:
+        return False
+
+
+def issue_token(subject: str, secret: str, ttl_seconds: int, kind: str = ACCESS) -> str:
+    """Sign a token for `subject` valid for `ttl_seconds`."""
+    now = utcnow()
+    claims = {
+        "sub": subject,
+        "typ": kind,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=ttl_seconds)).timestamp()),
+        "jti": secrets.token_hex(8),
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def issue_service_token(account: str, secret: str) -> str:
+    """Sign a token for one of the service accounts (bridge, API)."""
+    if account not in SERVICE_ACCOUNTS:
+        raise ValueError(f"unknown service account {account!r}")
+    return issue_token(account, secret, SERVICE_TOKEN_TTL, kind=SERVICE)
+
+
+def decode_token(token: str | bytes, secret: str) -> TokenClaims:
+    """Verify signature and expiry and return the claims; raise InvalidToken otherwise."""
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "typ"]})
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from None
+    subject, kind = claims.get("sub"), claims.get("typ")
+    if not isinstance(subject, str) or kind not in (ACCESS, SERVICE):
+        raise InvalidToken("unexpected claims")
+    if kind == SERVICE and subject not in SERVICE_ACCOUNTS:
+        raise InvalidToken("unknown service account")
+    return TokenClaims(subject=subject, kind=kind, expires_at=int(claims["exp"]))

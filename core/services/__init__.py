@@ -1,0 +1,1 @@
+"""Domain services: the logic both the bridge and the API call."""

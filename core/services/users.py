@@ -1,0 +1,91 @@
+"""User accounts: creation, credential checks, lookup and the public view of a user."""
+
+from __future__ import annotations
+
+import re
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from core import topics
+from core.clock import iso
+from core.documents import User
+from core.errors import Conflict, NotFound, Unauthorized
+from core.payloads import PresenceOut, UserOut
+from core.roles import Role
+from core.security import hash_password, verify_password
+
+MAX_LIST_LIMIT = 100
+BAD_CREDENTIALS = "invalid email or password"
+
+
+def normalize_email(email: str) -> str:
+    """Emails are compared case-insensitively and stored lower-case."""
+    return email.strip().lower()
+
+
+async def create_user(email: str, username: str, password: str, role: Role) -> User:
+    """Store a new user; Conflict if the email is taken."""
+    user = User(
+        email=normalize_email(email),
+        username=username.strip(),
+        role=role,
+        password_hash=await hash_password(password),
+    )
+    try:
+        await user.insert()
+    except DuplicateKeyError:
+        raise Conflict("an account with this email already exists") from None
+    return user
+
+
+async def check_credentials(email: str, password: str) -> User:
+    """The active user with these credentials; one and the same Unauthorized for every failure."""
+    user = await User.find_one({"email": normalize_email(email)})
+    valid = await verify_password(password, user.password_hash if user else None)
+    if user is None or not valid or not user.active:
+        raise Unauthorized(BAD_CREDENTIALS)
+    return user
+
+
+async def find_user(user_id: str) -> User | None:
+    """The user with this id, or None (also for ids that are not 24-hex)."""
+    if not topics.is_object_id(user_id):
+        return None
+    return await User.get(ObjectId(user_id))
+
+
+async def get_active_user(user_id: str) -> User:
+    """The active user with this id; NotFound otherwise."""
+    user = await find_user(user_id)
+    if user is None or not user.active:
+        raise NotFound("user not found")
+    return user
+
+
+async def search_users(query: str | None, role: Role | None, limit: int) -> list[User]:
+    """Active users whose username or email starts with `query`, optionally of one role."""
+    conditions: dict[str, object] = {"active": True}
+    if role is not None:
+        conditions["role"] = role.value
+    if query:
+        prefix = "^" + re.escape(query.strip().lower())
+        conditions["$or"] = [
+            {"username": {"$regex": prefix, "$options": "i"}},
+            {"email": {"$regex": prefix}},
+        ]
+    limit = max(1, min(limit, MAX_LIST_LIMIT))
+    return await User.find(conditions).sort("username").limit(limit).to_list()
+
+
+def user_out(user: User, viewer: User | None) -> UserOut:
+    """The contract's `user` as `viewer` may see it."""
+    shows_email = viewer is not None and (viewer.id == user.id or viewer.role is Role.ADMIN)
+    return UserOut(
+        id=str(user.id),
+        username=user.username,
+        role=user.role,
+        created_at=iso(user.created_at) or "",
+        presence=PresenceOut(status="offline", last_seen=iso(user.last_seen)),
+        email=user.email if shows_email else None,
+    )

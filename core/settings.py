@@ -1,0 +1,161 @@
+"""Runtime configuration, read from the environment and an optional `.env` file.
+
+Settings are built once by the entry point (`Settings.load()`) and passed into the
+factories (`create_app`, `build_broker`, `run_bridge`); nothing reads the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from dotenv import dotenv_values
+
+# Secrets that ship in examples or are commonly left in place; refused in production.
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev", "development", "mqchat"})
+MIN_SECRET_LENGTH = 32
+SECRET_FILE = "jwt_secret"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used (for example a default secret in production)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a component needs to know about its environment."""
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path("data")
+    mongodb_uri: str | None = None
+    db_name: str = "mqchat"
+    store_port: int = 27017
+    jwt_secret: str = ""
+    access_token_ttl: int = 3600
+    bind_host: str = "127.0.0.1"
+    public_host: str = "localhost"
+    api_port: int = 8000
+    mqtt_port: int = 1883
+    ws_port: int = 9001
+    broker: Literal["embedded", "external"] = "embedded"
+    mqtt_host: str = "127.0.0.1"
+    external_mqtt_port: int = 1883
+    cors_origins: tuple[str, ...] = ()
+    auth_rate_limit: int = 20
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        """True when running with `MQCHAT_ENV=production`."""
+        return self.env == "production"
+
+    @property
+    def broker_address(self) -> tuple[str, int]:
+        """Where the bridge and the API reach the MQTT broker."""
+        if self.broker == "external":
+            return self.mqtt_host, self.external_mqtt_port
+        return ("127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host), self.mqtt_port
+
+    @property
+    def embedded_store_uri(self) -> str:
+        """URI of the embedded nx-27017 store launched by `mqchat up`."""
+        return f"mongodb://127.0.0.1:{self.store_port}"
+
+    def with_store_uri(self, uri: str) -> Settings:
+        """A copy of these settings pointing at the given MongoDB URI."""
+        return replace(self, mongodb_uri=uri)
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+        """Build settings from `environ` (default: the process environment) over an optional `.env` file.
+
+        Real environment variables win over the file. In development mode a missing
+        `JWT_SECRET` is generated once and kept in the data directory, so tokens
+        survive restarts; production mode refuses a missing or placeholder secret.
+        """
+        values: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+
+        def get(name: str, default: str) -> str:
+            return values.get(name, default).strip() or default
+
+        def get_int(name: str, default: int) -> int:
+            raw = get(name, str(default))
+            try:
+                return int(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+        env = get("MQCHAT_ENV", "development")
+        if env not in ("development", "production"):
+            raise ConfigError(f"MQCHAT_ENV must be 'development' or 'production', got {env!r}")
+        broker = get("MQCHAT_BROKER", "embedded")
+        if broker not in ("embedded", "external"):
+            raise ConfigError(f"MQCHAT_BROKER must be 'embedded' or 'external', got {broker!r}")
+        data_dir = Path(get("MQCHAT_DATA_DIR", "data")).expanduser().resolve()
+        bind_host = get("MQCHAT_HOST", "127.0.0.1")
+        settings = cls(
+            env=env,  # type: ignore[arg-type]
+            data_dir=data_dir,
+            mongodb_uri=values.get("MONGODB_URI") or None,
+            db_name=get("MQCHAT_DB_NAME", "mqchat"),
+            store_port=get_int("MQCHAT_STORE_PORT", 27017),
+            jwt_secret=values.get("JWT_SECRET", ""),
+            access_token_ttl=get_int("MQCHAT_ACCESS_TOKEN_TTL", 3600),
+            bind_host=bind_host,
+            public_host=get("MQCHAT_PUBLIC_HOST", "localhost" if bind_host in ("127.0.0.1", "0.0.0.0") else bind_host),
+            api_port=get_int("MQCHAT_API_PORT", 8000),
+            mqtt_port=get_int("MQCHAT_MQTT_PORT", 1883),
+            ws_port=get_int("MQCHAT_WS_PORT", 9001),
+            broker=broker,  # type: ignore[arg-type]
+            mqtt_host=get("MQTT_HOST", "127.0.0.1"),
+            external_mqtt_port=get_int("MQTT_PORT", 1883),
+            cors_origins=tuple(o.strip() for o in get("CORS_ORIGINS", "").split(",") if o.strip()),
+            auth_rate_limit=get_int("MQCHAT_AUTH_RATE_LIMIT", 20),
+            log_level=get("MQCHAT_LOG_LEVEL", "INFO").upper(),
+        )
+        if settings.access_token_ttl <= 0:
+            raise ConfigError("MQCHAT_ACCESS_TOKEN_TTL must be positive")
+        return replace(settings, jwt_secret=_resolve_secret(settings))
+
+
+def _resolve_secret(settings: Settings) -> str:
+    secret = settings.jwt_secret.strip()
+    usable = secret not in PLACEHOLDER_SECRETS and len(secret) >= MIN_SECRET_LENGTH
+    if settings.is_production:
+        if not usable:
+            raise ConfigError(
+                f"refusing to start in production: JWT_SECRET is missing, a placeholder, or shorter than "
+                f"{MIN_SECRET_LENGTH} characters"
+            )
+        return secret
+    if secret:
+        return secret
+    return _development_secret(settings.data_dir)
+
+
+def _development_secret(data_dir: Path) -> str:
+    """Read the generated development secret from the data dir, creating it atomically on first use."""
+    path = data_dir / SECRET_FILE
+    if not path.is_file():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = data_dir / f".{SECRET_FILE}.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, secrets.token_urlsafe(48).encode())
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # atomic: the first component to get here wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()

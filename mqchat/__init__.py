@@ -1,0 +1,1 @@
+"""The `mqchat` command: composition root that starts the store, broker, bridge and API."""

@@ -1,0 +1,171 @@
+"""The `mqchat` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+
+import click
+
+from core.roles import Role
+from core.settings import ConfigError, Settings
+from mqchat.runtime import run_until_signalled
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.load()
+    except ConfigError as exc:
+        click.echo(f"mqchat: {exc}", err=True)
+        sys.exit(2)
+
+
+def _run_component(main: Callable[[Settings, asyncio.Event], Awaitable[int | None]], needs_store: bool = True) -> None:
+    """Run one long-lived component against the configured or running embedded store."""
+    from mqchat.store import StoreError, store_uri
+
+    settings = _settings()
+
+    async def with_store(stop: asyncio.Event) -> int | None:
+        if not needs_store:
+            return await main(settings, stop)
+        async with store_uri(settings, start_if_missing=False) as uri:
+            return await main(settings.with_store_uri(uri), stop)
+
+    try:
+        sys.exit(run_until_signalled(settings, with_store))
+    except StoreError as exc:
+        click.echo(f"mqchat: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+def main() -> None:
+    """mqchat: real-time chat backend over MQTT and REST."""
+
+
+@main.command()
+def up() -> None:
+    """Start everything: embedded store (unless MONGODB_URI), broker, bridge and API."""
+    from mqchat.supervisor import run_up
+
+    _run_component(run_up, needs_store=False)
+
+
+@main.command()
+def broker() -> None:
+    """Run only the embedded MQTT broker."""
+    from broker.server import run_broker
+
+    _run_component(run_broker)
+
+
+@main.command()
+def bridge() -> None:
+    """Run only the bridge worker."""
+    from bridge.worker import run_bridge
+
+    _run_component(run_bridge)
+
+
+@main.command()
+def api() -> None:
+    """Run only the REST API."""
+    from api.server import serve_api
+
+    _run_component(serve_api)
+
+
+@main.command()
+def store() -> None:
+    """Run only the embedded store (nx-27017) on MQCHAT_STORE_PORT."""
+    from mqchat.store import EmbeddedStore
+
+    async def serve(settings: Settings, stop: asyncio.Event) -> None:
+        embedded = EmbeddedStore(settings.data_dir, settings.store_port)
+        await embedded.start()
+        embedded.publish_address()
+        try:
+            await stop.wait()
+        finally:
+            embedded.withdraw_address()
+            await embedded.stop()
+
+    _run_component(serve, needs_store=False)
+
+
+def _one_off(action: Callable[[Settings], Awaitable[None]]) -> None:
+    """Run a short command against the store, starting a private embedded one if none is running."""
+    from core.db import init_db
+    from core.errors import DomainError
+    from core.logs import configure_logging
+    from mqchat.store import store_uri
+
+    settings = _settings()
+    configure_logging("WARNING")
+
+    async def run() -> None:
+        async with store_uri(settings, start_if_missing=True) as uri:
+            mongo = await init_db(settings, uri)
+            try:
+                await action(settings)
+            finally:
+                await mongo.close()
+
+    try:
+        asyncio.run(run())
+    except DomainError as exc:
+        click.echo(f"mqchat: {exc.message}", err=True)
+        sys.exit(1)
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.CUSTOMER.value, show_default=True)
+@click.option("--username", default=None, help="Display name (default: the part of the email before @).")
+def user_create(email: str, password: str, role: str, username: str | None) -> None:
+    """Create a user of any role; prints its id."""
+    import msgspec
+
+    from core.payloads import CreateUserRequest
+    from core.services.users import create_user
+
+    try:
+        request = msgspec.convert(
+            {"email": email, "password": password, "role": role, "username": username or email.split("@")[0]},
+            CreateUserRequest,
+        )
+    except msgspec.ValidationError as exc:
+        click.echo(f"mqchat: {exc}", err=True)
+        sys.exit(2)
+
+    async def action(_: Settings) -> None:
+        created = await create_user(request.email, request.username, request.password, request.role)
+        click.echo(str(created.id))
+
+    _one_off(action)
+
+
+@main.command()
+@click.option("--email", required=True)
+def token(email: str) -> None:
+    """Print an access token for the user with this email (for mosquitto_sub), alone on stdout."""
+    from core.documents import User
+    from core.security import issue_token
+    from core.services.users import normalize_email
+
+    async def action(settings: Settings) -> None:
+        found = await User.find_one({"email": normalize_email(email)})
+        if found is None or not found.active:
+            click.echo("mqchat: no active user with this email", err=True)
+            sys.exit(1)
+        click.echo(issue_token(str(found.id), settings.jwt_secret, settings.access_token_ttl))
+
+    _one_off(action)

@@ -1,0 +1,107 @@
+"""`mqchat up`: the embedded store plus broker, bridge and API as child processes, stopped together.
+
+Each component runs as `python -m mqchat <component>`, so split deployments run
+exactly the same code. If any child dies, everything is stopped and `up` exits 1;
+on SIGINT/SIGTERM everything is stopped in reverse order and `up` exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+from core.settings import Settings
+from mqchat.store import EmbeddedStore
+
+log = logging.getLogger("mqchat.up")
+
+STOP_TIMEOUT = 15.0
+READY_TIMEOUT = 60.0
+
+
+@dataclass
+class Child:
+    name: str
+    process: asyncio.subprocess.Process
+
+
+async def _port_open(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
+async def _wait_for_port(child: Child, host: str, port: int) -> None:
+    deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
+    while not await _port_open(host, port):
+        if child.process.returncode is not None:
+            raise RuntimeError(f"{child.name} exited with {child.process.returncode} during start-up")
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"{child.name} did not open port {port} within {READY_TIMEOUT:.0f}s")
+        await asyncio.sleep(0.1)
+
+
+async def _spawn(name: str, env: dict[str, str]) -> Child:
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "mqchat", name, env=env)
+    log.info("up.component_started", extra={"component": name, "pid": process.pid})
+    return Child(name, process)
+
+
+async def _terminate(child: Child) -> None:
+    if child.process.returncode is None:
+        child.process.terminate()
+        try:
+            await asyncio.wait_for(child.process.wait(), STOP_TIMEOUT)
+        except TimeoutError:
+            log.warning("up.component_killed", extra={"component": child.name})
+            child.process.kill()
+            await child.process.wait()
+    log.info("up.component_stopped", extra={"component": child.name, "returncode": child.process.returncode})
+
+
+async def run_up(settings: Settings, stop: asyncio.Event) -> int:
+    """Start everything, wait for a signal or a failing child, stop everything; the exit code."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store: EmbeddedStore | None = None
+    children: list[Child] = []
+    env = {**os.environ, "JWT_SECRET": settings.jwt_secret, "MQCHAT_DATA_DIR": str(settings.data_dir)}
+    local = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+    try:
+        if not settings.mongodb_uri:
+            store = EmbeddedStore(settings.data_dir, settings.store_port)
+            await store.start()
+            store.publish_address()
+            env["MONGODB_URI"] = store.uri
+        if settings.broker == "embedded":
+            children.append(await _spawn("broker", env))
+            await _wait_for_port(children[-1], local, settings.mqtt_port)
+        children.append(await _spawn("api", env))
+        children.append(await _spawn("bridge", env))
+        await _wait_for_port(children[-2], local, settings.api_port)
+        log.info("up.ready", extra={"api": f"http://{settings.public_host}:{settings.api_port}", "mqtt_port": settings.mqtt_port, "ws_port": settings.ws_port})
+
+        waits = {asyncio.create_task(child.process.wait()): child for child in children}
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({stopping, *waits}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (stopping, *waits):
+            task.cancel()
+        failed = [waits[task] for task in done if task in waits]
+        for child in failed:
+            log.error("up.component_died", extra={"component": child.name, "returncode": child.process.returncode})
+        return 1 if failed else 0
+    except Exception as exc:
+        log.error("up.failed", extra={"error": str(exc)})
+        return 1
+    finally:
+        for child in reversed(children):
+            await _terminate(child)
+        if store is not None:
+            store.withdraw_address()
+            await store.stop()
