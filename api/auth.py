@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Request
+from litestar.di import NamedDependency
 
 from core.documents import User
 from core.errors import Forbidden, Unauthorized
@@ -12,7 +13,7 @@ from core.services.users import find_user
 from core.settings import Settings
 
 
-async def provide_current_user(request: Request, settings: Settings) -> User:
+async def provide_current_user(request: Request, settings: NamedDependency[Settings]) -> User:
     """The active user named by the request's bearer token; 401 otherwise."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:

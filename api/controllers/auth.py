@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from litestar import Controller, get, post
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
@@ -19,7 +21,7 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/signup", status_code=HTTP_201_CREATED)
-    async def signup(self, data: SignupRequest, settings: Settings) -> AuthResponse:
+    async def signup(self, data: JSONBody[SignupRequest], settings: NamedDependency[Settings]) -> AuthResponse:
         """Create a customer, merchant or designer account and sign it in."""
         role = data.role or Role.CUSTOMER
         if role not in SELF_SIGNUP_ROLES:
@@ -28,12 +30,12 @@ class AuthController(Controller):
         return start_session(settings, user)
 
     @post("/login", status_code=HTTP_200_OK)
-    async def login(self, data: LoginRequest, settings: Settings) -> AuthResponse:
+    async def login(self, data: JSONBody[LoginRequest], settings: NamedDependency[Settings]) -> AuthResponse:
         """Exchange email and password for an access token and the MQTT connection block."""
         user = await users.check_credentials(data.email, data.password)
         return start_session(settings, user)
 
     @get("/me", security=[{"BearerToken": []}])
-    async def me(self, current_user: User) -> UserOut:
+    async def me(self, current_user: NamedDependency[User]) -> UserOut:
         """The signed-in user."""
         return users.user_out(current_user, viewer=current_user)

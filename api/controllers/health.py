@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import aiomqtt
+from litestar.di import NamedDependency
 from litestar import Controller, Response, get
 from pymongo import AsyncMongoClient
 
@@ -44,7 +45,7 @@ class HealthController(Controller):
     tags = ["operations"]
 
     @get("/")
-    async def health(self, settings: Settings, mongo: AsyncMongoClient) -> Response[HealthOut]:
+    async def health(self, settings: NamedDependency[Settings], mongo: NamedDependency[AsyncMongoClient]) -> Response[HealthOut]:
         """Store and broker status; no token needed."""
         store, broker = await asyncio.gather(_store_status(mongo), _broker_status(settings))
         healthy = store == "ok" and broker == "ok"

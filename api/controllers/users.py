@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from litestar.di import NamedDependency
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from api.auth import require_admin
@@ -23,17 +24,17 @@ class UsersController(Controller):
     @get("/")
     async def list_users(
         self,
-        current_user: User,
-        q: Annotated[str | None, Parameter(max_length=100)] = None,
-        role: Role | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 20,
+        current_user: NamedDependency[User],
+        q: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        role: FromQuery[Role | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 20,
     ) -> UserList:
         """Active users whose username or email starts with `q`; `limit` is clamped to 100."""
         found = await users.search_users(q, role, limit)
         return UserList(items=[users.user_out(user, viewer=current_user) for user in found])
 
     @get("/{user_id:str}")
-    async def get_user(self, user_id: str, current_user: User) -> UserOut:
+    async def get_user(self, user_id: FromPath[str], current_user: NamedDependency[User]) -> UserOut:
         """One user."""
         return users.user_out(await users.get_active_user(user_id), viewer=current_user)
 
@@ -44,7 +45,7 @@ class AdminUsersController(Controller):
     security = [{"BearerToken": []}]
 
     @post("/", status_code=HTTP_201_CREATED)
-    async def create_user(self, data: CreateUserRequest, current_user: User) -> UserEnvelope:
+    async def create_user(self, data: JSONBody[CreateUserRequest], current_user: NamedDependency[User]) -> UserEnvelope:
         """Create a user of any role (admin only)."""
         require_admin(current_user)
         user = await users.create_user(data.email, data.username, data.password, data.role)
