@@ -9,6 +9,7 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from core.settings import Settings
+from mqchat.store import free_port
 from tests.support import System
 
 
@@ -41,3 +42,12 @@ async def test_cors_allows_only_configured_origins(system: System, tmp_path: Pat
         assert allowed.headers.get("access-control-allow-origin") == "https://shop.example"
         denied = await client.options("/api/auth/login", headers={"Origin": "https://evil.example", **preflight})
         assert denied.headers.get("access-control-allow-origin") is None
+
+
+async def test_health_names_the_failing_part(system: System, tmp_path: Path) -> None:
+    app = create_app(settings_for(system, tmp_path, mqtt_port=free_port()))  # nothing listens there
+    async with AsyncTestClient(app) as client:
+        response = await client.get("/api/health")
+    assert response.status_code == 503
+    assert response.json()["store"] == "ok" and response.json()["broker"] == "unavailable"
+    assert response.json()["status"] == "unavailable"
