@@ -15,9 +15,12 @@ from pymongo import AsyncMongoClient
 
 from api.auth import provide_current_user
 from api.controllers.auth import AuthController
+from api.controllers.conversations import ConversationsController
 from api.controllers.health import HealthController
+from api.controllers.messages import MessagesController, UnreadController
 from api.controllers.users import AdminUsersController, UsersController
 from api.errors import EXCEPTION_HANDLERS
+from api.publisher import EventPublisher
 from core import __version__
 from core.db import init_db
 from core.settings import Settings
@@ -34,13 +37,15 @@ def create_app(settings: Settings) -> Litestar:
     """Build the REST API for `settings`; the store is connected during the app's lifespan."""
 
     @asynccontextmanager
-    async def store_connection(app: Litestar) -> AsyncIterator[None]:
-        client = await init_db(settings)
-        app.state.mongo = client
+    async def connections(app: Litestar) -> AsyncIterator[None]:
+        app.state.mongo = await init_db(settings)
+        app.state.publisher = EventPublisher(settings)
+        await app.state.publisher.start()
         try:
             yield
         finally:
-            await client.close()
+            await app.state.publisher.stop()
+            await app.state.mongo.close()
 
     def provide_settings() -> Settings:
         return settings
@@ -48,14 +53,26 @@ def create_app(settings: Settings) -> Litestar:
     def provide_mongo() -> AsyncMongoClient:
         return app.state.mongo
 
+    def provide_publisher() -> EventPublisher:
+        return app.state.publisher
+
     app = Litestar(
-        route_handlers=[AuthController, UsersController, AdminUsersController, HealthController],
+        route_handlers=[
+            AuthController,
+            UsersController,
+            AdminUsersController,
+            ConversationsController,
+            MessagesController,
+            UnreadController,
+            HealthController,
+        ],
         dependencies={
             "settings": Provide(provide_settings, sync_to_thread=False),
             "mongo": Provide(provide_mongo, sync_to_thread=False),
+            "publisher": Provide(provide_publisher, sync_to_thread=False),
             "current_user": Provide(provide_current_user),
         },
-        lifespan=[store_connection],
+        lifespan=[connections],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[
             RateLimitConfig(

@@ -1,4 +1,5 @@
-"""amqtt plugins that hand authentication and topic decisions to mqchat's Authenticator and AccessPolicy.
+"""amqtt plugins: authentication and topic decisions (mqchat's Authenticator and AccessPolicy),
+membership-cache invalidation and presence clean-up.
 
 amqtt combines plugin answers with all(): both plugins always return an explicit bool.
 The connection's Principal is kept on the amqtt Session as `session.principal`.
@@ -10,10 +11,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+from amqtt.broker import BrokerContext
 from amqtt.contexts import Action as AmqttAction
-from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
-from amqtt.session import Session
+from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
+from amqtt.session import ApplicationMessage, Session
 
+from core import topics
 from core.acl import Action, Principal
 
 log = logging.getLogger("mqchat.broker.acl")
@@ -71,3 +75,46 @@ class TopicAclPlugin(BaseTopicPlugin):
         if not allowed and action is not AmqttAction.RECEIVE:
             log.info("mqtt.denied", extra={"action": str(action), "topic": topic, "username": principal.name})
         return allowed
+
+
+class MembershipControlPlugin(BasePlugin[BrokerContext]):
+    """Drops cached conversation members when a service announces a membership change."""
+
+    @dataclass
+    class Config:
+        cache: Any
+
+    async def on_broker_message_broadcast(self, *, client_id: str, message: ApplicationMessage) -> None:
+        if message.topic != topics.MEMBERSHIP_CONTROL:
+            return
+        try:
+            notice = msgspec.json.decode(bytes(message.data))
+            self.config.cache.invalidate(str(notice["conversation_id"]))
+        except (msgspec.DecodeError, KeyError, TypeError):
+            log.warning("mqtt.bad_membership_notice", extra={"client_id": client_id})
+
+
+OFFLINE = b'{"status": "offline"}'
+
+
+class PresenceJanitorPlugin(BasePlugin[BrokerContext]):
+    """A device that disconnects cleanly without saying so is marked offline on its retained presence topic.
+
+    (An abrupt disconnect publishes the client's Will, which is already `offline`.)
+    """
+
+    async def on_broker_client_disconnected(self, *, client_id: str, client_session: Session) -> None:
+        principal = session_principal(client_session)
+        if principal is None or principal.is_service:
+            return
+        topic = topics.device_presence(principal.name, client_id)
+        retained = self.context.retained_messages.get(topic)
+        if retained is None:
+            return
+        try:
+            status = msgspec.json.decode(bytes(retained.data)).get("status")
+        except (msgspec.DecodeError, AttributeError):
+            status = None
+        if status != "offline":
+            await self.context.retain_message(topic, OFFLINE, 1)
+            await self.context.broadcast_message(topic, OFFLINE, 1)

@@ -15,7 +15,9 @@ Each override below fixes one reproduced hole (tests/test_broker_security.py):
     retained and offline-queued deliveries go only to the session's own
     subscriptions and each passes the ACL.
 
-Also: packets larger than `max_packet_size` end the connection.
+Also: packets larger than `max_packet_size` end the connection, and every
+connection uses broker.reliable_delivery.ReliableProtocolHandler (QoS 1 messages
+stay in flight until acknowledged and are resent when the session resumes).
 
 amqtt is pinned to 0.12.1 in pyproject.toml because these overrides replace
 private methods of its Broker.
@@ -36,6 +38,7 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 
 from broker.plugins import session_principal
+from broker.reliable_delivery import ReliableProtocolHandler
 
 log = logging.getLogger("mqchat.broker")
 
@@ -76,7 +79,7 @@ class SecureBroker(Broker):
         self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
     ) -> tuple[BrokerProtocolHandler, Session]:
         try:
-            handler, incoming = await BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
+            handler, incoming = await ReliableProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
         except MQTTError:
             await writer.close()
             raise

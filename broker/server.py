@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from broker.authentication import Authenticator
+from broker.membership import MembershipCache
 from broker.secure_broker import SecureBroker
 from core.acl import AccessPolicy
 from core.db import init_db
@@ -14,9 +15,10 @@ from core.settings import Settings
 log = logging.getLogger("mqchat.broker")
 
 
-def build_broker(settings: Settings, policy: AccessPolicy) -> SecureBroker:
+def build_broker(settings: Settings) -> SecureBroker:
     """A SecureBroker listening on `MQCHAT_MQTT_PORT` (TCP) and `MQCHAT_WS_PORT` (WebSocket, path /mqtt)."""
     host = settings.bind_host
+    membership = MembershipCache()
     config = {
         "listeners": {
             "default": {"type": "tcp", "bind": f"{host}:{settings.mqtt_port}"},
@@ -25,7 +27,9 @@ def build_broker(settings: Settings, policy: AccessPolicy) -> SecureBroker:
         "timeout_disconnect_delay": 2,
         "plugins": {
             "broker.plugins.JwtAuthPlugin": {"authenticator": Authenticator(settings.jwt_secret)},
-            "broker.plugins.TopicAclPlugin": {"policy": policy},
+            "broker.plugins.TopicAclPlugin": {"policy": AccessPolicy(membership.is_member)},
+            "broker.plugins.MembershipControlPlugin": {"cache": membership},
+            "broker.plugins.PresenceJanitorPlugin": {},
         },
     }
     return SecureBroker(config)
@@ -34,7 +38,7 @@ def build_broker(settings: Settings, policy: AccessPolicy) -> SecureBroker:
 async def run_broker(settings: Settings, stop: asyncio.Event) -> None:
     """Serve MQTT until `stop` is set."""
     mongo = await init_db(settings)
-    broker = build_broker(settings, AccessPolicy())
+    broker = build_broker(settings)
     try:
         await broker.start()
         log.info("broker.started", extra={"mqtt_port": settings.mqtt_port, "ws_port": settings.ws_port})

@@ -92,7 +92,7 @@ class AccessPolicy:
 
     async def _user_may_receive(self, principal: Principal, topic: str) -> bool:
         parsed = topics.parse(topic)
-        if parsed is None:
+        if parsed is None or parsed.kind == "system":
             return False
         if principal.role is Role.ADMIN:
             return True

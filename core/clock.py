@@ -18,3 +18,15 @@ def iso(value: datetime | None) -> str | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_ms(value: datetime) -> int:
+    """Epoch milliseconds of a datetime (naive taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1000)
+
+
+def iso_from_ms(value: int | None) -> str | None:
+    """Format epoch milliseconds like `iso`."""
+    return None if value is None else iso(datetime.fromtimestamp(value / 1000, UTC))

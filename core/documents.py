@@ -1,17 +1,20 @@
 """Beanie documents: what mqchat stores, with its indexes declared next to the data.
 
-Store-compatibility rules (see docs/store.md): references to other documents are
-24-hex strings, never ObjectIds or `Link`s; documents are written whole
-(insert/replace) unless an update shape is pinned by tests/test_store_conformance.py.
+Store-compatibility rules (docs/store.md): references to other documents are
+24-hex strings, never ObjectIds or `Link`s; datetimes and bools are only written
+in whole documents (insert/replace); partial updates `$set` strings and ints
+(`*_ms` fields are epoch milliseconds) or `$inc`/`$addToSet`/`$pull` scalars.
+tests/test_store_conformance.py pins every shape.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from beanie import Document
-from pydantic import Field
-from pymongo import ASCENDING, IndexModel
+from pydantic import BaseModel, Field
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from core.clock import utcnow
 from core.roles import Role
@@ -26,7 +29,8 @@ class User(Document):
     password_hash: str
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
-    last_seen: datetime | None = None
+    presence_status: str = "offline"
+    last_seen_ms: int | None = None
 
     class Settings:
         name = "users"
@@ -34,7 +38,84 @@ class User(Document):
             IndexModel([("email", ASCENDING)], name="users_email_unique", unique=True),
             IndexModel([("username", ASCENDING)], name="users_username"),
             IndexModel([("role", ASCENDING)], name="users_role"),
+            IndexModel([("presence_status", ASCENDING)], name="users_presence"),
         ]
 
 
-DOCUMENT_MODELS: list[type[Document]] = [User]
+class ConversationContext(BaseModel):
+    """What a conversation is about: a product, an order or a listing of the shop."""
+
+    type: Literal["product", "order", "listing"]
+    id: str
+    title: str
+
+
+class Conversation(Document):
+    """A direct (two people) or group conversation."""
+
+    kind: Literal["direct", "group"]
+    title: str | None = None
+    context: ConversationContext | None = None
+    participant_ids: list[str]
+    created_by: str
+    # "direct:<a>:<b>:<context>" makes a direct conversation unique per pair and context.
+    unique_key: str
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seq: int = 0
+    updated_ms: int = 0
+
+    class Settings:
+        name = "conversations"
+        indexes = [
+            IndexModel([("unique_key", ASCENDING)], name="conversations_unique_key", unique=True),
+            IndexModel([("participant_ids", ASCENDING), ("updated_ms", DESCENDING)], name="conversations_member_activity"),
+        ]
+
+
+class Message(Document):
+    """One message of a conversation, numbered by `seq` (1, 2, 3... without gaps)."""
+
+    conversation_id: str
+    seq: int
+    sender_id: str
+    client_msg_id: str
+    kind: Literal["text", "image", "file"] = "text"
+    body: str
+    attachment_ids: list[str] = Field(default_factory=list)
+    reply_to: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    edited_at: datetime | None = None
+    deleted: bool = False
+
+    class Settings:
+        name = "messages"
+        indexes = [
+            # claiming a seq is inserting the message: no counter that a crash could skip
+            IndexModel([("conversation_id", ASCENDING), ("seq", ASCENDING)], name="messages_conversation_seq", unique=True),
+            IndexModel(
+                [("conversation_id", ASCENDING), ("sender_id", ASCENDING), ("client_msg_id", ASCENDING)],
+                name="messages_idempotency",
+                unique=True,
+            ),
+        ]
+
+
+class ReadState(Document):
+    """How far one member has read one conversation (a watermark). `id` is `<conversation>:<user>`."""
+
+    id: str  # type: ignore[assignment]
+    conversation_id: str
+    user_id: str
+    last_read_seq: int
+    message_id: str
+    at_ms: int
+
+    class Settings:
+        name = "read_states"
+        indexes = [
+            IndexModel([("conversation_id", ASCENDING)], name="read_states_conversation"),
+            IndexModel([("user_id", ASCENDING)], name="read_states_user"),
+        ]
+
+
+DOCUMENT_MODELS: list[type[Document]] = [User, Conversation, Message, ReadState]

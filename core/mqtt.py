@@ -9,6 +9,8 @@ import aiomqtt
 from core.security import issue_service_token
 from core.settings import Settings
 
+MAX_INFLIGHT = 1000
+
 
 def service_client(
     settings: Settings, account: str, instance: str | None = None, *, clean_session: bool = True, timeout: float = 10
@@ -28,4 +30,5 @@ def service_client(
         clean_session=clean_session,
         protocol=aiomqtt.ProtocolVersion.V311,
         timeout=timeout,
+        max_inflight_messages=MAX_INFLIGHT,
     )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from core.roles import Role
 
@@ -93,3 +93,136 @@ class HealthOut(Struct):
     broker: str
     version: str
 
+
+
+# --- conversations and messages -------------------------------------------------------
+
+MAX_BODY_LENGTH = 10_000
+ClientMsgId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f$]+$")]
+MessageKind = Literal["text", "image", "file"]
+
+
+class ContextIn(Struct, forbid_unknown_fields=True):
+    type: Literal["product", "order", "listing"]
+    id: Annotated[str, Meta(min_length=1, max_length=128)]
+    title: Annotated[str, Meta(max_length=300)] = ""
+
+
+class CreateConversationRequest(Struct, forbid_unknown_fields=True):
+    participant_ids: Annotated[list[ObjectIdStr], Meta(min_length=1, max_length=100)]
+    kind: Literal["direct", "group"] = "direct"
+    title: Annotated[str, Meta(max_length=200)] | None = None
+    context: ContextIn | None = None
+
+
+class AddMemberRequest(Struct, forbid_unknown_fields=True):
+    user_id: ObjectIdStr
+
+
+class ConversationOut(Struct):
+    id: str
+    kind: str
+    title: str | None
+    context: ContextIn | None
+    participant_ids: list[str]
+    created_by: str
+    created_at: str
+    updated_at: str
+    last_message: MessageOut | None = None
+    unread_count: int = 0
+
+
+class ConversationList(Struct):
+    items: list[ConversationOut]
+
+
+class AttachmentOut(Struct):
+    id: str
+    filename: str
+    content_type: str
+    size: int
+    url: str
+    kind: str
+
+
+class MessageOut(Struct):
+    id: str
+    conversation_id: str
+    seq: int
+    sender_id: str
+    client_msg_id: str
+    kind: str
+    body: str
+    attachments: list[AttachmentOut]
+    reply_to: str | None
+    created_at: str
+    edited_at: str | None
+    deleted: bool
+    read_by: list[str]
+
+
+class MessagePage(Struct, omit_defaults=True):
+    items: list[MessageOut]
+    next_before: str | None | UnsetType = UNSET
+
+
+class SendMessageRequest(Struct, forbid_unknown_fields=True):
+    """REST body of `POST /api/conversations/{id}/messages`; the body length is checked by the service (413)."""
+
+    body: str
+    client_msg_id: ClientMsgId | None = None
+    kind: MessageKind = "text"
+    attachment_ids: Annotated[list[ObjectIdStr], Meta(max_length=10)] = []
+    reply_to: ObjectIdStr | None = None
+
+
+class EditMessageRequest(Struct, forbid_unknown_fields=True):
+    body: str
+
+
+class ReadRequest(Struct, forbid_unknown_fields=True):
+    message_id: ObjectIdStr
+
+
+class UnreadCount(Struct):
+    unread_count: int
+
+
+class UnreadSummary(Struct):
+    total: int
+    by_conversation: dict[str, int]
+
+
+# --- MQTT outbox requests (chat/users/{uid}/outbox/{action}) ---------------------------
+
+
+class OutboxSend(Struct, forbid_unknown_fields=True):
+    conversation_id: ObjectIdStr
+    client_msg_id: ClientMsgId
+    body: str
+    kind: MessageKind = "text"
+    attachment_ids: Annotated[list[ObjectIdStr], Meta(max_length=10)] = []
+    reply_to: ObjectIdStr | None = None
+
+
+class OutboxEdit(Struct, forbid_unknown_fields=True):
+    message_id: ObjectIdStr
+    body: str
+
+
+class OutboxDelete(Struct, forbid_unknown_fields=True):
+    message_id: ObjectIdStr
+
+
+class OutboxRead(Struct, forbid_unknown_fields=True):
+    conversation_id: ObjectIdStr
+    message_id: ObjectIdStr
+
+
+class OutboxTyping(Struct, forbid_unknown_fields=True):
+    conversation_id: ObjectIdStr
+    typing: bool
+
+
+class OutboxPresence(Struct, forbid_unknown_fields=True):
+    status: Literal["online", "away", "offline"]

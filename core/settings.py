@@ -47,6 +47,7 @@ class Settings:
     external_mqtt_port: int = 1883
     cors_origins: tuple[str, ...] = ()
     auth_rate_limit: int = 20
+    edit_window_seconds: int = 900
     log_level: str = "INFO"
 
     @property
@@ -119,6 +120,7 @@ class Settings:
             external_mqtt_port=get_int("MQTT_PORT", 1883),
             cors_origins=tuple(o.strip() for o in get("CORS_ORIGINS", "").split(",") if o.strip()),
             auth_rate_limit=get_int("MQCHAT_AUTH_RATE_LIMIT", 20),
+            edit_window_seconds=get_int("MQCHAT_EDIT_WINDOW", 900),
             log_level=get("MQCHAT_LOG_LEVEL", "INFO").upper(),
         )
         if settings.access_token_ttl <= 0:

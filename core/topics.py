@@ -6,6 +6,7 @@
     chat/conversations/{cid}/{messages|receipts|typing}
     chat/presence/{uid}                         aggregated presence (retained)
     chat/agents/tickets                         live ticket queue for agents and admins
+    chat/system/membership                      service-only: membership changed (broker cache)
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ CONVERSATION_CHANNELS = frozenset({"messages", "receipts", "typing"})
 OUTBOX_ACTIONS = frozenset({"send", "edit", "delete", "read", "typing"})
 OUTBOX_FILTER = f"{ROOT}/users/+/outbox/#"
 AGENT_TICKETS = f"{ROOT}/agents/tickets"
+# Service-only control topic: membership changes, so brokers drop cached rights at once.
+MEMBERSHIP_CONTROL = f"{ROOT}/system/membership"
 
 _OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
 # A client id is one printable topic level without wildcards.
@@ -95,6 +98,8 @@ def parse(topic: str) -> Topic | None:
             return Topic("presence", uid)
         case ["agents", "tickets"]:
             return Topic("agent_tickets", "")
+        case ["system", "membership"]:
+            return Topic("system", "")
     return None
 
 

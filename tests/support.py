@@ -202,3 +202,77 @@ def granted(result: Any) -> bool:
 
 def payload(message: aiomqtt.Message) -> Any:
     return json.loads(message.payload)  # type: ignore[arg-type]
+
+
+async def open_conversation(api: httpx.AsyncClient, creator: Account, *others: Account, kind: str = "direct", **extra: Any) -> dict[str, Any]:
+    """Create (or get) a conversation over REST."""
+    response = await api.post(
+        "/api/conversations",
+        json={"participant_ids": [o.id for o in others], "kind": kind, **extra},
+        headers=creator.headers,
+    )
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+class Inbox:
+    """A connected device of a user that records everything arriving on its subscriptions."""
+
+    def __init__(self, client: aiomqtt.Client, subscriptions: list[str]) -> None:
+        self.client = client
+        self.subscriptions = subscriptions
+        self.messages: list[aiomqtt.Message] = []
+        self._task: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Condition()
+
+    async def __aenter__(self) -> Inbox:
+        await self.client.__aenter__()
+        for topic_filter in self.subscriptions:
+            assert granted(await self.client.subscribe(topic_filter, qos=1)), topic_filter
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self.client.__aexit__(None, None, None)
+
+    async def _read(self) -> None:
+        async for message in self.client.messages:
+            async with self._arrived:
+                self.messages.append(message)
+                self._arrived.notify_all()
+
+    def events(self, event_type: str | None = None, topic: str | None = None) -> list[dict[str, Any]]:
+        """Decoded JSON payloads received so far, optionally of one `type` and/or topic."""
+        found = []
+        for message in self.messages:
+            if topic is not None and message.topic.value != topic:
+                continue
+            try:
+                body = payload(message)
+            except ValueError:
+                continue
+            if event_type is None or (isinstance(body, dict) and body.get("type") == event_type):
+                found.append(body)
+        return found
+
+    async def wait_for(self, count: int, event_type: str | None = None, topic: str | None = None, timeout: float = 10) -> list[dict[str, Any]]:
+        """Wait until `count` matching events arrived; returns them (fails the test on time-out)."""
+        async def enough() -> None:
+            async with self._arrived:
+                await self._arrived.wait_for(lambda: len(self.events(event_type, topic)) >= count)
+
+        try:
+            await asyncio.wait_for(enough(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"expected {count} {event_type or 'events'}, got {self.events(event_type, topic)}"
+            ) from None
+        return self.events(event_type, topic)
+
+
+def device(system: System, account: Account, suffix: str = "web", *subscriptions: str, **kwargs: Any) -> Inbox:
+    """A device of the user subscribed (QoS 1) to its inbox and `subscriptions`; use with `async with`."""
+    return Inbox(user_client(system, account, suffix, **kwargs), [f"chat/users/{account.id}/inbox", *subscriptions])

@@ -8,7 +8,7 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from core import topics
-from core.clock import iso
+from core.clock import iso, iso_from_ms
 from core.documents import User
 from core.errors import Conflict, NotFound, Unauthorized
 from core.payloads import PresenceOut, UserOut
@@ -86,6 +86,6 @@ def user_out(user: User, viewer: User | None) -> UserOut:
         username=user.username,
         role=user.role,
         created_at=iso(user.created_at) or "",
-        presence=PresenceOut(status="offline", last_seen=iso(user.last_seen)),
+        presence=PresenceOut(status=user.presence_status, last_seen=iso_from_ms(user.last_seen_ms)),
         email=user.email if shows_email else None,
     )

@@ -1,0 +1,129 @@
+"""`/api/conversations`: create, list, members, history, send and read."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from litestar import Controller, Response, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from api.publisher import EventPublisher
+from core.documents import User
+from core.payloads import (
+    AddMemberRequest,
+    ConversationList,
+    ConversationOut,
+    CreateConversationRequest,
+    MessageOut,
+    MessagePage,
+    ReadRequest,
+    SendMessageRequest,
+    UnreadCount,
+)
+from core.services import chat, conversations, messages
+from core.services.messages import SendCommand
+
+
+class ConversationsController(Controller):
+    path = "/api/conversations"
+    tags = ["conversations"]
+    security = [{"BearerToken": []}]
+
+    @post("/")
+    async def create(
+        self, data: JSONBody[CreateConversationRequest], current_user: NamedDependency[User],
+        publisher: NamedDependency[EventPublisher],
+    ) -> Response[ConversationOut]:  # fmt: skip
+        """Start a conversation (the caller is always a participant); an existing direct one answers 200."""
+        conversation, created = await conversations.create_conversation(
+            current_user, data.participant_ids, data.kind, data.title, data.context
+        )
+        view, deliveries = await chat.conversation_started(conversation, created, str(current_user.id))
+        await publisher.publish(deliveries)
+        return Response(view, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
+    @get("/")
+    async def list_mine(
+        self, current_user: NamedDependency[User], limit: Annotated[int | None, QueryParameter(ge=1)] = None
+    ) -> ConversationList:
+        """The caller's conversations, newest activity first, with last message and unread count."""
+        return ConversationList(items=await conversations.list_for_member(str(current_user.id), limit or 100))
+
+    @get("/{conversation_id:str}")
+    async def get_one(self, conversation_id: FromPath[str], current_user: NamedDependency[User]) -> ConversationOut:
+        """One conversation (members only)."""
+        conversation = await conversations.get_for_member(conversation_id, str(current_user.id))
+        return await conversations.describe(conversation, str(current_user.id))
+
+    @post("/{conversation_id:str}/members", status_code=HTTP_200_OK)
+    async def add_member(
+        self, conversation_id: FromPath[str], data: JSONBody[AddMemberRequest], current_user: NamedDependency[User],
+        publisher: NamedDependency[EventPublisher],
+    ) -> ConversationOut:  # fmt: skip
+        """Add a member to a group (its creator or an admin)."""
+        before = await conversations.get_for_member(conversation_id, str(current_user.id))
+        after = await conversations.add_member(before, current_user, data.user_id)
+        view, deliveries = await chat.members_changed(before, after, str(current_user.id))
+        await publisher.publish(deliveries)
+        return view
+
+    @delete("/{conversation_id:str}/members/{user_id:str}", status_code=HTTP_200_OK)
+    async def remove_member(
+        self, conversation_id: FromPath[str], user_id: FromPath[str], current_user: NamedDependency[User],
+        publisher: NamedDependency[EventPublisher],
+    ) -> ConversationOut:  # fmt: skip
+        """Remove a member from a group (its creator or an admin); a member may remove themself."""
+        before = await conversations.get_for_member(conversation_id, str(current_user.id))
+        after = await conversations.remove_member(before, current_user, user_id)
+        view, deliveries = await chat.members_changed(before, after, str(current_user.id))
+        await publisher.publish(deliveries)
+        return view
+
+    @get("/{conversation_id:str}/messages")
+    async def history(
+        self, conversation_id: FromPath[str], current_user: NamedDependency[User],
+        before: Annotated[str | None, QueryParameter(max_length=24)] = None,
+        after_seq: Annotated[int | None, QueryParameter(ge=0)] = None,
+        limit: Annotated[int | None, QueryParameter(ge=1)] = None,
+    ) -> MessagePage:  # fmt: skip
+        """Newest first with a `before` cursor (`next_before` is null on the last page), or oldest first after `after_seq`."""
+        conversation = await conversations.get_for_member(conversation_id, str(current_user.id))
+        page, next_before = await messages.history(conversation, before, after_seq, limit)
+        watermarks = await messages.read_states(conversation_id)
+        items = [messages.message_out(message, watermarks) for message in page]
+        return MessagePage(items=items) if after_seq is not None else MessagePage(items=items, next_before=next_before)
+
+    @post("/{conversation_id:str}/messages")
+    async def send(
+        self, conversation_id: FromPath[str], data: JSONBody[SendMessageRequest], current_user: NamedDependency[User],
+        publisher: NamedDependency[EventPublisher],
+    ) -> Response[MessageOut]:  # fmt: skip
+        """Send a message, delivered over MQTT as if published; a resent `client_msg_id` answers 200 with the original."""
+        command = SendCommand(
+            sender_id=str(current_user.id),
+            conversation_id=conversation_id,
+            client_msg_id=data.client_msg_id or f"rest-{secrets.token_hex(12)}",
+            body=data.body,
+            kind=data.kind,
+            attachment_ids=list(data.attachment_ids),
+            reply_to=data.reply_to,
+        )
+        [sent] = await chat.send([command])
+        if sent.result.error is not None:
+            raise sent.result.error
+        assert sent.message is not None
+        await publisher.publish(sent.deliveries)
+        return Response(sent.message, status_code=HTTP_201_CREATED if sent.result.created else HTTP_200_OK)
+
+    @post("/{conversation_id:str}/read", status_code=HTTP_200_OK)
+    async def read(
+        self, conversation_id: FromPath[str], data: JSONBody[ReadRequest], current_user: NamedDependency[User],
+        publisher: NamedDependency[EventPublisher],
+    ) -> UnreadCount:  # fmt: skip
+        """Mark everything up to `message_id` as read."""
+        unread, deliveries = await chat.read(str(current_user.id), conversation_id, data.message_id)
+        await publisher.publish(deliveries)
+        return UnreadCount(unread_count=unread)

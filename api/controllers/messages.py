@@ -1,0 +1,51 @@
+"""`/api/messages/{id}` (edit, delete) and `/api/unread`."""
+
+from __future__ import annotations
+
+from litestar import Controller, delete, get, patch
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK
+
+from api.publisher import EventPublisher
+from core.documents import User
+from core.payloads import EditMessageRequest, MessageOut, UnreadSummary
+from core.services import chat
+from core.services.conversations import unread_summary
+from core.settings import Settings
+
+
+class MessagesController(Controller):
+    path = "/api/messages"
+    tags = ["messages"]
+    security = [{"BearerToken": []}]
+
+    @patch("/{message_id:str}")
+    async def edit(
+        self, message_id: FromPath[str], data: JSONBody[EditMessageRequest], current_user: NamedDependency[User],
+        settings: NamedDependency[Settings], publisher: NamedDependency[EventPublisher],
+    ) -> MessageOut:  # fmt: skip
+        """Edit one's own message within the edit window."""
+        view, deliveries = await chat.edit(current_user, message_id, data.body, settings.edit_window_seconds)
+        await publisher.publish(deliveries)
+        return view
+
+    @delete("/{message_id:str}", status_code=HTTP_200_OK)
+    async def delete(
+        self, message_id: FromPath[str], current_user: NamedDependency[User], publisher: NamedDependency[EventPublisher]
+    ) -> MessageOut:
+        """Delete for everyone (author or admin); the message stays as a tombstone."""
+        view, deliveries = await chat.delete(current_user, message_id)
+        await publisher.publish(deliveries)
+        return view
+
+
+class UnreadController(Controller):
+    path = "/api/unread"
+    tags = ["messages"]
+    security = [{"BearerToken": []}]
+
+    @get("/")
+    async def unread(self, current_user: NamedDependency[User]) -> UnreadSummary:
+        """Unread messages per conversation and in total."""
+        return await unread_summary(str(current_user.id))

@@ -1,0 +1,75 @@
+"""The API's MQTT connection: REST writes publish their events through it, like the bridge does.
+
+The connection is kept open by a background task that reconnects with backoff.
+A REST write is stored before its events are published; if the broker stays
+unreachable for PUBLISH_WAIT seconds the events are dropped (logged) and clients
+catch up through history (`after_seq`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+import aiomqtt
+
+from core.events import Delivery
+from core.fanout import publish
+from core.mqtt import service_client
+from core.settings import Settings
+
+log = logging.getLogger("mqchat.api.publisher")
+
+PUBLISH_WAIT = 5.0
+MAX_BACKOFF = 10.0
+
+
+class EventPublisher:
+    """A long-lived `mqchat-api` connection with reconnects."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: aiomqtt.Client | None = None
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._keep_connected())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _keep_connected(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                async with service_client(self._settings, "mqchat-api") as client:
+                    self._client, backoff = client, 0.5
+                    self._ready.set()
+                    log.info("publisher.connected")
+                    async for _ in client.messages:  # no subscriptions: this ends (raises) when the connection breaks
+                        pass
+            except aiomqtt.MqttError as exc:
+                log.warning("publisher.disconnected", extra={"error": str(exc), "retry_in": backoff})
+            finally:
+                self._ready.clear()
+                self._client = None
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def publish(self, deliveries: Iterable[Delivery]) -> None:
+        """Publish events of a stored change; never raises (the change is already stored)."""
+        batch = list(deliveries)
+        if not batch:
+            return
+        try:
+            await asyncio.wait_for(self._ready.wait(), PUBLISH_WAIT)
+            assert self._client is not None
+            await asyncio.wait_for(publish(self._client, batch), PUBLISH_WAIT)
+        except (TimeoutError, aiomqtt.MqttError, AssertionError) as exc:
+            log.error("publisher.events_dropped", extra={"count": len(batch), "error": type(exc).__name__})

@@ -1,0 +1,170 @@
+"""One batch of outbox requests: decode, authorize + persist (core.services.chat), plan events.
+
+Requests are handled in arrival order; consecutive sends are stored together in
+one batch (one insert per conversation). A refused request becomes an `error`
+event on the sender's inbox. A store failure raises StoreUnavailable so the
+worker retries the whole batch without acknowledging it (idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import aiomqtt
+import msgspec
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from bridge.presence import PresenceTracker
+from core import events, topics
+from core.documents import User
+from core.errors import DomainError, PayloadTooLarge
+from core.events import Delivery
+from core.payloads import OutboxDelete, OutboxEdit, OutboxPresence, OutboxRead, OutboxSend, OutboxTyping
+from core.services import chat
+from core.services.messages import SendCommand
+from core.services.users import find_user
+
+log = logging.getLogger("mqchat.bridge.pipeline")
+
+MAX_REQUEST_BYTES = 64 * 1024
+_decoders = {
+    "send": msgspec.json.Decoder(OutboxSend),
+    "edit": msgspec.json.Decoder(OutboxEdit),
+    "delete": msgspec.json.Decoder(OutboxDelete),
+    "read": msgspec.json.Decoder(OutboxRead),
+    "typing": msgspec.json.Decoder(OutboxTyping),
+}
+_presence_decoder = msgspec.json.Decoder(OutboxPresence)
+
+
+class StoreUnavailable(Exception):
+    """The store failed; the batch must be retried, not acknowledged."""
+
+
+@dataclass(slots=True)
+class Request:
+    """A decoded outbox request."""
+
+    user_id: str
+    action: str
+    body: object
+
+
+class Pipeline:
+    """Turns a batch of outbox deliveries into stored changes and the deliveries to publish."""
+
+    def __init__(self, edit_window_seconds: int) -> None:
+        self._edit_window = edit_window_seconds
+        self.presence = PresenceTracker()
+
+    async def process(self, batch: list[aiomqtt.Message]) -> list[Delivery]:
+        """Handle a batch in order; returns everything to publish. Raises StoreUnavailable."""
+        out: list[Delivery] = []
+        sends: list[SendCommand] = []
+        try:
+            for message in batch:
+                parsed = topics.parse(message.topic.value)
+                if parsed is None:
+                    log.warning("bridge.unroutable", extra={"topic": message.topic.value})
+                    continue
+                if parsed.kind == "device_presence":
+                    out += await self._presence(parsed.owner, parsed.rest, bytes(message.payload or b""))
+                    continue
+                request = self._decode(parsed.owner, parsed.rest, bytes(message.payload or b""), out)
+                if request is None:
+                    continue
+                if request.action == "send":
+                    sends.append(_send_command(request))
+                    continue
+                out += await self._flush(sends)
+                out += await self._handle(request)
+            out += await self._flush(sends)
+        except DuplicateKeyError:
+            raise  # handled inside the services; reaching here is a bug, not an outage
+        except (PyMongoError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return out
+
+    def _decode(self, user_id: str, action: str, raw: bytes, out: list[Delivery]) -> Request | None:
+        decoder = _decoders.get(action)
+        try:
+            if decoder is None:
+                raise DomainError(f"unknown action {action!r}")
+            if len(raw) > MAX_REQUEST_BYTES:
+                raise PayloadTooLarge(f"request is larger than {MAX_REQUEST_BYTES} bytes")
+            return Request(user_id, action, decoder.decode(raw))
+        except msgspec.DecodeError as exc:
+            out += events.error_event(user_id, action, "invalid_input", str(exc), _client_msg_id(raw))
+        except DomainError as exc:
+            out += events.error_event(user_id, action, exc.code, exc.message, _client_msg_id(raw))
+        log.info("bridge.refused", extra={"user_id": user_id, "action": action})
+        return None
+
+    async def _flush(self, sends: list[SendCommand]) -> list[Delivery]:
+        if not sends:
+            return []
+        out: list[Delivery] = []
+        for sent in await chat.send(sends):
+            error = sent.result.error
+            if error is not None:
+                command = sent.result.command
+                out += events.error_event(command.sender_id, "send", error.code, error.message, command.client_msg_id)
+            out += sent.deliveries
+        sends.clear()
+        return out
+
+    async def _handle(self, request: Request) -> list[Delivery]:
+        body = request.body
+        try:
+            match body:
+                case OutboxEdit():
+                    user = await _active_user(request.user_id)
+                    return (await chat.edit(user, body.message_id, body.body, self._edit_window))[1]
+                case OutboxDelete():
+                    return (await chat.delete(await _active_user(request.user_id), body.message_id))[1]
+                case OutboxRead():
+                    return (await chat.read(request.user_id, body.conversation_id, body.message_id))[1]
+                case OutboxTyping():
+                    return await chat.typing(request.user_id, body.conversation_id, body.typing)
+        except DomainError as exc:
+            return events.error_event(request.user_id, request.action, exc.code, exc.message)
+        return []
+
+    async def _presence(self, user_id: str, client_id: str, raw: bytes) -> list[Delivery]:
+        try:
+            status = _presence_decoder.decode(raw).status if raw else "offline"
+        except msgspec.DecodeError as exc:
+            return events.error_event(user_id, "presence", "invalid_input", str(exc))
+        return await self.presence.device_changed(user_id, client_id, status)
+
+
+async def _active_user(user_id: str) -> User:
+    user = await find_user(user_id)
+    if user is None or not user.active:
+        raise DomainError("unknown user")
+    return user
+
+
+def _send_command(request: Request) -> SendCommand:
+    body = request.body
+    assert isinstance(body, OutboxSend)
+    return SendCommand(
+        sender_id=request.user_id,
+        conversation_id=body.conversation_id,
+        client_msg_id=body.client_msg_id,
+        body=body.body,
+        kind=body.kind,
+        attachment_ids=list(body.attachment_ids),
+        reply_to=body.reply_to,
+    )
+
+
+def _client_msg_id(raw: bytes) -> str | None:
+    """The request's client_msg_id if it can be read at all, for the error event."""
+    try:
+        value = msgspec.json.decode(raw[:MAX_REQUEST_BYTES])
+    except msgspec.DecodeError:
+        return None
+    candidate = value.get("client_msg_id") if isinstance(value, dict) else None
+    return candidate if isinstance(candidate, str) and len(candidate) <= 128 else None

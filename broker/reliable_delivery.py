@@ -1,0 +1,45 @@
+"""At-least-once delivery for QoS 1 on the embedded broker.
+
+Stock amqtt 0.12.1 drops an outgoing QoS 1 message from the session when the
+PUBACK does not arrive within 5 s, and also when the connection ends before it
+does, so a persistent-session subscriber that reconnects gets nothing again
+(measured: 5 unacknowledged messages, 0 redelivered; Mosquitto resent all 5).
+Here an outgoing QoS 1 message stays in the session's `inflight_out` until its
+PUBACK arrives, however long that takes; amqtt's `_retry_deliveries` resends
+what is in flight, with DUP set, when the session resumes [MQTT-4.4.0-1].
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.puback import PubackPacket
+from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage
+
+
+class ReliableProtocolHandler(BrokerProtocolHandler):
+    """BrokerProtocolHandler whose outgoing QoS 1 messages leave the session only when acknowledged."""
+
+    async def _handle_qos1_message_flow(
+        self, app_message: OutgoingApplicationMessage | IncomingApplicationMessage
+    ) -> None:
+        if app_message.direction != OUTGOING:
+            await super()._handle_qos1_message_flow(app_message)
+            return
+        assert self.session is not None and app_message.packet_id is not None
+        packet_id = app_message.packet_id
+        self.session.inflight_out.setdefault(packet_id, app_message)  # type: ignore[arg-type]
+        publish_packet = app_message.build_publish_packet(dup=app_message.publish_packet is not None)
+        # Register the waiter before sending: a fast PUBACK must find it.
+        waiter: asyncio.Future[PubackPacket] = asyncio.get_running_loop().create_future()
+        self._puback_waiters[packet_id] = waiter
+        try:
+            await self._send_packet(publish_packet)
+            app_message.publish_packet = publish_packet
+            # No time-out: the message waits for its PUBACK, or for the connection to end
+            # (the waiter is cancelled then) and is resent when the session resumes.
+            app_message.puback_packet = await waiter
+        finally:
+            self._puback_waiters.pop(packet_id, None)
+        self.session.inflight_out.pop(packet_id, None)

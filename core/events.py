@@ -1,0 +1,84 @@
+"""Events mqchat publishes, and who gets each: the fan-out plan as a list of Deliveries.
+
+Services return domain results; these functions turn them into MQTT deliveries
+that the bridge and the API publish the same way (`core.fanout.publish`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import msgspec
+
+from core import topics
+from core.payloads import ConversationOut, MessageOut
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One PUBLISH: topic, JSON payload, QoS and retain flag."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
+def _to_inboxes(user_ids: Iterable[str], payload: bytes) -> list[Delivery]:
+    return [Delivery(topics.user_inbox(uid), payload) for uid in dict.fromkeys(user_ids)]
+
+
+def message_event(event_type: str, message: MessageOut, member_ids: Iterable[str]) -> list[Delivery]:
+    """`message.created|updated|deleted` to every member's inbox (the sender's devices included) and the conversation."""
+    payload = _encode({"type": event_type, "message": message})
+    return [*_to_inboxes(member_ids, payload), Delivery(topics.conversation(message.conversation_id, "messages"), payload)]
+
+
+def duplicate_ack(message: MessageOut) -> list[Delivery]:
+    """A resent request: a fresh `message.created` to the sender's own inbox only."""
+    return _to_inboxes([message.sender_id], _encode({"type": "message.created", "message": message}))
+
+
+def receipt_event(
+    conversation_id: str, reader_id: str, message_id: str, seq: int, at: str, member_ids: Iterable[str]
+) -> list[Delivery]:
+    """`receipt.read` to the other members' inboxes and the conversation's receipts topic."""
+    payload = _encode(
+        {"type": "receipt.read", "conversation_id": conversation_id, "user_id": reader_id,
+         "message_id": message_id, "seq": seq, "at": at}
+    )  # fmt: skip
+    others = [uid for uid in member_ids if uid != reader_id]
+    return [*_to_inboxes(others, payload), Delivery(topics.conversation(conversation_id, "receipts"), payload)]
+
+
+def conversation_event(event_type: str, conversation: ConversationOut, user_ids: Iterable[str]) -> list[Delivery]:
+    """`conversation.created|updated` to the given users' inboxes."""
+    return _to_inboxes(user_ids, _encode({"type": event_type, "conversation": conversation}))
+
+
+def typing_event(conversation_id: str, user_id: str, typing: bool, at: str) -> list[Delivery]:
+    """Typing indicator on the conversation topic, QoS 0, never stored."""
+    payload = _encode({"user_id": user_id, "typing": typing, "at": at})
+    return [Delivery(topics.conversation(conversation_id, "typing"), payload, qos=0)]
+
+
+def error_event(user_id: str, action: str, code: str, message: str, client_msg_id: str | None = None) -> list[Delivery]:
+    """A refused outbox request, to the sender's inbox."""
+    event: dict[str, object] = {"type": "error", "action": action, "error": {"code": code, "message": message}}
+    if client_msg_id is not None:
+        event["client_msg_id"] = client_msg_id
+    return _to_inboxes([user_id], _encode(event))
+
+
+def presence_event(user_id: str, status: str, last_seen: str | None) -> list[Delivery]:
+    """The aggregated, retained presence of a user."""
+    payload = _encode({"user_id": user_id, "status": status, "last_seen": last_seen})
+    return [Delivery(topics.user_presence(user_id), payload, retain=True)]
+
+
+def membership_changed(conversation_id: str) -> list[Delivery]:
+    """Tells the embedded broker to forget cached members of a conversation."""
+    return [Delivery(topics.MEMBERSHIP_CONTROL, _encode({"conversation_id": conversation_id}))]

@@ -1,0 +1,109 @@
+"""The chat use cases, shared by the bridge (MQTT) and the API (REST).
+
+Each use case persists first and returns what to publish; the caller publishes.
+So a message sent over REST is delivered exactly as if it had been published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core import events
+from core.clock import iso, utcnow
+from core.documents import Conversation, User
+from core.events import Delivery
+from core.payloads import ConversationOut, MessageOut
+from core.services import conversations, messages
+from core.services.messages import SendCommand, SendResult
+
+
+@dataclass(slots=True)
+class Sent:
+    """One send's outcome: the message view (None if refused) and the deliveries to publish."""
+
+    result: SendResult
+    message: MessageOut | None = None
+    deliveries: list[Delivery] = field(default_factory=list)
+
+
+async def send(commands: list[SendCommand]) -> list[Sent]:
+    """Store a batch of messages and plan their events, in order.
+
+    New messages go to every member and the conversation topic; a duplicate only
+    re-acknowledges to the sender's own inbox.
+    """
+    outcomes: list[Sent] = []
+    watermarks: dict[str, dict[str, int]] = {}
+    for result in await messages.send_many(commands):
+        if result.message is None or result.conversation is None:
+            outcomes.append(Sent(result))
+            continue
+        cid = result.command.conversation_id
+        if cid not in watermarks:
+            watermarks[cid] = await messages.read_states(cid)
+        view = messages.message_out(result.message, watermarks[cid])
+        deliveries = (
+            events.message_event("message.created", view, result.conversation.participant_ids)
+            if result.created
+            else events.duplicate_ack(view)
+        )
+        outcomes.append(Sent(result, view, deliveries))
+    return outcomes
+
+
+async def _changed_message_event(event_type: str, message: messages.Message, conversation: Conversation) -> tuple[MessageOut, list[Delivery]]:
+    view = messages.message_out(message, await messages.read_states(message.conversation_id))
+    return view, events.message_event(event_type, view, conversation.participant_ids)
+
+
+async def edit(user: User, message_id: str, body: str, edit_window_seconds: int) -> tuple[MessageOut, list[Delivery]]:
+    """Edit one's message; `message.updated` to all members."""
+    message, conversation = await messages.edit_message(user, message_id, body, edit_window_seconds)
+    return await _changed_message_event("message.updated", message, conversation)
+
+
+async def delete(user: User, message_id: str) -> tuple[MessageOut, list[Delivery]]:
+    """Delete for everyone; `message.deleted` (a tombstone) to all members."""
+    message, conversation = await messages.delete_message(user, message_id)
+    return await _changed_message_event("message.deleted", message, conversation)
+
+
+async def read(user_id: str, conversation_id: str, message_id: str) -> tuple[int, list[Delivery]]:
+    """Move the read watermark; `receipt.read` to the other members when it moved."""
+    conversation = await conversations.get_for_member(conversation_id, user_id)
+    unread, receipt = await messages.mark_read(conversation, user_id, message_id)
+    if receipt is None:
+        return unread, []
+    return unread, events.receipt_event(
+        receipt.conversation_id, user_id, receipt.message_id, receipt.seq, receipt.at, conversation.participant_ids
+    )
+
+
+async def typing(user_id: str, conversation_id: str, is_typing: bool) -> list[Delivery]:
+    """A typing indicator for members of the conversation; never stored."""
+    await conversations.get_for_member(conversation_id, user_id)
+    return events.typing_event(conversation_id, user_id, is_typing, iso(utcnow()) or "")
+
+
+async def conversation_started(conversation: Conversation, created: bool, viewer_id: str) -> tuple[ConversationOut, list[Delivery]]:
+    """The new conversation's view; `conversation.created` to every member when it is new."""
+    view = await conversations.describe(conversation, viewer_id)
+    if not created:
+        return view, []
+    return view, events.conversation_event("conversation.created", conversations.conversation_out(conversation), conversation.participant_ids)
+
+
+async def members_changed(before: Conversation, after: Conversation, viewer_id: str) -> tuple[ConversationOut, list[Delivery]]:
+    """After adding or removing members: brokers drop cached rights first, then every affected user hears of it.
+
+    New members get `conversation.created`; remaining members and removed ones `conversation.updated`.
+    """
+    view = conversations.conversation_out(after)
+    added = [uid for uid in after.participant_ids if uid not in before.participant_ids]
+    kept_or_removed = list(before.participant_ids)
+    deliveries = [
+        *events.membership_changed(str(after.id)),
+        *events.conversation_event("conversation.created", view, added),
+        *events.conversation_event("conversation.updated", view, kept_or_removed),
+    ]
+    return await conversations.describe(after, viewer_id), deliveries

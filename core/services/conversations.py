@@ -1,0 +1,178 @@
+"""Conversations: creating direct and group chats, membership, listing for a member."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from core import topics
+from core.clock import iso, iso_from_ms, to_ms
+from core.documents import Conversation, ConversationContext, User
+from core.errors import Forbidden, InvalidInput, NotFound
+from core.payloads import ContextIn, ConversationOut, MessageOut, UnreadSummary
+from core.roles import Role
+from core.services import messages as message_service
+from core.services.users import find_user
+
+MAX_MEMBERS = 100
+MAX_LIST = 100
+
+
+def _direct_key(a: str, b: str, context: ContextIn | None) -> str:
+    low, high = sorted((a, b))
+    about = f"{context.type}:{context.id}" if context else "-"
+    return f"direct:{low}:{high}:{about}"
+
+
+async def _require_active_users(user_ids: list[str]) -> None:
+    found = await asyncio.gather(*(find_user(uid) for uid in user_ids))
+    if any(user is None or not user.active for user in found):
+        raise InvalidInput("every participant must be an existing user")
+
+
+async def create_conversation(
+    creator: User, participant_ids: list[str], kind: str, title: str | None, context: ContextIn | None
+) -> tuple[Conversation, bool]:
+    """Create a conversation with the creator as a participant; (conversation, created).
+
+    A direct conversation is unique per pair and context: asking again returns the existing one.
+    """
+    creator_id = str(creator.id)
+    others = [uid for uid in dict.fromkeys(participant_ids) if uid != creator_id]
+    if kind == "direct" and len(others) != 1:
+        raise InvalidInput("a direct conversation has exactly one other participant")
+    if not others:
+        raise InvalidInput("a conversation needs at least one other participant")
+    if len(others) + 1 > MAX_MEMBERS:
+        raise InvalidInput(f"a conversation has at most {MAX_MEMBERS} members")
+    await _require_active_users(others)
+    unique_key = _direct_key(creator_id, others[0], context) if kind == "direct" else f"group:{secrets.token_hex(12)}"
+    conversation = Conversation(
+        kind=kind,  # type: ignore[arg-type]
+        title=title,
+        context=ConversationContext(type=context.type, id=context.id, title=context.title) if context else None,
+        participant_ids=[creator_id, *others],
+        created_by=creator_id,
+        unique_key=unique_key,
+    )
+    conversation.updated_ms = to_ms(conversation.created_at)
+    try:
+        await conversation.insert()
+    except DuplicateKeyError:
+        existing = await Conversation.find_one({"unique_key": unique_key})
+        if existing is None:  # pragma: no cover - deleted in between
+            raise
+        return existing, False
+    return conversation, True
+
+
+async def find_conversation(conversation_id: str) -> Conversation | None:
+    """The conversation with this id, or None (also for malformed ids)."""
+    if not topics.is_object_id(conversation_id):
+        return None
+    return await Conversation.get(ObjectId(conversation_id))
+
+
+async def get_for_member(conversation_id: str, user_id: str) -> Conversation:
+    """The conversation if `user_id` is a member; NotFound otherwise (non-members learn nothing)."""
+    conversation = await find_conversation(conversation_id)
+    if conversation is None or user_id not in conversation.participant_ids:
+        raise NotFound("conversation not found")
+    return conversation
+
+
+async def is_member(conversation_id: str, user_id: str) -> bool:
+    """True when `user_id` belongs to the conversation."""
+    conversation = await find_conversation(conversation_id)
+    return conversation is not None and user_id in conversation.participant_ids
+
+
+async def add_member(conversation: Conversation, actor: User, user_id: str) -> Conversation:
+    """Add a member to a group conversation (its creator or an admin)."""
+    _require_group_manager(conversation, actor)
+    if user_id in conversation.participant_ids:
+        return conversation
+    if len(conversation.participant_ids) >= MAX_MEMBERS:
+        raise InvalidInput(f"a conversation has at most {MAX_MEMBERS} members")
+    await _require_active_users([user_id])
+    await Conversation.get_pymongo_collection().update_one(
+        {"_id": conversation.id}, {"$addToSet": {"participant_ids": user_id}}
+    )
+    return await _reload(conversation)
+
+
+async def remove_member(conversation: Conversation, actor: User, user_id: str) -> Conversation:
+    """Remove a member from a group conversation (its creator or an admin; anyone may leave)."""
+    if str(actor.id) != user_id:
+        _require_group_manager(conversation, actor)
+    elif conversation.kind != "group":
+        raise InvalidInput("only group conversations have changing members")
+    if user_id not in conversation.participant_ids:
+        raise NotFound("not a member")
+    await Conversation.get_pymongo_collection().update_one(
+        {"_id": conversation.id}, {"$pull": {"participant_ids": user_id}}
+    )
+    return await _reload(conversation)
+
+
+def _require_group_manager(conversation: Conversation, actor: User) -> None:
+    if conversation.kind != "group":
+        raise InvalidInput("only group conversations have changing members")
+    if actor.role is not Role.ADMIN and conversation.created_by != str(actor.id):
+        raise Forbidden("only the creator or an admin manages members")
+
+
+async def _reload(conversation: Conversation) -> Conversation:
+    fresh = await Conversation.get(conversation.id)
+    if fresh is None:  # pragma: no cover - deleted in between
+        raise NotFound("conversation not found")
+    return fresh
+
+
+def conversation_out(
+    conversation: Conversation, last_message: MessageOut | None = None, unread_count: int = 0
+) -> ConversationOut:
+    """The contract's conversation view."""
+    context = conversation.context
+    return ConversationOut(
+        id=str(conversation.id),
+        kind=conversation.kind,
+        title=conversation.title,
+        context=ContextIn(type=context.type, id=context.id, title=context.title) if context else None,
+        participant_ids=list(conversation.participant_ids),
+        created_by=conversation.created_by,
+        created_at=iso(conversation.created_at) or "",
+        updated_at=iso_from_ms(conversation.updated_ms) or "",
+        last_message=last_message,
+        unread_count=unread_count,
+    )
+
+
+async def describe(conversation: Conversation, viewer_id: str) -> ConversationOut:
+    """The conversation with its last message and the viewer's unread count."""
+    last, unread = await asyncio.gather(
+        message_service.last_message(conversation), message_service.unread_count(conversation, viewer_id)
+    )
+    return conversation_out(conversation, last, unread)
+
+
+async def list_for_member(user_id: str, limit: int = MAX_LIST) -> list[ConversationOut]:
+    """The member's conversations, newest activity first."""
+    conversations = (
+        await Conversation.find({"participant_ids": user_id})
+        .sort([("updated_ms", -1)])
+        .limit(max(1, min(limit, MAX_LIST)))
+        .to_list()
+    )
+    return list(await asyncio.gather(*(describe(conversation, user_id) for conversation in conversations)))
+
+
+async def unread_summary(user_id: str) -> UnreadSummary:
+    """Unread counts of all the member's conversations (only those with unread messages are listed)."""
+    mine = await Conversation.find({"participant_ids": user_id}).to_list()
+    counts = await asyncio.gather(*(message_service.unread_count(c, user_id) for c in mine))
+    by_conversation = {str(c.id): n for c, n in zip(mine, counts, strict=True) if n}
+    return UnreadSummary(total=sum(by_conversation.values()), by_conversation=by_conversation)

@@ -1,0 +1,323 @@
+"""Messages: sending (batched, idempotent, gap-free `seq`), history, edits, deletes, read watermarks.
+
+Sequence numbers are claimed by inserting: a unique index on (conversation_id, seq)
+means a number exists only together with its message, so neither a crash nor a
+refused duplicate can leave a gap. Idempotency is the unique index on
+(conversation_id, sender_id, client_msg_id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from beanie import PydanticObjectId
+from bson import ObjectId
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from core import topics
+from core.clock import iso, to_ms, utcnow
+from core.documents import Conversation, Message, ReadState, User
+from core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from core.payloads import MAX_BODY_LENGTH, MessageOut
+from core.roles import Role
+
+log = logging.getLogger("mqchat.messages")
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 100
+MAX_CLAIM_ATTEMPTS = 20
+
+
+@dataclass(slots=True)
+class SendCommand:
+    """One request to send a message, from MQTT or REST."""
+
+    sender_id: str
+    conversation_id: str
+    client_msg_id: str
+    body: str
+    kind: str = "text"
+    attachment_ids: list[str] = field(default_factory=list)
+    reply_to: str | None = None
+
+
+@dataclass(slots=True)
+class SendResult:
+    """The outcome of one SendCommand: the stored message (new or the original of a duplicate) or the refusal."""
+
+    command: SendCommand
+    message: Message | None = None
+    conversation: Conversation | None = None
+    created: bool = False
+    error: DomainError | None = None
+
+
+def validate_body(body: str, has_attachments: bool) -> None:
+    """Bodies are at most MAX_BODY_LENGTH characters and not empty unless files are attached."""
+    if len(body) > MAX_BODY_LENGTH:
+        raise PayloadTooLarge(f"body is longer than {MAX_BODY_LENGTH} characters")
+    if not body.strip() and not has_attachments:
+        raise InvalidInput("body is empty")
+
+
+async def send_many(commands: list[SendCommand]) -> list[SendResult]:
+    """Store a batch of messages; results in the order of `commands`. Per-conversation order is kept."""
+    results = [SendResult(command) for command in commands]
+    by_conversation: dict[str, list[SendResult]] = defaultdict(list)
+    for result in results:
+        by_conversation[result.command.conversation_id].append(result)
+    await asyncio.gather(*(_send_to_conversation(cid, batch) for cid, batch in by_conversation.items()))
+    return results
+
+
+async def _send_to_conversation(conversation_id: str, batch: list[SendResult]) -> None:
+    conversation = await _find_conversation(conversation_id)
+    fresh: list[SendResult] = []
+    for result in batch:
+        try:
+            await _check_send(conversation, result.command)
+        except DomainError as error:
+            result.error = error
+            continue
+        result.conversation = conversation
+        fresh.append(result)
+    if not fresh or conversation is None:
+        return
+
+    # Duplicates of stored messages (redelivery, retry, REST + MQTT) get the original back.
+    keys = list({r.command.client_msg_id for r in fresh})
+    stored = await Message.find({"conversation_id": conversation_id, "client_msg_id": {"$in": keys}}).to_list()
+    originals = {(m.sender_id, m.client_msg_id): m for m in stored}
+    pending: list[SendResult] = []
+    for result in fresh:
+        key = (result.command.sender_id, result.command.client_msg_id)
+        if key in originals:
+            result.message = originals[key]
+        else:
+            result.message = _new_message(result.command)
+            result.created = True
+            originals[key] = result.message  # a duplicate inside the batch
+            pending.append(result)
+    await _claim_and_insert(conversation_id, pending)
+
+
+async def _check_send(conversation: Conversation | None, command: SendCommand) -> None:
+    if conversation is None or command.sender_id not in conversation.participant_ids:
+        raise NotFound("conversation not found")
+    validate_body(command.body, bool(command.attachment_ids))
+    if command.attachment_ids:
+        raise InvalidInput("unknown attachment")
+    if command.reply_to is not None:
+        replied = await _find_message(command.reply_to)
+        if replied is None or replied.conversation_id != command.conversation_id:
+            raise InvalidInput("reply_to must be a message of the same conversation")
+
+
+def _new_message(command: SendCommand) -> Message:
+    return Message(
+        id=PydanticObjectId(),
+        conversation_id=command.conversation_id,
+        seq=0,
+        sender_id=command.sender_id,
+        client_msg_id=command.client_msg_id,
+        kind=command.kind,  # type: ignore[arg-type]
+        body=command.body,
+        attachment_ids=list(command.attachment_ids),
+        reply_to=command.reply_to,
+    )
+
+
+async def _max_seq(conversation_id: str) -> int:
+    top = await Message.find({"conversation_id": conversation_id}).sort([("seq", -1)]).limit(1).to_list()
+    return top[0].seq if top else 0
+
+
+async def _claim_and_insert(conversation_id: str, pending: list[SendResult]) -> None:
+    """Insert in order, numbering from the current top; a collision or a racing duplicate is retried."""
+    for _ in range(MAX_CLAIM_ATTEMPTS):
+        if not pending:
+            break
+        base = await _max_seq(conversation_id)
+        for offset, result in enumerate(pending, start=1):
+            assert result.message is not None
+            result.message.seq = base + offset
+        try:
+            await Message.insert_many([r.message for r in pending], ordered=True)  # type: ignore[misc]
+            pending = []
+        except BulkWriteError as exc:
+            failed_at = int(exc.details.get("nInserted", 0))
+            failed, pending = pending[failed_at], pending[failed_at:]
+            original = await Message.find_one(
+                {"conversation_id": conversation_id, "sender_id": failed.command.sender_id,
+                 "client_msg_id": failed.command.client_msg_id}
+            )  # fmt: skip
+            if original is not None:  # a concurrent writer stored the same request first
+                failed.message, failed.created = original, False
+                pending = pending[1:]
+    for result in pending:  # still colliding after MAX_CLAIM_ATTEMPTS: the client retries
+        result.error, result.message, result.created = Conflict("busy conversation, retry"), None, False
+    await _touch(conversation_id)
+
+
+async def _touch(conversation_id: str) -> None:
+    """Record the newest seq and the activity time on the conversation (only ever forward)."""
+    newest = await _max_seq(conversation_id)
+    await Conversation.get_pymongo_collection().update_one(
+        {"_id": ObjectId(conversation_id), "last_seq": {"$lt": newest}},
+        {"$set": {"last_seq": newest, "updated_ms": to_ms(utcnow())}},
+    )
+
+
+async def _find_conversation(conversation_id: str) -> Conversation | None:
+    if not topics.is_object_id(conversation_id):
+        return None
+    return await Conversation.get(ObjectId(conversation_id))
+
+
+async def _find_message(message_id: str) -> Message | None:
+    if not topics.is_object_id(message_id):
+        return None
+    return await Message.get(ObjectId(message_id))
+
+
+async def get_message_for_member(message_id: str, user_id: str) -> tuple[Message, Conversation]:
+    """The message and its conversation if `user_id` is a member; NotFound otherwise."""
+    message = await _find_message(message_id)
+    conversation = await _find_conversation(message.conversation_id) if message else None
+    if message is None or conversation is None or user_id not in conversation.participant_ids:
+        raise NotFound("message not found")
+    return message, conversation
+
+
+async def edit_message(user: User, message_id: str, body: str, edit_window_seconds: int) -> tuple[Message, Conversation]:
+    """Change the body of one's own message within the edit window."""
+    message, conversation = await get_message_for_member(message_id, str(user.id))
+    if message.sender_id != str(user.id):
+        raise Forbidden("only the author may edit a message")
+    if message.deleted:
+        raise Conflict("the message was deleted")
+    if utcnow() - message.created_at > timedelta(seconds=edit_window_seconds):
+        raise Forbidden("the edit window has passed")
+    validate_body(body, bool(message.attachment_ids))
+    message.body, message.edited_at = body, utcnow()
+    await message.replace()
+    return message, conversation
+
+
+async def delete_message(user: User, message_id: str) -> tuple[Message, Conversation]:
+    """Delete for everyone (the author, or an admin): the message stays as a tombstone."""
+    message = await _find_message(message_id)
+    conversation = await _find_conversation(message.conversation_id) if message else None
+    is_admin = user.role is Role.ADMIN
+    if message is None or conversation is None or (str(user.id) not in conversation.participant_ids and not is_admin):
+        raise NotFound("message not found")
+    if message.sender_id != str(user.id) and not is_admin:
+        raise Forbidden("only the author or an admin may delete a message")
+    if not message.deleted:
+        message.body, message.attachment_ids, message.deleted = "", [], True
+        message.edited_at = utcnow()
+        await message.replace()
+    return message, conversation
+
+
+async def history(
+    conversation: Conversation, before: str | None, after_seq: int | None, limit: int | None
+) -> tuple[list[Message], str | None]:
+    """A page of messages: newest first (with `before` cursor), or oldest first after `after_seq`."""
+    size = max(1, min(limit or DEFAULT_PAGE, MAX_PAGE))
+    conversation_id = str(conversation.id)
+    if after_seq is not None:
+        page = await (
+            Message.find({"conversation_id": conversation_id, "seq": {"$gt": after_seq}})
+            .sort([("seq", 1)])
+            .limit(size)
+            .to_list()
+        )
+        return page, None
+    query: dict[str, object] = {"conversation_id": conversation_id}
+    if before is not None:
+        cursor = await _find_message(before)
+        if cursor is None or cursor.conversation_id != conversation_id:
+            raise InvalidInput("before must be a message of this conversation")
+        query["seq"] = {"$lt": cursor.seq}
+    page = await Message.find(query).sort([("seq", -1)]).limit(size + 1).to_list()
+    next_before = str(page[size - 1].id) if len(page) > size else None
+    return page[:size], next_before
+
+
+async def read_states(conversation_id: str) -> dict[str, int]:
+    """Each member's read watermark (user id -> last read seq)."""
+    states = await ReadState.find({"conversation_id": conversation_id}).to_list()
+    return {state.user_id: state.last_read_seq for state in states}
+
+
+def message_out(message: Message, watermarks: dict[str, int]) -> MessageOut:
+    """The contract's message view; `read_by` lists members (not the sender) whose watermark reached it."""
+    return MessageOut(
+        id=str(message.id),
+        conversation_id=message.conversation_id,
+        seq=message.seq,
+        sender_id=message.sender_id,
+        client_msg_id=message.client_msg_id,
+        kind=message.kind,
+        body=message.body,
+        attachments=[],
+        reply_to=message.reply_to,
+        created_at=iso(message.created_at) or "",
+        edited_at=iso(message.edited_at),
+        deleted=message.deleted,
+        read_by=sorted(uid for uid, seq in watermarks.items() if seq >= message.seq and uid != message.sender_id),
+    )
+
+
+async def last_message(conversation: Conversation) -> MessageOut | None:
+    """The newest message of the conversation, if any."""
+    conversation_id = str(conversation.id)
+    top = await Message.find({"conversation_id": conversation_id}).sort([("seq", -1)]).limit(1).to_list()
+    return message_out(top[0], await read_states(conversation_id)) if top else None
+
+
+async def unread_count(conversation: Conversation, user_id: str) -> int:
+    """Messages of others after the user's watermark, deleted ones excluded."""
+    conversation_id = str(conversation.id)
+    state = await ReadState.get(f"{conversation_id}:{user_id}")
+    return await Message.find(
+        {"conversation_id": conversation_id, "seq": {"$gt": state.last_read_seq if state else 0},
+         "sender_id": {"$ne": user_id}, "deleted": {"$ne": True}}
+    ).count()  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A watermark that moved forward."""
+
+    conversation_id: str
+    user_id: str
+    message_id: str
+    seq: int
+    at: str
+
+
+async def mark_read(conversation: Conversation, user_id: str, message_id: str) -> tuple[int, Receipt | None]:
+    """Move the user's watermark up to `message_id`; (unread count, the receipt if it moved)."""
+    conversation_id = str(conversation.id)
+    message = await _find_message(message_id)
+    if message is None or message.conversation_id != conversation_id:
+        raise NotFound("message not found")
+    now = utcnow()
+    try:
+        result = await ReadState.get_pymongo_collection().update_one(
+            {"_id": f"{conversation_id}:{user_id}", "last_read_seq": {"$lt": message.seq}},
+            {"$set": {"conversation_id": conversation_id, "user_id": user_id, "last_read_seq": message.seq,
+                      "message_id": message_id, "at_ms": to_ms(now)}},
+            upsert=True,
+        )  # fmt: skip
+        moved = result.modified_count > 0 or result.upserted_id is not None
+    except DuplicateKeyError:  # the watermark is already further on
+        moved = False
+    receipt = Receipt(conversation_id, user_id, message_id, message.seq, iso(now) or "") if moved else None
+    return await unread_count(conversation, user_id), receipt
