@@ -276,3 +276,31 @@ class Inbox:
 def device(system: System, account: Account, suffix: str = "web", *subscriptions: str, **kwargs: Any) -> Inbox:
     """A device of the user subscribed (QoS 1) to its inbox and `subscriptions`; use with `async with`."""
     return Inbox(user_client(system, account, suffix, **kwargs), [f"chat/users/{account.id}/inbox", *subscriptions])
+
+
+_DEVICE_SCRIPT = """
+import json, sys, time
+import paho.mqtt.client as mqtt
+host, port, user, token, client_id = sys.argv[1:6]
+presence = f"chat/users/{user}/outbox/presence/{client_id}"
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+c.username_pw_set(user, token)
+c.will_set(presence, json.dumps({"status": "offline"}), qos=1, retain=True)
+c.connect(host, int(port), keepalive=30)
+c.loop_start()
+c.publish(presence, json.dumps({"status": "online"}), qos=1, retain=True).wait_for_publish(10)
+print("online", flush=True)
+time.sleep(600)
+"""
+
+
+async def crashable_device(system: System, account: Account, suffix: str) -> asyncio.subprocess.Process:
+    """A device in its own process that announces itself online (with a Will); kill it to simulate a crash."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _DEVICE_SCRIPT, "127.0.0.1", str(system.mqtt_port), account.id, account.token,
+        f"{account.id}-{suffix}", stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 20)
+    assert line.strip() == b"online"
+    return process

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 import httpx
+from bson import ObjectId
+from pymongo import AsyncMongoClient
 
 from core import topics
-from tests.support import Account, System, device, open_conversation, signup, user_client
+from tests.support import Account, System, device, granted, open_conversation, signup, user_client
 
 
 def send_payload(conversation_id: str, client_msg_id: str, body: str, **extra: object) -> bytes:
@@ -76,3 +79,124 @@ async def test_resends_store_one_message(system: System, api: httpx.AsyncClient,
         assert len(bob_web.events("message.created")) == 1, "recipients see a message once"
     history = await api.get(f"/api/conversations/{cid}/messages", headers=bob.headers)
     assert [m["client_msg_id"] for m in history.json()["items"]] == ["same-1"]
+
+
+async def test_history_pages_both_directions(system: System, api: httpx.AsyncClient, alice: Account, bob: Account) -> None:
+    cid = (await open_conversation(api, alice, bob, context={"type": "order", "id": "hist", "title": "History"}))["id"]
+    for n in range(1, 8):
+        sender = alice if n % 2 else bob
+        response = await api.post(f"/api/conversations/{cid}/messages", json={"body": f"m{n}"}, headers=sender.headers)
+        assert response.status_code == 201 and response.json()["seq"] == n
+
+    first = (await api.get(f"/api/conversations/{cid}/messages", params={"limit": 3}, headers=alice.headers)).json()
+    assert [m["seq"] for m in first["items"]] == [7, 6, 5] and first["next_before"] == first["items"][-1]["id"]
+    second = (await api.get(f"/api/conversations/{cid}/messages", params={"limit": 3, "before": first["next_before"]}, headers=alice.headers)).json()
+    assert [m["seq"] for m in second["items"]] == [4, 3, 2]
+    last = (await api.get(f"/api/conversations/{cid}/messages", params={"limit": 3, "before": second["next_before"]}, headers=alice.headers)).json()
+    assert [m["seq"] for m in last["items"]] == [1] and last["next_before"] is None
+
+    catch_up = (await api.get(f"/api/conversations/{cid}/messages", params={"after_seq": 4}, headers=bob.headers)).json()
+    assert [m["seq"] for m in catch_up["items"]] == [5, 6, 7] and "next_before" not in catch_up
+    limited = (await api.get(f"/api/conversations/{cid}/messages", params={"after_seq": 0, "limit": 2}, headers=bob.headers)).json()
+    assert [m["seq"] for m in limited["items"]] == [1, 2]
+    clamped = await api.get(f"/api/conversations/{cid}/messages", params={"limit": 5000}, headers=bob.headers)
+    assert clamped.status_code == 200 and len(clamped.json()["items"]) == 7
+    bad_cursor = await api.get(f"/api/conversations/{cid}/messages", params={"before": "0" * 24}, headers=bob.headers)
+    assert bad_cursor.status_code == 400
+
+
+async def test_unread_counts_and_receipts(system: System, api: httpx.AsyncClient, alice: Account, bob: Account) -> None:
+    cid = (await open_conversation(api, alice, bob, context={"type": "order", "id": "unread", "title": "Unread"}))["id"]
+    sent = [
+        (await api.post(f"/api/conversations/{cid}/messages", json={"body": f"u{n}"}, headers=alice.headers)).json()
+        for n in range(3)
+    ]
+    unread = (await api.get("/api/unread", headers=bob.headers)).json()
+    assert unread["by_conversation"][cid] == 3 and unread["total"] >= 3
+    assert cid not in (await api.get("/api/unread", headers=alice.headers)).json()["by_conversation"], "own messages are read"
+
+    async with device(system, alice, "web", f"chat/conversations/{cid}/receipts") as alice_web, device(system, bob) as bob_web:
+        marked = await api.post(f"/api/conversations/{cid}/read", json={"message_id": sent[1]["id"]}, headers=bob.headers)
+        assert marked.status_code == 200 and marked.json() == {"unread_count": 1}
+        [receipt] = await alice_web.wait_for(1, "receipt.read", topics.user_inbox(alice.id))
+        assert {k: receipt[k] for k in ("conversation_id", "user_id", "message_id", "seq")} == {
+            "conversation_id": cid, "user_id": bob.id, "message_id": sent[1]["id"], "seq": 2,
+        }
+        assert receipt["at"].endswith("Z")
+        await alice_web.wait_for(1, "receipt.read", topics.conversation(cid, "receipts"))
+
+        # over MQTT, up to the last message; an older watermark afterwards changes nothing
+        await bob_web.client.publish(topics.user_outbox(bob.id, "read"), json.dumps({"conversation_id": cid, "message_id": sent[2]["id"]}), qos=1)
+        await alice_web.wait_for(2, "receipt.read", topics.user_inbox(alice.id))
+        await bob_web.client.publish(topics.user_outbox(bob.id, "read"), json.dumps({"conversation_id": cid, "message_id": sent[0]["id"]}), qos=1)
+        await asyncio.sleep(0.5)
+        assert len(alice_web.events("receipt.read", topics.user_inbox(alice.id))) == 2
+        assert bob_web.events("receipt.read") == [], "readers do not get their own receipts"
+
+    assert cid not in (await api.get("/api/unread", headers=bob.headers)).json()["by_conversation"]
+    history = (await api.get(f"/api/conversations/{cid}/messages", headers=alice.headers)).json()["items"]
+    assert all(m["read_by"] == [bob.id] for m in history)
+
+
+async def test_edit_and_delete_rules(system: System, api: httpx.AsyncClient, alice: Account, bob: Account, admin: Account) -> None:
+    cid = (await open_conversation(api, alice, bob, context={"type": "listing", "id": "edit", "title": "Edit"}))["id"]
+    first = (await api.post(f"/api/conversations/{cid}/messages", json={"body": "helo"}, headers=alice.headers)).json()
+    second = (await api.post(f"/api/conversations/{cid}/messages", json={"body": "old"}, headers=alice.headers)).json()
+
+    async with device(system, bob) as bob_web, device(system, alice) as alice_web:
+        assert (await api.patch(f"/api/messages/{first['id']}", json={"body": "hacked"}, headers=bob.headers)).status_code == 403
+        edited = await api.patch(f"/api/messages/{first['id']}", json={"body": "hello"}, headers=alice.headers)
+        assert edited.status_code == 200 and edited.json()["body"] == "hello" and edited.json()["edited_at"]
+        [update] = await bob_web.wait_for(1, "message.updated")
+        assert update["message"]["body"] == "hello" and update["message"]["seq"] == first["seq"]
+
+        await alice_web.client.publish(topics.user_outbox(alice.id, "edit"), json.dumps({"message_id": first["id"], "body": "hello!"}), qos=1)
+        await bob_web.wait_for(2, "message.updated")
+
+        assert (await api.delete(f"/api/messages/{first['id']}", headers=bob.headers)).status_code == 403
+        deleted = await api.delete(f"/api/messages/{first['id']}", headers=alice.headers)
+        assert deleted.status_code == 200
+        assert (deleted.json()["deleted"], deleted.json()["body"], deleted.json()["id"]) == (True, "", first["id"])
+        [tombstone] = await bob_web.wait_for(1, "message.deleted")
+        assert tombstone["message"]["deleted"] is True and tombstone["message"]["body"] == ""
+        assert (await api.patch(f"/api/messages/{first['id']}", json={"body": "back"}, headers=alice.headers)).status_code == 409
+
+        # an admin may delete anyone's message, even outside the conversation
+        assert (await api.delete(f"/api/messages/{second['id']}", headers=admin.headers)).status_code == 200
+        await bob_web.wait_for(2, "message.deleted")
+
+    # the edit window: a message older than the window can no longer be edited
+    third = (await api.post(f"/api/conversations/{cid}/messages", json={"body": "late"}, headers=alice.headers)).json()
+    mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri, tz_aware=True)
+    try:
+        stored = await mongo.mqchat.messages.find_one({"_id": ObjectId(third["id"])})
+        stored["created_at"] = stored["created_at"] - timedelta(minutes=16)
+        await mongo.mqchat.messages.replace_one({"_id": stored["_id"]}, stored)
+    finally:
+        await mongo.close()
+    late = await api.patch(f"/api/messages/{third['id']}", json={"body": "too late"}, headers=alice.headers)
+    assert late.status_code == 403 and "window" in late.json()["error"]["message"]
+
+    history = (await api.get(f"/api/conversations/{cid}/messages", headers=bob.headers)).json()["items"]
+    assert [(m["seq"], m["deleted"], m["body"]) for m in history] == [(3, False, "late"), (2, True, ""), (1, True, "")]
+
+
+async def test_typing_reaches_members_only(system: System, api: httpx.AsyncClient, alice: Account, bob: Account, admin: Account) -> None:
+    outsider = await signup(api)
+    cid = (await open_conversation(api, alice, bob, context={"type": "product", "id": "typing", "title": "Typing"}))["id"]
+    typing_topic = topics.conversation(cid, "typing")
+    async with device(system, bob, "web", typing_topic) as bob_web, device(system, outsider) as spy:
+        assert not granted(await spy.client.subscribe(typing_topic, qos=0))
+        async with user_client(system, alice) as alice_client:
+            await alice_client.publish(topics.user_outbox(alice.id, "typing"), json.dumps({"conversation_id": cid, "typing": True}), qos=0)
+            # an outsider's typing in someone else's conversation is refused with an error event
+            await spy.client.publish(topics.user_outbox(outsider.id, "typing"), json.dumps({"conversation_id": cid, "typing": True}), qos=0)
+            [indicator] = await bob_web.wait_for(1, topic=typing_topic)
+            assert indicator["user_id"] == alice.id and indicator["typing"] is True and indicator["at"].endswith("Z")
+            [refusal] = await spy.wait_for(1, "error")
+            assert refusal["action"] == "typing" and refusal["error"]["code"] == "not_found"
+        await asyncio.sleep(0.3)
+        assert len(bob_web.events(topic=typing_topic)) == 1
+        assert spy.events(topic=typing_topic) == []
+    history = (await api.get(f"/api/conversations/{cid}/messages", headers=bob.headers)).json()["items"]
+    assert history == [], "typing is never stored"

@@ -1,0 +1,112 @@
+"""Delivery guarantees: offline queues, presence across devices, membership cut-off, in-flight redelivery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiomqtt
+import httpx
+
+from core import topics
+from tests.support import (
+    Account,
+    System,
+    collect,
+    crashable_device,
+    device,
+    granted,
+    open_conversation,
+    payload,
+    service_client,
+    signup,
+    user_client,
+)
+
+
+async def test_offline_queue_is_delivered_in_order(system: System, api: httpx.AsyncClient, alice: Account, bob: Account) -> None:
+    cid = (await open_conversation(api, alice, bob))["id"]
+    async with device(system, bob, "phone", clean_session=False):
+        pass  # bob's phone has a persistent session and goes offline
+    async with device(system, alice) as alice_web:
+        for n in range(30):
+            request = {"conversation_id": cid, "client_msg_id": f"q{n}", "body": f"queued {n}"}
+            await alice_web.client.publish(topics.user_outbox(alice.id, "send"), json.dumps(request), qos=1)
+        await alice_web.wait_for(30, "message.created")
+    async with device(system, bob, "phone", clean_session=False) as bob_phone:
+        events = await bob_phone.wait_for(30, "message.created")
+    assert [e["message"]["seq"] for e in events] == list(range(1, 31))
+    assert [e["message"]["body"] for e in events] == [f"queued {n}" for n in range(30)]
+
+
+async def test_presence_is_aggregated_over_devices(system: System, api: httpx.AsyncClient, alice: Account, bob: Account) -> None:
+    presence_topic = topics.user_presence(alice.id)
+    async with device(system, bob, "web", presence_topic) as watcher:
+        phone = await crashable_device(system, alice, "phone")
+        [online] = await watcher.wait_for(1, topic=presence_topic)
+        assert online["user_id"] == alice.id and online["status"] == "online" and online["last_seen"]
+
+        laptop_presence = topics.device_presence(alice.id, f"{alice.id}-laptop")
+        will = aiomqtt.Will(laptop_presence, json.dumps({"status": "offline"}), qos=1, retain=True)
+        async with user_client(system, alice, "laptop", will=will) as laptop:
+            await laptop.publish(laptop_presence, json.dumps({"status": "away"}), qos=1, retain=True)
+            phone.kill()  # the phone crashes: its Will says offline, but the laptop is still connected
+            await phone.wait()
+            await asyncio.sleep(1.0)
+            assert [e["status"] for e in watcher.events(topic=presence_topic)] == ["online", "away"]
+            seen = (await api.get(f"/api/users/{alice.id}", headers=bob.headers)).json()["presence"]
+            assert seen["status"] == "away"
+            # the laptop leaves cleanly *without* saying offline: the broker marks it offline
+        states = await watcher.wait_for(3, topic=presence_topic)
+        assert states[-1]["status"] == "offline" and states[-1]["last_seen"].endswith("Z")
+    profile = (await api.get(f"/api/users/{alice.id}", headers=bob.headers)).json()["presence"]
+    assert profile == {"status": "offline", "last_seen": states[-1]["last_seen"]}
+
+
+async def test_removed_member_stops_receiving_at_once(system: System, api: httpx.AsyncClient, alice: Account, bob: Account) -> None:
+    carol = await signup(api)
+    cid = (await open_conversation(api, alice, bob, carol, kind="group", title="Team"))["id"]
+    messages_topic = topics.conversation(cid, "messages")
+    async with device(system, carol, "web", messages_topic) as carol_web, device(system, bob, "web", messages_topic) as bob_web:
+        first = await api.post(f"/api/conversations/{cid}/messages", json={"body": "before"}, headers=alice.headers)
+        await carol_web.wait_for(1, "message.created", messages_topic)
+        removed = await api.delete(f"/api/conversations/{cid}/members/{carol.id}", headers=alice.headers)
+        assert removed.status_code == 200 and carol.id not in removed.json()["participant_ids"]
+        [update] = await carol_web.wait_for(1, "conversation.updated")
+        assert carol.id not in update["conversation"]["participant_ids"]
+        await api.post(f"/api/conversations/{cid}/messages", json={"body": "after"}, headers=alice.headers)
+        await bob_web.wait_for(2, "message.created", messages_topic)
+        await asyncio.sleep(0.5)
+        assert [e["message"]["body"] for e in carol_web.events("message.created")] == ["before", "before"]
+        assert not granted(await carol_web.client.subscribe(messages_topic, qos=1))
+    assert first.status_code == 201
+    assert (await api.get(f"/api/conversations/{cid}/messages", headers=carol.headers)).status_code == 404
+
+    # adding her back: she is told, and receives again
+    assert (await api.post(f"/api/conversations/{cid}/members", json={"user_id": carol.id}, headers=bob.headers)).status_code == 403
+    async with device(system, carol, "web2") as carol_again:
+        added = await api.post(f"/api/conversations/{cid}/members", json={"user_id": carol.id}, headers=alice.headers)
+        assert added.status_code == 200
+        await carol_again.wait_for(1, "conversation.created")
+        await api.post(f"/api/conversations/{cid}/messages", json={"body": "welcome back"}, headers=alice.headers)
+        [event] = await carol_again.wait_for(1, "message.created")
+        assert event["message"]["body"] == "welcome back"
+
+
+async def test_unacknowledged_messages_are_redelivered_on_resume(system: System, alice: Account) -> None:
+    """amqtt dropped in-flight QoS 1 messages after 5 s or on disconnect; the embedded broker keeps them."""
+    inbox = topics.user_inbox(alice.id)
+    client = user_client(system, alice, "slow", clean_session=False)
+    client._client.manual_ack_set(True)  # receive, but never acknowledge
+    async with client:
+        assert granted(await client.subscribe(inbox, qos=1))
+        async with service_client(system) as service:
+            for n in range(5):
+                await service.publish(inbox, json.dumps({"type": "probe", "n": n}), qos=1)
+        first = await collect(client, 10, stop_after=5)
+        assert [payload(m)["n"] for m in first] == [0, 1, 2, 3, 4]
+        await asyncio.sleep(6)  # longer than stock amqtt's 5 s PUBACK time-out
+    async with user_client(system, alice, "slow", clean_session=False) as again:
+        resent = await collect(again, 10, stop_after=5)
+        assert [payload(m)["n"] for m in resent] == [0, 1, 2, 3, 4]
+        assert await collect(again, 1) == [], "acknowledged messages are not sent again"
