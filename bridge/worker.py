@@ -85,7 +85,9 @@ async def _consume(settings: Settings, pipeline: Pipeline) -> None:
     client = service_client(settings, "mqchat-bridge", BRIDGE_INSTANCE, clean_session=False)
     client._client.manual_ack_set(True)  # noqa: SLF001 - before connecting: queued deliveries arrive at once
     async with client, asyncio.TaskGroup() as tasks:
-        await client.subscribe(topics.OUTBOX_FILTER, qos=1)
+        # Not awaited before consuming: a resumed session's queued deliveries come first,
+        # and they wait for our acknowledgements.
+        tasks.create_task(client.subscribe(topics.OUTBOX_FILTER, qos=1))
         log.info("bridge.connected", extra={"filter": topics.OUTBOX_FILTER})
         tasks.create_task(_reconcile_presence(client, pipeline))
         while True:
@@ -110,7 +112,8 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
             try:
                 consuming.result()
             except (aiomqtt.MqttError, OSError, ExceptionGroup) as exc:
-                log.warning("bridge.disconnected", extra={"error": str(exc), "retry_in": backoff})
+                causes = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
+                log.warning("bridge.disconnected", extra={"error": "; ".join(map(repr, causes)), "retry_in": backoff})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
     finally:

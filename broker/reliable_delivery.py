@@ -5,21 +5,55 @@ PUBACK does not arrive within 5 s, and also when the connection ends before it
 does, so a persistent-session subscriber that reconnects gets nothing again
 (measured: 5 unacknowledged messages, 0 redelivered; Mosquitto resent all 5).
 Here an outgoing QoS 1 message stays in the session's `inflight_out` until its
-PUBACK arrives, however long that takes; amqtt's `_retry_deliveries` resends
-what is in flight, with DUP set, when the session resumes [MQTT-4.4.0-1].
+PUBACK arrives, however long that takes, and what is in flight is resent, in
+order and with DUP set, when the session resumes [MQTT-4.4.0-1].
+
+Stock `_retry_deliveries` also waited (up to 10 s) for the PUBACKs of the resent
+messages before the session's SUBSCRIBE/PUBLISH handling started, so a client
+that acknowledges only after processing (the bridge) and first re-subscribes
+deadlocked until a time-out, then the resent messages were stranded. Here the
+resends are started and the session proceeds at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 
+from amqtt.mqtt.constants import QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.puback import PubackPacket
 from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage
 
+log = logging.getLogger("mqchat.broker.delivery")
+
 
 class ReliableProtocolHandler(BrokerProtocolHandler):
     """BrokerProtocolHandler whose outgoing QoS 1 messages leave the session only when acknowledged."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._redeliveries: set[asyncio.Task[None]] = set()
+
+    async def _retry_deliveries(self) -> None:
+        assert self.session is not None
+        for message in list(self.session.inflight_out.values()):
+            if message.qos != QOS_1:
+                continue
+            task = asyncio.create_task(self._handle_message_flow(message))  # type: ignore[arg-type]
+            self._redeliveries.add(task)
+            task.add_done_callback(self._redelivery_done)
+
+    def _redelivery_done(self, task: asyncio.Task[None]) -> None:
+        self._redeliveries.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("mqtt.redelivery_failed", extra={"error": repr(task.exception())})
+
+    async def stop(self) -> None:
+        await super().stop()
+        for task in list(self._redeliveries):
+            task.cancel()  # still in flight: resent on the next resume
 
     async def _handle_qos1_message_flow(
         self, app_message: OutgoingApplicationMessage | IncomingApplicationMessage

@@ -21,7 +21,7 @@ def service_client(
     QoS 1 messages the broker keeps while the service is away.
     """
     host, port = settings.broker_address
-    return aiomqtt.Client(
+    client = aiomqtt.Client(
         host,
         port,
         username=account,
@@ -32,3 +32,5 @@ def service_client(
         timeout=timeout,
         max_inflight_messages=MAX_INFLIGHT,
     )
+    client.pending_calls_threshold = MAX_INFLIGHT  # aiomqtt warns above this many concurrent publishes
+    return client

@@ -58,6 +58,10 @@ class System:
     def store_uri(self) -> str:
         return os.environ.get("MONGODB_URI") or f"mongodb://127.0.0.1:{self.store_port}"
 
+    def store_uri_from_file(self) -> str:
+        """The URI of the embedded store recorded in the data dir (split deployments)."""
+        return f"mongodb://127.0.0.1:{json.loads((self.data_dir / 'store.json').read_text())['port']}"
+
     @property
     def jwt_secret(self) -> str:
         return (self.data_dir / "jwt_secret").read_text().strip()
@@ -304,3 +308,18 @@ async def crashable_device(system: System, account: Account, suffix: str) -> asy
     line = await asyncio.wait_for(process.stdout.readline(), 20)
     assert line.strip() == b"online"
     return process
+
+
+def spawn_component(system: System, component: str) -> subprocess.Popen[bytes]:
+    """Start one component (`mqchat store|broker|bridge|api`) of a split deployment on the system's data dir."""
+    log = open(system.data_dir.parent / f"{system.data_dir.name}-{component}.log", "ab")
+    return subprocess.Popen([sys.executable, "-m", "mqchat", component], env=system.env, stdout=log, stderr=log)
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    """Poll a synchronous condition until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
