@@ -77,3 +77,41 @@ async def test_sigkill_during_burst_loses_and_duplicates_nothing(split_system: t
     assert [m["seq"] for m in stored] == list(range(1, BURST + 1))
     assert sorted(m["client_msg_id"] for m in stored) == sorted(f"burst-{n}" for n in range(BURST))
     assert [m["client_msg_id"] for m in stored] == [f"burst-{n}" for n in range(BURST)], "order kept"
+
+
+async def test_presence_survives_bridge_restarts(split_system: tuple[System, dict]) -> None:
+    from tests.support import crashable_device, device
+
+    system, processes = split_system
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        alice, bob = await signup(api), await signup(api)
+
+        async def presence_of(user_id: str) -> str:
+            return (await api.get(f"/api/users/{user_id}", headers=bob.headers)).json()["presence"]["status"]
+
+        phone = await crashable_device(system, alice, "phone")
+        async with device(system, bob, "web", topics.user_presence(alice.id)) as watcher:
+            await watcher.wait_for(1, topic=topics.user_presence(alice.id))
+        assert await presence_of(alice.id) == "online"
+
+        # the bridge dies and comes back: alice is still online (rebuilt from retained device states)
+        processes["bridge"].kill()
+        processes["bridge"].wait()
+        processes["bridge"] = spawn_component(system, "bridge")
+        await asyncio.sleep(4)  # longer than the bridge's settle time before it reconciles
+        assert await presence_of(alice.id) == "online"
+
+        # the phone crashes while the bridge is down: the restarted bridge marks alice offline
+        processes["bridge"].kill()
+        processes["bridge"].wait()
+        phone.kill()
+        await phone.wait()
+        processes["bridge"] = spawn_component(system, "bridge")
+        async with device(system, bob, "web2", topics.user_presence(alice.id)) as watcher:
+            for _ in range(100):
+                states = [e["status"] for e in watcher.events(topic=topics.user_presence(alice.id))]
+                if states and states[-1] == "offline":
+                    break
+                await asyncio.sleep(0.1)
+        assert states[-1] == "offline"
+        assert await presence_of(alice.id) == "offline"
