@@ -200,3 +200,17 @@ async def test_typing_reaches_members_only(system: System, api: httpx.AsyncClien
         assert spy.events(topic=typing_topic) == []
     history = (await api.get(f"/api/conversations/{cid}/messages", headers=bob.headers)).json()["items"]
     assert history == [], "typing is never stored"
+
+
+async def test_conversation_list_follows_activity(system: System, api: httpx.AsyncClient, alice: Account, bob: Account) -> None:
+    carol = await signup(api)
+    older = (await open_conversation(api, alice, bob))["id"]
+    newer = (await open_conversation(api, alice, carol))["id"]
+    order = [c["id"] for c in (await api.get("/api/conversations", headers=alice.headers)).json()["items"]]
+    assert order.index(newer) < order.index(older)
+    await api.post(f"/api/conversations/{older}/messages", json={"body": "bump"}, headers=bob.headers)
+    listed = (await api.get("/api/conversations", headers=alice.headers)).json()["items"]
+    assert [c["id"] for c in listed][:2] == [older, newer]
+    assert listed[0]["last_message"]["body"] == "bump" and listed[0]["unread_count"] == 1
+    assert listed[1]["last_message"] is None and listed[1]["unread_count"] == 0
+    assert (await api.get(f"/api/conversations/{older}", headers=alice.headers)).json()["updated_at"] == listed[0]["updated_at"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post
@@ -11,7 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from api.publisher import EventPublisher
-from core.documents import User
+from core.documents import Conversation, User
 from core.payloads import (
     AddMemberRequest,
     ConversationList,
@@ -25,6 +26,18 @@ from core.payloads import (
 )
 from core.services import chat, conversations, messages
 from core.services.messages import SendCommand
+
+
+async def _change_members(
+    conversation_id: str, actor: User, publisher: EventPublisher,
+    change: Callable[[Conversation], Awaitable[Conversation]],
+) -> ConversationOut:  # fmt: skip
+    """Apply a membership change for a member `actor`, then tell brokers and the affected users."""
+    before = await conversations.get_for_member(conversation_id, str(actor.id))
+    after = await change(before)
+    view, deliveries = await chat.members_changed(before, after, str(actor.id))
+    await publisher.publish(deliveries)
+    return view
 
 
 class ConversationsController(Controller):
@@ -64,11 +77,9 @@ class ConversationsController(Controller):
         publisher: NamedDependency[EventPublisher],
     ) -> ConversationOut:  # fmt: skip
         """Add a member to a group (its creator or an admin)."""
-        before = await conversations.get_for_member(conversation_id, str(current_user.id))
-        after = await conversations.add_member(before, current_user, data.user_id)
-        view, deliveries = await chat.members_changed(before, after, str(current_user.id))
-        await publisher.publish(deliveries)
-        return view
+        return await _change_members(
+            conversation_id, current_user, publisher, lambda c: conversations.add_member(c, current_user, data.user_id)
+        )
 
     @delete("/{conversation_id:str}/members/{user_id:str}", status_code=HTTP_200_OK)
     async def remove_member(
@@ -76,11 +87,9 @@ class ConversationsController(Controller):
         publisher: NamedDependency[EventPublisher],
     ) -> ConversationOut:  # fmt: skip
         """Remove a member from a group (its creator or an admin); a member may remove themself."""
-        before = await conversations.get_for_member(conversation_id, str(current_user.id))
-        after = await conversations.remove_member(before, current_user, user_id)
-        view, deliveries = await chat.members_changed(before, after, str(current_user.id))
-        await publisher.publish(deliveries)
-        return view
+        return await _change_members(
+            conversation_id, current_user, publisher, lambda c: conversations.remove_member(c, current_user, user_id)
+        )
 
     @get("/{conversation_id:str}/messages")
     async def history(
