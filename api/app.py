@@ -14,10 +14,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 from pymongo import AsyncMongoClient
 
 from api.auth import provide_current_user
+from api.controllers.admin import AdminStatsController
 from api.controllers.auth import AuthController
 from api.controllers.conversations import ConversationsController
 from api.controllers.health import HealthController
 from api.controllers.messages import MessagesController, UnreadController
+from api.controllers.tickets import TicketsController
 from api.controllers.users import AdminUsersController, UsersController
 from api.errors import EXCEPTION_HANDLERS
 from api.publisher import EventPublisher
@@ -64,6 +66,8 @@ def create_app(settings: Settings) -> Litestar:
             ConversationsController,
             MessagesController,
             UnreadController,
+            TicketsController,
+            AdminStatsController,
             HealthController,
         ],
         dependencies={

@@ -9,6 +9,7 @@ worker retries the whole batch without acknowledging it (idempotent).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiomqtt
@@ -54,9 +55,9 @@ class Request:
 class Pipeline:
     """Turns a batch of outbox deliveries into stored changes and the deliveries to publish."""
 
-    def __init__(self, edit_window_seconds: int) -> None:
+    def __init__(self, edit_window_seconds: int, on_presence_change: Callable[[], None]) -> None:
         self._edit_window = edit_window_seconds
-        self.presence = PresenceTracker()
+        self.presence = PresenceTracker(on_presence_change)
 
     async def process(self, batch: list[aiomqtt.Message]) -> list[Delivery]:
         """Handle a batch in order; returns everything to publish. Raises StoreUnavailable."""

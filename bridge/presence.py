@@ -10,6 +10,7 @@ present but who have no device left.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from bson import ObjectId
 
@@ -26,9 +27,10 @@ _RANK = {"offline": 0, "away": 1, "online": 2}
 class PresenceTracker:
     """Device states of every user, and the aggregate last published for each."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[], None] = lambda: None) -> None:
         self._devices: dict[str, dict[str, str]] = {}
         self._published: dict[str, str] = {}
+        self._on_change = on_change
 
     def _aggregate(self, user_id: str) -> str:
         states = self._devices.get(user_id, {}).values()
@@ -54,6 +56,7 @@ class PresenceTracker:
             {"_id": ObjectId(user_id)}, {"$set": {"presence_status": status, "last_seen_ms": now_ms}}
         )
         self._published[user_id] = status
+        self._on_change()
         log.info("presence.changed", extra={"user_id": user_id, "status": status})
         return events.presence_event(user_id, status, iso_from_ms(now_ms))
 

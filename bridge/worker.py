@@ -16,10 +16,12 @@ import logging
 import aiomqtt
 
 from bridge.pipeline import Pipeline, StoreUnavailable
+from bridge.ticket_dispatcher import TicketDispatcher
 from core import events, topics
 from core.db import init_db
 from core.fanout import publish
 from core.mqtt import service_client
+from core.services.tickets import Limits
 from core.settings import Settings
 
 log = logging.getLogger("mqchat.bridge")
@@ -81,7 +83,7 @@ async def _reconcile_presence(client: aiomqtt.Client, pipeline: Pipeline) -> Non
     await publish(client, await pipeline.presence.reconcile())
 
 
-async def _consume(settings: Settings, pipeline: Pipeline) -> None:
+async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDispatcher) -> None:
     client = service_client(settings, "mqchat-bridge", BRIDGE_INSTANCE, clean_session=False)
     client._client.manual_ack_set(True)  # noqa: SLF001 - before connecting: queued deliveries arrive at once
     async with client, asyncio.TaskGroup() as tasks:
@@ -90,6 +92,7 @@ async def _consume(settings: Settings, pipeline: Pipeline) -> None:
         tasks.create_task(client.subscribe(topics.OUTBOX_FILTER, qos=1))
         log.info("bridge.connected", extra={"filter": topics.OUTBOX_FILTER})
         tasks.create_task(_reconcile_presence(client, pipeline))
+        tasks.create_task(dispatcher.run(client))
         while True:
             await _process_until_done(client, pipeline, await _next_batch(client))
 
@@ -97,11 +100,12 @@ async def _consume(settings: Settings, pipeline: Pipeline) -> None:
 async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     """Consume outbox requests until `stop` is set, reconnecting with exponential backoff."""
     mongo = await init_db(settings)
-    pipeline = Pipeline(settings.edit_window_seconds)
+    dispatcher = TicketDispatcher(Limits.from_settings(settings), settings.assign_interval)
+    pipeline = Pipeline(settings.edit_window_seconds, on_presence_change=dispatcher.wake)
     backoff = 0.5
     try:
         while not stop.is_set():
-            consuming = asyncio.create_task(_consume(settings, pipeline))
+            consuming = asyncio.create_task(_consume(settings, pipeline, dispatcher))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({consuming, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()

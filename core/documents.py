@@ -63,6 +63,8 @@ class Conversation(Document):
     created_at: datetime = Field(default_factory=utcnow)
     last_seq: int = 0
     updated_ms: int = 0
+    # set for a support ticket's conversation: its members follow the ticket's assignment
+    ticket_id: str | None = None
 
     class Settings:
         name = "conversations"
@@ -118,4 +120,70 @@ class ReadState(Document):
         ]
 
 
-DOCUMENT_MODELS: list[type[Document]] = [User, Conversation, Message, ReadState]
+TicketStatus = Literal["open", "assigned", "in_progress", "resolved", "closed"]
+
+
+class Ticket(Document):
+    """A support request; `status` follows the state machine of core.services.tickets."""
+
+    number: int
+    customer_id: str
+    assignee_id: str | None = None
+    subject: str
+    description: str
+    category: str
+    priority: str
+    order_id: str | None = None
+    status: TicketStatus = "open"
+    conversation_id: str
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_ms: int = 0
+    assigned_ms: int | None = None
+    first_response_ms: int | None = None
+
+    class Settings:
+        name = "tickets"
+        indexes = [
+            IndexModel([("number", ASCENDING)], name="tickets_number_unique", unique=True),
+            IndexModel([("status", ASCENDING), ("number", ASCENDING)], name="tickets_status_number"),
+            IndexModel([("customer_id", ASCENDING), ("number", DESCENDING)], name="tickets_customer"),
+            IndexModel([("assignee_id", ASCENDING), ("status", ASCENDING)], name="tickets_assignee_status"),
+        ]
+
+
+class TicketEvent(Document):
+    """One entry of a ticket's history: a status it reached, who caused it and when."""
+
+    ticket_id: str
+    status: TicketStatus
+    by: str
+    assignee_id: str | None = None
+    at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "ticket_events"
+        indexes = [IndexModel([("ticket_id", ASCENDING), ("at", ASCENDING)], name="ticket_events_ticket")]
+
+
+class AgentLoad(Document):
+    """An agent's open (assigned + in_progress) tickets, claimed by compare-and-swap. `id` is the agent id."""
+
+    id: str  # type: ignore[assignment]
+    open_count: int = 0
+    last_assigned_ms: int = 0
+
+    class Settings:
+        name = "agent_loads"
+
+
+class Counter(Document):
+    """A named sequence (ticket numbers), advanced with an atomic `$inc`."""
+
+    id: str  # type: ignore[assignment]
+    value: int = 0
+
+    class Settings:
+        name = "counters"
+
+
+DOCUMENT_MODELS: list[type[Document]] = [User, Conversation, Message, ReadState, Ticket, TicketEvent, AgentLoad, Counter]

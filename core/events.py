@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import msgspec
 
 from core import topics
-from core.payloads import ConversationOut, MessageOut
+from core.payloads import ConversationOut, MessageOut, TicketOut
 
 _encode = msgspec.json.Encoder().encode
 
@@ -82,3 +82,9 @@ def presence_event(user_id: str, status: str, last_seen: str | None) -> list[Del
 def membership_changed(conversation_id: str) -> list[Delivery]:
     """Tells the embedded broker to forget cached members of a conversation."""
     return [Delivery(topics.MEMBERSHIP_CONTROL, _encode({"conversation_id": conversation_id}))]
+
+
+def ticket_event(event_type: str, ticket: TicketOut, change: dict[str, object], user_ids: Iterable[str]) -> list[Delivery]:
+    """`ticket.created|updated` on the agents' live queue and to the customer's and assignees' inboxes."""
+    payload = _encode({"type": event_type, "ticket": ticket, "change": change})
+    return [Delivery(topics.AGENT_TICKETS, payload), *_to_inboxes((uid for uid in user_ids if uid), payload)]

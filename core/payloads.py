@@ -226,3 +226,66 @@ class OutboxTyping(Struct, forbid_unknown_fields=True):
 
 class OutboxPresence(Struct, forbid_unknown_fields=True):
     status: Literal["online", "away", "offline"]
+
+
+# --- tickets ----------------------------------------------------------------------------
+
+TicketCategory = Literal["order", "payment", "shipping", "returns", "product", "account", "other"]
+TicketPriority = Literal["low", "normal", "high", "urgent"]
+TicketStatusName = Literal["open", "assigned", "in_progress", "resolved", "closed"]
+
+
+class CreateTicketRequest(Struct, forbid_unknown_fields=True):
+    subject: Annotated[str, Meta(min_length=1, max_length=200)]
+    description: Annotated[str, Meta(min_length=1, max_length=MAX_BODY_LENGTH)]
+    category: TicketCategory = "other"
+    priority: TicketPriority = "normal"
+    order_id: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+
+
+class AssignRequest(Struct, forbid_unknown_fields=True):
+    agent_id: ObjectIdStr | None = None
+
+
+class StatusRequest(Struct, forbid_unknown_fields=True):
+    status: TicketStatusName
+
+
+class HistoryItem(Struct):
+    status: str
+    by: str
+    at: str
+
+
+class TicketOut(Struct):
+    id: str
+    number: int
+    customer_id: str
+    assignee_id: str | None
+    subject: str
+    description: str
+    category: str
+    priority: str
+    order_id: str | None
+    status: str
+    conversation_id: str
+    created_at: str
+    updated_at: str
+    first_response_at: str | None
+    history: list[HistoryItem]
+
+
+class TicketList(Struct):
+    items: list[TicketOut]
+    next_before: int | None = None
+
+
+class StatsOut(Struct):
+    users_by_role: dict[str, int]
+    online_now: int
+    conversations: int
+    messages_last_24h: int
+    tickets_by_status: dict[str, int]
+    median_first_response_seconds: float | None
+    open_backlog: int
+    oldest_open_ticket_age_seconds: float | None

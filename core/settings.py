@@ -48,6 +48,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     auth_rate_limit: int = 20
     edit_window_seconds: int = 900
+    agent_capacity: int = 5
+    reassign_grace_seconds: int = 300
+    assign_interval: float = 2.0
     log_level: str = "INFO"
 
     @property
@@ -121,10 +124,15 @@ class Settings:
             cors_origins=tuple(o.strip() for o in get("CORS_ORIGINS", "").split(",") if o.strip()),
             auth_rate_limit=get_int("MQCHAT_AUTH_RATE_LIMIT", 20),
             edit_window_seconds=get_int("MQCHAT_EDIT_WINDOW", 900),
+            agent_capacity=get_int("MQCHAT_AGENT_CAPACITY", 5),
+            reassign_grace_seconds=get_int("MQCHAT_REASSIGN_GRACE", 300),
+            assign_interval=get_int("MQCHAT_ASSIGN_INTERVAL_MS", 2000) / 1000,
             log_level=get("MQCHAT_LOG_LEVEL", "INFO").upper(),
         )
         if settings.access_token_ttl <= 0:
             raise ConfigError("MQCHAT_ACCESS_TOKEN_TTL must be positive")
+        if settings.agent_capacity <= 0 or settings.assign_interval <= 0:
+            raise ConfigError("MQCHAT_AGENT_CAPACITY and MQCHAT_ASSIGN_INTERVAL_MS must be positive")
         return replace(settings, jwt_secret=_resolve_secret(settings))
 
 

@@ -7,6 +7,7 @@ See docs/store.md for the nx-27017 gaps these shapes avoid.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -84,3 +85,80 @@ async def test_replace_keeps_types(db: AsyncDatabase) -> None:
     await db.users.replace_one({"_id": inserted.inserted_id}, {"email": "c@example.com", "active": False, "last_seen": now})
     stored = await db.users.find_one({"_id": inserted.inserted_id})
     assert stored["active"] is False and stored["last_seen"] == now
+
+
+async def test_compound_unique_indexes_and_ordered_bulk_insert(db: AsyncDatabase) -> None:
+    from pymongo.errors import BulkWriteError
+
+    await db.messages.create_indexes([
+        IndexModel([("conversation_id", ASCENDING), ("seq", ASCENDING)], name="messages_conversation_seq", unique=True),
+        IndexModel([("conversation_id", ASCENDING), ("sender_id", ASCENDING), ("client_msg_id", ASCENDING)],
+                   name="messages_idempotency", unique=True),
+    ])  # fmt: skip
+    await db.messages.insert_many([{"conversation_id": "c", "seq": n, "sender_id": "u", "client_msg_id": f"k{n}"} for n in (1, 2)])
+    batch = [{"conversation_id": "c", "seq": 3, "sender_id": "u", "client_msg_id": "k3"},
+             {"conversation_id": "c", "seq": 4, "sender_id": "u", "client_msg_id": "k1"},  # a duplicate request
+             {"conversation_id": "c", "seq": 5, "sender_id": "u", "client_msg_id": "k5"}]  # fmt: skip
+    with pytest.raises(BulkWriteError) as failure:
+        await db.messages.insert_many(batch, ordered=True)
+    assert failure.value.details["nInserted"] == 1, "ordered: stops at the first failing document"
+    with pytest.raises(DuplicateKeyError):
+        await db.messages.insert_one({"conversation_id": "c", "seq": 2, "sender_id": "x", "client_msg_id": "other"})
+    top = await db.messages.find({"conversation_id": "c"}).sort([("seq", -1)]).limit(1).to_list()
+    assert top[0]["seq"] == 3
+    found = await db.messages.find({"conversation_id": "c", "client_msg_id": {"$in": ["k1", "k3", "zz"]}}).to_list()
+    assert sorted(m["client_msg_id"] for m in found) == ["k1", "k3"]
+    unread = {"conversation_id": "c", "seq": {"$gt": 1}, "sender_id": {"$ne": "someone"}, "deleted": {"$ne": True}}
+    assert await db.messages.count_documents(unread) == 2
+
+
+async def test_array_membership_updates_and_queries(db: AsyncDatabase) -> None:
+    await db.conversations.insert_one({"_id": "g", "participant_ids": ["a", "b"], "updated_ms": 1, "last_seq": 0})
+    await db.conversations.update_one({"_id": "g"}, {"$addToSet": {"participant_ids": "c"}})
+    await db.conversations.update_one({"_id": "g"}, {"$addToSet": {"participant_ids": "c"}})
+    await db.conversations.update_one({"_id": "g"}, {"$pull": {"participant_ids": "a"}})
+    assert (await db.conversations.find_one({"_id": "g"}))["participant_ids"] == ["b", "c"]
+    assert await db.conversations.count_documents({"participant_ids": "c"}) == 1
+    assert await db.conversations.count_documents({"participant_ids": "a"}) == 0
+    moved = await db.conversations.update_one({"_id": "g", "last_seq": {"$lt": 5}}, {"$set": {"last_seq": 5, "updated_ms": 9}})
+    stale = await db.conversations.update_one({"_id": "g", "last_seq": {"$lt": 3}}, {"$set": {"last_seq": 3, "updated_ms": 2}})
+    assert (moved.modified_count, stale.modified_count) == (1, 0)
+    assert (await db.conversations.find_one({"_id": "g"}))["updated_ms"] == 9
+
+
+async def test_watermark_upsert_only_moves_forward(db: AsyncDatabase) -> None:
+    await db.read_states.update_one({"_id": "c:u", "last_read_seq": {"$lt": 5}}, {"$set": {"last_read_seq": 5}}, upsert=True)
+    with pytest.raises(DuplicateKeyError):  # already further on: the conditional upsert collides with the existing _id
+        await db.read_states.update_one({"_id": "c:u", "last_read_seq": {"$lt": 3}}, {"$set": {"last_read_seq": 3}}, upsert=True)
+    assert (await db.read_states.find_one({"_id": "c:u"}))["last_read_seq"] == 5
+
+
+async def test_compare_and_swap_counters_and_null_matching(db: AsyncDatabase) -> None:
+    from pymongo import ReturnDocument
+
+    first = await db.counters.find_one_and_update({"_id": "tickets"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+    second = await db.counters.find_one_and_update({"_id": "tickets"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+    assert (first["value"], second["value"]) == (1, 2)
+
+    await db.agent_loads.insert_many([{"_id": "a1", "open_count": 0}, {"_id": "a2", "open_count": 0}])
+    assert await db.agent_loads.count_documents({"_id": {"$in": ["a1", "a2", "zz"]}}) == 2
+
+    async def claim() -> bool:
+        current = await db.agent_loads.find_one({"_id": "a1"})
+        swapped = await db.agent_loads.find_one_and_update(
+            {"_id": "a1", "open_count": current["open_count"]}, {"$inc": {"open_count": 1}}
+        )
+        return swapped is not None
+
+    results = await asyncio.gather(*(claim() for _ in range(20)))
+    assert (await db.agent_loads.find_one({"_id": "a1"}))["open_count"] == sum(results)
+
+    await db.tickets.insert_one({"_id": "t", "status": "open", "assignee_id": None, "first_response_ms": None})
+    assert await db.tickets.count_documents({"assignee_id": {"$eq": None}}) == 1
+    claimed = await db.tickets.update_one({"_id": "t", "status": "open", "assignee_id": {"$eq": None}}, {"$set": {"status": "assigned", "assignee_id": "a1"}})
+    again = await db.tickets.update_one({"_id": "t", "status": "open", "assignee_id": {"$eq": None}}, {"$set": {"status": "assigned", "assignee_id": "a2"}})
+    assert (claimed.modified_count, again.modified_count) == (1, 0)
+    await db.tickets.update_one({"_id": "t"}, {"$set": {"status": "open", "assignee_id": None}})
+    assert (await db.tickets.find_one({"_id": "t"}))["assignee_id"] is None
+    first_response = await db.tickets.update_one({"_id": "t", "first_response_ms": {"$eq": None}}, {"$set": {"first_response_ms": 5}})
+    assert first_response.modified_count == 1 and await db.tickets.count_documents({"first_response_ms": {"$gt": 0}}) == 1

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core import events
-from core.clock import iso, utcnow
+from core.clock import iso, to_ms, utcnow
 from core.documents import Conversation, User
 from core.events import Delivery
 from core.payloads import ConversationOut, MessageOut
-from core.services import conversations, messages
+from core.services import conversations, messages, tickets
 from core.services.messages import SendCommand, SendResult
 
 
@@ -48,7 +48,23 @@ async def send(commands: list[SendCommand]) -> list[Sent]:
             else events.duplicate_ack(view)
         )
         outcomes.append(Sent(result, view, deliveries))
+    await _record_ticket_responses(outcomes)
     return outcomes
+
+
+async def _record_ticket_responses(outcomes: list[Sent]) -> None:
+    """A new message in a ticket's conversation may be the assignee's first response."""
+    seen: set[tuple[str, str]] = set()
+    for sent in outcomes:
+        result = sent.result
+        if not result.created or result.conversation is None or result.conversation.ticket_id is None:
+            continue
+        key = (result.command.conversation_id, result.command.sender_id)
+        if key in seen or result.message is None:
+            continue
+        seen.add(key)
+        at_ms = to_ms(result.message.created_at)
+        sent.deliveries += await tickets.record_first_response(result.conversation, result.command.sender_id, at_ms)
 
 
 async def _changed_message_event(event_type: str, message: messages.Message, conversation: Conversation) -> tuple[MessageOut, list[Delivery]]:

@@ -108,7 +108,7 @@ async def remove_member(conversation: Conversation, actor: User, user_id: str) -
     """Remove a member from a group conversation (its creator or an admin; anyone may leave)."""
     if str(actor.id) != user_id:
         _require_group_manager(conversation, actor)
-    elif conversation.kind != "group":
+    elif conversation.kind != "group" or conversation.ticket_id is not None:
         raise InvalidInput("only group conversations have changing members")
     if user_id not in conversation.participant_ids:
         raise NotFound("not a member")
@@ -121,6 +121,8 @@ async def remove_member(conversation: Conversation, actor: User, user_id: str) -
 def _require_group_manager(conversation: Conversation, actor: User) -> None:
     if conversation.kind != "group":
         raise InvalidInput("only group conversations have changing members")
+    if conversation.ticket_id is not None:
+        raise Forbidden("a ticket's conversation follows the ticket's assignment")
     if actor.role is not Role.ADMIN and conversation.created_by != str(actor.id):
         raise Forbidden("only the creator or an admin manages members")
 

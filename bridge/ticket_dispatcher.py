@@ -1,0 +1,48 @@
+"""The ticket queue's sweeper: requeues abandoned tickets and assigns the backlog, oldest first.
+
+Runs in the bridge every MQCHAT_ASSIGN_INTERVAL_MS, and at once when someone's
+presence changes (an agent coming online or going away). Every assignment is a
+compare-and-swap, so several bridges sweeping at once stay correct.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiomqtt
+from pymongo.errors import PyMongoError
+
+from core.fanout import publish
+from core.services import tickets
+from core.services.tickets import Limits
+
+log = logging.getLogger("mqchat.bridge.tickets")
+
+
+class TicketDispatcher:
+    """Sweeps the queue periodically or when woken."""
+
+    def __init__(self, limits: Limits, interval: float) -> None:
+        self._limits = limits
+        self._interval = interval
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Sweep as soon as possible (presence changed)."""
+        self._wake.set()
+
+    async def run(self, client: aiomqtt.Client) -> None:
+        """Sweep until cancelled; store errors are logged and retried on the next round."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            try:
+                deliveries = await tickets.requeue_abandoned(self._limits)
+                deliveries += await tickets.assign_backlog(self._limits)
+            except PyMongoError as exc:
+                log.warning("tickets.sweep_failed", extra={"error": str(exc)})
+                continue
+            await publish(client, deliveries)

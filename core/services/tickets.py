@@ -1,0 +1,312 @@
+"""Support tickets: creation with their own conversation, the status machine, assignment and the queue.
+
+    open -> assigned -> in_progress -> resolved -> closed,  resolved -> in_progress (reopen)
+
+`open` means "in the queue, no assignee". Assignment moves a ticket between open
+and assigned; every change is a compare-and-swap on (status, assignee), is
+recorded in the ticket's history, and is announced as `ticket.updated`. The
+assignee is a member of the ticket's conversation for as long as they are assigned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+
+from beanie import PydanticObjectId
+from core import events, topics
+from core.clock import iso, iso_from_ms, to_ms, utcnow
+from core.documents import Conversation, ConversationContext, Counter, Ticket, TicketEvent, User
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from core.events import Delivery
+from core.payloads import CreateTicketRequest, HistoryItem, TicketOut
+from core.roles import STAFF_ROLES, Role
+from core.services import assignment
+from core.services.conversations import conversation_out
+from core.settings import Settings
+
+SYSTEM = "system"
+ACTIVE = ("assigned", "in_progress")
+MAX_PAGE = 100
+CUSTOMER, ASSIGNEE = "customer", "assignee"
+# (from, to) -> who besides admins may make the change
+TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
+    ("assigned", "in_progress"): frozenset({ASSIGNEE}),
+    ("in_progress", "resolved"): frozenset({ASSIGNEE}),
+    ("resolved", "closed"): frozenset({CUSTOMER, ASSIGNEE}),
+    ("resolved", "in_progress"): frozenset({CUSTOMER, ASSIGNEE}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Assignment settings: per-agent capacity and the grace before abandoned tickets are requeued."""
+
+    capacity: int
+    grace_seconds: int = 300
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(capacity=settings.agent_capacity, grace_seconds=settings.reassign_grace_seconds)
+
+
+async def _next_number() -> int:
+    counter = await Counter.get_pymongo_collection().find_one_and_update(
+        {"_id": "tickets"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+    )
+    return int(counter["value"])
+
+
+async def create_ticket(customer: User, request: CreateTicketRequest, limits: Limits) -> tuple[TicketOut, list[Delivery]]:
+    """Open a ticket with its own conversation and try to assign it at once."""
+    if customer.role in STAFF_ROLES:
+        raise Forbidden("tickets are opened by customers, merchants and designers")
+    customer_id, ticket_id = str(customer.id), PydanticObjectId()
+    number = await _next_number()
+    conversation = Conversation(
+        kind="group",
+        title=f"Ticket #{number}: {request.subject}",
+        context=ConversationContext(type="order", id=request.order_id, title=request.subject) if request.order_id else None,
+        participant_ids=[customer_id],
+        created_by=customer_id,
+        unique_key=f"ticket:{ticket_id}",
+        ticket_id=str(ticket_id),
+    )
+    conversation.updated_ms = to_ms(conversation.created_at)
+    await conversation.insert()
+    ticket = Ticket(
+        id=ticket_id, number=number, customer_id=customer_id, subject=request.subject,
+        description=request.description, category=request.category, priority=request.priority,
+        order_id=request.order_id, conversation_id=str(conversation.id),
+    )  # fmt: skip
+    ticket.updated_ms = to_ms(ticket.created_at)
+    await ticket.insert()
+    await TicketEvent(ticket_id=str(ticket_id), status="open", by=customer_id, at=ticket.created_at).insert()
+    deliveries = [
+        *events.conversation_event("conversation.created", conversation_out(conversation), [customer_id]),
+        *events.ticket_event("ticket.created", await ticket_out(ticket), {"status": {"from": None, "to": "open"}}, [customer_id]),
+    ]
+    deliveries += await _auto_assign(ticket, limits)
+    return await ticket_out(await _reload(ticket)), deliveries
+
+
+async def _reload(ticket: Ticket) -> Ticket:
+    fresh = await Ticket.get(ticket.id)
+    if fresh is None:  # pragma: no cover - tickets are never deleted
+        raise NotFound("ticket not found")
+    return fresh
+
+
+async def _transition(ticket: Ticket, status: str, assignee_id: str | None, by: str) -> tuple[Ticket, list[Delivery]] | None:
+    """Compare-and-swap the ticket to (status, assignee); record, re-seat the conversation and announce. None if it changed meanwhile."""
+    now_ms = to_ms(utcnow())
+    update: dict[str, object] = {"status": status, "assignee_id": assignee_id, "updated_ms": now_ms}
+    if assignee_id != ticket.assignee_id:
+        update["assigned_ms"] = now_ms if assignee_id else None
+    result = await Ticket.get_pymongo_collection().update_one(
+        {"_id": ticket.id, "status": ticket.status, "assignee_id": {"$eq": ticket.assignee_id}}, {"$set": update}
+    )
+    if result.modified_count == 0:
+        return None
+    await TicketEvent(ticket_id=str(ticket.id), status=status, by=by, assignee_id=assignee_id).insert()  # type: ignore[arg-type]
+    after = await _reload(ticket)
+    change = {
+        field: {"from": getattr(ticket, field), "to": getattr(after, field)}
+        for field in ("status", "assignee_id")
+        if getattr(ticket, field) != getattr(after, field)
+    }
+    view = await ticket_out(after)
+    deliveries = events.ticket_event("ticket.updated", view, change, [after.customer_id, ticket.assignee_id or "", after.assignee_id or ""])
+    if ticket.assignee_id != after.assignee_id:
+        deliveries += await _reseat_assignee(after.conversation_id, ticket.assignee_id, after.assignee_id)
+    return after, deliveries
+
+
+async def _reseat_assignee(conversation_id: str, old: str | None, new: str | None) -> list[Delivery]:
+    """The ticket's conversation follows its assignee."""
+    collection = Conversation.get_pymongo_collection()
+    if old:
+        await collection.update_one({"_id": ObjectId(conversation_id)}, {"$pull": {"participant_ids": old}})
+    if new:
+        await collection.update_one({"_id": ObjectId(conversation_id)}, {"$addToSet": {"participant_ids": new}})
+    conversation = await Conversation.get(ObjectId(conversation_id))
+    assert conversation is not None
+    view = conversation_out(conversation)
+    others = [uid for uid in [*conversation.participant_ids, old] if uid and uid != new]
+    return [
+        *events.membership_changed(conversation_id),
+        *events.conversation_event("conversation.created", view, [new] if new else []),
+        *events.conversation_event("conversation.updated", view, others),
+    ]
+
+
+async def _auto_assign(ticket: Ticket, limits: Limits) -> list[Delivery]:
+    """Give an open ticket to the best available agent, if there is one."""
+    agent_id = await assignment.claim_best(limits.capacity)
+    if agent_id is None:
+        return []
+    done = await _transition(ticket, "assigned", agent_id, SYSTEM)
+    if done is None:  # someone else took it first
+        await assignment.add_load(agent_id, -1)
+        return []
+    return done[1]
+
+
+async def assign_backlog(limits: Limits) -> list[Delivery]:
+    """Assign queued tickets, oldest first, while agents have room."""
+    deliveries: list[Delivery] = []
+    async for ticket in Ticket.find({"status": "open"}).sort([("number", 1)]):
+        if not await assignment.candidates(limits.capacity):
+            break
+        deliveries += await _auto_assign(ticket, limits)
+    return deliveries
+
+
+async def requeue_abandoned(limits: Limits) -> list[Delivery]:
+    """Tickets whose assignee has been offline longer than the grace period without answering go back to the queue."""
+    deadline = to_ms(utcnow()) - limits.grace_seconds * 1000
+    deliveries: list[Delivery] = []
+    waiting = await Ticket.find({"status": {"$in": list(ACTIVE)}, "first_response_ms": {"$eq": None}}).to_list()
+    for ticket in waiting:
+        agent = await User.get(ObjectId(ticket.assignee_id)) if ticket.assignee_id else None
+        if agent is None or agent.presence_status != "offline":
+            continue
+        if max(agent.last_seen_ms or 0, ticket.assigned_ms or 0) > deadline:
+            continue
+        done = await _transition(ticket, "open", None, SYSTEM)
+        if done is not None:
+            await assignment.add_load(str(agent.id), -1)
+            deliveries += done[1]
+    return deliveries
+
+
+def _role_in(ticket: Ticket, user: User) -> set[str]:
+    roles = set()
+    if ticket.customer_id == str(user.id):
+        roles.add(CUSTOMER)
+    if ticket.assignee_id == str(user.id):
+        roles.add(ASSIGNEE)
+    return roles
+
+
+def _can_see(ticket: Ticket, user: User) -> bool:
+    if user.role is Role.ADMIN:
+        return True
+    if user.role is Role.AGENT:
+        return ticket.assignee_id == str(user.id) or ticket.status == "open"
+    return ticket.customer_id == str(user.id)
+
+
+async def visible_ticket(user: User, ticket_id: str) -> Ticket:
+    """The ticket if `user` may see it; NotFound otherwise."""
+    ticket = await Ticket.get(ObjectId(ticket_id)) if topics.is_object_id(ticket_id) else None
+    if ticket is None or not _can_see(ticket, user):
+        raise NotFound("ticket not found")
+    return ticket
+
+
+async def change_status(actor: User, ticket_id: str, status: str, limits: Limits) -> tuple[TicketOut, list[Delivery]]:
+    """Move a ticket along the state machine; 409 for a transition it does not have, 403 for the wrong person."""
+    ticket = await visible_ticket(actor, ticket_id)
+    allowed = TRANSITIONS.get((ticket.status, status))
+    if allowed is None:
+        hint = " (use /assign)" if status == "assigned" else ""
+        raise Conflict(f"a ticket cannot go from {ticket.status} to {status}{hint}")
+    if actor.role is not Role.ADMIN and not (allowed & _role_in(ticket, actor)):
+        raise Forbidden(f"you may not move this ticket to {status}")
+    done = await _transition(ticket, status, ticket.assignee_id, str(actor.id))
+    if done is None:
+        raise Conflict("the ticket changed meanwhile; reload it")
+    after, deliveries = done
+    if after.assignee_id and (ticket.status in ACTIVE) != (status in ACTIVE):
+        await assignment.add_load(after.assignee_id, 1 if status in ACTIVE else -1)
+        if status not in ACTIVE:
+            deliveries += await assign_backlog(limits)
+    return await ticket_out(after), deliveries
+
+
+async def assign(actor: User, ticket_id: str, agent_id: str | None, limits: Limits) -> tuple[TicketOut, list[Delivery]]:
+    """An agent takes a queued ticket (within capacity); an admin gives any live ticket to any agent."""
+    ticket = await visible_ticket(actor, ticket_id)
+    if actor.role is Role.AGENT:
+        if agent_id not in (None, str(actor.id)):
+            raise Forbidden("agents assign tickets to themselves")
+        if ticket.status != "open":
+            raise Conflict("only queued tickets can be taken")
+        if await assignment.claim_best(limits.capacity, only=str(actor.id)) is None:
+            raise Conflict("you are at capacity")
+        target = str(actor.id)
+    elif actor.role is Role.ADMIN:
+        if agent_id is None:
+            raise InvalidInput("agent_id is required")
+        agent = await User.get(ObjectId(agent_id))
+        if agent is None or not agent.active or agent.role not in STAFF_ROLES:
+            raise InvalidInput("agent_id must be an active agent or admin")
+        if ticket.status not in ("open", *ACTIVE):
+            raise Conflict(f"a {ticket.status} ticket cannot be assigned")
+        if ticket.assignee_id == agent_id:
+            return await ticket_out(ticket), []
+        await assignment.add_load(agent_id, 1)
+        target = agent_id
+    else:
+        raise Forbidden("only agents and admins assign tickets")
+    done = await _transition(ticket, "assigned" if ticket.status == "open" else ticket.status, target, str(actor.id))
+    if done is None:
+        await assignment.add_load(target, -1)
+        raise Conflict("the ticket changed meanwhile; reload it")
+    if ticket.assignee_id:
+        await assignment.add_load(ticket.assignee_id, -1)
+    return await ticket_out(done[0]), done[1]
+
+
+async def list_tickets(
+    user: User, status: str | None, assignee_id: str | None, before: int | None, limit: int | None
+) -> tuple[list[TicketOut], int | None]:
+    """Tickets `user` may see, newest first; customers their own, agents theirs and the queue, admins all."""
+    query: dict[str, object] = {}
+    if user.role is Role.AGENT:
+        query["$or"] = [{"assignee_id": str(user.id)}, {"status": "open"}]
+    elif user.role is not Role.ADMIN:
+        query["customer_id"] = str(user.id)
+    if status is not None:
+        query["status"] = status
+    if assignee_id is not None:
+        query["assignee_id"] = assignee_id
+    if before is not None:
+        query["number"] = {"$lt": before}
+    size = max(1, min(limit or 50, MAX_PAGE))
+    page = await Ticket.find(query).sort([("number", -1)]).limit(size + 1).to_list()
+    views = await asyncio.gather(*(ticket_out(ticket) for ticket in page[:size]))
+    return list(views), page[size - 1].number if len(page) > size else None
+
+
+async def record_first_response(conversation: Conversation, sender_id: str, at_ms: int) -> list[Delivery]:
+    """The assignee's first message in a ticket's conversation sets `first_response_at`."""
+    if conversation.ticket_id is None:
+        return []
+    result = await Ticket.get_pymongo_collection().update_one(
+        {"_id": ObjectId(conversation.ticket_id), "assignee_id": sender_id, "first_response_ms": {"$eq": None}},
+        {"$set": {"first_response_ms": at_ms}},
+    )
+    if result.modified_count == 0:
+        return []
+    ticket = await Ticket.get(ObjectId(conversation.ticket_id))
+    assert ticket is not None
+    change = {"first_response_at": {"from": None, "to": iso_from_ms(at_ms)}}
+    return events.ticket_event("ticket.updated", await ticket_out(ticket), change, [ticket.customer_id, sender_id])
+
+
+async def ticket_out(ticket: Ticket) -> TicketOut:
+    """The contract's ticket view with its history."""
+    history = await TicketEvent.find({"ticket_id": str(ticket.id)}).sort([("at", 1), ("_id", 1)]).to_list()
+    return TicketOut(
+        id=str(ticket.id), number=ticket.number, customer_id=ticket.customer_id, assignee_id=ticket.assignee_id,
+        subject=ticket.subject, description=ticket.description, category=ticket.category, priority=ticket.priority,
+        order_id=ticket.order_id, status=ticket.status, conversation_id=ticket.conversation_id,
+        created_at=iso(ticket.created_at) or "", updated_at=iso_from_ms(ticket.updated_ms) or "",
+        first_response_at=iso_from_ms(ticket.first_response_ms),
+        history=[HistoryItem(status=e.status, by=e.by, at=iso(e.at) or "") for e in history],
+    )  # fmt: skip
