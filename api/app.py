@@ -24,6 +24,7 @@ from api.controllers.users import AdminUsersController, UsersController
 from api.errors import EXCEPTION_HANDLERS
 from api.publisher import EventPublisher
 from core import __version__
+from core.broker_rights import BrokerRights, MosquittoRights, rights_for
 from core.db import init_db
 from core.settings import Settings
 
@@ -41,16 +42,23 @@ def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def connections(app: Litestar) -> AsyncIterator[None]:
         app.state.mongo = await init_db(settings)
-        app.state.publisher = EventPublisher(settings)
+        app.state.publisher = EventPublisher(settings, rights)
         await app.state.publisher.start()
         try:
             yield
         finally:
             await app.state.publisher.stop()
+            if isinstance(rights, MosquittoRights):
+                await rights.dynsec.close()
             await app.state.mongo.close()
+
+    rights = rights_for(settings)
 
     def provide_settings() -> Settings:
         return settings
+
+    def provide_rights() -> BrokerRights:
+        return rights
 
     def provide_mongo() -> AsyncMongoClient:
         return app.state.mongo
@@ -74,6 +82,7 @@ def create_app(settings: Settings) -> Litestar:
             "settings": Provide(provide_settings, sync_to_thread=False),
             "mongo": Provide(provide_mongo, sync_to_thread=False),
             "publisher": Provide(provide_publisher, sync_to_thread=False),
+            "rights": Provide(provide_rights, sync_to_thread=False),
             "current_user": Provide(provide_current_user),
         },
         lifespan=[connections],

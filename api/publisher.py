@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import aiomqtt
 
+from core.broker_rights import BrokerRights
 from core.events import Delivery
 from core.fanout import publish
 from core.mqtt import service_client
@@ -29,8 +30,9 @@ MAX_BACKOFF = 10.0
 class EventPublisher:
     """A long-lived `mqchat-api` connection with reconnects."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, rights: BrokerRights) -> None:
         self._settings = settings
+        self._rights = rights
         self._client: aiomqtt.Client | None = None
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -70,6 +72,6 @@ class EventPublisher:
         try:
             await asyncio.wait_for(self._ready.wait(), PUBLISH_WAIT)
             assert self._client is not None
-            await asyncio.wait_for(publish(self._client, batch), PUBLISH_WAIT)
+            await asyncio.wait_for(publish(self._client, batch, self._rights), PUBLISH_WAIT)
         except (TimeoutError, aiomqtt.MqttError, AssertionError) as exc:
             log.error("publisher.events_dropped", extra={"count": len(batch), "error": type(exc).__name__})

@@ -14,6 +14,7 @@ import logging
 import aiomqtt
 from pymongo.errors import PyMongoError
 
+from core.broker_rights import BrokerRights
 from core.fanout import publish
 from core.services import tickets
 from core.services.tickets import Limits
@@ -33,7 +34,7 @@ class TicketDispatcher:
         """Sweep as soon as possible (presence changed)."""
         self._wake.set()
 
-    async def run(self, client: aiomqtt.Client) -> None:
+    async def run(self, client: aiomqtt.Client, rights: BrokerRights) -> None:
         """Sweep until cancelled; store errors are logged and retried on the next round."""
         while True:
             with contextlib.suppress(TimeoutError):
@@ -45,4 +46,4 @@ class TicketDispatcher:
             except PyMongoError as exc:
                 log.warning("tickets.sweep_failed", extra={"error": str(exc)})
                 continue
-            await publish(client, deliveries)
+            await publish(client, deliveries, rights)

@@ -6,18 +6,25 @@ decodes, authorizes and persists through core.services.chat -> the planned
 events are published (QoS 1, awaited) -> the deliveries are acknowledged
 (PUBACK). paho's manual acks make the last step explicit: if the bridge dies
 before it, the broker redelivers and the idempotency key absorbs the repeat.
+
+On an external broker several workers (`MQCHAT_BRIDGE_WORKERS` > 1) share the
+requests through `$share/mqchat-bridge/...`; the lead worker (`worker-1`) also
+aggregates device presence and sweeps the ticket queue. The embedded broker has
+no shared subscriptions: one worker does everything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import aiomqtt
 
 from bridge.pipeline import Pipeline, StoreUnavailable
 from bridge.ticket_dispatcher import TicketDispatcher
 from core import events, topics
+from core.broker_rights import BrokerRights, MosquittoRights, rights_for
 from core.db import init_db
 from core.fanout import publish
 from core.mqtt import service_client
@@ -26,11 +33,24 @@ from core.settings import Settings
 
 log = logging.getLogger("mqchat.bridge")
 
-BRIDGE_INSTANCE = "worker-1"
 MAX_BATCH = 500
 BATCH_WINDOW = 0.002
 PRESENCE_SETTLE = 2.0
 MAX_BACKOFF = 10.0
+STABLE_CONNECTION = 10.0
+
+
+def subscriptions(settings: Settings) -> list[str]:
+    """What this worker consumes.
+
+    One worker uses a plain subscription: Mosquitto 2.0.11 forgets the *shared*
+    subscriptions of offline persistent sessions when it restarts (measured), so
+    requests published before the workers re-subscribe are not queued; senders
+    then resend (no `message.created`), but one worker need not pay that.
+    """
+    if settings.broker == "embedded" or settings.bridge_workers == 1:
+        return [topics.OUTBOX_FILTER]
+    return [topics.SHARED_ACTIONS_FILTER, *([topics.PRESENCE_FILTER] if settings.is_lead_bridge else [])]
 
 
 async def _next_batch(client: aiomqtt.Client) -> list[aiomqtt.Message]:
@@ -49,7 +69,9 @@ def _acknowledge(client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
             client._client.ack(message.mid, message.qos)  # noqa: SLF001 - aiomqtt exposes no manual ack
 
 
-async def _process_until_done(client: aiomqtt.Client, pipeline: Pipeline, batch: list[aiomqtt.Message]) -> None:
+async def _process_until_done(
+    client: aiomqtt.Client, pipeline: Pipeline, rights: BrokerRights, batch: list[aiomqtt.Message]
+) -> None:
     """Process the batch, retrying with backoff while the store is unavailable; then publish and ack."""
     backoff = 0.2
     while True:
@@ -64,7 +86,7 @@ async def _process_until_done(client: aiomqtt.Client, pipeline: Pipeline, batch:
             break
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, MAX_BACKOFF)
-    await publish(client, deliveries)
+    await publish(client, deliveries, rights)
     _acknowledge(client, batch)
 
 
@@ -78,34 +100,38 @@ def _internal_errors(batch: list[aiomqtt.Message]) -> list[events.Delivery]:
     return out
 
 
-async def _reconcile_presence(client: aiomqtt.Client, pipeline: Pipeline) -> None:
+async def _reconcile_presence(client: aiomqtt.Client, pipeline: Pipeline, rights: BrokerRights) -> None:
     await asyncio.sleep(PRESENCE_SETTLE)  # retained device states arrive first
-    await publish(client, await pipeline.presence.reconcile())
+    await publish(client, await pipeline.presence.reconcile(), rights)
 
 
-async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDispatcher) -> None:
-    client = service_client(settings, "mqchat-bridge", BRIDGE_INSTANCE, clean_session=False)
+async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights) -> None:
+    client = service_client(settings, "mqchat-bridge", settings.bridge_instance, clean_session=False)
     client._client.manual_ack_set(True)  # noqa: SLF001 - before connecting: queued deliveries arrive at once
     async with client, asyncio.TaskGroup() as tasks:
         # Not awaited before consuming: a resumed session's queued deliveries come first,
         # and they wait for our acknowledgements.
-        tasks.create_task(client.subscribe(topics.OUTBOX_FILTER, qos=1))
-        log.info("bridge.connected", extra={"filter": topics.OUTBOX_FILTER})
-        tasks.create_task(_reconcile_presence(client, pipeline))
-        tasks.create_task(dispatcher.run(client))
+        for topic_filter in subscriptions(settings):
+            tasks.create_task(client.subscribe(topic_filter, qos=1))
+        log.info("bridge.connected", extra={"instance": settings.bridge_instance, "filters": subscriptions(settings)})
+        if settings.is_lead_bridge:
+            tasks.create_task(_reconcile_presence(client, pipeline, rights))
+            tasks.create_task(dispatcher.run(client, rights))
         while True:
-            await _process_until_done(client, pipeline, await _next_batch(client))
+            await _process_until_done(client, pipeline, rights, await _next_batch(client))
 
 
 async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     """Consume outbox requests until `stop` is set, reconnecting with exponential backoff."""
     mongo = await init_db(settings)
+    rights = rights_for(settings)
     dispatcher = TicketDispatcher(Limits.from_settings(settings), settings.assign_interval)
     pipeline = Pipeline(settings.edit_window_seconds, on_presence_change=dispatcher.wake)
     backoff = 0.5
     try:
         while not stop.is_set():
-            consuming = asyncio.create_task(_consume(settings, pipeline, dispatcher))
+            started = time.monotonic()
+            consuming = asyncio.create_task(_consume(settings, pipeline, dispatcher, rights))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({consuming, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
@@ -116,10 +142,14 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
             try:
                 consuming.result()
             except (aiomqtt.MqttError, OSError, ExceptionGroup) as exc:
+                if time.monotonic() - started > STABLE_CONNECTION:
+                    backoff = 0.5
                 causes = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
                 log.warning("bridge.disconnected", extra={"error": "; ".join(map(repr, causes)), "retry_in": backoff})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
     finally:
+        if isinstance(rights, MosquittoRights):
+            await rights.dynsec.close()
         await mongo.close()
         log.info("bridge.stopped")

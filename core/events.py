@@ -79,9 +79,14 @@ def presence_event(user_id: str, status: str, last_seen: str | None) -> list[Del
     return [Delivery(topics.user_presence(user_id), payload, retain=True)]
 
 
-def membership_changed(conversation_id: str) -> list[Delivery]:
-    """Tells the embedded broker to forget cached members of a conversation."""
-    return [Delivery(topics.MEMBERSHIP_CONTROL, _encode({"conversation_id": conversation_id}))]
+def membership_changed(conversation_id: str, added: Iterable[str] = (), removed: Iterable[str] = ()) -> list[Delivery]:
+    """Members of a conversation changed: brokers update read rights before anything else is published.
+
+    The embedded broker drops its cached members; with Mosquitto, core.broker_rights
+    grants and revokes the per-user ACLs.
+    """
+    notice = {"conversation_id": conversation_id, "added": list(added), "removed": list(removed)}
+    return [Delivery(topics.MEMBERSHIP_CONTROL, _encode(notice))]
 
 
 def ticket_event(event_type: str, ticket: TicketOut, change: dict[str, object], user_ids: Iterable[str]) -> list[Delivery]:

@@ -6,10 +6,17 @@ import secrets
 
 import aiomqtt
 
-from core.security import issue_service_token
+from core.security import broker_password, issue_service_token
 from core.settings import Settings
 
 MAX_INFLIGHT = 1000
+
+
+def service_password(settings: Settings, account: str) -> str:
+    """What a service account presents: a short-lived token (embedded broker) or its derived password (external)."""
+    if settings.broker == "external":
+        return broker_password(settings.jwt_secret, account)
+    return issue_service_token(account, settings.jwt_secret)
 
 
 def service_client(
@@ -25,7 +32,7 @@ def service_client(
         host,
         port,
         username=account,
-        password=issue_service_token(account, settings.jwt_secret),
+        password=service_password(settings, account),
         identifier=f"{account}-{instance or secrets.token_hex(6)}",
         clean_session=clean_session,
         protocol=aiomqtt.ProtocolVersion.V311,

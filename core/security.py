@@ -8,6 +8,9 @@ The broker accepts the same tokens as MQTT passwords.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +25,7 @@ ACCESS = "access"
 SERVICE = "service"
 SERVICE_TOKEN_TTL = 3600
 SERVICE_ACCOUNTS = frozenset({"mqchat-bridge", "mqchat-api"})
+BROKER_ADMIN = "mqchat-admin"  # provisions Mosquitto's dynamic-security plugin
 
 _passwords = CryptContext(schemes=["argon2"], deprecated="auto")
 # A valid hash of a random password: verifying against it when the email is unknown
@@ -90,3 +94,14 @@ def decode_token(token: str | bytes, secret: str) -> TokenClaims:
     if kind == SERVICE and subject not in SERVICE_ACCOUNTS:
         raise InvalidToken("unknown service account")
     return TokenClaims(subject=subject, kind=kind, expires_at=int(claims["exp"]))
+
+
+def broker_password(secret: str, username: str) -> str:
+    """The password of `username` on an external broker (Mosquitto): derived from JWT_SECRET, never stored.
+
+    Mosquitto 2.0 cannot verify JWTs, so mqchat provisions each user and service
+    account with this derived password (stable across logins; rotating
+    JWT_SECRET rotates every broker password).
+    """
+    digest = hmac.new(secret.encode(), f"mqtt-password:{username}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")

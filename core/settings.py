@@ -51,6 +51,8 @@ class Settings:
     agent_capacity: int = 5
     reassign_grace_seconds: int = 300
     assign_interval: float = 2.0
+    bridge_workers: int = 1
+    bridge_instance: str = "worker-1"
     log_level: str = "INFO"
 
     @property
@@ -66,9 +68,18 @@ class Settings:
         return ("127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host), self.mqtt_port
 
     @property
+    def is_lead_bridge(self) -> bool:
+        """The bridge worker that aggregates presence and sweeps the ticket queue."""
+        return self.bridge_instance == "worker-1"
+
+    @property
     def embedded_store_uri(self) -> str:
         """URI of the embedded nx-27017 store launched by `mqchat up`."""
         return f"mongodb://127.0.0.1:{self.store_port}"
+
+    def with_broker(self, broker: Literal["embedded", "external"], port: int) -> Settings:
+        """A copy of these settings using the given broker kind on 127.0.0.1:`port`."""
+        return replace(self, broker=broker, mqtt_host="127.0.0.1", external_mqtt_port=port)
 
     def with_store_uri(self, uri: str) -> Settings:
         """A copy of these settings pointing at the given MongoDB URI."""
@@ -127,12 +138,14 @@ class Settings:
             agent_capacity=get_int("MQCHAT_AGENT_CAPACITY", 5),
             reassign_grace_seconds=get_int("MQCHAT_REASSIGN_GRACE", 300),
             assign_interval=get_int("MQCHAT_ASSIGN_INTERVAL_MS", 2000) / 1000,
+            bridge_workers=get_int("MQCHAT_BRIDGE_WORKERS", 1),
+            bridge_instance=get("MQCHAT_BRIDGE_INSTANCE", "worker-1"),
             log_level=get("MQCHAT_LOG_LEVEL", "INFO").upper(),
         )
         if settings.access_token_ttl <= 0:
             raise ConfigError("MQCHAT_ACCESS_TOKEN_TTL must be positive")
-        if settings.agent_capacity <= 0 or settings.assign_interval <= 0:
-            raise ConfigError("MQCHAT_AGENT_CAPACITY and MQCHAT_ASSIGN_INTERVAL_MS must be positive")
+        if min(settings.agent_capacity, settings.assign_interval, settings.bridge_workers) <= 0:
+            raise ConfigError("MQCHAT_AGENT_CAPACITY, MQCHAT_ASSIGN_INTERVAL_MS and MQCHAT_BRIDGE_WORKERS must be positive")
         return replace(settings, jwt_secret=_resolve_secret(settings))
 
 

@@ -20,6 +20,11 @@ MAX_TOPIC_LEVELS = 8
 CONVERSATION_CHANNELS = frozenset({"messages", "receipts", "typing"})
 OUTBOX_ACTIONS = frozenset({"send", "edit", "delete", "read", "typing"})
 OUTBOX_FILTER = f"{ROOT}/users/+/outbox/#"
+# With several bridge workers (shared subscription): requests are spread over the workers,
+# device presence goes to one worker that aggregates it.
+ACTIONS_FILTER = f"{ROOT}/users/+/outbox/+"
+PRESENCE_FILTER = f"{ROOT}/users/+/outbox/presence/+"
+SHARED_ACTIONS_FILTER = f"$share/mqchat-bridge/{ACTIONS_FILTER}"
 AGENT_TICKETS = f"{ROOT}/agents/tickets"
 # Service-only control topic: membership changes, so brokers drop cached rights at once.
 MEMBERSHIP_CONTROL = f"{ROOT}/system/membership"

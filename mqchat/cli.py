@@ -78,6 +78,18 @@ def api() -> None:
 
 
 @main.command()
+def mosquitto() -> None:
+    """Run Debian's Mosquitto with the shipped mosquitto.conf and the data dir, provisioned for mqchat."""
+    from mqchat.mosquitto import MosquittoError, run_mosquitto
+
+    try:
+        _run_component(run_mosquitto, needs_store=False)
+    except MosquittoError as exc:
+        click.echo(f"mqchat: {exc}", err=True)
+        sys.exit(2)
+
+
+@main.command()
 def store() -> None:
     """Run only the embedded store (nx-27017) on MQCHAT_STORE_PORT."""
     from mqchat.store import EmbeddedStore

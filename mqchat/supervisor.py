@@ -48,10 +48,18 @@ async def _wait_for_port(child: Child, host: str, port: int) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _spawn(name: str, env: dict[str, str]) -> Child:
+async def _spawn(name: str, env: dict[str, str], label: str | None = None) -> Child:
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "mqchat", name, env=env)
-    log.info("up.component_started", extra={"component": name, "pid": process.pid})
-    return Child(name, process)
+    log.info("up.component_started", extra={"component": label or name, "pid": process.pid})
+    return Child(label or name, process)
+
+
+def bridge_workers(settings: Settings) -> int:
+    """How many bridge workers to run: one on the embedded broker (it has no shared subscriptions)."""
+    if settings.broker == "embedded" and settings.bridge_workers > 1:
+        log.warning("up.one_bridge_worker", extra={"reason": "amqtt has no shared subscriptions", "asked": settings.bridge_workers})
+        return 1
+    return settings.bridge_workers
 
 
 async def _terminate(child: Child) -> None:
@@ -82,9 +90,10 @@ async def run_up(settings: Settings, stop: asyncio.Event) -> int:
         if settings.broker == "embedded":
             children.append(await _spawn("broker", env))
             await _wait_for_port(children[-1], local, settings.mqtt_port)
-        children.append(await _spawn("api", env))
-        children.append(await _spawn("bridge", env))
-        await _wait_for_port(children[-2], local, settings.api_port)
+        children.append(api := await _spawn("api", env))
+        for n in range(1, bridge_workers(settings) + 1):
+            children.append(await _spawn("bridge", {**env, "MQCHAT_BRIDGE_INSTANCE": f"worker-{n}"}, f"bridge-{n}"))
+        await _wait_for_port(api, local, settings.api_port)
         log.info("up.ready", extra={"api": f"http://{settings.public_host}:{settings.api_port}", "mqtt_port": settings.mqtt_port, "ws_port": settings.ws_port})
 
         waits = {asyncio.create_task(child.process.wait()): child for child in children}

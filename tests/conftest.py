@@ -1,4 +1,10 @@
-"""Fixtures: one real `mqchat up` (nx-27017 + amqtt + bridge + API) for the session, on free ports."""
+"""Fixtures: real systems (`mqchat up`: nx-27017 + broker + bridge + API) on free ports.
+
+`system` is the embedded-broker system; a module that runs on both brokers sets
+`pytestmark = BOTH_BROKERS` and gets each test once per broker (Mosquitto via
+`mqchat mosquitto` + `MQCHAT_BROKER=external`). Each broker's system starts once
+per session, when first asked for.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +17,33 @@ import pytest
 from tests.support import Account, System, create_staff, signup
 
 
-@pytest.fixture(scope="session")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """The whole system as a user runs it, started once for the test session."""
-    running = System.on_free_ports(tmp_path_factory.mktemp("mqchat") / "data")
+BROKERS = ("amqtt", "mosquitto")
+BOTH_BROKERS = pytest.mark.parametrize("system", BROKERS, indirect=True)
+
+
+def _running(tmp_path_factory: pytest.TempPathFactory, broker: str) -> Iterator[System]:
+    running = System.on_free_ports(tmp_path_factory.mktemp(f"mqchat-{broker}") / "data", broker=broker)
     running.start()
     yield running
     assert running.stop() == 0, "mqchat up did not stop cleanly"
+
+
+@pytest.fixture(scope="session")
+def amqtt_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The whole system with the embedded broker, started once for the test session."""
+    yield from _running(tmp_path_factory, "amqtt")
+
+
+@pytest.fixture(scope="session")
+def mosquitto_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The whole system with Mosquitto as the external broker, started once for the test session."""
+    yield from _running(tmp_path_factory, "mosquitto")
+
+
+@pytest.fixture
+def system(request: pytest.FixtureRequest) -> System:
+    """The system of the test's broker (the embedded one unless parametrized with BOTH_BROKERS)."""
+    return request.getfixturevalue(f"{getattr(request, 'param', 'amqtt')}_system")
 
 
 @pytest.fixture

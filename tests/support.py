@@ -17,7 +17,7 @@ from typing import Any
 import aiomqtt
 import httpx
 
-from core.security import issue_service_token
+from core.security import broker_password, issue_service_token
 from mqchat.store import free_port
 
 START_TIMEOUT = 90.0
@@ -33,7 +33,9 @@ class System:
     ws_port: int
     store_port: int
     extra_env: dict[str, str] = field(default_factory=dict)
+    broker: str = "amqtt"  # or "mosquitto": `mqchat mosquitto` + MQCHAT_BROKER=external
     process: subprocess.Popen[bytes] | None = None
+    mosquitto: subprocess.Popen[bytes] | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -47,6 +49,8 @@ class System:
             MQCHAT_AUTH_RATE_LIMIT="100000",
             MQCHAT_LOG_LEVEL="INFO",
         )
+        if self.broker == "mosquitto":
+            env.update(MQCHAT_BROKER="external", MQTT_HOST="127.0.0.1", MQTT_PORT=str(self.mqtt_port))
         env.update(self.extra_env)
         return env
 
@@ -67,11 +71,25 @@ class System:
         return (self.data_dir / "jwt_secret").read_text().strip()
 
     @classmethod
-    def on_free_ports(cls, data_dir: Path, **extra_env: str) -> System:
-        return cls(data_dir, free_port(), free_port(), free_port(), free_port(), extra_env)
+    def on_free_ports(cls, data_dir: Path, broker: str = "amqtt", **extra_env: str) -> System:
+        return cls(data_dir, free_port(), free_port(), free_port(), free_port(), extra_env, broker)
+
+    def start_mosquitto(self) -> None:
+        """`mqchat mosquitto` on this system's ports, ready when its port answers and it is provisioned."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.mosquitto = spawn_component(self, "mosquitto")
+        wait_until(lambda: _logged(self, "mosquitto", "mosquitto.ready"), 30, "mosquitto")
+
+    def stop_mosquitto(self) -> None:
+        assert self.mosquitto is not None
+        self.mosquitto.send_signal(signal.SIGTERM)
+        self.mosquitto.wait(30)
+        _log_path(self, "mosquitto").rename(_log_path(self, f"mosquitto-{time.monotonic_ns()}"))
 
     def start(self) -> None:
-        """Start `mqchat up` and wait until /api/health says ok."""
+        """Start `mqchat up` (after `mqchat mosquitto` for that broker) and wait until /api/health says ok."""
+        if self.broker == "mosquitto" and self.mosquitto is None:
+            self.start_mosquitto()
         log = open(self.data_dir.parent / f"{self.data_dir.name}-up.log", "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "mqchat", "up"], env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + START_TIMEOUT
@@ -95,6 +113,9 @@ class System:
         finally:
             if self.process.poll() is None:
                 self.process.kill()
+            if self.mosquitto is not None:
+                self.stop_mosquitto()
+                self.mosquitto = None
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run `mqchat <args>` against this system's data dir."""
@@ -104,6 +125,12 @@ class System:
 
     def service_token(self, account: str = "mqchat-bridge") -> str:
         return issue_service_token(account, self.jwt_secret)
+
+    def service_password(self, account: str = "mqchat-bridge") -> str:
+        """What a service account presents to this system's broker."""
+        if self.broker == "mosquitto":
+            return broker_password(self.jwt_secret, account)
+        return self.service_token(account)
 
 
 @dataclass
@@ -120,6 +147,11 @@ class Account:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def mqtt_password(self) -> str:
+        """The broker password from the login's `mqtt` block (the token on the embedded broker)."""
+        return str(self.body["mqtt"]["password"])
 
 
 async def signup(api: httpx.AsyncClient, role: str = "customer", **fields: Any) -> Account:
@@ -172,12 +204,12 @@ def mqtt_client(
 
 def user_client(system: System, account: Account, suffix: str = "web", **kwargs: Any) -> aiomqtt.Client:
     """An MQTT client for a signed-up user with client id `<id>-<suffix>`."""
-    return mqtt_client(system, account.id, account.token, f"{account.id}-{suffix}", **kwargs)
+    return mqtt_client(system, account.id, account.mqtt_password, f"{account.id}-{suffix}", **kwargs)
 
 
 def service_client(system: System, suffix: str | None = None) -> aiomqtt.Client:
     """An MQTT client with the bridge's service account (publishes events like the bridge does)."""
-    return mqtt_client(system, "mqchat-bridge", system.service_token(), f"mqchat-bridge-test-{suffix or secrets.token_hex(3)}")
+    return mqtt_client(system, "mqchat-bridge", system.service_password(), f"mqchat-bridge-test-{suffix or secrets.token_hex(3)}")
 
 
 async def collect(client: aiomqtt.Client, seconds: float, stop_after: int | None = None) -> list[aiomqtt.Message]:
@@ -301,7 +333,7 @@ time.sleep(600)
 async def crashable_device(system: System, account: Account, suffix: str) -> asyncio.subprocess.Process:
     """A device in its own process that announces itself online (with a Will); kill it to simulate a crash."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _DEVICE_SCRIPT, "127.0.0.1", str(system.mqtt_port), account.id, account.token,
+        sys.executable, "-c", _DEVICE_SCRIPT, "127.0.0.1", str(system.mqtt_port), account.id, account.mqtt_password,
         f"{account.id}-{suffix}", stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None
@@ -314,6 +346,15 @@ def spawn_component(system: System, component: str) -> subprocess.Popen[bytes]:
     """Start one component (`mqchat store|broker|bridge|api`) of a split deployment on the system's data dir."""
     log = open(system.data_dir.parent / f"{system.data_dir.name}-{component}.log", "ab")
     return subprocess.Popen([sys.executable, "-m", "mqchat", component], env=system.env, stdout=log, stderr=log)
+
+
+def _log_path(system: System, component: str) -> Path:
+    return system.data_dir.parent / f"{system.data_dir.name}-{component}.log"
+
+
+def _logged(system: System, component: str, event: str) -> bool:
+    path = _log_path(system, component)
+    return path.exists() and event in path.read_text(errors="replace")
 
 
 def wait_until(condition: Any, timeout: float, what: str) -> None:

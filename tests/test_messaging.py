@@ -11,7 +11,10 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from core import topics
+from tests.conftest import BOTH_BROKERS
 from tests.support import Account, System, device, granted, open_conversation, signup, user_client
+
+pytestmark = BOTH_BROKERS
 
 
 def send_payload(conversation_id: str, client_msg_id: str, body: str, **extra: object) -> bytes:

@@ -9,7 +9,10 @@ import httpx
 import pytest
 
 from core import topics
+from tests.conftest import BOTH_BROKERS
 from tests.support import Account, System, device, granted, open_conversation, signup
+
+pytestmark = BOTH_BROKERS
 
 
 async def stored_bodies(api: httpx.AsyncClient, cid: str, member: Account) -> list[str]:

@@ -1,6 +1,6 @@
 """Support tickets: lifecycle, roles, auto-assignment, backlog, grace-period requeue, concurrency, stats.
 
-Each test gets its own system (fresh queue and agents) with short timings.
+Each test gets its own system (fresh queue and agents) with short timings, once per broker.
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ import httpx
 import pytest
 
 from core import topics
+from tests.conftest import BROKERS
 from tests.support import Account, System, crashable_device, create_staff, device, signup
 
 
-@pytest.fixture
+@pytest.fixture(params=BROKERS)
 def ticket_system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[System]:
     marker = request.node.get_closest_marker("capacity")
     system = System.on_free_ports(
         tmp_path / "data",
+        broker=request.param,
         MQCHAT_AGENT_CAPACITY=str(marker.args[0] if marker else 20),
         MQCHAT_REASSIGN_GRACE="2",
         MQCHAT_ASSIGN_INTERVAL_MS="300",

@@ -7,6 +7,7 @@ from litestar.params import JSONBody
 from litestar import Controller, get, post
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from core.broker_rights import BrokerRights
 from core.documents import User
 from core.errors import Forbidden
 from core.payloads import AuthResponse, LoginRequest, SignupRequest, UserOut
@@ -21,18 +22,24 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/signup", status_code=HTTP_201_CREATED)
-    async def signup(self, data: JSONBody[SignupRequest], settings: NamedDependency[Settings]) -> AuthResponse:
+    async def signup(
+        self, data: JSONBody[SignupRequest], settings: NamedDependency[Settings], rights: NamedDependency[BrokerRights]
+    ) -> AuthResponse:
         """Create a customer, merchant or designer account and sign it in."""
         role = data.role or Role.CUSTOMER
         if role not in SELF_SIGNUP_ROLES:
             raise Forbidden("agents and admins are created by an admin")
         user = await users.create_user(data.email, data.username, data.password, role)
+        await rights.ensure_user(str(user.id), user.role)
         return start_session(settings, user)
 
     @post("/login", status_code=HTTP_200_OK)
-    async def login(self, data: JSONBody[LoginRequest], settings: NamedDependency[Settings]) -> AuthResponse:
+    async def login(
+        self, data: JSONBody[LoginRequest], settings: NamedDependency[Settings], rights: NamedDependency[BrokerRights]
+    ) -> AuthResponse:
         """Exchange email and password for an access token and the MQTT connection block."""
         user = await users.check_credentials(data.email, data.password)
+        await rights.ensure_user(str(user.id), user.role)
         return start_session(settings, user)
 
     @get("/me", security=[{"BearerToken": []}])

@@ -106,7 +106,11 @@ async def conversation_started(conversation: Conversation, created: bool, viewer
     view = await conversations.describe(conversation, viewer_id)
     if not created:
         return view, []
-    return view, events.conversation_event("conversation.created", conversations.conversation_out(conversation), conversation.participant_ids)
+    members = conversation.participant_ids
+    return view, [
+        *events.membership_changed(str(conversation.id), added=members),
+        *events.conversation_event("conversation.created", conversations.conversation_out(conversation), members),
+    ]
 
 
 async def members_changed(before: Conversation, after: Conversation, viewer_id: str) -> tuple[ConversationOut, list[Delivery]]:
@@ -116,9 +120,10 @@ async def members_changed(before: Conversation, after: Conversation, viewer_id: 
     """
     view = conversations.conversation_out(after)
     added = [uid for uid in after.participant_ids if uid not in before.participant_ids]
+    removed = [uid for uid in before.participant_ids if uid not in after.participant_ids]
     kept_or_removed = list(before.participant_ids)
     deliveries = [
-        *events.membership_changed(str(after.id)),
+        *events.membership_changed(str(after.id), added, removed),
         *events.conversation_event("conversation.created", view, added),
         *events.conversation_event("conversation.updated", view, kept_or_removed),
     ]

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from core.documents import User
 from core.payloads import AuthResponse, MqttConnectInfo
-from core.security import issue_token
+from core.security import broker_password, issue_token
 from core.services.users import user_out
 from core.settings import Settings
 
 
 def mqtt_connect_info(settings: Settings, user_id: str, access_token: str) -> MqttConnectInfo:
-    """How `user_id` connects to the broker configured in `settings`."""
-    host = settings.public_host if settings.broker == "embedded" else settings.mqtt_host
-    port = settings.mqtt_port if settings.broker == "embedded" else settings.external_mqtt_port
+    """How `user_id` connects to the broker configured in `settings`.
+
+    The embedded broker takes the access token as password; an external broker
+    (Mosquitto) takes the user's derived broker password, provisioned at login.
+    """
+    external = settings.broker == "external"
     return MqttConnectInfo(
-        host=host,
-        port=port,
-        ws_url=f"ws://{host}:{settings.ws_port}/mqtt",
+        host=settings.public_host,
+        port=settings.external_mqtt_port if external else settings.mqtt_port,
+        ws_url=f"ws://{settings.public_host}:{settings.ws_port}/mqtt",
         username=user_id,
-        password=access_token,
+        password=broker_password(settings.jwt_secret, user_id) if external else access_token,
         client_id_prefix=user_id,
     )
 

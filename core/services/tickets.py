@@ -86,6 +86,7 @@ async def create_ticket(customer: User, request: CreateTicketRequest, limits: Li
     await ticket.insert()
     await TicketEvent(ticket_id=str(ticket_id), status="open", by=customer_id, at=ticket.created_at).insert()
     deliveries = [
+        *events.membership_changed(str(conversation.id), added=[customer_id]),
         *events.conversation_event("conversation.created", conversation_out(conversation), [customer_id]),
         *events.ticket_event("ticket.created", await ticket_out(ticket), {"status": {"from": None, "to": "open"}}, [customer_id]),
     ]
@@ -137,7 +138,7 @@ async def _reseat_assignee(conversation_id: str, old: str | None, new: str | Non
     view = conversation_out(conversation)
     others = [uid for uid in [*conversation.participant_ids, old] if uid and uid != new]
     return [
-        *events.membership_changed(conversation_id),
+        *events.membership_changed(conversation_id, [new] if new else [], [old] if old else []),
         *events.conversation_event("conversation.created", view, [new] if new else []),
         *events.conversation_event("conversation.updated", view, others),
     ]

@@ -1,0 +1,205 @@
+"""Read and write rights on an external broker (Mosquitto 2.0), kept in step with mqchat's data.
+
+The embedded broker asks mqchat on every action (broker.plugins), so it needs
+nothing here (`EmbeddedRights`). Mosquitto 2.0 cannot verify JWTs and its
+dynamic-security ACLs have no `%u` substitution, so `MosquittoRights` provisions
+literal rights through `$CONTROL/dynamic-security/v1`:
+
+- role `users` (everyone): subscribe to and receive `chat/presence/<uid>` (literal topics);
+- role `user-<uid>` (one per user): publish under `chat/users/<uid>/outbox/#`,
+  subscribe to and receive `chat/users/<uid>/inbox`, plus subscribe/receive
+  `chat/conversations/<cid>/#` for each conversation the user belongs to
+  (added and removed as membership changes: ACL edits take effect at once and,
+  unlike role assignments, do not disconnect the user's devices);
+- roles `agents` (`chat/agents/tickets`), `admins` (read-only `chat/#`) and
+  `service` (the bridge and the API: everything under `chat/`, shared subscriptions);
+- receiving is denied by default, so every delivery is checked against these rights.
+
+Concurrent calls are sent as one batch (dynamic-security rewrites its JSON file
+on every command message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
+
+import aiomqtt
+
+from core import topics
+from core.events import Delivery
+from core.roles import Role
+from core.security import BROKER_ADMIN, SERVICE_ACCOUNTS, broker_password
+from core.settings import Settings
+
+log = logging.getLogger("mqchat.broker_rights")
+
+CONTROL = "$CONTROL/dynamic-security/v1"
+RESPONSE = f"{CONTROL}/response"
+RESPONSE_TIMEOUT = 10.0
+_IGNORED = ("already exists", "not found")
+
+
+@runtime_checkable
+class BrokerRights(Protocol):
+    async def ensure_user(self, user_id: str, role: Role) -> None: ...
+    async def apply(self, deliveries: Iterable[Delivery]) -> None: ...
+
+
+class EmbeddedRights:
+    """The embedded broker checks mqchat's rules itself: nothing to provision."""
+
+    async def ensure_user(self, user_id: str, role: Role) -> None:
+        return None
+
+    async def apply(self, deliveries: Iterable[Delivery]) -> None:
+        return None
+
+
+def _acl(acltype: str, topic: str, allow: bool = True) -> dict[str, Any]:
+    return {"acltype": acltype, "topic": topic, "allow": allow}
+
+
+def _read(topic_filter: str, literal: bool = False) -> list[dict[str, Any]]:
+    """Subscribe to and receive a topic (filter)."""
+    return [_acl("subscribeLiteral" if literal else "subscribePattern", topic_filter), _acl("publishClientReceive", topic_filter)]
+
+
+def _user_role(user_id: str) -> dict[str, Any]:
+    return {
+        "command": "createRole",
+        "rolename": f"user-{user_id}",
+        "acls": [_acl("publishClientSend", f"chat/users/{user_id}/outbox/#"), *_read(topics.user_inbox(user_id), literal=True)],
+    }
+
+
+def bootstrap_commands(secret: str) -> list[dict[str, Any]]:
+    """Static roles and the service accounts; safe to send again (existing objects are kept)."""
+    return [
+        {"command": "setDefaultACLAccess", "acls": [
+            {"acltype": "publishClientSend", "allow": False}, {"acltype": "publishClientReceive", "allow": False},
+            {"acltype": "subscribe", "allow": False}, {"acltype": "unsubscribe", "allow": True}]},
+        {"command": "createRole", "rolename": "users", "acls": [
+            {**_acl("subscribeLiteral", "chat/presence/+", allow=False), "priority": 10},
+            *_read(f"{topics.ROOT}/presence/+")]},
+        {"command": "createRole", "rolename": "agents", "acls": _read(topics.AGENT_TICKETS, literal=True)},
+        {"command": "createRole", "rolename": "admins", "acls": _read(f"{topics.ROOT}/#")},
+        {"command": "createRole", "rolename": "service", "acls": [
+            _acl("publishClientSend", f"{topics.ROOT}/#"), *_read(f"{topics.ROOT}/#"), _acl("subscribePattern", topics.SHARED_ACTIONS_FILTER)]},
+        *[{"command": "createClient", "username": account, "password": broker_password(secret, account),
+           "roles": [{"rolename": "service"}]} for account in sorted(SERVICE_ACCOUNTS)],
+    ]  # fmt: skip
+
+
+class DynsecClient:
+    """Sends dynamic-security commands as `mqchat-admin`; concurrent callers share one command message."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = asyncio.Lock()
+        self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[list[dict[str, Any]]]]] = []
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._client: aiomqtt.Client | None = None
+
+    async def run(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send `commands`; their responses in order. Errors other than "already exists"/"not found" are logged."""
+        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        self._pending.append((commands, future))
+        async with self._lock:
+            if not future.done():
+                batch, self._pending = self._pending, []
+                try:
+                    responses = await self._send([c for cmds, _ in batch for c in cmds])
+                except Exception as exc:
+                    await self.close()
+                    for _, waiting in batch:
+                        waiting.set_exception(exc)
+                else:
+                    offset = 0
+                    for cmds, waiting in batch:
+                        waiting.set_result(responses[offset : offset + len(cmds)])
+                        offset += len(cmds)
+        responses = await future
+        for command, response in zip(commands, responses, strict=False):
+            error = response.get("error")
+            if error and not any(text in error.lower() for text in _IGNORED):
+                log.warning("dynsec.command_failed", extra={"command": command.get("command"), "error": error})
+        return responses
+
+    async def _connected(self) -> aiomqtt.Client:
+        if self._client is None:
+            host, port = self._settings.broker_address
+            stack = contextlib.AsyncExitStack()
+            client = aiomqtt.Client(
+                host, port, username=BROKER_ADMIN, password=broker_password(self._settings.jwt_secret, BROKER_ADMIN),
+                identifier=f"{BROKER_ADMIN}-{id(self):x}", protocol=aiomqtt.ProtocolVersion.V311, timeout=RESPONSE_TIMEOUT,
+            )  # fmt: skip
+            await stack.enter_async_context(client)
+            await client.subscribe(RESPONSE, qos=1)
+            self._stack, self._client = stack, client
+        return self._client
+
+    async def _send(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        client = await self._connected()
+        await client.publish(CONTROL, json.dumps({"commands": commands}), qos=1)
+        async with asyncio.timeout(RESPONSE_TIMEOUT):
+            async for message in client.messages:
+                return list(json.loads(bytes(message.payload))["responses"])  # type: ignore[arg-type]
+        raise aiomqtt.MqttError("no response from dynamic-security")
+
+    async def close(self) -> None:
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            with contextlib.suppress(Exception):
+                await stack.aclose()
+
+
+class MosquittoRights:
+    """Keeps Mosquitto's dynamic-security clients and ACLs in step with users and memberships."""
+
+    def __init__(self, settings: Settings, dynsec: DynsecClient | None = None) -> None:
+        self._secret = settings.jwt_secret
+        self.dynsec = dynsec or DynsecClient(settings)
+        self._known: set[str] = set()
+
+    async def ensure_user(self, user_id: str, role: Role) -> None:
+        """The user's broker account with its derived password and role rights."""
+        if user_id in self._known:
+            return
+        roles = [{"rolename": "users"}, {"rolename": f"user-{user_id}"}]
+        if role is Role.AGENT:
+            roles.append({"rolename": "agents"})
+        if role is Role.ADMIN:
+            roles += [{"rolename": "agents"}, {"rolename": "admins"}]
+        password = broker_password(self._secret, user_id)
+        await self.dynsec.run([
+            _user_role(user_id),
+            {"command": "createClient", "username": user_id, "password": password, "roles": roles},
+        ])  # fmt: skip
+        self._known.add(user_id)
+
+    async def apply(self, deliveries: Iterable[Delivery]) -> None:
+        """Grant and revoke conversation read rights announced in membership notices."""
+        commands: list[dict[str, Any]] = []
+        for delivery in deliveries:
+            if delivery.topic != topics.MEMBERSHIP_CONTROL:
+                continue
+            notice = json.loads(delivery.payload)
+            conversation_topics = f"chat/conversations/{notice['conversation_id']}/#"
+            for user_id in notice["added"]:
+                commands.append(_user_role(user_id))  # a member who never logged in has no role yet
+                commands += [{"command": "addRoleACL", "rolename": f"user-{user_id}", **acl} for acl in _read(conversation_topics)]
+            for user_id in notice["removed"]:
+                commands += [{"command": "removeRoleACL", "rolename": f"user-{user_id}", "acltype": acl["acltype"],
+                              "topic": conversation_topics} for acl in _read(conversation_topics)]  # fmt: skip
+        if commands:
+            await self.dynsec.run(commands)
+
+
+def rights_for(settings: Settings) -> EmbeddedRights | MosquittoRights:
+    """The rights keeper for the configured broker."""
+    return MosquittoRights(settings) if settings.broker == "external" else EmbeddedRights()
