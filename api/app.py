@@ -15,6 +15,7 @@ from pymongo import AsyncMongoClient
 
 from api.auth import provide_current_user
 from api.controllers.admin import AdminStatsController
+from api.controllers.attachments import AttachmentsController
 from api.controllers.auth import AuthController
 from api.controllers.conversations import ConversationsController
 from api.controllers.health import HealthController
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> Litestar:
             MessagesController,
             UnreadController,
             TicketsController,
+            AttachmentsController,
             AdminStatsController,
             HealthController,
         ],

@@ -31,6 +31,7 @@ class User(Document):
     created_at: datetime = Field(default_factory=utcnow)
     presence_status: str = "offline"
     last_seen_ms: int | None = None
+    email_notifications: bool = True
 
     class Settings:
         name = "users"
@@ -74,6 +75,16 @@ class Conversation(Document):
         ]
 
 
+class AttachmentRef(BaseModel):
+    """What a message keeps of an attachment (the file itself is in GridFS, bucket `attachments`)."""
+
+    id: str
+    filename: str
+    content_type: str
+    size: int
+    kind: Literal["image", "file"]
+
+
 class Message(Document):
     """One message of a conversation, numbered by `seq` (1, 2, 3... without gaps)."""
 
@@ -84,6 +95,7 @@ class Message(Document):
     kind: Literal["text", "image", "file"] = "text"
     body: str
     attachment_ids: list[str] = Field(default_factory=list)
+    attachments: list[AttachmentRef] = Field(default_factory=list)
     reply_to: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     edited_at: datetime | None = None
@@ -99,6 +111,9 @@ class Message(Document):
                 name="messages_idempotency",
                 unique=True,
             ),
+            # compound on purpose: nx-27017's find() misses documents through a single-field
+            # index on an array (docs/store.md); this one also serves MongoDB
+            IndexModel([("attachment_ids", ASCENDING), ("conversation_id", ASCENDING)], name="messages_attachments"),
         ]
 
 
@@ -176,6 +191,23 @@ class AgentLoad(Document):
         name = "agent_loads"
 
 
+class PushSubscription(Document):
+    """A browser's Web Push subscription for one user; removed when the push service says it expired."""
+
+    user_id: str
+    endpoint: str
+    p256dh: str
+    auth: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "push_subscriptions"
+        indexes = [
+            IndexModel([("endpoint", ASCENDING)], name="push_subscriptions_endpoint", unique=True),
+            IndexModel([("user_id", ASCENDING)], name="push_subscriptions_user"),
+        ]
+
+
 class Counter(Document):
     """A named sequence (ticket numbers), advanced with an atomic `$inc`."""
 
@@ -186,4 +218,6 @@ class Counter(Document):
         name = "counters"
 
 
-DOCUMENT_MODELS: list[type[Document]] = [User, Conversation, Message, ReadState, Ticket, TicketEvent, AgentLoad, Counter]
+DOCUMENT_MODELS: list[type[Document]] = [
+    User, Conversation, Message, ReadState, Ticket, TicketEvent, AgentLoad, PushSubscription, Counter,
+]

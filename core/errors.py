@@ -36,3 +36,7 @@ class Conflict(DomainError):
 
 class PayloadTooLarge(DomainError):
     code, status = "payload_too_large", 413
+
+
+class UnsupportedMediaType(DomainError):
+    code, status = "unsupported_media_type", 415

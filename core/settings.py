@@ -22,6 +22,9 @@ MIN_SECRET_LENGTH = 32
 SECRET_FILE = "jwt_secret"
 
 
+DEFAULT_ATTACHMENT_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf")
+
+
 class ConfigError(RuntimeError):
     """The configuration cannot be used (for example a default secret in production)."""
 
@@ -53,6 +56,19 @@ class Settings:
     assign_interval: float = 2.0
     bridge_workers: int = 1
     bridge_instance: str = "worker-1"
+    attachment_max_bytes: int = 10 * 1024 * 1024
+    attachment_types: tuple[str, ...] = DEFAULT_ATTACHMENT_TYPES
+    notify_delay: float = 60.0
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "mqchat <noreply@localhost>"
+    vapid_private_key: str | None = None
+    vapid_public_key: str | None = None
+    vapid_subject: str = "mailto:admin@localhost"
+    public_url: str = ""
     log_level: str = "INFO"
 
     @property
@@ -66,6 +82,21 @@ class Settings:
         if self.broker == "external":
             return self.mqtt_host, self.external_mqtt_port
         return ("127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host), self.mqtt_port
+
+    @property
+    def email_enabled(self) -> bool:
+        """Email notifications need an SMTP host."""
+        return self.smtp_host is not None
+
+    @property
+    def push_enabled(self) -> bool:
+        """Web push needs a VAPID key pair."""
+        return self.vapid_private_key is not None and self.vapid_public_key is not None
+
+    @property
+    def api_base_url(self) -> str:
+        """Where people reach the API (links in emails)."""
+        return self.public_url or f"http://{self.public_host}:{self.api_port}"
 
     @property
     def is_lead_bridge(self) -> bool:
@@ -140,6 +171,21 @@ class Settings:
             assign_interval=get_int("MQCHAT_ASSIGN_INTERVAL_MS", 2000) / 1000,
             bridge_workers=get_int("MQCHAT_BRIDGE_WORKERS", 1),
             bridge_instance=get("MQCHAT_BRIDGE_INSTANCE", "worker-1"),
+            attachment_max_bytes=get_int("MQCHAT_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024),
+            attachment_types=tuple(
+                t.strip() for t in get("MQCHAT_ATTACHMENT_TYPES", ",".join(DEFAULT_ATTACHMENT_TYPES)).split(",") if t.strip()
+            ),
+            notify_delay=get_int("MQCHAT_NOTIFY_DELAY_MS", 60_000) / 1000,
+            smtp_host=values.get("SMTP_HOST") or None,
+            smtp_port=get_int("SMTP_PORT", 587),
+            smtp_tls=_choice("SMTP_TLS", get("SMTP_TLS", "starttls"), ("starttls", "tls", "none")),  # type: ignore[arg-type]
+            smtp_username=values.get("SMTP_USERNAME") or None,
+            smtp_password=values.get("SMTP_PASSWORD") or None,
+            smtp_from=get("SMTP_FROM", "mqchat <noreply@localhost>"),
+            vapid_private_key=values.get("VAPID_PRIVATE_KEY") or None,
+            vapid_public_key=values.get("VAPID_PUBLIC_KEY") or None,
+            vapid_subject=get("VAPID_SUBJECT", "mailto:admin@localhost"),
+            public_url=get("MQCHAT_PUBLIC_URL", ""),
             log_level=get("MQCHAT_LOG_LEVEL", "INFO").upper(),
         )
         if settings.access_token_ttl <= 0:
@@ -147,6 +193,12 @@ class Settings:
         if min(settings.agent_capacity, settings.assign_interval, settings.bridge_workers) <= 0:
             raise ConfigError("MQCHAT_AGENT_CAPACITY, MQCHAT_ASSIGN_INTERVAL_MS and MQCHAT_BRIDGE_WORKERS must be positive")
         return replace(settings, jwt_secret=_resolve_secret(settings))
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
 
 
 def _resolve_secret(settings: Settings) -> str:

@@ -162,3 +162,12 @@ async def test_compare_and_swap_counters_and_null_matching(db: AsyncDatabase) ->
     assert (await db.tickets.find_one({"_id": "t"}))["assignee_id"] is None
     first_response = await db.tickets.update_one({"_id": "t", "first_response_ms": {"$eq": None}}, {"$set": {"first_response_ms": 5}})
     assert first_response.modified_count == 1 and await db.tickets.count_documents({"first_response_ms": {"$gt": 0}}) == 1
+
+
+async def test_find_by_array_member_through_the_declared_indexes(db: AsyncDatabase) -> None:
+    await db.messages.create_indexes([IndexModel([("attachment_ids", ASCENDING), ("conversation_id", ASCENDING)], name="messages_attachments")])
+    await db.conversations.create_indexes([IndexModel([("participant_ids", ASCENDING), ("updated_ms", -1)], name="conversations_member_activity")])
+    await db.messages.insert_many([{"conversation_id": "c", "attachment_ids": ["f1", "f2"]}, {"conversation_id": "c", "attachment_ids": []}])
+    await db.conversations.insert_one({"participant_ids": ["u1", "u2"], "updated_ms": 1})
+    assert len(await db.messages.find({"attachment_ids": "f2", "deleted": {"$ne": True}}).to_list()) == 1
+    assert len(await db.conversations.find({"participant_ids": "u2"}).sort([("updated_ms", -1)]).to_list()) == 1

@@ -20,10 +20,11 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from core import topics
 from core.clock import iso, to_ms, utcnow
-from core.documents import Conversation, Message, ReadState, User
+from core.documents import AttachmentRef, Conversation, Message, ReadState, User
 from core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from core.payloads import MAX_BODY_LENGTH, MessageOut
 from core.roles import Role
+from core.services import attachments
 
 log = logging.getLogger("mqchat.messages")
 
@@ -77,9 +78,10 @@ async def send_many(commands: list[SendCommand]) -> list[SendResult]:
 async def _send_to_conversation(conversation_id: str, batch: list[SendResult]) -> None:
     conversation = await _find_conversation(conversation_id)
     fresh: list[SendResult] = []
+    shown: dict[int, list[AttachmentRef]] = {}
     for result in batch:
         try:
-            await _check_send(conversation, result.command)
+            shown[id(result)] = await _check_send(conversation, result.command)
         except DomainError as error:
             result.error = error
             continue
@@ -98,26 +100,26 @@ async def _send_to_conversation(conversation_id: str, batch: list[SendResult]) -
         if key in originals:
             result.message = originals[key]
         else:
-            result.message = _new_message(result.command)
+            result.message = _new_message(result.command, shown[id(result)])
             result.created = True
             originals[key] = result.message  # a duplicate inside the batch
             pending.append(result)
     await _claim_and_insert(conversation_id, pending)
 
 
-async def _check_send(conversation: Conversation | None, command: SendCommand) -> None:
+async def _check_send(conversation: Conversation | None, command: SendCommand) -> list[AttachmentRef]:
+    """Refuse what may not be sent; the attachments the message will show."""
     if conversation is None or command.sender_id not in conversation.participant_ids:
         raise NotFound("conversation not found")
     validate_body(command.body, bool(command.attachment_ids))
-    if command.attachment_ids:
-        raise InvalidInput("unknown attachment")
     if command.reply_to is not None:
         replied = await _find_message(command.reply_to)
         if replied is None or replied.conversation_id != command.conversation_id:
             raise InvalidInput("reply_to must be a message of the same conversation")
+    return await attachments.owned_by(command.sender_id, command.attachment_ids) if command.attachment_ids else []
 
 
-def _new_message(command: SendCommand) -> Message:
+def _new_message(command: SendCommand, shown: list[AttachmentRef]) -> Message:
     return Message(
         id=PydanticObjectId(),
         conversation_id=command.conversation_id,
@@ -126,7 +128,8 @@ def _new_message(command: SendCommand) -> Message:
         client_msg_id=command.client_msg_id,
         kind=command.kind,  # type: ignore[arg-type]
         body=command.body,
-        attachment_ids=list(command.attachment_ids),
+        attachment_ids=[ref.id for ref in shown],
+        attachments=shown,
         reply_to=command.reply_to,
     )
 
@@ -218,7 +221,7 @@ async def delete_message(user: User, message_id: str) -> tuple[Message, Conversa
     if message.sender_id != str(user.id) and not is_admin:
         raise Forbidden("only the author or an admin may delete a message")
     if not message.deleted:
-        message.body, message.attachment_ids, message.deleted = "", [], True
+        message.body, message.attachment_ids, message.attachments, message.deleted = "", [], [], True
         message.edited_at = utcnow()
         await message.replace()
     return message, conversation
@@ -265,7 +268,7 @@ def message_out(message: Message, watermarks: dict[str, int]) -> MessageOut:
         client_msg_id=message.client_msg_id,
         kind=message.kind,
         body=message.body,
-        attachments=[],
+        attachments=[attachments.attachment_out(ref) for ref in message.attachments],
         reply_to=message.reply_to,
         created_at=iso(message.created_at) or "",
         edited_at=iso(message.edited_at),
