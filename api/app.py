@@ -20,6 +20,7 @@ from api.controllers.auth import AuthController
 from api.controllers.conversations import ConversationsController
 from api.controllers.health import HealthController
 from api.controllers.messages import MessagesController, UnreadController
+from api.controllers.push import PushController
 from api.controllers.tickets import TicketsController
 from api.controllers.users import AdminUsersController, UsersController
 from api.errors import EXCEPTION_HANDLERS
@@ -77,6 +78,7 @@ def create_app(settings: Settings) -> Litestar:
             UnreadController,
             TicketsController,
             AttachmentsController,
+            PushController,
             AdminStatsController,
             HealthController,
         ],

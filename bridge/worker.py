@@ -21,6 +21,7 @@ import time
 
 import aiomqtt
 
+from bridge.notifier import Notifier
 from bridge.pipeline import Pipeline, StoreUnavailable
 from bridge.ticket_dispatcher import TicketDispatcher
 from core import events, topics
@@ -121,12 +122,22 @@ async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDis
             await _process_until_done(client, pipeline, rights, await _next_batch(client))
 
 
+def _start_notifier(settings: Settings) -> asyncio.Task[None] | None:
+    """Email/push notifications run beside the lead worker; without SMTP or VAPID settings they are off."""
+    if not settings.is_lead_bridge:
+        return None
+    notifier = Notifier(settings)
+    log.info("notifications.configured", extra=notifier.describe())
+    return asyncio.create_task(notifier.run()) if notifier.enabled else None
+
+
 async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     """Consume outbox requests until `stop` is set, reconnecting with exponential backoff."""
     mongo = await init_db(settings)
     rights = rights_for(settings)
     dispatcher = TicketDispatcher(Limits.from_settings(settings), settings.assign_interval)
     pipeline = Pipeline(settings.edit_window_seconds, on_presence_change=dispatcher.wake)
+    notifying = _start_notifier(settings)
     backoff = 0.5
     try:
         while not stop.is_set():
@@ -149,6 +160,9 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
     finally:
+        if notifying is not None:
+            notifying.cancel()
+            await asyncio.gather(notifying, return_exceptions=True)
         if isinstance(rights, MosquittoRights):
             await rights.dynsec.close()
         await mongo.close()

@@ -30,8 +30,12 @@ class PresenceOut(Struct):
     last_seen: str | None
 
 
+class Preferences(Struct, omit_defaults=True):
+    email_notifications: bool | None = None
+
+
 class UserOut(Struct, omit_defaults=True):
-    """A user as others see it; `email` only for the user themself and admins."""
+    """A user as others see it; `email` only for the user themself and admins, `preferences` only for themself."""
 
     id: str
     username: str
@@ -39,6 +43,12 @@ class UserOut(Struct, omit_defaults=True):
     created_at: str
     presence: PresenceOut
     email: str | None = None
+    preferences: Preferences | None = None
+
+
+class UpdateMeRequest(Struct, forbid_unknown_fields=True):
+    username: Username | None = None
+    preferences: Preferences | None = None
 
 
 class UserEnvelope(Struct):
@@ -289,3 +299,26 @@ class StatsOut(Struct):
     median_first_response_seconds: float | None
     open_backlog: int
     oldest_open_ticket_age_seconds: float | None
+
+
+# --- web push ----------------------------------------------------------------------------
+
+
+class PushKeys(Struct, forbid_unknown_fields=True):
+    p256dh: Annotated[str, Meta(min_length=16, max_length=256, pattern=r"^[A-Za-z0-9_=-]+$")]
+    auth: Annotated[str, Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_=-]+$")]
+
+
+class PushSubscriptionRequest(Struct, forbid_unknown_fields=True):
+    endpoint: Annotated[str, Meta(min_length=8, max_length=2048)]
+    keys: PushKeys
+    expirationTime: int | None = None  # noqa: N815 - the browser's PushSubscription.toJSON() field
+
+
+class PushSubscriptionOut(Struct):
+    id: str
+    endpoint: str
+
+
+class VapidKey(Struct):
+    public_key: str | None

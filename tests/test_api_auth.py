@@ -28,6 +28,7 @@ async def test_signup_login_me(api: httpx.AsyncClient, system: System) -> None:
         "role": "merchant",
         "created_at": body["user"]["created_at"],
         "presence": {"status": "offline", "last_seen": None},
+        "preferences": {"email_notifications": True},
     }
     assert body["user"]["created_at"].endswith("Z") and len(body["user"]["created_at"]) == 24
     assert body["mqtt"] == {
@@ -139,7 +140,7 @@ async def test_users_directory_hides_emails_of_others(api: httpx.AsyncClient, al
     found = {item["id"]: item for item in listed.json()["items"]}
     assert bob.id in found and "email" not in found[bob.id]
     one = await api.get(f"/api/users/{bob.id}", headers=alice.headers)
-    assert one.status_code == 200 and "email" not in one.json()
+    assert one.status_code == 200 and "email" not in one.json() and "preferences" not in one.json()
     own = await api.get(f"/api/users/{alice.id}", headers=alice.headers)
     assert own.json()["email"] == alice.email
     assert (await api.get("/api/users", headers={})).status_code == 401

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
-from litestar import Controller, get, post
+from litestar import Controller, get, patch, post
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from core.broker_rights import BrokerRights
 from core.documents import User
 from core.errors import Forbidden
-from core.payloads import AuthResponse, LoginRequest, SignupRequest, UserOut
+from core.payloads import AuthResponse, LoginRequest, SignupRequest, UpdateMeRequest, UserOut
 from core.roles import SELF_SIGNUP_ROLES, Role
 from core.services import users
 from core.services.sessions import start_session
@@ -44,5 +44,12 @@ class AuthController(Controller):
 
     @get("/me", security=[{"BearerToken": []}])
     async def me(self, current_user: NamedDependency[User]) -> UserOut:
-        """The signed-in user."""
+        """The signed-in user, with their preferences."""
         return users.user_out(current_user, viewer=current_user)
+
+    @patch("/me", security=[{"BearerToken": []}])
+    async def update_me(self, data: JSONBody[UpdateMeRequest], current_user: NamedDependency[User]) -> UserOut:
+        """Change one's display name or preferences (`{"preferences": {"email_notifications": false}}`)."""
+        email = data.preferences.email_notifications if data.preferences else None
+        updated = await users.update_profile(current_user, data.username, email)
+        return users.user_out(updated, viewer=updated)

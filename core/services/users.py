@@ -11,7 +11,7 @@ from core import topics
 from core.clock import iso, iso_from_ms
 from core.documents import User
 from core.errors import Conflict, NotFound, Unauthorized
-from core.payloads import PresenceOut, UserOut
+from core.payloads import Preferences, PresenceOut, UserOut
 from core.roles import Role
 from core.security import hash_password, verify_password
 
@@ -80,7 +80,8 @@ async def search_users(query: str | None, role: Role | None, limit: int) -> list
 
 def user_out(user: User, viewer: User | None) -> UserOut:
     """The contract's `user` as `viewer` may see it."""
-    shows_email = viewer is not None and (viewer.id == user.id or viewer.role is Role.ADMIN)
+    is_self = viewer is not None and viewer.id == user.id
+    shows_email = is_self or (viewer is not None and viewer.role is Role.ADMIN)
     return UserOut(
         id=str(user.id),
         username=user.username,
@@ -88,4 +89,15 @@ def user_out(user: User, viewer: User | None) -> UserOut:
         created_at=iso(user.created_at) or "",
         presence=PresenceOut(status=user.presence_status, last_seen=iso_from_ms(user.last_seen_ms)),
         email=user.email if shows_email else None,
+        preferences=Preferences(email_notifications=user.email_notifications) if is_self else None,
     )
+
+
+async def update_profile(user: User, username: str | None, email_notifications: bool | None) -> User:
+    """Change the user's display name or notification preferences (the whole document is written)."""
+    if username is not None:
+        user.username = username.strip()
+    if email_notifications is not None:
+        user.email_notifications = email_notifications
+    await user.replace()
+    return user

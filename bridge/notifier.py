@@ -1,0 +1,145 @@
+"""Notifications for people who are away: one email digest per conversation per delay window, and Web Push.
+
+Runs in the lead bridge worker beside request handling, on its own connection:
+it watches `message.created` on `chat/conversations/+/messages` (from MQTT and
+REST sends alike). For each recipient and conversation the first unseen message
+opens a window of MQCHAT_NOTIFY_DELAY_MS; when it closes, if the recipient has
+no connected device and has not read those messages, they get one email (unless
+they turned email off) and one push per browser. Failures are retried with
+backoff and never touch message delivery. Pending windows live in memory: a
+bridge restart forgets them (the messages themselves are safe in history).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiomqtt
+from bson import ObjectId
+
+from core import topics
+from core.documents import Conversation, ReadState, User
+from core.mail import send_email
+from core.mqtt import service_client
+from core.services.push import PushSender
+from core.settings import Settings
+
+log = logging.getLogger("mqchat.bridge.notifier")
+
+MESSAGES = f"{topics.ROOT}/conversations/+/messages"
+RETRY_DELAYS = (1.0, 5.0, 30.0)
+SNIPPET = 140
+
+
+@dataclass
+class Window:
+    """Messages one recipient has not seen in one conversation, collected during the delay."""
+
+    messages: list[dict] = field(default_factory=list)
+
+
+class Notifier:
+    """Schedules and sends digests; `enabled` is False when neither SMTP nor VAPID is configured."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._windows: dict[tuple[str, str], Window] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._push = PushSender(settings) if settings.push_enabled else None
+        self.enabled = settings.email_enabled or self._push is not None
+
+    def describe(self) -> dict[str, bool]:
+        return {"email": self._settings.email_enabled, "push": self._push is not None}
+
+    async def run(self) -> None:
+        """Watch new messages until cancelled, reconnecting with backoff."""
+        backoff = 0.5
+        while True:
+            try:
+                async with service_client(self._settings, "mqchat-bridge", f"notifier-{self._settings.bridge_instance}") as client:
+                    await client.subscribe(MESSAGES, qos=1)
+                    backoff = 0.5
+                    async for message in client.messages:
+                        await self._observe(bytes(message.payload or b""))
+            except aiomqtt.MqttError as exc:
+                log.warning("notifier.disconnected", extra={"error": str(exc), "retry_in": backoff})
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    async def _observe(self, raw: bytes) -> None:
+        try:
+            event = json.loads(raw)
+            message = event["message"]
+            if event.get("type") != "message.created":
+                return
+            conversation = await Conversation.get(ObjectId(message["conversation_id"]))
+        except (ValueError, KeyError, TypeError):
+            return
+        if conversation is None:
+            return
+        for user_id in conversation.participant_ids:
+            if user_id == message["sender_id"]:
+                continue
+            key = (user_id, str(conversation.id))
+            window = self._windows.get(key)
+            if window is None:
+                window = self._windows[key] = Window()
+                self._spawn(self._close_window(key, conversation))
+            window.messages.append(message)
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close_window(self, key: tuple[str, str], conversation: Conversation) -> None:
+        await asyncio.sleep(self._settings.notify_delay)
+        window = self._windows.pop(key)
+        user_id, conversation_id = key
+        try:
+            user = await User.get(ObjectId(user_id))
+            if user is None or not user.active or user.presence_status != "offline":
+                return
+            state = await ReadState.get(f"{conversation_id}:{user_id}")
+            unread = [m for m in window.messages if m["seq"] > (state.last_read_seq if state else 0)]
+            if unread:
+                await self._notify(user, conversation, unread)
+        except Exception:
+            log.exception("notifier.window_failed", extra={"user_id": user_id, "conversation_id": conversation_id})
+
+    async def _notify(self, user: User, conversation: Conversation, unread: list[dict]) -> None:
+        senders = await _names({m["sender_id"] for m in unread})
+        about = conversation.title or (conversation.context.title if conversation.context else None)
+        who = ", ".join(sorted(senders.values()))
+        subject = f"{len(unread)} new message{'s' if len(unread) > 1 else ''} from {who}" + (f" in {about}" if about else "")
+        lines = [f"{senders.get(m['sender_id'], 'someone')}: {(m['body'] or '[attachment]')[:SNIPPET]}" for m in unread]
+        link = f"{self._settings.api_base_url}/?conversation={conversation.id}"
+        if self._settings.email_enabled and user.email_notifications:
+            text = "\n".join([f"Hello {user.username},", "", *lines, "", f"Open the conversation: {link}"])
+            self._spawn(_with_retries("email", lambda: send_email(self._settings, user.email, subject, text)))
+        if self._push is not None:
+            payload = {"type": "message.digest", "conversation_id": str(conversation.id), "title": subject,
+                       "body": lines[-1], "count": len(unread)}  # fmt: skip
+            push = self._push
+            self._spawn(_with_retries("push", lambda: push.send(str(user.id), payload)))
+
+
+async def _names(user_ids: set[str]) -> dict[str, str]:
+    users = await asyncio.gather(*(User.get(ObjectId(uid)) for uid in user_ids if topics.is_object_id(uid)))
+    return {str(u.id): u.username for u in users if u is not None}
+
+
+async def _with_retries(channel: str, send: Callable[[], Awaitable[object]]) -> None:
+    for attempt, delay in enumerate((0.0, *RETRY_DELAYS)):
+        await asyncio.sleep(delay)
+        try:
+            await send()
+            log.info("notifier.sent", extra={"channel": channel})
+            return
+        except Exception as exc:
+            log.warning("notifier.send_failed", extra={"channel": channel, "attempt": attempt + 1, "error": repr(exc)})
+    log.error("notifier.gave_up", extra={"channel": channel})

@@ -1,0 +1,193 @@
+"""Email digests and Web Push for recipients who are away, against real protocol peers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+from collections.abc import AsyncIterator, Iterator
+from email import message_from_bytes
+from email.header import decode_header, make_header
+from pathlib import Path
+
+import http_ece
+import httpx
+import pytest
+from aiohttp import web
+from aiosmtpd.controller import Controller
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from py_vapid import Vapid
+
+from core import topics
+from mqchat.store import free_port
+from tests.support import Account, System, crashable_device, open_conversation, signup, user_client
+
+
+class Inbox:
+    """An SMTP server (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.mails: list[tuple[list[str], object]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.mails.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+class PushService:
+    """A stand-in push service: records encrypted pushes; answers 201, or 410 once told the subscription is gone."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict, bytes]] = []
+        self.gone = False
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append((dict(request.headers), await request.read()))
+        return web.Response(status=410 if self.gone else 201)
+
+
+@pytest.fixture
+async def push_service() -> AsyncIterator[tuple[PushService, str]]:
+    service = PushService()
+    app = web.Application()
+    app.router.add_post("/push/{token}", service.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield service, f"http://127.0.0.1:{port}/push/device-1"
+    await runner.cleanup()
+
+
+@pytest.fixture
+def notify_system(tmp_path: Path, smtp: tuple[Inbox, int]) -> Iterator[System]:
+    vapid = Vapid()
+    vapid.generate_keys()
+    public = vapid.public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    system = System.on_free_ports(
+        tmp_path / "data",
+        SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp[1]), SMTP_TLS="none", SMTP_FROM="mqchat <chat@shop.example>",
+        VAPID_PRIVATE_KEY=vapid.private_pem().decode(), VAPID_PUBLIC_KEY=b64(public), VAPID_SUBJECT="mailto:ops@shop.example",
+        MQCHAT_NOTIFY_DELAY_MS="1000",
+    )  # fmt: skip
+    system.start()
+    yield system
+    assert system.stop() == 0
+
+
+async def send_quickly(system: System, sender: Account, cid: str, count: int, prefix: str) -> None:
+    async with user_client(system, sender, "burst") as client:
+        for n in range(count):
+            request = {"conversation_id": cid, "client_msg_id": f"{prefix}-{n}", "body": f"{prefix} message {n}"}
+            await client.publish(topics.user_outbox(sender.id, "send"), json.dumps(request), qos=1)
+
+
+async def wait_mails(inbox: Inbox, count: int, timeout: float = 15) -> None:
+    for _ in range(int(timeout * 10)):
+        if len(inbox.mails) >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"expected {count} emails, got {len(inbox.mails)}")
+
+
+async def test_one_email_digest_for_quick_messages(notify_system: System, smtp: tuple[Inbox, int]) -> None:
+    system, (inbox, _) = notify_system, smtp
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        alice, bob = await signup(api, username="Alice Shop"), await signup(api, username="Bob")
+        cid = (await open_conversation(api, alice, bob, context={"type": "product", "id": "mug", "title": "Blue mug"}))["id"]
+        await send_quickly(system, alice, cid, 5, "quick")
+        await wait_mails(inbox, 1)
+        await asyncio.sleep(2.5)  # a second email would have come by now
+        assert len(inbox.mails) == 1
+        recipients, mail = inbox.mails[0]
+        assert recipients == [bob.email]
+        subject = str(make_header(decode_header(mail["Subject"])))
+        assert "5 new messages" in subject and "Alice Shop" in subject and "Blue mug" in subject
+        text = mail.get_payload(decode=True).decode()
+        assert "quick message 0" in text and "quick message 4" in text and cid in text
+        assert alice.email not in [r for r, _ in inbox.mails for r in r]
+
+        # bob turns email off: nothing more
+        off = await api.patch("/api/auth/me", json={"preferences": {"email_notifications": False}}, headers=bob.headers)
+        assert off.status_code == 200 and off.json()["preferences"] == {"email_notifications": False}
+        await send_quickly(system, alice, cid, 2, "muted")
+        await asyncio.sleep(3)
+        assert len(inbox.mails) == 1
+
+
+async def test_no_email_when_present_or_already_read(notify_system: System, smtp: tuple[Inbox, int]) -> None:
+    system, (inbox, _) = notify_system, smtp
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        alice, bob, carol = await signup(api), await signup(api), await signup(api)
+        with_bob = (await open_conversation(api, alice, bob))["id"]
+        with_carol = (await open_conversation(api, alice, carol))["id"]
+
+        phone = await crashable_device(system, bob, "phone")  # bob is online
+        for _ in range(50):
+            if (await api.get(f"/api/users/{bob.id}", headers=alice.headers)).json()["presence"]["status"] == "online":
+                break
+            await asyncio.sleep(0.1)
+        await send_quickly(system, alice, with_bob, 2, "live")
+
+        sent = (await api.post(f"/api/conversations/{with_carol}/messages", json={"body": "read me"}, headers=alice.headers)).json()
+        await api.post(f"/api/conversations/{with_carol}/read", json={"message_id": sent["id"]}, headers=carol.headers)
+        await asyncio.sleep(3)
+        assert inbox.mails == []
+        phone.kill()
+        await phone.wait()
+
+
+async def test_web_push_is_encrypted_and_expired_subscriptions_are_removed(
+    notify_system: System, push_service: tuple[PushService, str]
+) -> None:
+    system, (service, endpoint) = notify_system, push_service
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    p256dh = private_key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    auth_secret = os.urandom(16)
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        alice, bob = await signup(api, username="Alice"), await signup(api)
+        key = (await api.get("/api/push/vapid-public-key", headers=bob.headers)).json()["public_key"]
+        assert key and len(base64.urlsafe_b64decode(key + "==")) == 65
+        subscription = {"endpoint": endpoint, "keys": {"p256dh": b64(p256dh), "auth": b64(auth_secret)}}
+        registered = await api.post("/api/push/subscriptions", json=subscription, headers=bob.headers)
+        assert registered.status_code == 201
+        bad = await api.post("/api/push/subscriptions", json={**subscription, "endpoint": "ftp://x"}, headers=bob.headers)
+        assert bad.status_code == 400
+
+        cid = (await open_conversation(api, alice, bob))["id"]
+        await send_quickly(system, alice, cid, 3, "push")
+        for _ in range(150):
+            if service.received:
+                break
+            await asyncio.sleep(0.1)
+        [(headers, body)] = service.received
+        assert headers["Content-Encoding"] == "aes128gcm"
+        assert headers["Authorization"].startswith("vapid t=") and f"k={key}" in headers["Authorization"]
+        payload = json.loads(http_ece.decrypt(body, private_key=private_key, auth_secret=auth_secret, version="aes128gcm"))
+        assert payload["conversation_id"] == cid and payload["count"] == 3 and "Alice" in payload["title"]
+
+        # the browser is gone: the push service answers 410 and the subscription is deleted
+        service.gone = True
+        await send_quickly(system, alice, cid, 1, "gone")
+        for _ in range(150):
+            if len(service.received) == 2:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        gone = await api.delete(f"/api/push/subscriptions/{registered.json()['id']}", headers=bob.headers)
+        assert gone.status_code == 404, "already removed after the 410"
