@@ -21,7 +21,14 @@ from core import events, topics
 from core.documents import User
 from core.errors import DomainError, PayloadTooLarge
 from core.events import Delivery
-from core.payloads import OutboxDelete, OutboxEdit, OutboxPresence, OutboxRead, OutboxSend, OutboxTyping
+from core.payloads import (
+    OutboxDelete,
+    OutboxEdit,
+    OutboxPresence,
+    OutboxRead,
+    OutboxSend,
+    OutboxTyping,
+)
 from core.services import chat
 from core.services.messages import SendCommand
 from core.services.users import find_user

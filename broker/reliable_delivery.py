@@ -24,7 +24,11 @@ from typing import Any
 from amqtt.mqtt.constants import QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.puback import PubackPacket
-from amqtt.session import OUTGOING, IncomingApplicationMessage, OutgoingApplicationMessage
+from amqtt.session import (
+    OUTGOING,
+    IncomingApplicationMessage,
+    OutgoingApplicationMessage,
+)
 
 log = logging.getLogger("mqchat.broker.delivery")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from beanie import init_beanie
 from pymongo import AsyncMongoClient
 
-from beanie import init_beanie
 from core.documents import DOCUMENT_MODELS
 from core.settings import Settings
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from core.broker_rights import DynsecClient, bootstrap_commands
 from core.security import BROKER_ADMIN, broker_password
 from core.settings import Settings
+from mqchat.net import port_open
 
 log = logging.getLogger("mqchat.mosquitto")
 
@@ -53,16 +54,6 @@ def runtime_config(settings: Settings, shipped: Path = SHIPPED_CONFIG) -> str:
     return f"{text}\n# added by mqchat mosquitto: keep the current user (the data dir is theirs)\nuser {getpass.getuser()}\n"
 
 
-async def _port_open(host: str, port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection(host, port)
-    except OSError:
-        return False
-    writer.close()
-    await writer.wait_closed()
-    return True
-
-
 async def run_mosquitto(settings: Settings, stop: asyncio.Event) -> int:
     """Prepare, start and provision Mosquitto; stop it (it saves its persistence) when `stop` is set."""
     home = settings.data_dir / "mosquitto"
@@ -81,7 +72,7 @@ async def run_mosquitto(settings: Settings, stop: asyncio.Event) -> int:
     try:
         host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
         deadline = asyncio.get_running_loop().time() + START_TIMEOUT
-        while not await _port_open(host, settings.mqtt_port):
+        while not await port_open(host, settings.mqtt_port):
             if process.returncode is not None or asyncio.get_running_loop().time() > deadline:
                 raise MosquittoError(f"mosquitto did not start (exit code {process.returncode})")
             await asyncio.sleep(0.1)

@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 
 from core.settings import Settings
+from mqchat.net import port_open
 from mqchat.store import EmbeddedStore
 
 log = logging.getLogger("mqchat.up")
@@ -28,19 +29,9 @@ class Child:
     process: asyncio.subprocess.Process
 
 
-async def _port_open(host: str, port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection(host, port)
-    except OSError:
-        return False
-    writer.close()
-    await writer.wait_closed()
-    return True
-
-
 async def _wait_for_port(child: Child, host: str, port: int) -> None:
     deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
-    while not await _port_open(host, port):
+    while not await port_open(host, port):
         if child.process.returncode is not None:
             raise RuntimeError(f"{child.name} exited with {child.process.returncode} during start-up")
         if asyncio.get_running_loop().time() > deadline:

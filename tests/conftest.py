@@ -16,7 +16,6 @@ import pytest
 
 from tests.support import Account, System, create_staff, signup
 
-
 BROKERS = ("amqtt", "mosquitto")
 BOTH_BROKERS = pytest.mark.parametrize("system", BROKERS, indirect=True)
 

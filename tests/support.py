@@ -364,3 +364,20 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+async def refused(client: aiomqtt.Client) -> bool:
+    """True when the broker refuses the client's CONNECT."""
+    try:
+        async with client:
+            return False
+    except aiomqtt.MqttError:
+        return True
+
+
+def healthy(system: System) -> bool:
+    """True when the system's /api/health answers 200."""
+    try:
+        return httpx.get(f"{system.api_url}/api/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -13,7 +13,15 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from core import topics
-from tests.support import System, open_conversation, signup, spawn_component, user_client, wait_until
+from tests.support import (
+    System,
+    healthy,
+    open_conversation,
+    signup,
+    spawn_component,
+    user_client,
+    wait_until,
+)
 
 BURST = 2000
 
@@ -27,18 +35,13 @@ def split_system(tmp_path: Path) -> Iterator[tuple[System, dict]]:
     wait_until(lambda: (system.data_dir / "store.json").exists(), 30, "the store")
     for name in ("broker", "api", "bridge"):
         processes[name] = spawn_component(system, name)
-    wait_until(lambda: _healthy(system), 60, "the api and broker")
+    wait_until(lambda: healthy(system), 60, "the api and broker")
     yield system, processes
     for name in ("bridge", "api", "broker", "store"):
         processes[name].send_signal(signal.SIGTERM)
         processes[name].wait(30)
 
 
-def _healthy(system: System) -> bool:
-    try:
-        return httpx.get(f"{system.api_url}/api/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 async def test_sigkill_during_burst_loses_and_duplicates_nothing(split_system: tuple[System, dict]) -> None:

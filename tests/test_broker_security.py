@@ -26,19 +26,11 @@ from tests.support import (
     granted,
     mqtt_client,
     payload,
+    refused,
     service_client,
     signup,
     user_client,
 )
-
-
-async def refused(client: aiomqtt.Client) -> bool:
-    """True when the broker refuses the CONNECT."""
-    try:
-        async with client:
-            return False
-    except aiomqtt.MqttError:
-        return True
 
 
 async def test_user_connects_with_token_over_tcp_and_websocket(system: System, alice: Account) -> None:

@@ -12,7 +12,15 @@ from pymongo import AsyncMongoClient
 
 from core import topics
 from tests.conftest import BOTH_BROKERS
-from tests.support import Account, System, device, granted, open_conversation, signup, user_client
+from tests.support import (
+    Account,
+    System,
+    device,
+    granted,
+    open_conversation,
+    signup,
+    user_client,
+)
 
 pytestmark = BOTH_BROKERS
 

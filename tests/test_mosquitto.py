@@ -16,14 +16,14 @@ from pymongo import AsyncMongoClient
 from core import topics
 from tests.conftest import BROKERS
 from tests.support import (
-    Account,
     System,
     collect,
-    crashable_device,
     device,
     granted,
+    healthy,
     mqtt_client,
     open_conversation,
+    refused,
     service_client,
     signup,
     spawn_component,
@@ -34,12 +34,6 @@ from tests.support import (
 assert "mosquitto" in BROKERS
 
 
-async def refused(client: aiomqtt.Client) -> bool:
-    try:
-        async with client:
-            return False
-    except aiomqtt.MqttError:
-        return True
 
 
 async def test_provisioned_rights(mosquitto_system: System) -> None:
@@ -121,7 +115,7 @@ async def test_queued_messages_survive_a_broker_restart(tmp_path: Path) -> None:
 
             system.stop_mosquitto()
             system.start_mosquitto()
-            wait_until(lambda: _healthy(system), 60, "services reconnected to the restarted broker")
+            wait_until(lambda: healthy(system), 60, "services reconnected to the restarted broker")
 
             async with device(system, bob, "phone", clean_session=False) as phone:
                 events = await phone.wait_for(20, "message.created", timeout=20)
@@ -136,11 +130,6 @@ async def test_queued_messages_survive_a_broker_restart(tmp_path: Path) -> None:
         assert system.stop() == 0
 
 
-def _healthy(system: System) -> bool:
-    try:
-        return httpx.get(f"{system.api_url}/api/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 BURST = 5000
@@ -156,7 +145,7 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[System, dict]]:
     processes["api"] = spawn_component(system, "api")
     for n in (1, 2):
         processes[f"worker-{n}"] = _worker(system, n)
-    wait_until(lambda: _healthy(system), 60, "the api")
+    wait_until(lambda: healthy(system), 60, "the api")
     yield system, processes
     for process in processes.values():
         process.send_signal(signal.SIGTERM)

@@ -22,7 +22,14 @@ from py_vapid import Vapid
 
 from core import topics
 from mqchat.store import free_port
-from tests.support import Account, System, crashable_device, open_conversation, signup, user_client
+from tests.support import (
+    Account,
+    System,
+    crashable_device,
+    open_conversation,
+    signup,
+    user_client,
+)
 
 
 class Inbox:

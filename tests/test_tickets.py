@@ -16,7 +16,14 @@ import pytest
 
 from core import topics
 from tests.conftest import BROKERS
-from tests.support import Account, System, crashable_device, create_staff, device, signup
+from tests.support import (
+    Account,
+    System,
+    crashable_device,
+    create_staff,
+    device,
+    signup,
+)
 
 
 @pytest.fixture(params=BROKERS)

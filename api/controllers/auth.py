@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
-from litestar import Controller, get, patch, post
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from core.broker_rights import BrokerRights
 from core.documents import User
 from core.errors import Forbidden
-from core.payloads import AuthResponse, LoginRequest, SignupRequest, UpdateMeRequest, UserOut
+from core.payloads import (
+    AuthResponse,
+    LoginRequest,
+    SignupRequest,
+    UpdateMeRequest,
+    UserOut,
+)
 from core.roles import SELF_SIGNUP_ROLES, Role
 from core.services import users
 from core.services.sessions import start_session

@@ -6,8 +6,8 @@ import asyncio
 import logging
 
 import aiomqtt
-from litestar.di import NamedDependency
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from pymongo import AsyncMongoClient
 
 from core import __version__

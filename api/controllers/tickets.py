@@ -11,7 +11,14 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from api.publisher import EventPublisher
 from core.documents import User
-from core.payloads import AssignRequest, CreateTicketRequest, StatusRequest, TicketList, TicketOut, TicketStatusName
+from core.payloads import (
+    AssignRequest,
+    CreateTicketRequest,
+    StatusRequest,
+    TicketList,
+    TicketOut,
+    TicketStatusName,
+)
 from core.services import tickets
 from core.services.tickets import Limits
 from core.settings import Settings

@@ -7,8 +7,8 @@ limit is aborted and nothing of it is kept.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import filetype

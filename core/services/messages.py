@@ -21,7 +21,14 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from core import topics
 from core.clock import iso, to_ms, utcnow
 from core.documents import AttachmentRef, Conversation, Message, ReadState, User
-from core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+)
 from core.payloads import MAX_BODY_LENGTH, MessageOut
 from core.roles import Role
 from core.services import attachments

@@ -13,13 +13,20 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import ReturnDocument
 
-from beanie import PydanticObjectId
 from core import events, topics
 from core.clock import iso, iso_from_ms, to_ms, utcnow
-from core.documents import Conversation, ConversationContext, Counter, Ticket, TicketEvent, User
+from core.documents import (
+    Conversation,
+    ConversationContext,
+    Counter,
+    Ticket,
+    TicketEvent,
+    User,
+)
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.events import Delivery
 from core.payloads import CreateTicketRequest, HistoryItem, TicketOut
