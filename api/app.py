@@ -30,7 +30,7 @@ from core.broker_rights import BrokerRights, MosquittoRights, rights_for
 from core.db import init_db
 from core.settings import Settings
 
-AUTH_PATHS = ("/api/auth/login", "/api/auth/signup")
+AUTH_PATHS = ("/api/auth/login", "/api/auth/signup", "/api/auth/refresh", "/api/auth/password")
 MAX_REQUEST_BODY = 64 * 1024
 
 

@@ -25,7 +25,7 @@ async def provide_current_user(request: Request, settings: NamedDependency[Setti
     if claims.kind != ACCESS:
         raise Unauthorized("invalid or expired token")
     user = await find_user(claims.subject)
-    if user is None or not user.active:
+    if user is None or not user.active or claims.version != user.token_version:
         raise Unauthorized("invalid or expired token")
     request.state.user = user
     return user

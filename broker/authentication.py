@@ -57,6 +57,8 @@ class Authenticator:
         user = await find_user(username)
         if user is None or not user.active:
             raise Refused("unknown or disabled user")
+        if claims.version != user.token_version:
+            raise Refused("revoked token")
         if will_topic is not None and will_topic != topics.device_presence(username, client_id):
             raise Refused("will topic must be the client's own presence topic")
         return Principal(name=username, client_id=client_id, role=user.role)

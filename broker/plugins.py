@@ -118,3 +118,19 @@ class PresenceJanitorPlugin(BasePlugin[BrokerContext]):
         if status != "offline":
             await self.context.retain_message(topic, OFFLINE, 1)
             await self.context.broadcast_message(topic, OFFLINE, 1)
+
+
+class SessionControlPlugin(BasePlugin[BrokerContext]):
+    """Cuts a user's live connections when a service announces their sessions were revoked."""
+
+    async def on_broker_message_broadcast(self, *, client_id: str, message: ApplicationMessage) -> None:
+        if message.topic != topics.SESSIONS_CONTROL:
+            return
+        try:
+            user_id = str(msgspec.json.decode(bytes(message.data))["user_id"])
+        except (msgspec.DecodeError, KeyError, TypeError):
+            log.warning("mqtt.bad_sessions_notice", extra={"client_id": client_id})
+            return
+        # the plugin context exposes no way to close connections; SecureBroker does
+        closed = await self.context._broker_instance.disconnect_user(user_id)  # noqa: SLF001
+        log.info("mqtt.sessions_cut", extra={"user_id": user_id, "connections": closed})

@@ -144,3 +144,13 @@ class SecureBroker(Broker):
                 deliveries.append(handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False))
         if deliveries:
             await asyncio.gather(*deliveries, return_exceptions=True)
+
+    async def disconnect_user(self, user_id: str) -> int:
+        """Close every live connection of `user_id` (their tokens were revoked); returns how many."""
+        closed = 0
+        for session, handler in list(self._sessions.values()):
+            principal = session_principal(session)
+            if principal is not None and principal.name == user_id and session.transitions.is_connected():
+                await handler.handle_connection_closed()
+                closed += 1
+        return closed

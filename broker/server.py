@@ -30,6 +30,7 @@ def build_broker(settings: Settings) -> SecureBroker:
             "broker.plugins.TopicAclPlugin": {"policy": AccessPolicy(membership.is_member)},
             "broker.plugins.MembershipControlPlugin": {"cache": membership},
             "broker.plugins.PresenceJanitorPlugin": {},
+            "broker.plugins.SessionControlPlugin": {},
         },
     }
     return SecureBroker(config)

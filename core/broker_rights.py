@@ -46,14 +46,14 @@ _IGNORED = ("already exists", "not found")
 
 @runtime_checkable
 class BrokerRights(Protocol):
-    async def ensure_user(self, user_id: str, role: Role) -> None: ...
+    async def ensure_user(self, user_id: str, role: Role, version: int) -> None: ...
     async def apply(self, deliveries: Iterable[Delivery]) -> None: ...
 
 
 class EmbeddedRights:
     """The embedded broker checks mqchat's rules itself: nothing to provision."""
 
-    async def ensure_user(self, user_id: str, role: Role) -> None:
+    async def ensure_user(self, user_id: str, role: Role, version: int) -> None:
         return None
 
     async def apply(self, deliveries: Iterable[Delivery]) -> None:
@@ -164,28 +164,31 @@ class MosquittoRights:
     def __init__(self, settings: Settings, dynsec: DynsecClient | None = None) -> None:
         self._secret = settings.jwt_secret
         self.dynsec = dynsec or DynsecClient(settings)
-        self._known: set[str] = set()
+        self._known: set[tuple[str, int]] = set()
 
-    async def ensure_user(self, user_id: str, role: Role) -> None:
+    async def ensure_user(self, user_id: str, role: Role, version: int) -> None:
         """The user's broker account with its derived password and role rights."""
-        if user_id in self._known:
+        if (user_id, version) in self._known:
             return
         roles = [{"rolename": "users"}, {"rolename": f"user-{user_id}"}]
         if role is Role.AGENT:
             roles.append({"rolename": "agents"})
         if role is Role.ADMIN:
             roles += [{"rolename": "agents"}, {"rolename": "admins"}]
-        password = broker_password(self._secret, user_id)
+        password = broker_password(self._secret, user_id, version)
         await self.dynsec.run([
             _user_role(user_id),
             {"command": "createClient", "username": user_id, "password": password, "roles": roles},
         ])  # fmt: skip
-        self._known.add(user_id)
+        self._known.add((user_id, version))
 
     async def apply(self, deliveries: Iterable[Delivery]) -> None:
-        """Grant and revoke conversation read rights announced in membership notices."""
+        """Grant and revoke conversation read rights, and cut revoked users, as the control notices say."""
         commands: list[dict[str, Any]] = []
         for delivery in deliveries:
+            if delivery.topic == topics.SESSIONS_CONTROL:
+                commands += self._revocation(json.loads(delivery.payload))
+                continue
             if delivery.topic != topics.MEMBERSHIP_CONTROL:
                 continue
             notice = json.loads(delivery.payload)
@@ -198,6 +201,19 @@ class MosquittoRights:
                               "topic": conversation_topics} for acl in _read(conversation_topics)]  # fmt: skip
         if commands:
             await self.dynsec.run(commands)
+
+    def _revocation(self, notice: dict[str, Any]) -> list[dict[str, Any]]:
+        """New password for the new token version; disabling kicks the connected devices."""
+        user_id = notice["user_id"]
+        password = broker_password(self._secret, user_id, notice["version"])
+        commands: list[dict[str, Any]] = [
+            {"command": "setClientPassword", "username": user_id, "password": password},
+            {"command": "disableClient", "username": user_id},
+        ]
+        if notice["active"]:
+            commands.append({"command": "enableClient", "username": user_id})
+            self._known.add((user_id, notice["version"]))
+        return commands
 
 
 def rights_for(settings: Settings) -> EmbeddedRights | MosquittoRights:

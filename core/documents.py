@@ -32,6 +32,8 @@ class User(Document):
     presence_status: str = "offline"
     last_seen_ms: int | None = None
     email_notifications: bool = True
+    # bumped ($inc) by logout, password change and disabling: older tokens stop working
+    token_version: int = 0
 
     class Settings:
         name = "users"
@@ -191,6 +193,24 @@ class AgentLoad(Document):
         name = "agent_loads"
 
 
+class RefreshToken(Document):
+    """A rotating refresh token, stored as its hash. `used_ms` > 0 once exchanged; a reuse revokes the family."""
+
+    id: str  # type: ignore[assignment]  # sha256 of the token
+    user_id: str
+    family: str
+    version: int
+    expires_ms: int
+    used_ms: int = 0
+
+    class Settings:
+        name = "refresh_tokens"
+        indexes = [
+            IndexModel([("user_id", ASCENDING)], name="refresh_tokens_user"),
+            IndexModel([("family", ASCENDING)], name="refresh_tokens_family"),
+        ]
+
+
 class PushSubscription(Document):
     """A browser's Web Push subscription for one user; removed when the push service says it expired."""
 
@@ -219,5 +239,5 @@ class Counter(Document):
 
 
 DOCUMENT_MODELS: list[type[Document]] = [
-    User, Conversation, Message, ReadState, Ticket, TicketEvent, AgentLoad, PushSubscription, Counter,
+    User, Conversation, Message, ReadState, Ticket, TicketEvent, AgentLoad, RefreshToken, PushSubscription, Counter,
 ]

@@ -93,3 +93,9 @@ def ticket_event(event_type: str, ticket: TicketOut, change: dict[str, object], 
     """`ticket.created|updated` on the agents' live queue and to the customer's and assignees' inboxes."""
     payload = _encode({"type": event_type, "ticket": ticket, "change": change})
     return [Delivery(topics.AGENT_TICKETS, payload), *_to_inboxes((uid for uid in user_ids if uid), payload)]
+
+
+def sessions_revoked(user_id: str, version: int, active: bool) -> list[Delivery]:
+    """A user's tokens were revoked (logout, password change, disabled): brokers cut their connections."""
+    notice = {"user_id": user_id, "version": version, "active": active}
+    return [Delivery(topics.SESSIONS_CONTROL, _encode(notice))]

@@ -75,7 +75,22 @@ class AuthResponse(Struct):
     access_token: str
     expires_in: int
     mqtt: MqttConnectInfo
+    refresh_token: str
+    refresh_expires_in: int
     token_type: str = "bearer"
+
+
+class RefreshRequest(Struct, forbid_unknown_fields=True):
+    refresh_token: Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class PasswordChangeRequest(Struct, forbid_unknown_fields=True):
+    current_password: Annotated[str, Meta(max_length=256)]
+    new_password: Password
+
+
+class UserStatusRequest(Struct, forbid_unknown_fields=True):
+    active: bool
 
 
 class SignupRequest(Struct, forbid_unknown_fields=True):

@@ -39,11 +39,12 @@ class InvalidToken(Exception):
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
-    """What a verified token says."""
+    """What a verified token says; `version` must equal the user's `token_version` (revocation)."""
 
     subject: str
     kind: str
     expires_at: int
+    version: int = 0
 
 
 async def hash_password(password: str) -> str:
@@ -62,12 +63,13 @@ async def verify_password(password: str, password_hash: str | None) -> bool:
         return False
 
 
-def issue_token(subject: str, secret: str, ttl_seconds: int, kind: str = ACCESS) -> str:
-    """Sign a token for `subject` valid for `ttl_seconds`."""
+def issue_token(subject: str, secret: str, ttl_seconds: int, kind: str = ACCESS, version: int = 0) -> str:
+    """Sign a token for `subject` valid for `ttl_seconds`; `version` ties it to the user's current token version."""
     now = utcnow()
     claims = {
         "sub": subject,
         "typ": kind,
+        "ver": version,
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=ttl_seconds)).timestamp()),
         "jti": secrets.token_hex(8),
@@ -88,20 +90,25 @@ def decode_token(token: str | bytes, secret: str) -> TokenClaims:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "typ"]})
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from None
-    subject, kind = claims.get("sub"), claims.get("typ")
-    if not isinstance(subject, str) or kind not in (ACCESS, SERVICE):
+    subject, kind, version = claims.get("sub"), claims.get("typ"), claims.get("ver", 0)
+    if not isinstance(subject, str) or kind not in (ACCESS, SERVICE) or not isinstance(version, int):
         raise InvalidToken("unexpected claims")
     if kind == SERVICE and subject not in SERVICE_ACCOUNTS:
         raise InvalidToken("unknown service account")
-    return TokenClaims(subject=subject, kind=kind, expires_at=int(claims["exp"]))
+    return TokenClaims(subject=subject, kind=kind, expires_at=int(claims["exp"]), version=version)
 
 
-def broker_password(secret: str, username: str) -> str:
+def hash_refresh_token(token: str) -> str:
+    """Refresh tokens are stored only as their SHA-256 (they are random, so no salt is needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def broker_password(secret: str, username: str, version: int = 0) -> str:
     """The password of `username` on an external broker (Mosquitto): derived from JWT_SECRET, never stored.
 
     Mosquitto 2.0 cannot verify JWTs, so mqchat provisions each user and service
-    account with this derived password (stable across logins; rotating
-    JWT_SECRET rotates every broker password).
+    account with this derived password. It changes with the user's token version,
+    so logout, a password change or disabling the account also changes it.
     """
-    digest = hmac.new(secret.encode(), f"mqtt-password:{username}".encode(), hashlib.sha256).digest()
+    digest = hmac.new(secret.encode(), f"mqtt-password:{username}:{version}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")

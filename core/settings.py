@@ -39,7 +39,8 @@ class Settings:
     db_name: str = "mqchat"
     store_port: int = 27017
     jwt_secret: str = ""
-    access_token_ttl: int = 3600
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 30 * 24 * 3600
     bind_host: str = "127.0.0.1"
     public_host: str = "localhost"
     api_port: int = 8000
@@ -154,7 +155,8 @@ class Settings:
             db_name=get("MQCHAT_DB_NAME", "mqchat"),
             store_port=get_int("MQCHAT_STORE_PORT", 27017),
             jwt_secret=values.get("JWT_SECRET", ""),
-            access_token_ttl=get_int("MQCHAT_ACCESS_TOKEN_TTL", 3600),
+            access_token_ttl=get_int("MQCHAT_ACCESS_TOKEN_TTL", 900),
+            refresh_token_ttl=get_int("MQCHAT_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
             bind_host=bind_host,
             public_host=get("MQCHAT_PUBLIC_HOST", "localhost" if bind_host in ("127.0.0.1", "0.0.0.0") else bind_host),
             api_port=get_int("MQCHAT_API_PORT", 8000),

@@ -7,6 +7,7 @@
     chat/presence/{uid}                         aggregated presence (retained)
     chat/agents/tickets                         live ticket queue for agents and admins
     chat/system/membership                      service-only: membership changed (broker cache)
+    chat/system/sessions                        service-only: a user's sessions were revoked
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ SHARED_ACTIONS_FILTER = f"$share/mqchat-bridge/{ACTIONS_FILTER}"
 AGENT_TICKETS = f"{ROOT}/agents/tickets"
 # Service-only control topic: membership changes, so brokers drop cached rights at once.
 MEMBERSHIP_CONTROL = f"{ROOT}/system/membership"
+# Service-only control topic: a user's sessions were revoked, brokers cut their connections.
+SESSIONS_CONTROL = f"{ROOT}/system/sessions"
 
 _OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
 # A client id is one printable topic level without wildcards.
@@ -103,7 +106,7 @@ def parse(topic: str) -> Topic | None:
             return Topic("presence", uid)
         case ["agents", "tickets"]:
             return Topic("agent_tickets", "")
-        case ["system", "membership"]:
+        case ["system", "membership" | "sessions"]:
             return Topic("system", "")
     return None
 

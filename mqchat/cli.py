@@ -178,6 +178,6 @@ def token(email: str) -> None:
         if found is None or not found.active:
             click.echo("mqchat: no active user with this email", err=True)
             sys.exit(1)
-        click.echo(issue_token(str(found.id), settings.jwt_secret, settings.access_token_ttl))
+        click.echo(issue_token(str(found.id), settings.jwt_secret, settings.access_token_ttl, version=found.token_version))
 
     _one_off(action)

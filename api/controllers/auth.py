@@ -1,26 +1,35 @@
-"""`/api/auth`: signup, login and the current user."""
+"""`/api/auth`: signup, login, refresh, logout, password change and the current user."""
 
 from __future__ import annotations
 
 from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from api.publisher import EventPublisher
 from core.broker_rights import BrokerRights
 from core.documents import User
-from core.errors import Forbidden
+from core.errors import Forbidden, Unauthorized
 from core.payloads import (
     AuthResponse,
     LoginRequest,
+    PasswordChangeRequest,
+    RefreshRequest,
     SignupRequest,
     UpdateMeRequest,
     UserOut,
 )
 from core.roles import SELF_SIGNUP_ROLES, Role
-from core.services import users
-from core.services.sessions import start_session
+from core.security import verify_password
+from core.services import sessions, users
 from core.settings import Settings
+
+
+async def signed_in(settings: Settings, rights: BrokerRights, user: User) -> AuthResponse:
+    """Provision the user's broker account (external brokers), then issue their tokens."""
+    await rights.ensure_user(str(user.id), user.role, user.token_version)
+    return await sessions.start_session(settings, user)
 
 
 class AuthController(Controller):
@@ -36,17 +45,44 @@ class AuthController(Controller):
         if role not in SELF_SIGNUP_ROLES:
             raise Forbidden("agents and admins are created by an admin")
         user = await users.create_user(data.email, data.username, data.password, role)
-        await rights.ensure_user(str(user.id), user.role)
-        return start_session(settings, user)
+        return await signed_in(settings, rights, user)
 
     @post("/login", status_code=HTTP_200_OK)
     async def login(
         self, data: JSONBody[LoginRequest], settings: NamedDependency[Settings], rights: NamedDependency[BrokerRights]
     ) -> AuthResponse:
-        """Exchange email and password for an access token and the MQTT connection block."""
+        """Exchange email and password for tokens and the MQTT connection block."""
         user = await users.check_credentials(data.email, data.password)
-        await rights.ensure_user(str(user.id), user.role)
-        return start_session(settings, user)
+        return await signed_in(settings, rights, user)
+
+    @post("/refresh", status_code=HTTP_200_OK)
+    async def refresh(
+        self, data: JSONBody[RefreshRequest], settings: NamedDependency[Settings], rights: NamedDependency[BrokerRights]
+    ) -> AuthResponse:
+        """Exchange a refresh token (used once) for a new access token and a new refresh token."""
+        user, response = await sessions.refresh_session(settings, data.refresh_token)
+        await rights.ensure_user(str(user.id), user.role, user.token_version)
+        return response
+
+    @post("/logout", status_code=HTTP_204_NO_CONTENT, security=[{"BearerToken": []}])
+    async def logout(self, current_user: NamedDependency[User], publisher: NamedDependency[EventPublisher]) -> None:
+        """Sign out everywhere: every token and refresh token stops working and live MQTT connections are cut."""
+        _, deliveries = await sessions.revoke_sessions(current_user)
+        await publisher.publish(deliveries)
+
+    @post("/password", status_code=HTTP_200_OK, security=[{"BearerToken": []}])
+    async def change_password(
+        self, data: JSONBody[PasswordChangeRequest], current_user: NamedDependency[User],
+        settings: NamedDependency[Settings], rights: NamedDependency[BrokerRights],
+        publisher: NamedDependency[EventPublisher],
+    ) -> AuthResponse:  # fmt: skip
+        """Change one's password; every other session ends, this one gets fresh tokens."""
+        if not await verify_password(data.current_password, current_user.password_hash):
+            raise Unauthorized("the current password is wrong")
+        await users.set_password(current_user, data.new_password)
+        user, deliveries = await sessions.revoke_sessions(current_user)
+        await publisher.publish(deliveries)
+        return await signed_in(settings, rights, user)
 
     @get("/me", security=[{"BearerToken": []}])
     async def me(self, current_user: NamedDependency[User]) -> UserOut:

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from api.auth import require_admin
+from api.publisher import EventPublisher
 from core.documents import User
-from core.payloads import CreateUserRequest, UserEnvelope, UserList, UserOut
+from core.errors import Forbidden, NotFound
+from core.payloads import (
+    CreateUserRequest,
+    UserEnvelope,
+    UserList,
+    UserOut,
+    UserStatusRequest,
+)
 from core.roles import Role
-from core.services import users
+from core.services import sessions, users
 
 
 class UsersController(Controller):
@@ -50,3 +58,20 @@ class AdminUsersController(Controller):
         require_admin(current_user)
         user = await users.create_user(data.email, data.username, data.password, data.role)
         return UserEnvelope(user=users.user_out(user, viewer=current_user))
+
+    @patch("/{user_id:str}")
+    async def set_status(
+        self, user_id: FromPath[str], data: JSONBody[UserStatusRequest], current_user: NamedDependency[User],
+        publisher: NamedDependency[EventPublisher],
+    ) -> UserEnvelope:  # fmt: skip
+        """Disable (or re-enable) an account; a disabled user is refused by the API and the broker at once."""
+        require_admin(current_user)
+        target = await users.find_user(user_id)
+        if target is None:
+            raise NotFound("user not found")
+        if target.id == current_user.id:
+            raise Forbidden("admins cannot disable themselves")
+        await users.set_active(target, data.active)
+        target, deliveries = await sessions.revoke_sessions(target)
+        await publisher.publish(deliveries)
+        return UserEnvelope(user=users.user_out(target, viewer=current_user))

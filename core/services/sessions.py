@@ -1,38 +1,97 @@
-"""Signing users in: access tokens and the `mqtt` connection block of the login response."""
+"""Signing users in and out: access tokens, rotating refresh tokens, the `mqtt` block, revocation.
+
+Every token carries the user's `token_version`; logout, a password change and
+disabling an account bump it, which invalidates all access tokens at once (API
+and broker check it), deletes the refresh tokens and announces
+`chat/system/sessions` so brokers cut the user's live connections.
+"""
 
 from __future__ import annotations
 
-from core.documents import User
+import secrets
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+
+from core import events
+from core.clock import to_ms, utcnow
+from core.documents import RefreshToken, User
+from core.errors import Unauthorized
+from core.events import Delivery
 from core.payloads import AuthResponse, MqttConnectInfo
-from core.security import broker_password, issue_token
+from core.security import broker_password, hash_refresh_token, issue_token
 from core.services.users import user_out
 from core.settings import Settings
 
+INVALID_REFRESH = "invalid or expired refresh token"
 
-def mqtt_connect_info(settings: Settings, user_id: str, access_token: str) -> MqttConnectInfo:
-    """How `user_id` connects to the broker configured in `settings`.
+
+def mqtt_connect_info(settings: Settings, user: User, access_token: str) -> MqttConnectInfo:
+    """How `user` connects to the broker configured in `settings`.
 
     The embedded broker takes the access token as password; an external broker
     (Mosquitto) takes the user's derived broker password, provisioned at login.
     """
+    user_id = str(user.id)
     external = settings.broker == "external"
     return MqttConnectInfo(
         host=settings.public_host,
         port=settings.external_mqtt_port if external else settings.mqtt_port,
         ws_url=f"ws://{settings.public_host}:{settings.ws_port}/mqtt",
         username=user_id,
-        password=broker_password(settings.jwt_secret, user_id) if external else access_token,
+        password=broker_password(settings.jwt_secret, user_id, user.token_version) if external else access_token,
         client_id_prefix=user_id,
     )
 
 
-def start_session(settings: Settings, user: User) -> AuthResponse:
-    """Issue an access token for `user` and say how to reach the broker with it."""
-    user_id = str(user.id)
-    token = issue_token(user_id, settings.jwt_secret, settings.access_token_ttl)
+async def _new_refresh_token(settings: Settings, user: User, family: str) -> str:
+    token = secrets.token_urlsafe(32)
+    await RefreshToken(
+        id=hash_refresh_token(token), user_id=str(user.id), family=family, version=user.token_version,
+        expires_ms=to_ms(utcnow()) + settings.refresh_token_ttl * 1000,
+    ).insert()  # fmt: skip
+    return token
+
+
+async def start_session(settings: Settings, user: User, family: str | None = None) -> AuthResponse:
+    """Issue an access token and a refresh token for `user`, and say how to reach the broker."""
+    token = issue_token(str(user.id), settings.jwt_secret, settings.access_token_ttl, version=user.token_version)
+    refresh = await _new_refresh_token(settings, user, family or secrets.token_hex(12))
     return AuthResponse(
         user=user_out(user, viewer=user),
         access_token=token,
         expires_in=settings.access_token_ttl,
-        mqtt=mqtt_connect_info(settings, user_id, token),
+        mqtt=mqtt_connect_info(settings, user, token),
+        refresh_token=refresh,
+        refresh_expires_in=settings.refresh_token_ttl,
     )
+
+
+async def refresh_session(settings: Settings, refresh_token: str) -> tuple[User, AuthResponse]:
+    """Exchange a refresh token for new tokens (rotation); presenting a used one revokes its whole family."""
+    collection = RefreshToken.get_pymongo_collection()
+    now_ms = to_ms(utcnow())
+    digest = hash_refresh_token(refresh_token)
+    claimed = await collection.find_one_and_update(
+        {"_id": digest, "used_ms": 0}, {"$set": {"used_ms": now_ms}}, return_document=ReturnDocument.AFTER
+    )
+    if claimed is None:
+        reused = await collection.find_one({"_id": digest})
+        if reused is not None:  # a stolen copy, or a replay: end every session of this family
+            await collection.delete_many({"family": reused["family"]})
+        raise Unauthorized(INVALID_REFRESH)
+    user = await User.get(ObjectId(claimed["user_id"]))
+    if user is None or not user.active or claimed["expires_ms"] < now_ms or claimed["version"] != user.token_version:
+        raise Unauthorized(INVALID_REFRESH)
+    return user, await start_session(settings, user, family=claimed["family"])
+
+
+async def revoke_sessions(user: User) -> tuple[User, list[Delivery]]:
+    """Invalidate all tokens and refresh tokens of `user`; brokers cut their connections."""
+    bumped = await User.get_pymongo_collection().find_one_and_update(
+        {"_id": user.id}, {"$inc": {"token_version": 1}}, return_document=ReturnDocument.AFTER
+    )
+    await RefreshToken.get_pymongo_collection().delete_many({"user_id": str(user.id)})
+    fresh = await User.get(user.id)
+    assert fresh is not None and bumped is not None
+    return fresh, events.sessions_revoked(str(user.id), fresh.token_version, fresh.active)

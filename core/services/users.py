@@ -93,6 +93,18 @@ def user_out(user: User, viewer: User | None) -> UserOut:
     )
 
 
+async def set_password(user: User, password: str) -> None:
+    """Store a new password hash (the whole document is written)."""
+    user.password_hash = await hash_password(password)
+    await user.replace()
+
+
+async def set_active(user: User, active: bool) -> None:
+    """Enable or disable an account (the whole document is written)."""
+    user.active = active
+    await user.replace()
+
+
 async def update_profile(user: User, username: str | None, email_notifications: bool | None) -> User:
     """Change the user's display name or notification preferences (the whole document is written)."""
     if username is not None:
