@@ -24,6 +24,7 @@ from api.controllers.push import PushController
 from api.controllers.tickets import TicketsController
 from api.controllers.users import AdminUsersController, UsersController
 from api.errors import EXCEPTION_HANDLERS
+from api.limits import RequestLimits
 from api.publisher import EventPublisher
 from core import __version__
 from core.broker_rights import BrokerRights, MosquittoRights, rights_for
@@ -55,12 +56,16 @@ def create_app(settings: Settings) -> Litestar:
             await app.state.mongo.close()
 
     rights = rights_for(settings)
+    limits = RequestLimits(settings)
 
     def provide_settings() -> Settings:
         return settings
 
     def provide_rights() -> BrokerRights:
         return rights
+
+    def provide_limits() -> RequestLimits:
+        return limits
 
     def provide_mongo() -> AsyncMongoClient:
         return app.state.mongo
@@ -87,6 +92,7 @@ def create_app(settings: Settings) -> Litestar:
             "mongo": Provide(provide_mongo, sync_to_thread=False),
             "publisher": Provide(provide_publisher, sync_to_thread=False),
             "rights": Provide(provide_rights, sync_to_thread=False),
+            "limits": Provide(provide_limits, sync_to_thread=False),
             "current_user": Provide(provide_current_user),
         },
         lifespan=[connections],

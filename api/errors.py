@@ -8,7 +8,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from core.errors import DomainError
+from core.errors import DomainError, RateLimited
 from core.payloads import ErrorDetail, ErrorResponse
 
 log = logging.getLogger("mqchat.api")
@@ -46,7 +46,8 @@ def _validation_message(exc: ValidationException) -> str:
 
 
 def handle_domain_error(_: Request, exc: DomainError) -> Response[ErrorResponse]:
-    return error_response(exc.status, exc.code, exc.message)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return error_response(exc.status, exc.code, exc.message, headers)
 
 
 def handle_http_exception(_: Request, exc: HTTPException) -> Response[ErrorResponse]:

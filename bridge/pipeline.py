@@ -9,6 +9,7 @@ worker retries the whole batch without acknowledging it (idempotent).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,13 +30,17 @@ from core.payloads import (
     OutboxSend,
     OutboxTyping,
 )
+from core.ratelimit import TokenBucket
 from core.services import chat
 from core.services.messages import SendCommand
 from core.services.users import find_user
+from core.settings import Settings
 
 log = logging.getLogger("mqchat.bridge.pipeline")
 
 MAX_REQUEST_BYTES = 64 * 1024
+TYPING_REPEAT = 3.0
+MAX_TYPING_KEYS = 100_000
 _decoders = {
     "send": msgspec.json.Decoder(OutboxSend),
     "edit": msgspec.json.Decoder(OutboxEdit),
@@ -62,9 +67,11 @@ class Request:
 class Pipeline:
     """Turns a batch of outbox deliveries into stored changes and the deliveries to publish."""
 
-    def __init__(self, edit_window_seconds: int, on_presence_change: Callable[[], None]) -> None:
-        self._edit_window = edit_window_seconds
+    def __init__(self, settings: Settings, on_presence_change: Callable[[], None]) -> None:
+        self._edit_window = settings.edit_window_seconds
         self.presence = PresenceTracker(on_presence_change)
+        self._requests = TokenBucket(settings.send_rate, settings.send_burst)
+        self._typing: dict[tuple[str, str], tuple[bool, float]] = {}
 
     async def process(self, batch: list[aiomqtt.Message]) -> list[Delivery]:
         """Handle a batch in order; returns everything to publish. Raises StoreUnavailable."""
@@ -79,8 +86,10 @@ class Pipeline:
                 if parsed.kind == "device_presence":
                     out += await self._presence(parsed.owner, parsed.rest, bytes(message.payload or b""))
                     continue
+                if self._over_limit(parsed.owner, parsed.rest, out):
+                    continue
                 request = self._decode(parsed.owner, parsed.rest, bytes(message.payload or b""), out)
-                if request is None:
+                if request is None or self._collapsed(request):
                     continue
                 if request.action == "send":
                     sends.append(_send_command(request))
@@ -93,6 +102,28 @@ class Pipeline:
         except (PyMongoError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
         return out
+
+    def _over_limit(self, user_id: str, action: str, out: list[Delivery]) -> bool:
+        """Each user may make `MQCHAT_SEND_RATE` requests per second (bursts of `MQCHAT_SEND_BURST`)."""
+        wait = self._requests.take(user_id)
+        if wait is None:
+            return False
+        out += events.error_event(user_id, action, "rate_limited", f"too many requests, retry in {wait:.1f} s")
+        log.info("bridge.rate_limited", extra={"user_id": user_id, "action": action})
+        return True
+
+    def _collapsed(self, request: Request) -> bool:
+        """A typing flood becomes one indicator per TYPING_REPEAT seconds (changes always pass)."""
+        if not isinstance(request.body, OutboxTyping):
+            return False
+        key, now = (request.user_id, request.body.conversation_id), time.monotonic()
+        last = self._typing.get(key)
+        if last is not None and last[0] == request.body.typing and now - last[1] < TYPING_REPEAT:
+            return True
+        self._typing[key] = (request.body.typing, now)
+        if len(self._typing) > MAX_TYPING_KEYS:
+            self._typing.clear()
+        return False
 
     def _decode(self, user_id: str, action: str, raw: bytes, out: list[Delivery]) -> Request | None:
         decoder = _decoders.get(action)

@@ -136,7 +136,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     mongo = await init_db(settings)
     rights = rights_for(settings)
     dispatcher = TicketDispatcher(Limits.from_settings(settings), settings.assign_interval)
-    pipeline = Pipeline(settings.edit_window_seconds, on_presence_change=dispatcher.wake)
+    pipeline = Pipeline(settings, on_presence_change=dispatcher.wake)
     notifying = _start_notifier(settings)
     backoff = 0.5
     try:

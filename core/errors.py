@@ -40,3 +40,11 @@ class PayloadTooLarge(DomainError):
 
 class UnsupportedMediaType(DomainError):
     code, status = "unsupported_media_type", 415
+
+
+class RateLimited(DomainError):
+    code, status = "rate_limited", 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, round(retry_after + 0.49))

@@ -51,6 +51,9 @@ class Settings:
     external_mqtt_port: int = 1883
     cors_origins: tuple[str, ...] = ()
     auth_rate_limit: int = 20
+    account_login_limit: int = 10
+    send_rate: float = 10.0
+    send_burst: int = 30
     edit_window_seconds: int = 900
     agent_capacity: int = 5
     reassign_grace_seconds: int = 300
@@ -167,6 +170,9 @@ class Settings:
             external_mqtt_port=get_int("MQTT_PORT", 1883),
             cors_origins=tuple(o.strip() for o in get("CORS_ORIGINS", "").split(",") if o.strip()),
             auth_rate_limit=get_int("MQCHAT_AUTH_RATE_LIMIT", 20),
+            account_login_limit=get_int("MQCHAT_ACCOUNT_LOGIN_LIMIT", 10),
+            send_rate=get_int("MQCHAT_SEND_RATE", 10),
+            send_burst=get_int("MQCHAT_SEND_BURST", 30),
             edit_window_seconds=get_int("MQCHAT_EDIT_WINDOW", 900),
             agent_capacity=get_int("MQCHAT_AGENT_CAPACITY", 5),
             reassign_grace_seconds=get_int("MQCHAT_REASSIGN_GRACE", 300),

@@ -47,6 +47,9 @@ class System:
             MQCHAT_WS_PORT=str(self.ws_port),
             MQCHAT_STORE_PORT=str(self.store_port),
             MQCHAT_AUTH_RATE_LIMIT="100000",
+            MQCHAT_ACCOUNT_LOGIN_LIMIT="100000",
+            MQCHAT_SEND_RATE="100000",
+            MQCHAT_SEND_BURST="100000",
             MQCHAT_LOG_LEVEL="INFO",
         )
         if self.broker == "mosquitto":

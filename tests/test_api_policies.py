@@ -14,7 +14,11 @@ from tests.support import System
 
 
 def settings_for(system: System, tmp_path: Path, **overrides: object) -> Settings:
-    base = Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), "MONGODB_URI": system.store_uri}, env_file=None)
+    base = Settings.load(
+        {"MQCHAT_DATA_DIR": str(tmp_path), "MONGODB_URI": system.store_uri, "JWT_SECRET": system.jwt_secret,
+         "MQCHAT_MQTT_PORT": str(system.mqtt_port)},
+        env_file=None,
+    )  # fmt: skip
     return dataclasses.replace(base, **overrides)
 
 
@@ -51,3 +55,29 @@ async def test_health_names_the_failing_part(system: System, tmp_path: Path) -> 
     assert response.status_code == 503
     assert response.json()["store"] == "ok" and response.json()["broker"] == "unavailable"
     assert response.json()["status"] == "unavailable"
+
+
+async def test_login_attempts_are_limited_per_account(system: System, tmp_path: Path) -> None:
+    app = create_app(settings_for(system, tmp_path, account_login_limit=3))
+    async with AsyncTestClient(app) as client:
+        for _ in range(3):
+            assert (await client.post("/api/auth/login", json={"email": "Target@example.com", "password": "guess-123"})).status_code == 401
+        limited = await client.post("/api/auth/login", json={"email": "target@EXAMPLE.com", "password": "guess-123"})
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert limited.json()["error"]["code"] == "rate_limited"
+        other = await client.post("/api/auth/login", json={"email": "someone-else@example.com", "password": "guess-123"})
+        assert other.status_code == 401, "other accounts are not affected"
+
+
+async def test_rest_sends_are_limited_per_user(system: System, tmp_path: Path) -> None:
+    from tests.support import open_conversation, signup
+
+    app = create_app(settings_for(system, tmp_path, send_rate=0.5, send_burst=2))
+    async with AsyncTestClient(app) as client:
+        alice, bob = await signup(client), await signup(client)  # type: ignore[arg-type]
+        cid = (await open_conversation(client, alice, bob))["id"]  # type: ignore[arg-type]
+        url = f"/api/conversations/{cid}/messages"
+        assert [(await client.post(url, json={"body": "hi"}, headers=alice.headers)).status_code for _ in range(2)] == [201, 201]
+        limited = await client.post(url, json={"body": "spam"}, headers=alice.headers)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert (await client.post(url, json={"body": "hi"}, headers=bob.headers)).status_code == 201

@@ -7,6 +7,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from api.limits import RequestLimits
 from api.publisher import EventPublisher
 from core.broker_rights import BrokerRights
 from core.documents import User
@@ -49,9 +50,11 @@ class AuthController(Controller):
 
     @post("/login", status_code=HTTP_200_OK)
     async def login(
-        self, data: JSONBody[LoginRequest], settings: NamedDependency[Settings], rights: NamedDependency[BrokerRights]
-    ) -> AuthResponse:
-        """Exchange email and password for tokens and the MQTT connection block."""
+        self, data: JSONBody[LoginRequest], settings: NamedDependency[Settings], rights: NamedDependency[BrokerRights],
+        limits: NamedDependency[RequestLimits],
+    ) -> AuthResponse:  # fmt: skip
+        """Exchange email and password for tokens and the MQTT connection block (attempts are limited per account)."""
+        limits.check(limits.login, users.normalize_email(data.email), "login attempts for this account")
         user = await users.check_credentials(data.email, data.password)
         return await signed_in(settings, rights, user)
 

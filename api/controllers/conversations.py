@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from api.limits import RequestLimits
 from api.publisher import EventPublisher
 from core.documents import Conversation, User
 from core.payloads import (
@@ -108,9 +109,10 @@ class ConversationsController(Controller):
     @post("/{conversation_id:str}/messages")
     async def send(
         self, conversation_id: FromPath[str], data: JSONBody[SendMessageRequest], current_user: NamedDependency[User],
-        publisher: NamedDependency[EventPublisher],
+        publisher: NamedDependency[EventPublisher], limits: NamedDependency[RequestLimits],
     ) -> Response[MessageOut]:  # fmt: skip
         """Send a message, delivered over MQTT as if published; a resent `client_msg_id` answers 200 with the original."""
+        limits.check(limits.send, str(current_user.id), "messages")
         command = SendCommand(
             sender_id=str(current_user.id),
             conversation_id=conversation_id,

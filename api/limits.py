@@ -1,0 +1,24 @@
+"""Per-account and per-user request limits of the REST API (per process)."""
+
+from __future__ import annotations
+
+from core.errors import RateLimited
+from core.ratelimit import TokenBucket
+from core.settings import Settings
+
+LOGIN_WINDOW = 300.0
+
+
+class RequestLimits:
+    """Login attempts per account (whatever the address) and message sends per user."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.login = TokenBucket(settings.account_login_limit / LOGIN_WINDOW, settings.account_login_limit)
+        self.send = TokenBucket(settings.send_rate, settings.send_burst)
+
+    @staticmethod
+    def check(bucket: TokenBucket, key: str, what: str) -> None:
+        """Raise 429 `rate_limited` (with Retry-After) when `key` has used up its allowance."""
+        wait = bucket.take(key)
+        if wait is not None:
+            raise RateLimited(f"too many {what}, retry later", wait)
