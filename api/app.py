@@ -24,6 +24,7 @@ from api.controllers.push import PushController
 from api.controllers.tickets import TicketsController
 from api.controllers.users import AdminUsersController, UsersController
 from api.errors import EXCEPTION_HANDLERS
+from api.headers import add_security_headers
 from api.limits import RequestLimits
 from api.publisher import EventPublisher
 from core import __version__
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> Litestar:
         },
         lifespan=[connections],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        before_send=[add_security_headers],
         middleware=[
             RateLimitConfig(
                 rate_limit=("minute", settings.auth_rate_limit), check_throttle_handler=_is_auth_attempt

@@ -81,3 +81,16 @@ async def test_rest_sends_are_limited_per_user(system: System, tmp_path: Path) -
         limited = await client.post(url, json={"body": "spam"}, headers=alice.headers)
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
         assert (await client.post(url, json={"body": "hi"}, headers=bob.headers)).status_code == 201
+
+
+async def test_security_headers_on_every_response(system: System, tmp_path: Path) -> None:
+    app = create_app(settings_for(system, tmp_path))
+    async with AsyncTestClient(app) as client:
+        for response in (await client.get("/api/health"), await client.get("/api/nope"), await client.get("/api/auth/me")):
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert response.headers["referrer-policy"] == "no-referrer"
+            assert response.headers["x-frame-options"] == "DENY"
+            assert "default-src 'none'" in response.headers["content-security-policy"]
+            assert "strict-transport-security" not in response.headers
+    async with AsyncTestClient(app, base_url="https://chat.example") as tls:
+        assert "max-age" in (await tls.get("/api/health")).headers["strict-transport-security"]
