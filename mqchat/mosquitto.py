@@ -18,6 +18,7 @@ from pathlib import Path
 from core.broker_rights import DynsecClient, bootstrap_commands
 from core.security import BROKER_ADMIN, broker_password
 from core.settings import Settings
+from mqchat.children import die_with_parent
 from mqchat.net import port_open
 
 log = logging.getLogger("mqchat.mosquitto")
@@ -68,7 +69,7 @@ async def run_mosquitto(settings: Settings, stop: asyncio.Event) -> int:
             raise MosquittoError("mosquitto_ctrl dynsec init failed")
     config = home / "mosquitto.conf"
     config.write_text(runtime_config(settings))
-    process = await asyncio.create_subprocess_exec(_binary("mosquitto"), "-c", str(config))
+    process = await asyncio.create_subprocess_exec(_binary("mosquitto"), "-c", str(config), preexec_fn=die_with_parent)
     try:
         host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
         deadline = asyncio.get_running_loop().time() + START_TIMEOUT

@@ -21,6 +21,7 @@ from pathlib import Path
 from pymongo import AsyncMongoClient
 
 from core.settings import Settings
+from mqchat.children import die_with_parent
 
 log = logging.getLogger("mqchat.store")
 
@@ -75,7 +76,7 @@ class EmbeddedStore:
             sys.executable, "-c", _LAUNCH,
             "--data-dir", str(store_dir), "--host", "127.0.0.1", "--port", str(self.port),
             "--log-file", str(self.data_dir / "store.log"), "--pid-file", str(self.data_dir / "store.pid"),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, preexec_fn=die_with_parent,
         )  # fmt: skip
         deadline = asyncio.get_running_loop().time() + START_TIMEOUT
         while not await _answers(self.uri):

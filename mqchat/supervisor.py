@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 
 from core.settings import Settings
+from mqchat.children import die_with_parent
 from mqchat.net import port_open
 from mqchat.store import EmbeddedStore
 
@@ -40,7 +41,7 @@ async def _wait_for_port(child: Child, host: str, port: int) -> None:
 
 
 async def _spawn(name: str, env: dict[str, str], label: str | None = None) -> Child:
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "mqchat", name, env=env)
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "mqchat", name, env=env, preexec_fn=die_with_parent)
     log.info("up.component_started", extra={"component": label or name, "pid": process.pid})
     return Child(label or name, process)
 

@@ -8,13 +8,22 @@ per session, when first asked for.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import Account, System, create_staff, signup
+from tests.support import (
+    Account,
+    System,
+    create_staff,
+    healthy,
+    signup,
+    spawn_component,
+    wait_until,
+)
 
 BROKERS = ("amqtt", "mosquitto")
 BOTH_BROKERS = pytest.mark.parametrize("system", BROKERS, indirect=True)
@@ -69,3 +78,20 @@ async def admin(system: System, api: httpx.AsyncClient) -> Account:
 @pytest.fixture
 def fresh_data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture
+def split_system(tmp_path: Path) -> Iterator[tuple[System, dict]]:
+    """store, broker, api and bridge as separate processes (a split deployment)."""
+    system = System.on_free_ports(tmp_path / "data")
+    system.data_dir.mkdir(parents=True)
+    processes = {"store": spawn_component(system, "store")}
+    wait_until(lambda: (system.data_dir / "store.json").exists(), 30, "the store")
+    for name in ("broker", "api", "bridge"):
+        processes[name] = spawn_component(system, name)
+    wait_until(lambda: healthy(system), 60, "the api and broker")
+    yield system, processes
+    for name in ("bridge", "api", "broker", "store"):
+        if processes[name].poll() is None:
+            processes[name].send_signal(signal.SIGTERM)
+            processes[name].wait(30)

@@ -4,44 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 from pymongo import AsyncMongoClient
 
 from core import topics
 from tests.support import (
     System,
-    healthy,
     open_conversation,
     signup,
     spawn_component,
     user_client,
-    wait_until,
 )
 
 BURST = 2000
-
-
-@pytest.fixture
-def split_system(tmp_path: Path) -> Iterator[tuple[System, dict]]:
-    """store, broker, api and bridge as separate processes (a split deployment)."""
-    system = System.on_free_ports(tmp_path / "data")
-    system.data_dir.mkdir(parents=True)
-    processes = {"store": spawn_component(system, "store")}
-    wait_until(lambda: (system.data_dir / "store.json").exists(), 30, "the store")
-    for name in ("broker", "api", "bridge"):
-        processes[name] = spawn_component(system, name)
-    wait_until(lambda: healthy(system), 60, "the api and broker")
-    yield system, processes
-    for name in ("bridge", "api", "broker", "store"):
-        processes[name].send_signal(signal.SIGTERM)
-        processes[name].wait(30)
-
-
 
 
 async def test_sigkill_during_burst_loses_and_duplicates_nothing(split_system: tuple[System, dict]) -> None:

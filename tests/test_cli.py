@@ -59,3 +59,24 @@ def test_users_and_data_survive_restarts(fresh_data_dir: Path) -> None:
         assert me.status_code == 200
     finally:
         assert system.stop() == 0
+
+
+def test_killing_up_leaves_no_orphans(fresh_data_dir: Path) -> None:
+    import socket
+    import time
+
+    system = System.on_free_ports(fresh_data_dir)
+    system.start()
+    assert system.process is not None
+    system.process.kill()  # SIGKILL: no chance to stop its children itself
+    system.process.wait()
+
+    def listening(port: int) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    ports = (system.api_port, system.mqtt_port, system.store_port)
+    deadline = time.monotonic() + 20
+    while any(listening(port) for port in ports) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(listening(port) for port in ports), "children must end with mqchat up"
