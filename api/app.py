@@ -23,7 +23,7 @@ from api.controllers.messages import MessagesController, UnreadController
 from api.controllers.push import PushController
 from api.controllers.tickets import TicketsController
 from api.controllers.users import AdminUsersController, UsersController
-from api.errors import EXCEPTION_HANDLERS
+from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.headers import add_security_headers
 from api.limits import RequestLimits
 from api.publisher import EventPublisher
@@ -117,4 +117,5 @@ def create_app(settings: Settings) -> Litestar:
         ),
     )
     app.state.settings = settings
+    document_errors(app)
     return app

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from litestar import MediaType, Request, Response
+from litestar import Litestar, MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from msgspec import Struct
 
+from core import payloads
 from core.errors import DomainError, RateLimited
 from core.payloads import ErrorDetail, ErrorResponse
 
@@ -67,6 +70,34 @@ def handle_http_exception(_: Request, exc: HTTPException) -> Response[ErrorRespo
 def handle_internal_error(request: Request, exc: Exception) -> Response[ErrorResponse]:
     log.error("api.internal_error", exc_info=exc, extra={"path": request.url.path, "method": request.method})
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "internal server error")
+
+
+ERROR_STATUSES = {
+    400: "Malformed or invalid input",
+    401: "Missing, invalid or expired credentials",
+    403: "Not allowed for this user",
+    404: "Unknown, or not visible to this user",
+    405: "Method not allowed",
+    409: "Conflicts with the current state",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    429: "Rate limited (see Retry-After)",
+    500: "Internal error (no details)",
+}
+
+
+def document_errors(app: Litestar) -> None:
+    """Make the OpenAPI schema say what the API does: every handler may answer with the contract's
+    error shape, and request bodies refuse unknown fields (`additionalProperties: false`)."""
+    errors = {code: ResponseSpec(ErrorResponse, description=text) for code, text in ERROR_STATUSES.items()}
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            handler.responses = {**errors, **(handler.responses or {})}
+    components = app.openapi_schema.components.schemas or {}
+    for name, struct in vars(payloads).items():
+        if isinstance(struct, type) and issubclass(struct, Struct) and struct.__struct_config__.forbid_unknown_fields:
+            if name in components:
+                components[name].additional_properties = False
 
 
 EXCEPTION_HANDLERS = {

@@ -8,6 +8,7 @@ import logging
 import aiomqtt
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from pymongo import AsyncMongoClient
 
 from core import __version__
@@ -44,7 +45,7 @@ class HealthController(Controller):
     path = "/api/health"
     tags = ["operations"]
 
-    @get("/")
+    @get("/", responses={503: ResponseSpec(HealthOut, description="The store or the broker is down")})
     async def health(self, settings: NamedDependency[Settings], mongo: NamedDependency[AsyncMongoClient]) -> Response[HealthOut]:
         """Store and broker status; no token needed."""
         store, broker = await asyncio.gather(_store_status(mongo), _broker_status(settings))
