@@ -39,9 +39,9 @@ async def send(commands: list[SendCommand]) -> list[Sent]:
             outcomes.append(Sent(result))
             continue
         cid = result.command.conversation_id
-        if cid not in watermarks:
+        if not result.created and cid not in watermarks:  # nobody has read past a message stored just now
             watermarks[cid] = await messages.read_states(cid)
-        view = messages.message_out(result.message, watermarks[cid])
+        view = messages.message_out(result.message, watermarks.get(cid, {}))
         deliveries = (
             events.message_event("message.created", view, result.conversation.participant_ids)
             if result.created

@@ -148,6 +148,7 @@ async def _max_seq(conversation_id: str) -> int:
 
 async def _claim_and_insert(conversation_id: str, pending: list[SendResult]) -> None:
     """Insert in order, numbering from the current top; a collision or a racing duplicate is retried."""
+    newest = 0
     for _ in range(MAX_CLAIM_ATTEMPTS):
         if not pending:
             break
@@ -157,9 +158,10 @@ async def _claim_and_insert(conversation_id: str, pending: list[SendResult]) -> 
             result.message.seq = base + offset
         try:
             await Message.insert_many([r.message for r in pending], ordered=True)  # type: ignore[misc]
-            pending = []
+            newest, pending = base + len(pending), []
         except BulkWriteError as exc:
             failed_at = int(exc.details.get("nInserted", 0))
+            newest = max(newest, base + failed_at)
             failed, pending = pending[failed_at], pending[failed_at:]
             original = await Message.find_one(
                 {"conversation_id": conversation_id, "sender_id": failed.command.sender_id,
@@ -170,12 +172,12 @@ async def _claim_and_insert(conversation_id: str, pending: list[SendResult]) -> 
                 pending = pending[1:]
     for result in pending:  # still colliding after MAX_CLAIM_ATTEMPTS: the client retries
         result.error, result.message, result.created = Conflict("busy conversation, retry"), None, False
-    await _touch(conversation_id)
+    if newest:
+        await _touch(conversation_id, newest)
 
 
-async def _touch(conversation_id: str) -> None:
+async def _touch(conversation_id: str, newest: int) -> None:
     """Record the newest seq and the activity time on the conversation (only ever forward)."""
-    newest = await _max_seq(conversation_id)
     await Conversation.get_pymongo_collection().update_one(
         {"_id": ObjectId(conversation_id), "last_seq": {"$lt": newest}},
         {"$set": {"last_seq": newest, "updated_ms": to_ms(utcnow())}},

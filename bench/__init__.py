@@ -1,0 +1,1 @@
+"""Benchmarks of mqchat: `python -m bench --help`."""

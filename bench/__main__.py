@@ -1,0 +1,205 @@
+"""`python -m bench`: start mqchat on free ports, load it, and write JSON, Markdown and plots to bench/results/.
+
+    python -m bench                      # embedded broker, 3 runs of every measure
+    python -m bench --broker mosquitto   # Mosquitto (mqchat mosquitto + MQCHAT_BROKER=external)
+    python -m bench --quick              # a few seconds, for the smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+from rich.progress import Progress
+
+from bench.load import LoadResult, run_load
+from bench.measures import fill_history, history_latency, idle_connections, login_throughput
+from core.db import init_db
+from core.settings import Settings
+from tests.support import System, mqtt_client, open_conversation, signup, user_client
+
+RESULTS = Path(__file__).parent / "results"
+SLO_P99_MS = 100.0
+
+
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--broker", choices=["amqtt", "mosquitto"], default="amqtt")
+    parser.add_argument("--rates", default="200,500,1000,2000", help="offered rates, msg/s")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per rate")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=20, help="sender/receiver pairs (one conversation each)")
+    parser.add_argument("--history-depth", type=int, default=100_000)
+    parser.add_argument("--connections", type=int, default=0, help="idle connections to try (default: 1000 embedded, 5000 mosquitto)")
+    parser.add_argument("--quick", action="store_true", help="tiny settings for a smoke run")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rates, args.duration, args.runs, args.pairs, args.history_depth = "50", 1.0, 1, 2, 500
+        args.connections = args.connections or 20
+    args.connections = args.connections or (5000 if args.broker == "mosquitto" else 1000)
+    return args
+
+
+def _broker_pid(system: System) -> int:
+    assert system.process is not None
+    root = psutil.Process(system.mosquitto.pid if system.mosquitto else system.process.pid)
+    for child in root.children(recursive=True):
+        cmdline = " ".join(child.cmdline())
+        if ("mqchat broker" in cmdline or " broker" in cmdline) and system.broker == "amqtt":
+            return child.pid
+        if child.name() == "mosquitto":
+            return child.pid
+    raise RuntimeError("broker process not found")
+
+
+async def _pairs(system: System, api: httpx.AsyncClient, count: int) -> tuple[list, list]:
+    pairs, accounts = [], []
+    for n in range(count):
+        sender, receiver = await signup(api), await signup(api)
+        cid = (await open_conversation(api, sender, receiver))["id"]
+        accounts += [sender, receiver]
+        pairs.append((sender, cid, receiver))
+    return pairs, accounts
+
+
+async def _load_round(system: System, pairs: list, rate: int, duration: float, e2e: bool) -> LoadResult:
+    clients = []
+    async with contextlib_stack() as stack:
+        for n, (sender, cid, receiver) in enumerate(pairs):
+            out = user_client(system, sender, f"s{n}") if e2e else mqtt_client(system, "mqchat-bridge", system.service_password(), f"mqchat-bridge-bench-{n}")
+            inbox = user_client(system, receiver, f"r{n}-{rate}-{int(e2e)}-{time.monotonic_ns()}")
+            for client in (out, inbox):
+                client.pending_calls_threshold = 1_000_000
+                await stack.enter_async_context(client)
+            await inbox.subscribe(f"chat/users/{receiver.id}/inbox", qos=1)
+            clients.append((out, sender.id, cid, inbox, receiver.id))
+        return await run_load(clients, rate, duration, e2e)
+
+
+def contextlib_stack():  # type: ignore[no-untyped-def]
+    import contextlib
+
+    return contextlib.AsyncExitStack()
+
+
+def _median(results: list[dict], key: str) -> float:
+    return round(statistics.median(r[key] for r in results), 2)
+
+
+async def bench(args: argparse.Namespace) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix="mqchat-bench-"))
+    system = System.on_free_ports(workdir / "data", broker=args.broker)
+    system.start()
+    report: dict = {"broker": args.broker, "machine": _machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    rates = [int(r) for r in args.rates.split(",")]
+    try:
+        async with httpx.AsyncClient(base_url=system.api_url, timeout=60) as api:
+            pairs, accounts = await _pairs(system, api, args.pairs)
+            load: dict[str, list[dict]] = {}
+            with Progress() as progress:
+                task = progress.add_task("load", total=args.runs * len(rates) * 2)
+                for run in range(args.runs):
+                    for rate in rates:
+                        for e2e in (False, True):
+                            result = await _load_round(system, pairs, rate, args.duration, e2e)
+                            load.setdefault(f"{result.path}@{rate}", []).append(result.as_dict())
+                            progress.update(task, advance=1, description=f"run {run + 1} {result.path} {rate}/s p99 {result.p99_ms} ms")
+            report["load"] = {key: {"runs": runs, **{m: _median(runs, m) for m in ("achieved_rate", "p50_ms", "p95_ms", "p99_ms", "max_ms", "lost")}}
+                              for key, runs in load.items()}  # fmt: skip
+            report["ratios"] = {
+                str(rate): round(report["load"][f"e2e@{rate}"]["achieved_rate"] / max(report["load"][f"raw@{rate}"]["achieved_rate"], 1e-9), 3)
+                for rate in rates
+            }
+            sustainable = [r for r in rates if report["load"][f"e2e@{r}"]["p99_ms"] < SLO_P99_MS and report["load"][f"e2e@{r}"]["lost"] == 0]
+            report["max_sustainable_rate"] = max(sustainable, default=0)
+
+            mongo = await init_db(Settings.load({"MQCHAT_DATA_DIR": str(workdir)}, env_file=None), system.store_uri)
+            try:
+                sender, cid, receiver = pairs[0]
+                report["history_fill_docs_per_s"] = round(await fill_history(cid, sender.id, args.history_depth))
+                report["history"] = await history_latency(api, receiver.headers, cid, args.history_depth + 100, 20 if args.quick else 200)
+                report["login"] = await login_throughput(api, accounts[0].email, accounts[0].password, 2 if args.quick else 10)
+            finally:
+                await mongo.close()
+            owner = accounts[-1]
+            report["connections"] = await idle_connections(
+                lambda n: user_client(system, owner, f"idle-{n}"), f"chat/users/{owner.id}/inbox", _broker_pid(system), args.connections
+            )
+    finally:
+        system.stop()
+    return report
+
+
+def _machine() -> dict:
+    return {"cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "platform": platform.platform(), "load_avg": [round(x, 2) for x in psutil.getloadavg()]}  # fmt: skip
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# mqchat benchmark ({report['broker']}, {report['started']})", "",
+             f"Machine: {report['machine']['cpus']} CPUs, {report['machine']['memory_gb']} GB, load average at start {report['machine']['load_avg']}", "",
+             "| path@rate | achieved msg/s | p50 ms | p95 ms | p99 ms | max ms | lost |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for key, row in report["load"].items():
+        lines.append(f"| {key} | {row['achieved_rate']} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {row['max_ms']} | {row['lost']} |")
+    lines += ["", f"E2E / raw achieved-throughput ratio per rate: {report['ratios']}",
+              f"Max sustainable E2E rate (p99 < {SLO_P99_MS:.0f} ms, nothing lost): {report['max_sustainable_rate']} msg/s",
+              f"History at depth {report['history']['depth']}: page {report['history']['page']}, after_seq {report['history']['after_seq']}",
+              f"History fill (insert_many): {report['history_fill_docs_per_s']} docs/s",
+              f"Logins: {report['login']}", f"Idle connections: {report['connections']}", "",
+              "Figures are medians over the runs; every run is in the JSON."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def plots(report: dict, stem: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    rates = sorted({int(k.split("@")[1]) for k in report["load"]})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for path in ("raw", "e2e"):
+        for metric, style in (("p50_ms", "--"), ("p99_ms", "-")):
+            ax.plot(rates, [report["load"][f"{path}@{r}"][metric] for r in rates], style, marker="o", label=f"{path} {metric[:3]}")
+    ax.set_xlabel("offered rate (msg/s)"), ax.set_ylabel("latency (ms)"), ax.set_yscale("log"), ax.legend(), ax.grid(True, alpha=0.3)
+    ax.set_title(f"latency vs offered load ({report['broker']})")
+    latency_png = stem.with_name(stem.name + "-latency.png")
+    fig.tight_layout(), fig.savefig(latency_png, dpi=100), plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for path in ("raw", "e2e"):
+        ax.plot(rates, [report["load"][f"{path}@{r}"]["achieved_rate"] for r in rates], marker="o", label=path)
+    ax.plot(rates, rates, ":", color="grey", label="offered")
+    ax.set_xlabel("offered rate (msg/s)"), ax.set_ylabel("achieved (msg/s)"), ax.legend(), ax.grid(True, alpha=0.3)
+    ax.set_title(f"E2E vs raw broker relay ({report['broker']})")
+    throughput_png = stem.with_name(stem.name + "-throughput.png")
+    fig.tight_layout(), fig.savefig(throughput_png, dpi=100), plt.close(fig)
+    return [latency_png.name, throughput_png.name]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = options(argv)
+    report = asyncio.run(bench(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"{report['broker']}-{time.strftime('%Y%m%dT%H%M%S')}"
+    report["plots"] = plots(report, stem)
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    stem.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+    print(f"written: {stem}.json, {stem}.md {report['plots']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
