@@ -51,6 +51,8 @@ def summarize(path: str, rate: int, sent: int, latencies: list[float], elapsed: 
 async def _receive(client: aiomqtt.Client, latencies: list[float], expected: int, e2e: bool) -> None:
     async for message in client.messages:
         event = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+        if event.get("type") != ("message.created" if e2e else "bench"):
+            continue  # other events on the inbox (a late one from an earlier round, an error)
         body = event["message"]["body"] if e2e else event["body"]
         latencies.append(time.perf_counter() - float(body.split("|", 1)[0]))
         if len(latencies) >= expected:

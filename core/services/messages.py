@@ -97,21 +97,19 @@ async def _send_to_conversation(conversation_id: str, batch: list[SendResult]) -
     if not fresh or conversation is None:
         return
 
-    # Duplicates of stored messages (redelivery, retry, REST + MQTT) get the original back.
-    keys = list({r.command.client_msg_id for r in fresh})
-    stored = await Message.find({"conversation_id": conversation_id, "client_msg_id": {"$in": keys}}).to_list()
-    originals = {(m.sender_id, m.client_msg_id): m for m in stored}
-    pending: list[SendResult] = []
+    # Repeats inside the batch share one message; repeats of stored messages (redelivery,
+    # retry, REST + MQTT) are found by the idempotency index when inserting.
+    firsts: dict[tuple[str, str], SendResult] = {}
     for result in fresh:
         key = (result.command.sender_id, result.command.client_msg_id)
-        if key in originals:
-            result.message = originals[key]
-        else:
-            result.message = _new_message(result.command, shown[id(result)])
-            result.created = True
-            originals[key] = result.message  # a duplicate inside the batch
-            pending.append(result)
-    await _claim_and_insert(conversation_id, pending)
+        if key not in firsts:
+            result.message, result.created = _new_message(result.command, shown[id(result)]), True
+            firsts[key] = result
+    await _claim_and_insert(conversation_id, list(firsts.values()), conversation.last_seq)
+    for result in fresh:
+        first = firsts[(result.command.sender_id, result.command.client_msg_id)]
+        if result is not first:
+            result.message, result.error = first.message, first.error
 
 
 async def _check_send(conversation: Conversation | None, command: SendCommand) -> list[AttachmentRef]:
@@ -146,13 +144,16 @@ async def _max_seq(conversation_id: str) -> int:
     return top[0].seq if top else 0
 
 
-async def _claim_and_insert(conversation_id: str, pending: list[SendResult]) -> None:
-    """Insert in order, numbering from the current top; a collision or a racing duplicate is retried."""
-    newest = 0
-    for _ in range(MAX_CLAIM_ATTEMPTS):
-        if not pending:
-            break
-        base = await _max_seq(conversation_id)
+async def _claim_and_insert(conversation_id: str, pending: list[SendResult], last_seq: int) -> None:
+    """Insert in order, numbering after `last_seq` (the conversation's record, never ahead of the truth).
+
+    A seq taken meanwhile (another writer, or a stale record) is a collision: re-read the
+    top and retry. A request already stored is a duplicate: it gets the original.
+    """
+    newest, base, collisions = 0, last_seq, 0
+    while pending and collisions < MAX_CLAIM_ATTEMPTS:
+        if base is None:
+            base = await _max_seq(conversation_id)
         for offset, result in enumerate(pending, start=1):
             assert result.message is not None
             result.message.seq = base + offset
@@ -160,22 +161,22 @@ async def _claim_and_insert(conversation_id: str, pending: list[SendResult]) -> 
             await Message.insert_many([r.message for r in pending], ordered=True)  # type: ignore[misc]
             newest, pending = base + len(pending), []
         except BulkWriteError as exc:
-            failed_at = int(exc.details.get("nInserted", 0))
-            newest = max(newest, base + failed_at)
-            failed, pending = pending[failed_at], pending[failed_at:]
+            inserted = int(exc.details.get("nInserted", 0))
+            newest = max(newest, base + inserted)
+            failed, pending = pending[inserted], pending[inserted:]
             original = await Message.find_one(
                 {"conversation_id": conversation_id, "sender_id": failed.command.sender_id,
                  "client_msg_id": failed.command.client_msg_id}
             )  # fmt: skip
-            if original is not None:  # a concurrent writer stored the same request first
+            if original is not None:  # stored before: the failed slot is still free
                 failed.message, failed.created = original, False
-                pending = pending[1:]
+                pending, base = pending[1:], base + inserted
+            else:
+                collisions, base = collisions + 1, None
     for result in pending:  # still colliding after MAX_CLAIM_ATTEMPTS: the client retries
         result.error, result.message, result.created = Conflict("busy conversation, retry"), None, False
     if newest:
         await _touch(conversation_id, newest)
-
-
 async def _touch(conversation_id: str, newest: int) -> None:
     """Record the newest seq and the activity time on the conversation (only ever forward)."""
     await Conversation.get_pymongo_collection().update_one(
