@@ -36,11 +36,14 @@ class EventPublisher:
         self._client: aiomqtt.Client | None = None
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._keep_connected())
 
     async def stop(self) -> None:
+        # The flag ends the loop even when a cancellation arrives inside aiomqtt and comes out as an MqttError.
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -48,7 +51,7 @@ class EventPublisher:
 
     async def _keep_connected(self) -> None:
         backoff = 0.5
-        while True:
+        while not self._stopping:
             try:
                 async with service_client(self._settings, "mqchat-api") as client:
                     self._client, backoff = client, 0.5
