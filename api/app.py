@@ -24,9 +24,10 @@ from api.controllers.push import PushController
 from api.controllers.tickets import TicketsController
 from api.controllers.users import AdminUsersController, UsersController
 from api.errors import EXCEPTION_HANDLERS, document_errors
-from api.headers import add_security_headers
+from api.headers import security_headers
 from api.limits import RequestLimits
 from api.publisher import EventPublisher
+from api.web_client import client_routes
 from core import __version__
 from core.broker_rights import BrokerRights, MosquittoRights, rights_for
 from core.db import init_db
@@ -87,6 +88,7 @@ def create_app(settings: Settings) -> Litestar:
             PushController,
             AdminStatsController,
             HealthController,
+            *client_routes(),
         ],
         dependencies={
             "settings": Provide(provide_settings, sync_to_thread=False),
@@ -98,7 +100,7 @@ def create_app(settings: Settings) -> Litestar:
         },
         lifespan=[connections],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        before_send=[add_security_headers],
+        before_send=[security_headers(settings.ws_url)],
         middleware=[
             RateLimitConfig(
                 rate_limit=("minute", settings.auth_rate_limit), check_throttle_handler=_is_auth_attempt

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from litestar.datastructures import MutableScopeHeaders
-from litestar.types import Message, Scope
+from litestar.types import BeforeMessageSendHookHandler, Message, Scope
+
+from api.web_client import CLIENT_PATH
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 # The OpenAPI viewers at /schema load their scripts and styles from a CDN.
@@ -11,14 +15,30 @@ SCHEMA_CSP = "default-src 'self' https: 'unsafe-inline'; img-src 'self' data: ht
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-async def add_security_headers(message: Message, scope: Scope) -> None:
-    """nosniff, no referrer, no framing, a CSP, and HSTS when the request came over TLS."""
-    if message["type"] != "http.response.start":
-        return
-    headers = MutableScopeHeaders.from_message(message)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Content-Security-Policy", SCHEMA_CSP if scope["path"].startswith("/schema") else API_CSP)
-    if scope.get("scheme") == "https":
-        headers.setdefault("Strict-Transport-Security", HSTS)
+def client_csp(ws_url: str) -> str:
+    """The web client's policy: its own files, the API, the broker's WebSocket, and mqtt.js's timer worker (a blob)."""
+    broker = urlsplit(ws_url)
+    return (
+        "default-src 'none'; script-src 'self'; worker-src blob:; style-src 'self'; img-src 'self' blob:; "
+        f"connect-src 'self' {broker.scheme}://{broker.netloc}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+
+def security_headers(ws_url: str) -> BeforeMessageSendHookHandler:
+    """A hook adding nosniff, no referrer, no framing, a CSP per area, and HSTS when the request came over TLS."""
+    csp_for_client = client_csp(ws_url)
+
+    async def add_security_headers(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start":
+            return
+        path = scope["path"]
+        csp = SCHEMA_CSP if path.startswith("/schema") else csp_for_client if path.startswith(CLIENT_PATH) else API_CSP
+        headers = MutableScopeHeaders.from_message(message)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Content-Security-Policy", csp)
+        if scope.get("scheme") == "https":
+            headers.setdefault("Strict-Transport-Security", HSTS)
+
+    return add_security_headers

@@ -103,6 +103,11 @@ class Settings:
         return self.public_url or f"http://{self.public_host}:{self.api_port}"
 
     @property
+    def ws_url(self) -> str:
+        """Where browsers reach the broker over WebSocket (the login's `mqtt.ws_url`)."""
+        return f"ws://{self.public_host}:{self.ws_port}/mqtt"
+
+    @property
     def is_lead_bridge(self) -> bool:
         """The bridge worker that aggregates presence and sweeps the ticket queue."""
         return self.bridge_instance == "worker-1"

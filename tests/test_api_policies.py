@@ -16,7 +16,7 @@ from tests.support import System
 def settings_for(system: System, tmp_path: Path, **overrides: object) -> Settings:
     base = Settings.load(
         {"MQCHAT_DATA_DIR": str(tmp_path), "MONGODB_URI": system.store_uri, "JWT_SECRET": system.jwt_secret,
-         "MQCHAT_MQTT_PORT": str(system.mqtt_port)},
+         "MQCHAT_MQTT_PORT": str(system.mqtt_port), "MQCHAT_WS_PORT": str(system.ws_port)},
         env_file=None,
     )  # fmt: skip
     return dataclasses.replace(base, **overrides)
@@ -92,5 +92,12 @@ async def test_security_headers_on_every_response(system: System, tmp_path: Path
             assert response.headers["x-frame-options"] == "DENY"
             assert "default-src 'none'" in response.headers["content-security-policy"]
             assert "strict-transport-security" not in response.headers
+        client_page = await client.get("/client/")
+        assert client_page.status_code == 200 and "text/html" in client_page.headers["content-type"]
+        csp = client_page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and f"connect-src 'self' ws://localhost:{system.ws_port}" in csp
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        root = await client.get("/", follow_redirects=False)
+        assert root.status_code in (301, 302, 307) and root.headers["location"].endswith("/client/")
     async with AsyncTestClient(app, base_url="https://chat.example") as tls:
         assert "max-age" in (await tls.get("/api/health")).headers["strict-transport-security"]

@@ -37,7 +37,7 @@ def mqtt_connect_info(settings: Settings, user: User, access_token: str) -> Mqtt
     return MqttConnectInfo(
         host=settings.public_host,
         port=settings.external_mqtt_port if external else settings.mqtt_port,
-        ws_url=f"ws://{settings.public_host}:{settings.ws_port}/mqtt",
+        ws_url=settings.ws_url,
         username=user_id,
         password=broker_password(settings.jwt_secret, user_id, user.token_version) if external else access_token,
         client_id_prefix=user_id,

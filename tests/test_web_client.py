@@ -1,0 +1,238 @@
+"""The web client in a real browser (Debian's Chromium driven by Playwright) against its own `mqchat up`.
+
+Two customers chat both ways, an agent takes a ticket from the live queue. Screenshots of
+the views are written to `test-artifacts/web-client/` (or `$MQCHAT_TEST_ARTIFACTS`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import Account, System, create_staff, open_conversation, signup
+
+playwright_api = pytest.importorskip("playwright.async_api")
+expect = playwright_api.expect
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("MQCHAT_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")) / "web-client"
+TIMEOUT_MS = 15_000
+
+if not Path(CHROMIUM).exists():
+    reason = "Debian's chromium is not installed (scripts/test installs it)"
+    pytestmark = pytest.mark.skip(reason=reason) if not os.environ.get("CI") else pytest.mark.xfail(reason=reason, strict=True)
+
+
+@pytest.fixture(scope="module")
+def web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """A system of its own, so that the ticket goes to this test's agent and no other."""
+    system = System.on_free_ports(tmp_path_factory.mktemp("mqchat-web") / "data")
+    system.start()
+    yield system
+    assert system.stop() == 0
+
+
+@pytest.fixture(scope="module")
+async def browser(web_system: System) -> AsyncIterator[object]:
+    async with playwright_api.async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+        )
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def rest(web_system: System) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=web_system.api_url, timeout=30) as client:
+        yield client
+
+
+async def signed_in_page(browser, system: System, account: Account, *, width: int = 1100):  # type: ignore[no-untyped-def]
+    """A fresh browser context (its own storage) signed in through the login form."""
+    context = await browser.new_context(viewport={"width": width, "height": 760})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and page.errors.append(message.text))
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.goto(f"{system.api_url}/")
+    await page.get_by_label("Email").fill(account.email)
+    await page.get_by_label("Password").fill(account.password)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await expect(page.locator("#connection")).to_have_text("online")
+    return page
+
+
+def tiny_png() -> bytes:
+    """A valid 2x2 red PNG."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+async def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def test_two_customers_chat_live_in_the_browser(browser, web_system: System, rest: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = await signup(rest, username="Alice"), await signup(rest, username="Bob")
+    alice_page = await signed_in_page(browser, web_system, alice)
+    bob_page = await signed_in_page(browser, web_system, bob)
+
+    # Alice starts a conversation with Bob through the picker.
+    await alice_page.get_by_role("button", name="New conversation").click()
+    await alice_page.get_by_label("Find people").fill("Bob")
+    await alice_page.get_by_label("Bob · customer").check()
+    await alice_page.get_by_role("button", name="Start").click()
+    await expect(alice_page.locator("#conversation-title")).to_have_text("Bob")
+    await expect(alice_page.locator("#conversation-presence")).to_have_attribute("data-status", "online")
+
+    # Typing reaches Bob once he has the conversation open; the message arrives live.
+    await expect(bob_page.locator("#conversation-list li")).to_have_count(1)
+    await bob_page.locator("#conversation-list li").first.click()
+    await alice_page.locator("#body").press_sequentially("hello bob")
+    await expect(bob_page.locator("#typing")).to_have_text("Alice is typing…")
+    await alice_page.locator("#body").press("Enter")
+    await expect(bob_page.locator(".message .body")).to_have_text(["hello bob"])
+    await expect(bob_page.locator("#typing")).to_have_text("")
+
+    # Bob has it open, so it is read: Alice sees the read ticks.
+    await expect(alice_page.locator(".message.mine .ticks")).to_have_attribute("data-read", "true")
+
+    # And back.
+    await bob_page.locator("#body").fill("hi alice")
+    await bob_page.get_by_role("button", name="Send").click()
+    await expect(alice_page.locator(".message .body")).to_have_text(["hello bob", "hi alice"])
+
+    # Edit and delete one's own message: both sides see it.
+    await alice_page.locator(".message.mine").get_by_role("button", name="Edit").click()
+    await alice_page.locator("#body").fill("hello, bob")
+    await alice_page.locator("#body").press("Enter")
+    await expect(bob_page.locator(".message .body").first).to_have_text("hello, bob")
+    await expect(bob_page.locator(".message .meta").first).to_contain_text("edited")
+
+    # An image: uploaded, sent, previewed on the other side (fetched with the token).
+    await alice_page.locator("#file").set_input_files({"name": "red.png", "mimeType": "image/png", "buffer": tiny_png()})
+    await expect(alice_page.locator("#pending-files")).to_contain_text("red.png")
+    await alice_page.locator("#body").fill("a picture")
+    await alice_page.locator("#body").press("Enter")
+    image = bob_page.locator(".message img[alt='red.png']")
+    await expect(image).to_have_js_property("naturalWidth", 2)
+
+    # Bob deletes his message; Alice sees the tombstone.
+    await bob_page.locator(".message.mine").get_by_role("button", name="Delete").click()
+    await expect(alice_page.locator(".message.deleted .body")).to_have_text("This message was deleted")
+    await screenshot(alice_page, "alice-conversation")
+    await screenshot(bob_page, "bob-conversation")
+
+    # A reload keeps the session (sessionStorage) and shows the history from REST.
+    await bob_page.reload()
+    await expect(bob_page.locator("#connection")).to_have_text("online")
+    await bob_page.locator("#conversation-list li").first.click()
+    await expect(bob_page.locator(".message .body")).to_have_text(["hello, bob", "This message was deleted", "a picture"])
+
+    # The connection drops; what is sent meanwhile arrives after the reconnect.
+    await bob_page.evaluate("window.mqchat.live.client.stream.destroy()")
+    await rest.post(f"/api/conversations/{(await open_conversation(rest, alice, bob))['id']}/messages",
+                    json={"body": "while you were away"}, headers=alice.headers)  # fmt: skip
+    await expect(bob_page.locator(".message .body").last).to_have_text("while you were away")
+    await expect(bob_page.locator("#connection")).to_have_text("online")
+
+    assert alice_page.errors == [] and bob_page.errors == []
+
+
+async def test_history_scrolls_back_and_unread_badges(browser, web_system: System, rest: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    carol, dave = await signup(rest, username="Carol"), await signup(rest, username="Dave")
+    cid = (await open_conversation(rest, carol, dave))["id"]
+    for n in range(1, 121):
+        response = await rest.post(f"/api/conversations/{cid}/messages", json={"body": f"note {n}"}, headers=carol.headers)
+        assert response.status_code == 201
+
+    page = await signed_in_page(browser, web_system, dave, width=375)
+    await expect(page.locator("#conversation-list .badge")).to_have_text("120")
+    await screenshot(page, "dave-list-375px")
+    await page.locator("#conversation-list li").first.click()
+    messages = page.locator(".message .body")
+    await expect(messages.last).to_have_text("note 120")
+    assert await messages.count() == 50
+    for expected in (100, 120):
+        await page.locator("#messages").evaluate("list => list.scrollTop = 0")
+        await expect(messages).to_have_count(expected)
+    await expect(messages.first).to_have_text("note 1")
+    await expect(page.locator(".history-end")).to_have_text("Beginning of the conversation")
+    await screenshot(page, "dave-conversation-375px")
+
+    unread = (await rest.get("/api/unread", headers={"Authorization": f"Bearer {dave.token}"})).json()
+    assert unread["by_conversation"].get(cid, 0) == 0, "opening the conversation marked it read"
+    assert page.errors == []
+
+
+async def test_agent_takes_a_ticket_from_the_live_queue(browser, web_system: System, rest: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    agent = await create_staff(web_system, rest, "agent")
+    customer = await signup(rest, username="Erin")
+    agent_page = await signed_in_page(browser, web_system, agent)
+    await agent_page.get_by_role("tab", name="Tickets").click()
+    await expect(agent_page.locator("#ticket-list-title")).to_have_text("Queue and my tickets")
+
+    customer_page = await signed_in_page(browser, web_system, customer)
+    await customer_page.get_by_role("tab", name="Tickets").click()
+    await customer_page.get_by_label("Subject").fill("Parcel never arrived")
+    await customer_page.get_by_label("What happened?").fill("Order 1234 shows delivered but nothing came.")
+    await customer_page.get_by_label("Category").select_option("shipping")
+    await customer_page.get_by_role("button", name="Open ticket").click()
+    await expect(customer_page.locator("#conversation-title")).to_contain_text("Parcel never arrived")
+
+    # The only agent is online: the ticket is assigned to them and shows up live in their list.
+    ticket = agent_page.locator("#ticket-list li", has_text="Parcel never arrived")
+    await expect(ticket.locator(".status")).to_have_text("assigned")
+    await ticket.click()
+    await expect(agent_page.locator("#ticket-controls")).to_be_visible()
+    await agent_page.locator("#body").fill("Sorry about that, checking with the carrier.")
+    await agent_page.locator("#body").press("Enter")
+    await expect(customer_page.locator(".message .body").last).to_have_text("Sorry about that, checking with the carrier.")
+
+    await agent_page.get_by_label("Status").select_option("in_progress")
+    await expect(ticket.locator(".status")).to_have_text("in progress")
+    await expect(customer_page.locator("#ticket-list li .status")).to_have_text("in progress")
+    await screenshot(agent_page, "agent-ticket")
+    await screenshot(customer_page, "customer-ticket")
+    assert agent_page.errors == [] and customer_page.errors == []
+
+
+async def test_each_tab_keeps_its_own_stable_session(browser, web_system: System, rest: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    frank, grace = await signup(rest, username="Frank"), await signup(rest, username="Grace")
+    cid = (await open_conversation(rest, grace, frank))["id"]
+    first = await signed_in_page(browser, web_system, frank)
+    second = await first.context.new_page()  # same browser profile: shares localStorage, not sessionStorage
+    second.set_default_timeout(TIMEOUT_MS)
+    await second.goto(f"{web_system.api_url}/")
+    await second.get_by_label("Email").fill(frank.email)
+    await second.get_by_label("Password").fill(frank.password)
+    await second.get_by_role("button", name="Sign in", exact=True).click()
+    await expect(second.locator("#connection")).to_have_text("online")
+
+    client_id = "window.mqchat.live.clientId"
+    ids = [await first.evaluate(client_id), await second.evaluate(client_id)]
+    assert ids[0] != ids[1] and all(i.startswith(f"{frank.id}-web-") for i in ids)
+    await first.reload()
+    await expect(first.locator("#connection")).to_have_text("online")
+    assert await first.evaluate(client_id) == ids[0], "a reload resumes the same persistent session"
+
+    await rest.post(f"/api/conversations/{cid}/messages", json={"body": "to both tabs"}, headers=grace.headers)
+    for page in (first, second):
+        await expect(page.locator("#connection")).to_have_text("online")
+        await expect(page.locator("#conversation-list .preview")).to_have_text("Grace: to both tabs")
