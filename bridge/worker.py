@@ -3,8 +3,8 @@
 Flow of one request: the broker delivers `chat/users/{uid}/outbox/{action}`
 (QoS 1, persistent session) -> a micro-batch is collected -> bridge.pipeline
 decodes, authorizes and persists through core.services.chat -> the planned
-events are published (QoS 1, awaited) -> the deliveries are acknowledged
-(PUBACK). paho's manual acks make the last step explicit: if the bridge dies
+events are published (QoS 1) -> once the broker confirmed them, the deliveries
+are acknowledged (PUBACK). The next batch is stored while one is being confirmed. paho's manual acks make the last step explicit: if the bridge dies
 before it, the broker redelivers and the idempotency key absorbs the repeat.
 
 On an external broker several workers (`MQCHAT_BRIDGE_WORKERS` > 1) share the
@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
+from collections.abc import Awaitable
 
 import aiomqtt
 
@@ -27,7 +29,7 @@ from bridge.ticket_dispatcher import TicketDispatcher
 from core import events, topics
 from core.broker_rights import BrokerRights, MosquittoRights, rights_for
 from core.db import init_db
-from core.fanout import publish
+from core.fanout import publish, send_in_order
 from core.mqtt import service_client
 from core.services.tickets import Limits
 from core.settings import Settings
@@ -35,6 +37,7 @@ from core.settings import Settings
 log = logging.getLogger("mqchat.bridge")
 
 MAX_BATCH = 500
+MAX_BATCHES_IN_FLIGHT = 4
 BATCH_WINDOW = 0.002
 PRESENCE_SETTLE = 2.0
 MAX_BACKOFF = 10.0
@@ -70,24 +73,28 @@ def _acknowledge(client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
             client._client.ack(message.mid, message.qos)  # noqa: SLF001 - aiomqtt exposes no manual ack
 
 
-async def _process_until_done(
-    client: aiomqtt.Client, pipeline: Pipeline, rights: BrokerRights, batch: list[aiomqtt.Message]
-) -> None:
-    """Process the batch, retrying with backoff while the store is unavailable; then publish and ack."""
+async def _store_until_done(pipeline: Pipeline, batch: list[aiomqtt.Message]) -> list[events.Delivery]:
+    """Process the batch, retrying with backoff while the store is unavailable; what to publish."""
     backoff = 0.2
     while True:
         try:
-            deliveries = await pipeline.process(batch)
-            break
+            return await pipeline.process(batch)
         except StoreUnavailable as exc:
             log.warning("bridge.store_unavailable", extra={"error": str(exc), "retry_in": backoff, "batch": len(batch)})
         except Exception:
             log.exception("bridge.batch_failed", extra={"batch": len(batch)})
-            deliveries = _internal_errors(batch)
-            break
+            return _internal_errors(batch)
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, MAX_BACKOFF)
-    await publish(client, deliveries, rights)
+
+
+async def _acknowledge_when_confirmed(
+    client: aiomqtt.Client, batch: list[aiomqtt.Message], confirmed: Awaitable[None], previous: asyncio.Task[None] | None
+) -> None:
+    """PUBACK the batch's requests once its events are confirmed, after the batch before it (MQTT keeps PUBACK order)."""
+    await confirmed
+    if previous is not None:
+        await previous
     _acknowledge(client, batch)
 
 
@@ -118,8 +125,19 @@ async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDis
         if settings.is_lead_bridge:
             tasks.create_task(_reconcile_presence(client, pipeline, rights))
             tasks.create_task(dispatcher.run(client, rights))
+        # Pipelined: while the broker confirms one batch's events, the next batch is stored.
+        # Events go out in batch order on the one connection, and requests are acknowledged
+        # in order, each only after its own events were confirmed.
+        in_flight: deque[asyncio.Task[None]] = deque()
         while True:
-            await _process_until_done(client, pipeline, rights, await _next_batch(client))
+            batch = await _next_batch(client)
+            deliveries = await _store_until_done(pipeline, batch)
+            await rights.apply(deliveries)
+            confirmed = send_in_order(client, deliveries)
+            previous = in_flight[-1] if in_flight else None
+            in_flight.append(tasks.create_task(_acknowledge_when_confirmed(client, batch, confirmed, previous)))
+            while in_flight and (in_flight[0].done() or len(in_flight) > MAX_BATCHES_IN_FLIGHT):
+                await in_flight.popleft()
 
 
 def _start_notifier(settings: Settings) -> asyncio.Task[None] | None:
