@@ -171,3 +171,27 @@ async def test_find_by_array_member_through_the_declared_indexes(db: AsyncDataba
     await db.conversations.insert_one({"participant_ids": ["u1", "u2"], "updated_ms": 1})
     assert len(await db.messages.find({"attachment_ids": "f2", "deleted": {"$ne": True}}).to_list()) == 1
     assert len(await db.conversations.find({"participant_ids": "u2"}).sort([("updated_ms", -1)]).to_list()) == 1
+
+
+async def test_messages_bulk_form_is_what_beanie_stores(system: System) -> None:
+    """core.services.messages inserts `Message.stored_form()` directly; it must equal Beanie's own encoding."""
+    from beanie import PydanticObjectId, init_beanie
+    from beanie.odm.utils.dump import get_dict
+
+    from core.documents import AttachmentRef, Message
+
+    client: AsyncMongoClient = AsyncMongoClient(system.store_uri, tz_aware=True)
+    name = f"conformance_{secrets.token_hex(4)}"
+    try:
+        await init_beanie(database=client[name], document_models=[Message])
+        attachment = AttachmentRef(id="f" * 24, filename="a.png", content_type="image/png", size=3, kind="image")
+        message = Message(
+            id=PydanticObjectId(), conversation_id="c" * 24, seq=7, sender_id="s" * 24, client_msg_id="m-1", kind="image",
+            body="hi", attachment_ids=[attachment.id], attachments=[attachment], reply_to="r" * 24,
+        )  # fmt: skip
+        assert message.stored_form() == get_dict(message, to_db=True, keep_nulls=True)
+        await Message.get_pymongo_collection().insert_many([message.stored_form()])
+        assert await Message.get(message.id) == message
+    finally:
+        await client.drop_database(name)
+        await client.close()

@@ -158,7 +158,7 @@ async def _claim_and_insert(conversation_id: str, pending: list[SendResult], las
             assert result.message is not None
             result.message.seq = base + offset
         try:
-            await Message.insert_many([r.message for r in pending], ordered=True)  # type: ignore[misc]
+            await Message.get_pymongo_collection().insert_many([r.message.stored_form() for r in pending], ordered=True)  # type: ignore[union-attr]
             newest, pending = base + len(pending), []
         except BulkWriteError as exc:
             inserted = int(exc.details.get("nInserted", 0))
