@@ -34,7 +34,7 @@ SLO_P99_MS = 100.0
 def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--broker", choices=["amqtt", "mosquitto"], default="amqtt")
-    parser.add_argument("--rates", default="200,500,1000,2000", help="offered rates, msg/s")
+    parser.add_argument("--rates", default="100,200,400,800,1600", help="offered rates, msg/s")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per rate")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=20, help="sender/receiver pairs (one conversation each)")
@@ -50,16 +50,28 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _broker_pid(system: System) -> int:
+def components(system: System) -> dict[str, psutil.Process]:
+    """The system's processes by role: broker, bridge, api, store, and this load generator."""
     assert system.process is not None
-    root = psutil.Process(system.mosquitto.pid if system.mosquitto else system.process.pid)
-    for child in root.children(recursive=True):
+    found = {"load generator": psutil.Process()}
+    roots = [psutil.Process(system.process.pid)] + ([psutil.Process(system.mosquitto.pid)] if system.mosquitto else [])
+    for child in (c for root in roots for c in root.children(recursive=True)):
         cmdline = " ".join(child.cmdline())
-        if ("mqchat broker" in cmdline or " broker" in cmdline) and system.broker == "amqtt":
-            return child.pid
         if child.name() == "mosquitto":
-            return child.pid
-    raise RuntimeError("broker process not found")
+            found["broker"] = child
+        elif "nx_27017" in cmdline:
+            found["store"] = child
+        else:
+            for role in ("broker", "bridge", "api"):
+                if cmdline.endswith(f"mqchat {role}"):
+                    found[role] = child
+    return found
+
+
+def cpu_use(processes: dict[str, psutil.Process], previous: dict[str, float] | None = None) -> dict[str, float]:
+    """CPU seconds each process used so far, or (given `previous`) since then."""
+    now = {role: sum(p.cpu_times()[:2]) for role, p in processes.items()}
+    return {role: round(now[role] - previous[role], 2) for role in now} if previous else now
 
 
 async def _pairs(system: System, api: httpx.AsyncClient, count: int) -> tuple[list, list]:
@@ -83,7 +95,11 @@ async def _load_round(system: System, pairs: list, rate: int, duration: float, e
                 await stack.enter_async_context(client)
             await inbox.subscribe(f"chat/users/{receiver.id}/inbox", qos=1)
             clients.append((out, sender.id, cid, inbox, receiver.id))
-        return await run_load(clients, rate, duration, e2e)
+        processes = components(system)
+        before = cpu_use(processes)
+        result = await run_load(clients, rate, duration, e2e)
+        result.cpu_seconds = cpu_use(processes, before)
+        return result
 
 
 def contextlib_stack():  # type: ignore[no-untyped-def]
@@ -94,6 +110,12 @@ def contextlib_stack():  # type: ignore[no-untyped-def]
 
 def _median(results: list[dict], key: str) -> float:
     return round(statistics.median(r[key] for r in results), 2)
+
+
+def _cpu_per_message(results: list[dict]) -> dict[str, float]:
+    """Median CPU milliseconds each process spent per delivered message: who does the work."""
+    roles = results[0]["cpu_seconds"]
+    return {role: round(statistics.median(r["cpu_seconds"][role] * 1000 / max(r["received"], 1) for r in results), 3) for role in roles}
 
 
 async def bench(args: argparse.Namespace) -> dict:
@@ -114,7 +136,8 @@ async def bench(args: argparse.Namespace) -> dict:
                             result = await _load_round(system, pairs, rate, args.duration, e2e)
                             load.setdefault(f"{result.path}@{rate}", []).append(result.as_dict())
                             progress.update(task, advance=1, description=f"run {run + 1} {result.path} {rate}/s p99 {result.p99_ms} ms")
-            report["load"] = {key: {"runs": runs, **{m: _median(runs, m) for m in ("achieved_rate", "p50_ms", "p95_ms", "p99_ms", "max_ms", "lost")}}
+            report["load"] = {key: {"runs": runs, **{m: _median(runs, m) for m in ("achieved_rate", "p50_ms", "p95_ms", "p99_ms", "max_ms", "lost")},
+                                    "cpu_ms_per_message": _cpu_per_message(runs)}
                               for key, runs in load.items()}  # fmt: skip
             report["ratios"] = {
                 str(rate): round(report["load"][f"e2e@{rate}"]["achieved_rate"] / max(report["load"][f"raw@{rate}"]["achieved_rate"], 1e-9), 3)
@@ -125,15 +148,17 @@ async def bench(args: argparse.Namespace) -> dict:
 
             mongo = await init_db(Settings.load({"MQCHAT_DATA_DIR": str(workdir)}, env_file=None), system.store_uri)
             try:
-                sender, cid, receiver = pairs[0]
+                # A conversation of its own, so its depth is exactly what was filled.
+                sender, receiver = await signup(api), await signup(api)
+                cid = (await open_conversation(api, sender, receiver))["id"]
                 report["history_fill_docs_per_s"] = round(await fill_history(cid, sender.id, args.history_depth))
-                report["history"] = await history_latency(api, receiver.headers, cid, args.history_depth + 100, 20 if args.quick else 200)
+                report["history"] = await history_latency(api, receiver.headers, cid, args.history_depth, 20 if args.quick else 200)
                 report["login"] = await login_throughput(api, accounts[0].email, accounts[0].password, 2 if args.quick else 10)
             finally:
                 await mongo.close()
             owner = accounts[-1]
             report["connections"] = await idle_connections(
-                lambda n: user_client(system, owner, f"idle-{n}"), f"chat/users/{owner.id}/inbox", _broker_pid(system), args.connections
+                lambda n: user_client(system, owner, f"idle-{n}"), f"chat/users/{owner.id}/inbox", components(system)["broker"].pid, args.connections
             )
     finally:
         system.stop()
@@ -151,6 +176,11 @@ def markdown(report: dict) -> str:
              "| path@rate | achieved msg/s | p50 ms | p95 ms | p99 ms | max ms | lost |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for key, row in report["load"].items():
         lines.append(f"| {key} | {row['achieved_rate']} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {row['max_ms']} | {row['lost']} |")
+    roles = list(next(iter(report["load"].values()))["cpu_ms_per_message"])
+    lines += ["", "CPU milliseconds per delivered message, by process (2 cores = 2,000 ms of CPU per second):", "",
+              "| path@rate | " + " | ".join(roles) + " |", "|---|" + "---|" * len(roles)]  # fmt: skip
+    for key, row in report["load"].items():
+        lines.append(f"| {key} | " + " | ".join(str(row["cpu_ms_per_message"][r]) for r in roles) + " |")
     lines += ["", f"E2E / raw achieved-throughput ratio per rate: {report['ratios']}",
               f"Max sustainable E2E rate (p99 < {SLO_P99_MS:.0f} ms, nothing lost): {report['max_sustainable_rate']} msg/s",
               f"History at depth {report['history']['depth']}: page {report['history']['page']}, after_seq {report['history']['after_seq']}",

@@ -38,10 +38,13 @@ async def fill_history(conversation_id: str, sender_id: str, depth: int, batch: 
 
 
 async def history_latency(api: httpx.AsyncClient, headers: dict, conversation_id: str, depth: int, samples: int) -> dict:
-    """`?limit=50` pages at several depths (`before` cursors) and `after_seq` catch-up near the end."""
+    """`?limit=50` pages at several depths (`before` cursors) and `after_seq` catch-up near the end.
+
+    The conversation holds exactly `depth` messages (seq 1..depth).
+    """
     url = f"/api/conversations/{conversation_id}/messages"
     cursors = []
-    for seq in (depth, depth // 2, depth // 10, 100):
+    for seq in sorted({s for s in (depth, depth // 2, depth // 10, 100) if s > 50}, reverse=True):
         message = await Message.find_one({"conversation_id": conversation_id, "seq": seq})
         if message is not None:
             cursors.append(str(message.id))
@@ -52,7 +55,7 @@ async def history_latency(api: httpx.AsyncClient, headers: dict, conversation_id
         pages.append((time.perf_counter() - t0) * 1000)
         assert response.status_code == 200 and len(response.json()["items"]) == 50
         t0 = time.perf_counter()
-        response = await api.get(url, params={"limit": 50, "after_seq": depth - 200 + n % 100}, headers=headers)
+        response = await api.get(url, params={"limit": 50, "after_seq": max(depth - 200 + n % 100, 0)}, headers=headers)
         catch_up.append((time.perf_counter() - t0) * 1000)
         assert response.status_code == 200
     return {"depth": depth, "page": percentiles(pages), "after_seq": percentiles(catch_up), "samples": samples}

@@ -19,4 +19,6 @@ def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
     assert report["load"]["e2e@50"]["lost"] == 0 and report["load"]["raw@50"]["lost"] == 0
     assert report["history"]["page"]["p50_ms"] > 0 and report["login"]["logins_per_s"] > 0
     assert report["connections"]["held"] == report["connections"]["target"]
+    cpu = report["load"]["e2e@50"]["cpu_ms_per_message"]
+    assert {"broker", "bridge", "api", "store", "load generator"} <= set(cpu) and cpu["bridge"] > 0
     assert report_file.with_suffix(".md").exists()
