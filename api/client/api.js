@@ -14,6 +14,7 @@ export class Api {
   constructor() {
     this.session = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
     this.onSession = () => {};
+    this.onExpired = () => {};
     this.refreshing = null;
   }
 
@@ -56,9 +57,12 @@ export class Api {
       payload = JSON.stringify(body);
     }
     const response = await fetch(path, { method, headers, body: payload });
-    if (response.status === 401 && !anonymous && !retried && this.session) {
-      await this.refresh().catch(() => {});
-      return this.request(method, path, body, { raw, retried: true });
+    if (response.status === 401 && !anonymous && this.session) {
+      if (retried) this.onExpired(); // the refresh token no longer works either: sign in again
+      else {
+        await this.refresh().catch(() => {});
+        return this.request(method, path, body, { raw, retried: true });
+      }
     }
     if (!response.ok) {
       const detail = await response.json().catch(() => ({}));

@@ -146,6 +146,7 @@ async function enterApp() {
     onConnect: connected,
   });
   api.onSession = (session) => live?.updateCredentials(session);
+  api.onExpired = signOut;
   scheduleRefresh();
   await live.start();
   await Promise.all([loadConversations(), loadTickets()]);
