@@ -1,7 +1,8 @@
 """One batch of outbox requests: decode, authorize + persist (core.services.chat), plan events.
 
 Requests are handled in arrival order; consecutive sends are stored together in
-one batch (one insert per conversation). A refused request becomes an `error`
+one batch (one insert per conversation). Conversations are kept in a cache that
+membership notices (`chat/system/membership`) invalidate. A refused request becomes an `error`
 event on the sender's inbox. A store failure raises StoreUnavailable so the
 worker retries the whole batch without acknowledging it (idempotent).
 """
@@ -32,6 +33,7 @@ from core.payloads import (
 )
 from core.ratelimit import TokenBucket
 from core.services import chat
+from core.services.conversation_cache import ConversationCache
 from core.services.messages import SendCommand
 from core.services.users import find_user
 from core.settings import Settings
@@ -70,6 +72,7 @@ class Pipeline:
     def __init__(self, settings: Settings, on_presence_change: Callable[[], None]) -> None:
         self._edit_window = settings.edit_window_seconds
         self.presence = PresenceTracker(on_presence_change)
+        self.conversations = ConversationCache()
         self._requests = TokenBucket(settings.send_rate, settings.send_burst)
         self._typing: dict[tuple[str, str], tuple[bool, float]] = {}
 
@@ -79,6 +82,10 @@ class Pipeline:
         sends: list[SendCommand] = []
         try:
             for message in batch:
+                if message.topic.value == topics.MEMBERSHIP_CONTROL:
+                    if not self.conversations.apply_notice(bytes(message.payload or b"")):
+                        log.warning("bridge.bad_membership_notice")
+                    continue
                 parsed = topics.parse(message.topic.value)
                 if parsed is None:
                     log.warning("bridge.unroutable", extra={"topic": message.topic.value})
@@ -144,7 +151,7 @@ class Pipeline:
         if not sends:
             return []
         out: list[Delivery] = []
-        for sent in await chat.send(sends):
+        for sent in await chat.send(sends, self.conversations):
             error = sent.result.error
             if error is not None:
                 command = sent.result.command

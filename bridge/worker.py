@@ -45,7 +45,7 @@ STABLE_CONNECTION = 10.0
 
 
 def subscriptions(settings: Settings) -> list[str]:
-    """What this worker consumes.
+    """What this worker consumes; every worker also hears membership notices (its conversation cache).
 
     One worker uses a plain subscription: Mosquitto 2.0.11 forgets the *shared*
     subscriptions of offline persistent sessions when it restarts (measured), so
@@ -53,8 +53,8 @@ def subscriptions(settings: Settings) -> list[str]:
     then resend (no `message.created`), but one worker need not pay that.
     """
     if settings.broker == "embedded" or settings.bridge_workers == 1:
-        return [topics.OUTBOX_FILTER]
-    return [topics.SHARED_ACTIONS_FILTER, *([topics.PRESENCE_FILTER] if settings.is_lead_bridge else [])]
+        return [topics.OUTBOX_FILTER, topics.MEMBERSHIP_CONTROL]
+    return [topics.SHARED_ACTIONS_FILTER, topics.MEMBERSHIP_CONTROL, *([topics.PRESENCE_FILTER] if settings.is_lead_bridge else [])]
 
 
 async def _next_batch(client: aiomqtt.Client) -> list[aiomqtt.Message]:
@@ -116,6 +116,7 @@ async def _reconcile_presence(client: aiomqtt.Client, pipeline: Pipeline, rights
 async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights) -> None:
     client = service_client(settings, "mqchat-bridge", settings.bridge_instance, clean_session=False)
     client._client.manual_ack_set(True)  # noqa: SLF001 - before connecting: queued deliveries arrive at once
+    pipeline.conversations.clear()  # notices may have been missed while disconnected
     async with client, asyncio.TaskGroup() as tasks:
         # Not awaited before consuming: a resumed session's queued deliveries come first,
         # and they wait for our acknowledgements.

@@ -85,12 +85,7 @@ class MembershipControlPlugin(BasePlugin[BrokerContext]):
         cache: Any
 
     async def on_broker_message_broadcast(self, *, client_id: str, message: ApplicationMessage) -> None:
-        if message.topic != topics.MEMBERSHIP_CONTROL:
-            return
-        try:
-            notice = msgspec.json.decode(bytes(message.data))
-            self.config.cache.invalidate(str(notice["conversation_id"]))
-        except (msgspec.DecodeError, KeyError, TypeError):
+        if message.topic == topics.MEMBERSHIP_CONTROL and not self.config.cache.apply_notice(bytes(message.data)):
             log.warning("mqtt.bad_membership_notice", extra={"client_id": client_id})
 
 

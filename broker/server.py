@@ -6,10 +6,10 @@ import asyncio
 import logging
 
 from broker.authentication import Authenticator
-from broker.membership import MembershipCache
 from broker.secure_broker import SecureBroker
 from core.acl import AccessPolicy
 from core.db import init_db
+from core.services.conversation_cache import ConversationCache
 from core.settings import Settings
 
 log = logging.getLogger("mqchat.broker")
@@ -18,7 +18,7 @@ log = logging.getLogger("mqchat.broker")
 def build_broker(settings: Settings) -> SecureBroker:
     """A SecureBroker listening on `MQCHAT_MQTT_PORT` (TCP) and `MQCHAT_WS_PORT` (WebSocket, path /mqtt)."""
     host = settings.bind_host
-    membership = MembershipCache()
+    membership = ConversationCache()
     config = {
         "listeners": {
             "default": {"type": "tcp", "bind": f"{host}:{settings.mqtt_port}"},

@@ -113,3 +113,27 @@ async def test_rest_send_validation(system: System, api: httpx.AsyncClient, alic
     for bad in ({"participant_ids": [alice.id]}, {"participant_ids": [bob.id, "x"]}, {"participant_ids": ["0" * 24]},
                 {"participant_ids": [bob.id, alice.id, "1" * 24], "kind": "direct"}, {"participant_ids": {"$ne": []}}):  # fmt: skip
         assert (await api.post("/api/conversations", json=bad, headers=alice.headers)).status_code == 400, bad
+
+
+async def test_membership_changes_apply_to_mqtt_sends_at_once(
+    system: System, api: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    """The bridge keeps conversations cached; a removal or an addition must not wait for its TTL."""
+    carol = await signup(api)
+    cid = (await open_conversation(api, alice, bob, carol, kind="group", title="crew"))["id"]
+    send = topics.user_outbox(carol.id, "send")
+    async with device(system, carol) as phone:
+        await phone.client.publish(send, json.dumps({"conversation_id": cid, "client_msg_id": "c1", "body": "member"}), qos=1)
+        await phone.wait_for(1, "message.created")  # the bridge has the conversation cached now
+
+        removed = await api.delete(f"/api/conversations/{cid}/members/{carol.id}", headers=alice.headers)
+        assert removed.status_code == 200, removed.text
+        await phone.client.publish(send, json.dumps({"conversation_id": cid, "client_msg_id": "c2", "body": "removed"}), qos=1)
+        [error] = await phone.wait_for(1, "error")
+        assert (error["client_msg_id"], error["error"]["code"]) == ("c2", "not_found")
+
+        added = await api.post(f"/api/conversations/{cid}/members", json={"user_id": carol.id}, headers=alice.headers)
+        assert added.status_code == 200, added.text
+        await phone.client.publish(send, json.dumps({"conversation_id": cid, "client_msg_id": "c3", "body": "back"}), qos=1)
+        await phone.wait_for(2, "message.created")
+    assert await stored_bodies(api, cid, alice) == ["back", "member"]

@@ -14,6 +14,7 @@ from core.documents import Conversation, User
 from core.events import Delivery
 from core.payloads import ConversationOut, MessageOut
 from core.services import conversations, messages, tickets
+from core.services.conversation_cache import ConversationCache
 from core.services.messages import SendCommand, SendResult
 
 
@@ -26,15 +27,15 @@ class Sent:
     deliveries: list[Delivery] = field(default_factory=list)
 
 
-async def send(commands: list[SendCommand]) -> list[Sent]:
+async def send(commands: list[SendCommand], conversations: ConversationCache | None = None) -> list[Sent]:
     """Store a batch of messages and plan their events, in order.
 
     New messages go to every member and the conversation topic; a duplicate only
-    re-acknowledges to the sender's own inbox.
+    re-acknowledges to the sender's own inbox. `conversations`: see messages.send_many.
     """
     outcomes: list[Sent] = []
     watermarks: dict[str, dict[str, int]] = {}
-    for result in await messages.send_many(commands):
+    for result in await messages.send_many(commands, conversations):
         if result.message is None or result.conversation is None:
             outcomes.append(Sent(result))
             continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -32,6 +33,7 @@ from core.errors import (
 from core.payloads import MAX_BODY_LENGTH, MessageOut
 from core.roles import Role
 from core.services import attachments
+from core.services.conversation_cache import ConversationCache
 
 log = logging.getLogger("mqchat.messages")
 
@@ -72,18 +74,26 @@ def validate_body(body: str, has_attachments: bool) -> None:
         raise InvalidInput("body is empty")
 
 
-async def send_many(commands: list[SendCommand]) -> list[SendResult]:
-    """Store a batch of messages; results in the order of `commands`. Per-conversation order is kept."""
+async def send_many(commands: list[SendCommand], conversations: ConversationCache | None = None) -> list[SendResult]:
+    """Store a batch of messages; results in the order of `commands`. Per-conversation order is kept.
+
+    A long-running caller (the bridge) passes its `conversations` cache: one store
+    round trip less per conversation and batch, and the numbering continues from
+    the cached `last_seq`.
+    """
     results = [SendResult(command) for command in commands]
     by_conversation: dict[str, list[SendResult]] = defaultdict(list)
     for result in results:
         by_conversation[result.command.conversation_id].append(result)
-    await asyncio.gather(*(_send_to_conversation(cid, batch) for cid, batch in by_conversation.items()))
+    find = conversations.get if conversations is not None else _find_conversation
+    await asyncio.gather(*(_send_to_conversation(find, cid, batch) for cid, batch in by_conversation.items()))
     return results
 
 
-async def _send_to_conversation(conversation_id: str, batch: list[SendResult]) -> None:
-    conversation = await _find_conversation(conversation_id)
+async def _send_to_conversation(
+    find: Callable[[str], Awaitable[Conversation | None]], conversation_id: str, batch: list[SendResult]
+) -> None:
+    conversation = await find(conversation_id)
     fresh: list[SendResult] = []
     shown: dict[int, list[AttachmentRef]] = {}
     for result in batch:
@@ -105,7 +115,8 @@ async def _send_to_conversation(conversation_id: str, batch: list[SendResult]) -
         if key not in firsts:
             result.message, result.created = _new_message(result.command, shown[id(result)]), True
             firsts[key] = result
-    await _claim_and_insert(conversation_id, list(firsts.values()), conversation.last_seq)
+    newest = await _claim_and_insert(conversation_id, list(firsts.values()), conversation.last_seq)
+    conversation.last_seq = max(conversation.last_seq, newest)
     for result in fresh:
         first = firsts[(result.command.sender_id, result.command.client_msg_id)]
         if result is not first:
@@ -144,8 +155,10 @@ async def _max_seq(conversation_id: str) -> int:
     return top[0].seq if top else 0
 
 
-async def _claim_and_insert(conversation_id: str, pending: list[SendResult], last_seq: int) -> None:
+async def _claim_and_insert(conversation_id: str, pending: list[SendResult], last_seq: int) -> int:
     """Insert in order, numbering after `last_seq` (the conversation's record, never ahead of the truth).
+
+    Returns the newest seq stored (0 if none).
 
     A seq taken meanwhile (another writer, or a stale record) is a collision: re-read the
     top and retry. A request already stored is a duplicate: it gets the original.
@@ -177,6 +190,9 @@ async def _claim_and_insert(conversation_id: str, pending: list[SendResult], las
         result.error, result.message, result.created = Conflict("busy conversation, retry"), None, False
     if newest:
         await _touch(conversation_id, newest)
+    return newest
+
+
 async def _touch(conversation_id: str, newest: int) -> None:
     """Record the newest seq and the activity time on the conversation (only ever forward)."""
     await Conversation.get_pymongo_collection().update_one(

@@ -1,0 +1,64 @@
+"""Conversations kept in memory by long-running processes: the embedded broker and the bridge.
+
+Every delivery on `chat/conversations/{cid}/...` asks the broker whether the
+receiver is a member, and every batch of sends asks the bridge for the
+conversation (membership, numbering). Both keep conversations here; the services
+publish `chat/system/membership` after a membership change, and each process
+drops the entry as soon as that notice arrives. The TTL only bounds staleness if
+a notice were ever lost.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from bson import ObjectId
+
+from core import topics
+from core.documents import Conversation
+
+DEFAULT_TTL = 30.0
+
+
+class ConversationCache:
+    """conversation id -> Conversation, loaded from the store on demand."""
+
+    def __init__(self, ttl: float = DEFAULT_TTL) -> None:
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, Conversation | None]] = {}
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        """The conversation (None if there is no such conversation)."""
+        entry = self._entries.get(conversation_id)
+        if entry is None or entry[0] < time.monotonic():
+            entry = (time.monotonic() + self._ttl, await self._load(conversation_id))
+            self._entries[conversation_id] = entry
+        return entry[1]
+
+    async def is_member(self, conversation_id: str, user_id: str) -> bool:
+        """True when `user_id` belongs to the conversation (unknown conversations have no members)."""
+        conversation = await self.get(conversation_id)
+        return conversation is not None and user_id in conversation.participant_ids
+
+    def invalidate(self, conversation_id: str) -> None:
+        """Forget one conversation."""
+        self._entries.pop(conversation_id, None)
+
+    def clear(self) -> None:
+        """Forget everything (e.g. after notices may have been missed)."""
+        self._entries.clear()
+
+    def apply_notice(self, payload: bytes) -> bool:
+        """Forget the conversation a `chat/system/membership` notice names; False if the notice is malformed."""
+        try:
+            self.invalidate(str(msgspec.json.decode(payload)["conversation_id"]))
+        except (msgspec.DecodeError, KeyError, TypeError):
+            return False
+        return True
+
+    @staticmethod
+    async def _load(conversation_id: str) -> Conversation | None:
+        if not topics.is_object_id(conversation_id):
+            return None
+        return await Conversation.get(ObjectId(conversation_id))
