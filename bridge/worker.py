@@ -4,8 +4,9 @@ Flow of one request: the broker delivers `chat/users/{uid}/outbox/{action}`
 (QoS 1, persistent session) -> a micro-batch is collected -> bridge.pipeline
 decodes, authorizes and persists through core.services.chat -> the planned
 events are published (QoS 1) -> once the broker confirmed them, the deliveries
-are acknowledged (PUBACK). The next batch is stored while one is being confirmed. paho's manual acks make the last step explicit: if the bridge dies
-before it, the broker redelivers and the idempotency key absorbs the repeat.
+are acknowledged (PUBACK); the next batch is stored meanwhile. paho's manual
+acks make the last step explicit: if the bridge dies before it, the broker
+redelivers and the idempotency key absorbs the repeat.
 
 On an external broker several workers (`MQCHAT_BRIDGE_WORKERS` > 1) share the
 requests through `$share/mqchat-bridge/...`; the lead worker (`worker-1`) also
