@@ -9,7 +9,6 @@ catch up through history (`after_seq`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -20,6 +19,7 @@ from core.events import Delivery
 from core.fanout import publish
 from core.mqtt import service_client
 from core.settings import Settings
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger("mqchat.api.publisher")
 
@@ -45,9 +45,7 @@ class EventPublisher:
         # The flag ends the loop even when a cancellation arrives inside aiomqtt and comes out as an MqttError.
         self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def _keep_connected(self) -> None:
         backoff = 0.5

@@ -34,6 +34,7 @@ from core.fanout import publish, send_in_order
 from core.mqtt import service_client
 from core.services.tickets import Limits
 from core.settings import Settings
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger("mqchat.bridge")
 
@@ -167,8 +168,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
             await asyncio.wait({consuming, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
             if stop.is_set():
-                consuming.cancel()
-                await asyncio.gather(consuming, return_exceptions=True)
+                await cancel_and_wait(consuming)
                 break
             try:
                 consuming.result()
