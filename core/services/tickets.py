@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 
 from beanie import PydanticObjectId
 from bson import ObjectId
@@ -38,6 +39,7 @@ from core.settings import Settings
 SYSTEM = "system"
 ACTIVE = ("assigned", "in_progress")
 MAX_PAGE = 100
+FRESH_TICKET_SECONDS = 1.0
 CUSTOMER, ASSIGNEE = "customer", "assignee"
 # (from, to) -> who besides admins may make the change
 TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
@@ -164,9 +166,16 @@ async def _auto_assign(ticket: Ticket, limits: Limits) -> list[Delivery]:
 
 
 async def assign_backlog(limits: Limits) -> list[Delivery]:
-    """Assign queued tickets, oldest first, while agents have room."""
+    """Assign queued tickets, oldest first, while agents have room.
+
+    Tickets younger than FRESH_TICKET_SECONDS are left to the request that created
+    them, which is assigning them right now: two assigners racing for one ticket
+    each claim an agent slot, and the loser's slot is only given back afterwards,
+    which skews the even spread while it is held.
+    """
     deliveries: list[Delivery] = []
-    async for ticket in Ticket.find({"status": "open"}).sort([("number", 1)]):
+    settled = utcnow() - timedelta(seconds=FRESH_TICKET_SECONDS)
+    async for ticket in Ticket.find({"status": "open", "created_at": {"$lt": settled}}).sort([("number", 1)]):
         if not await assignment.candidates(limits.capacity):
             break
         deliveries += await _auto_assign(ticket, limits)
