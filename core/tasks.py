@@ -7,16 +7,22 @@ import asyncio
 RETRY_CANCEL_AFTER = 1.0
 
 
-async def cancel_and_wait(task: asyncio.Task[object]) -> None:
-    """Cancel `task` and wait until it has ended, cancelling again if a cancellation was swallowed.
+async def cancel_and_wait(task: asyncio.Task[object], stopped: asyncio.Event | None = None) -> None:
+    """Cancel `task` and wait until it has ended (or set `stopped`), cancelling again if a cancellation was swallowed.
 
     Python 3.11's `asyncio.wait_for` drops a cancellation that arrives just as the
-    awaited future completes (as aiomqtt's CONNACK wait does at start-up), and the
-    task then goes on as if nothing happened; a single cancel() could wait forever.
-    The task's own outcome (result, error, cancellation) is not raised.
+    awaited future completes (as aiomqtt's CONNACK wait and amqtt's packet reader
+    do), and the task then goes on as if nothing happened; a single cancel() could
+    wait forever. `stopped` is for a task that signals it has stopped before it
+    ends (its clean-up after the signal is then left to finish). The task's own
+    outcome (result, error, cancellation) is not raised.
     """
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=RETRY_CANCEL_AFTER)
-    if not task.cancelled():
+    signalled = asyncio.ensure_future((stopped or asyncio.Event()).wait())
+    try:
+        while not task.done() and not signalled.done():
+            task.cancel()
+            await asyncio.wait({task, signalled}, timeout=RETRY_CANCEL_AFTER, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        signalled.cancel()
+    if task.done() and not task.cancelled():
         task.exception()  # retrieved: nothing to report at shutdown

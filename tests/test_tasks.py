@@ -32,3 +32,27 @@ async def test_cancel_and_wait_keeps_the_task_error_to_itself() -> None:
     await asyncio.sleep(0)
     await cancel_and_wait(task)
     assert isinstance(task.exception(), RuntimeError)
+
+
+async def test_cancel_and_wait_returns_once_the_task_signals_it_stopped() -> None:
+    stopped = asyncio.Event()
+    cancels_seen = 0
+
+    async def reader_loop() -> None:  # shaped like amqtt's packet reader
+        nonlocal cancels_seen
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                cancels_seen += 1
+                if cancels_seen == 1:
+                    continue  # the first cancellation is swallowed
+                break
+        stopped.set()
+        await asyncio.sleep(3600)  # clean-up after the signal is not waited for
+
+    task = asyncio.create_task(reader_loop())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_and_wait(task, stopped=stopped), 10)
+    assert cancels_seen == 2 and stopped.is_set() and not task.done()
+    await cancel_and_wait(task)
