@@ -149,6 +149,24 @@ async def test_unread_counts_and_receipts(system: System, api: httpx.AsyncClient
     assert all(m["read_by"] == [bob.id] for m in history)
 
 
+async def test_unread_counts_stop_at_the_cap(system: System, api: httpx.AsyncClient, alice: Account, bob: Account) -> None:
+    cid = (await open_conversation(api, alice, bob, context={"type": "order", "id": "flood", "title": "Flood"}))["id"]
+    first = (await api.post(f"/api/conversations/{cid}/messages", json={"body": "m1"}, headers=alice.headers)).json()
+    mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri, tz_aware=True)
+    try:  # 1,004 more unread messages, stored as the bridge stores them
+        template = await mongo.mqchat.messages.find_one({"_id": ObjectId(first["id"])})
+        copies = [{**template, "_id": ObjectId(), "seq": n, "client_msg_id": f"flood-{n}"} for n in range(2, 1006)]
+        await mongo.mqchat.messages.insert_many(copies)
+    finally:
+        await mongo.close()
+    assert (await api.get("/api/unread", headers=bob.headers)).json()["by_conversation"][cid] == 1000
+    [listed] = [c for c in (await api.get("/api/conversations", headers=bob.headers)).json()["items"] if c["id"] == cid]
+    assert listed["unread_count"] == 1000 and listed["last_message"]["seq"] == 1005
+    middle = str(copies[-11]["_id"])  # seq 995: ten messages remain unread, counted exactly
+    marked = await api.post(f"/api/conversations/{cid}/read", json={"message_id": middle}, headers=bob.headers)
+    assert marked.json() == {"unread_count": 10}
+
+
 async def test_edit_and_delete_rules(system: System, api: httpx.AsyncClient, alice: Account, bob: Account, admin: Account) -> None:
     cid = (await open_conversation(api, alice, bob, context={"type": "listing", "id": "edit", "title": "Edit"}))["id"]
     first = (await api.post(f"/api/conversations/{cid}/messages", json={"body": "helo"}, headers=alice.headers)).json()

@@ -39,6 +39,7 @@ log = logging.getLogger("mqchat.messages")
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
+UNREAD_COUNT_CAP = 1000  # counting stops here: a fully unread conversation costs a bounded scan
 MAX_CLAIM_ATTEMPTS = 20
 
 
@@ -311,13 +312,13 @@ async def last_message(conversation: Conversation) -> MessageOut | None:
 
 
 async def unread_count(conversation: Conversation, user_id: str) -> int:
-    """Messages of others after the user's watermark, deleted ones excluded."""
+    """Messages of others after the user's watermark, deleted ones excluded; at most UNREAD_COUNT_CAP."""
     conversation_id = str(conversation.id)
     state = await ReadState.get(f"{conversation_id}:{user_id}")
     return await Message.find(
         {"conversation_id": conversation_id, "seq": {"$gt": state.last_read_seq if state else 0},
          "sender_id": {"$ne": user_id}, "deleted": {"$ne": True}}
-    ).count()  # fmt: skip
+    ).limit(UNREAD_COUNT_CAP).count()  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
