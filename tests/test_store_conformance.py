@@ -174,11 +174,14 @@ async def test_find_by_array_member_through_the_declared_indexes(db: AsyncDataba
 
 
 async def test_messages_bulk_form_is_what_beanie_stores(system: System) -> None:
-    """core.services.messages inserts `Message.stored_form()` directly; it must equal Beanie's own encoding."""
+    """core.services.messages inserts `Message.stored_form()` directly and reads history pages as raw
+    documents; both must agree with Beanie's own encoding and decoding."""
     from beanie import PydanticObjectId, init_beanie
     from beanie.odm.utils.dump import get_dict
 
     from core.documents import AttachmentRef, Message
+    from core.clock import utcnow
+    from core.services.messages import message_out, stored_message_out
 
     client: AsyncMongoClient = AsyncMongoClient(system.store_uri, tz_aware=True)
     name = f"conformance_{secrets.token_hex(4)}"
@@ -192,6 +195,12 @@ async def test_messages_bulk_form_is_what_beanie_stores(system: System) -> None:
         assert message.stored_form() == get_dict(message, to_db=True, keep_nulls=True)
         await Message.get_pymongo_collection().insert_many([message.stored_form()])
         assert await Message.get(message.id) == message
+        message.body, message.edited_at = "edited", utcnow()
+        await message.replace()  # what edits and deletes do: Beanie's own encoding
+        raw = await Message.get_pymongo_collection().find_one({"_id": message.id})
+        watermarks = {"r" * 24: 7, "s" * 24: 7, "o" * 24: 6}
+        assert stored_message_out(raw, watermarks) == message_out(await Message.get(message.id), watermarks)
+        assert stored_message_out(raw, watermarks).edited_at is not None
     finally:
         await client.drop_database(name)
         await client.close()

@@ -103,7 +103,7 @@ class ConversationsController(Controller):
         conversation = await conversations.get_for_member(conversation_id, str(current_user.id))
         page, next_before = await messages.history(conversation, before, after_seq, limit)
         watermarks = await messages.read_states(conversation_id)
-        items = [messages.message_out(message, watermarks) for message in page]
+        items = [messages.stored_message_out(message, watermarks) for message in page]
         return MessagePage(items=items) if after_seq is not None else MessagePage(items=items, next_before=next_before)
 
     @post("/{conversation_id:str}/messages")
