@@ -114,6 +114,10 @@ async def test_history_pages_both_directions(system: System, api: httpx.AsyncCli
     assert clamped.status_code == 200 and len(clamped.json()["items"]) == 7
     bad_cursor = await api.get(f"/api/conversations/{cid}/messages", params={"before": "0" * 24}, headers=bob.headers)
     assert bad_cursor.status_code == 400
+    outsider = await signup(api)  # a non-member learns nothing, whatever the cursor
+    for params in ({}, {"before": "0" * 24}, {"before": first["next_before"]}, {"after_seq": 0}):
+        refused = await api.get(f"/api/conversations/{cid}/messages", params=params, headers=outsider.headers)
+        assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found", params
 
 
 async def test_unread_counts_and_receipts(system: System, api: httpx.AsyncClient, alice: Account, bob: Account) -> None:
