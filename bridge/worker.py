@@ -181,8 +181,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
                 backoff = min(backoff * 2, MAX_BACKOFF)
     finally:
         if notifying is not None:
-            notifying.cancel()
-            await asyncio.gather(notifying, return_exceptions=True)
+            await cancel_and_wait(notifying)
         if isinstance(rights, MosquittoRights):
             await rights.dynsec.close()
         await mongo.close()

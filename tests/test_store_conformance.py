@@ -179,8 +179,8 @@ async def test_messages_bulk_form_is_what_beanie_stores(system: System) -> None:
     from beanie import PydanticObjectId, init_beanie
     from beanie.odm.utils.dump import get_dict
 
-    from core.documents import AttachmentRef, Message
     from core.clock import utcnow
+    from core.documents import AttachmentRef, Message
     from core.services.messages import message_out, stored_message_out
 
     client: AsyncMongoClient = AsyncMongoClient(system.store_uri, tz_aware=True)
