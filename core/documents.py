@@ -165,6 +165,7 @@ class Ticket(Document):
     updated_ms: int = 0
     assigned_ms: int | None = None
     first_response_ms: int | None = None
+    held_until_ms: int = 0  # an auto-assigner holds the open ticket until then (core.services.tickets)
 
     class Settings:
         name = "tickets"

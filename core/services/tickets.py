@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
 
 from beanie import PydanticObjectId
 from bson import ObjectId
@@ -39,7 +38,7 @@ from core.settings import Settings
 SYSTEM = "system"
 ACTIVE = ("assigned", "in_progress")
 MAX_PAGE = 100
-FRESH_TICKET_SECONDS = 1.0
+HOLD_MS = 30_000  # a crashed auto-assigner's hold on a ticket lapses after this
 CUSTOMER, ASSIGNEE = "customer", "assignee"
 # (from, to) -> who besides admins may make the change
 TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
@@ -154,28 +153,36 @@ async def _reseat_assignee(conversation_id: str, old: str | None, new: str | Non
 
 
 async def _auto_assign(ticket: Ticket, limits: Limits) -> list[Delivery]:
-    """Give an open ticket to the best available agent, if there is one."""
-    agent_id = await assignment.claim_best(limits.capacity)
-    if agent_id is None:
+    """Give an open ticket to the best available agent, if there is one.
+
+    The ticket is held first, so of two auto-assigners (the creating request, a
+    backlog sweep) only one claims an agent slot for it: a loser that had claimed
+    a slot would skew the even spread until it gave the slot back.
+    """
+    tickets = Ticket.get_pymongo_collection()
+    now_ms = to_ms(utcnow())
+    held = await tickets.update_one(
+        {"_id": ticket.id, "status": "open", "held_until_ms": {"$lt": now_ms}}, {"$set": {"held_until_ms": now_ms + HOLD_MS}}
+    )
+    if held.modified_count == 0:  # another assigner has it, or it is no longer open
         return []
-    done = await _transition(ticket, "assigned", agent_id, SYSTEM)
-    if done is None:  # someone else took it first
-        await assignment.add_load(agent_id, -1)
-        return []
-    return done[1]
+    try:
+        agent_id = await assignment.claim_best(limits.capacity)
+        if agent_id is None:
+            return []
+        done = await _transition(ticket, "assigned", agent_id, SYSTEM)
+        if done is None:  # an agent or an admin took it meanwhile
+            await assignment.add_load(agent_id, -1)
+            return []
+        return done[1]
+    finally:
+        await tickets.update_one({"_id": ticket.id}, {"$set": {"held_until_ms": 0}})
 
 
 async def assign_backlog(limits: Limits) -> list[Delivery]:
-    """Assign queued tickets, oldest first, while agents have room.
-
-    Tickets younger than FRESH_TICKET_SECONDS are left to the request that created
-    them, which is assigning them right now: two assigners racing for one ticket
-    each claim an agent slot, and the loser's slot is only given back afterwards,
-    which skews the even spread while it is held.
-    """
+    """Assign queued tickets, oldest first, while agents have room."""
     deliveries: list[Delivery] = []
-    settled = utcnow() - timedelta(seconds=FRESH_TICKET_SECONDS)
-    async for ticket in Ticket.find({"status": "open", "created_at": {"$lt": settled}}).sort([("number", 1)]):
+    async for ticket in Ticket.find({"status": "open"}).sort([("number", 1)]):
         if not await assignment.candidates(limits.capacity):
             break
         deliveries += await _auto_assign(ticket, limits)
