@@ -37,7 +37,8 @@ AUTH_PATHS = ("/api/auth/login", "/api/auth/signup", "/api/auth/refresh", "/api/
 MAX_REQUEST_BODY = 64 * 1024
 
 
-def _is_auth_attempt(request) -> bool:  # type: ignore[no-untyped-def]
+async def _is_auth_attempt(request) -> bool:  # type: ignore[no-untyped-def]
+    """Only auth attempts are rate limited here (async: Litestar runs a sync check in a thread per request)."""
     return request.url.path in AUTH_PATHS
 
 

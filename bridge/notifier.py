@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiomqtt
-from bson import ObjectId
+from beanie import PydanticObjectId
 
 from core import topics
 from core.documents import Conversation, ReadState, User
@@ -76,7 +76,7 @@ class Notifier:
             message = event["message"]
             if event.get("type") != "message.created":
                 return
-            conversation = await Conversation.get(ObjectId(message["conversation_id"]))
+            conversation = await Conversation.get(PydanticObjectId(message["conversation_id"]))
         except (ValueError, KeyError, TypeError):
             return
         if conversation is None:
@@ -101,7 +101,7 @@ class Notifier:
         window = self._windows.pop(key)
         user_id, conversation_id = key
         try:
-            user = await User.get(ObjectId(user_id))
+            user = await User.get(PydanticObjectId(user_id))
             if user is None or not user.active or user.presence_status != "offline":
                 return
             state = await ReadState.get(f"{conversation_id}:{user_id}")
@@ -129,7 +129,7 @@ class Notifier:
 
 
 async def _names(user_ids: set[str]) -> dict[str, str]:
-    users = await asyncio.gather(*(User.get(ObjectId(uid)) for uid in user_ids if topics.is_object_id(uid)))
+    users = await asyncio.gather(*(User.get(PydanticObjectId(uid)) for uid in user_ids if topics.is_object_id(uid)))
     return {str(u.id): u.username for u in users if u is not None}
 
 

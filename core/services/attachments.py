@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import filetype
+from beanie import PydanticObjectId
 from bson import ObjectId
 from gridfs import AsyncGridFSBucket
 from gridfs.asynchronous.grid_file import AsyncGridIn, AsyncGridOut
@@ -142,7 +143,7 @@ async def open_for(user_id: str, attachment_id: str) -> tuple[AttachmentRef, Asy
 async def _shown_to(user_id: str, attachment_id: str) -> bool:
     showing = await Message.find({"attachment_ids": attachment_id, "deleted": {"$ne": True}}).to_list()
     for conversation_id in {m.conversation_id for m in showing}:
-        conversation = await Conversation.get(ObjectId(conversation_id))
+        conversation = await Conversation.get(PydanticObjectId(conversation_id))
         if conversation is not None and user_id in conversation.participant_ids:
             return True
     return False

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 import msgspec
-from bson import ObjectId
+from beanie import PydanticObjectId
 
 from core import topics
 from core.documents import Conversation
@@ -61,4 +61,4 @@ class ConversationCache:
     async def _load(conversation_id: str) -> Conversation | None:
         if not topics.is_object_id(conversation_id):
             return None
-        return await Conversation.get(ObjectId(conversation_id))
+        return await Conversation.get(PydanticObjectId(conversation_id))

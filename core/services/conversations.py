@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 
-from bson import ObjectId
+from beanie import PydanticObjectId
 from pymongo.errors import DuplicateKeyError
 
 from core import topics
@@ -73,7 +73,7 @@ async def find_conversation(conversation_id: str) -> Conversation | None:
     """The conversation with this id, or None (also for malformed ids)."""
     if not topics.is_object_id(conversation_id):
         return None
-    return await Conversation.get(ObjectId(conversation_id))
+    return await Conversation.get(PydanticObjectId(conversation_id))
 
 
 async def get_for_member(conversation_id: str, user_id: str) -> Conversation:

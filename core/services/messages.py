@@ -208,13 +208,13 @@ async def _touch(conversation_id: str, newest: int) -> None:
 async def _find_conversation(conversation_id: str) -> Conversation | None:
     if not topics.is_object_id(conversation_id):
         return None
-    return await Conversation.get(ObjectId(conversation_id))
+    return await Conversation.get(PydanticObjectId(conversation_id))
 
 
 async def _find_message(message_id: str) -> Message | None:
     if not topics.is_object_id(message_id):
         return None
-    return await Message.get(ObjectId(message_id))
+    return await Message.get(PydanticObjectId(message_id))
 
 
 async def get_message_for_member(message_id: str, user_id: str) -> tuple[Message, Conversation]:

@@ -6,7 +6,7 @@ import json
 import logging
 from urllib.parse import urlparse
 
-from bson import ObjectId
+from beanie import PydanticObjectId
 from py_vapid import Vapid
 from pymongo.errors import DuplicateKeyError
 from pywebpush import WebPushException, webpush_async
@@ -39,7 +39,7 @@ async def subscribe(user: User, endpoint: str, p256dh: str, auth: str, settings:
 
 async def unsubscribe(user: User, subscription_id: str) -> None:
     """Remove one of the user's own subscriptions."""
-    subscription = await PushSubscription.get(ObjectId(subscription_id)) if topics.is_object_id(subscription_id) else None
+    subscription = await PushSubscription.get(PydanticObjectId(subscription_id)) if topics.is_object_id(subscription_id) else None
     if subscription is None or subscription.user_id != str(user.id):
         raise NotFound("subscription not found")
     await subscription.delete()

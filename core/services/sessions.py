@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 
-from bson import ObjectId
+from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 
 from core import events
@@ -80,7 +80,7 @@ async def refresh_session(settings: Settings, refresh_token: str) -> tuple[User,
         if reused is not None:  # a stolen copy, or a replay: end every session of this family
             await collection.delete_many({"family": reused["family"]})
         raise Unauthorized(INVALID_REFRESH)
-    user = await User.get(ObjectId(claimed["user_id"]))
+    user = await User.get(PydanticObjectId(claimed["user_id"]))
     if user is None or not user.active or claimed["expires_ms"] < now_ms or claimed["version"] != user.token_version:
         raise Unauthorized(INVALID_REFRESH)
     return user, await start_session(settings, user, family=claimed["family"])

@@ -141,7 +141,7 @@ async def _reseat_assignee(conversation_id: str, old: str | None, new: str | Non
         await collection.update_one({"_id": ObjectId(conversation_id)}, {"$pull": {"participant_ids": old}})
     if new:
         await collection.update_one({"_id": ObjectId(conversation_id)}, {"$addToSet": {"participant_ids": new}})
-    conversation = await Conversation.get(ObjectId(conversation_id))
+    conversation = await Conversation.get(PydanticObjectId(conversation_id))
     assert conversation is not None
     view = conversation_out(conversation)
     others = [uid for uid in [*conversation.participant_ids, old] if uid and uid != new]
@@ -195,7 +195,7 @@ async def requeue_abandoned(limits: Limits) -> list[Delivery]:
     deliveries: list[Delivery] = []
     waiting = await Ticket.find({"status": {"$in": list(ACTIVE)}, "first_response_ms": {"$eq": None}}).to_list()
     for ticket in waiting:
-        agent = await User.get(ObjectId(ticket.assignee_id)) if ticket.assignee_id else None
+        agent = await User.get(PydanticObjectId(ticket.assignee_id)) if ticket.assignee_id else None
         if agent is None or agent.presence_status != "offline":
             continue
         if max(agent.last_seen_ms or 0, ticket.assigned_ms or 0) > deadline:
@@ -226,7 +226,7 @@ def _can_see(ticket: Ticket, user: User) -> bool:
 
 async def visible_ticket(user: User, ticket_id: str) -> Ticket:
     """The ticket if `user` may see it; NotFound otherwise."""
-    ticket = await Ticket.get(ObjectId(ticket_id)) if topics.is_object_id(ticket_id) else None
+    ticket = await Ticket.get(PydanticObjectId(ticket_id)) if topics.is_object_id(ticket_id) else None
     if ticket is None or not _can_see(ticket, user):
         raise NotFound("ticket not found")
     return ticket
@@ -266,7 +266,7 @@ async def assign(actor: User, ticket_id: str, agent_id: str | None, limits: Limi
     elif actor.role is Role.ADMIN:
         if agent_id is None:
             raise InvalidInput("agent_id is required")
-        agent = await User.get(ObjectId(agent_id))
+        agent = await User.get(PydanticObjectId(agent_id))
         if agent is None or not agent.active or agent.role not in STAFF_ROLES:
             raise InvalidInput("agent_id must be an active agent or admin")
         if ticket.status not in ("open", *ACTIVE):
@@ -317,7 +317,7 @@ async def record_first_response(conversation: Conversation, sender_id: str, at_m
     )
     if result.modified_count == 0:
         return []
-    ticket = await Ticket.get(ObjectId(conversation.ticket_id))
+    ticket = await Ticket.get(PydanticObjectId(conversation.ticket_id))
     assert ticket is not None
     change = {"first_response_at": {"from": None, "to": iso_from_ms(at_ms)}}
     return events.ticket_event("ticket.updated", await ticket_out(ticket), change, [ticket.customer_id, sender_id])

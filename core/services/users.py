@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bson import ObjectId
+from beanie import PydanticObjectId
 from pymongo.errors import DuplicateKeyError
 
 from core import topics
@@ -52,7 +52,7 @@ async def find_user(user_id: str) -> User | None:
     """The user with this id, or None (also for ids that are not 24-hex)."""
     if not topics.is_object_id(user_id):
         return None
-    return await User.get(ObjectId(user_id))
+    return await User.get(PydanticObjectId(user_id))
 
 
 async def get_active_user(user_id: str) -> User:
