@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import aiomqtt
 import httpx
 
+from core import mqtt as core_mqtt
 from core import topics
+from core.settings import Settings
 from tests.conftest import BOTH_BROKERS
 from tests.support import (
     Account,
@@ -117,3 +120,10 @@ async def test_unacknowledged_messages_are_redelivered_on_resume(system: System,
         resent = await collect(again, 10, stop_after=5)
         assert [payload(m)["n"] for m in resent] == [0, 1, 2, 3, 4]
         assert await collect(again, 1) == [], "acknowledged messages are not sent again"
+
+
+async def test_service_connections_send_without_delay(system: System) -> None:
+    """Nagle off on the bridge's and API's connections: the 2nd and 3rd event of a message otherwise waited for a delayed ACK."""
+    async with core_mqtt.service_client(Settings.load(system.env, env_file=None), "mqchat-api") as client:
+        connection = client._client.socket()  # noqa: SLF001
+        assert connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
