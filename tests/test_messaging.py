@@ -94,10 +94,14 @@ async def test_resends_store_one_message(system: System, api: httpx.AsyncClient,
 
 async def test_history_pages_both_directions(system: System, api: httpx.AsyncClient, alice: Account, bob: Account) -> None:
     cid = (await open_conversation(api, alice, bob, context={"type": "order", "id": "hist", "title": "History"}))["id"]
+    ids = []
     for n in range(1, 8):
         sender = alice if n % 2 else bob
         response = await api.post(f"/api/conversations/{cid}/messages", json={"body": f"m{n}"}, headers=sender.headers)
         assert response.status_code == 201 and response.json()["seq"] == n
+        ids.append(response.json()["id"])
+    unseen = (await api.get(f"/api/conversations/{cid}/messages", params={"before": ids[2]}, headers=alice.headers)).json()
+    assert [m["seq"] for m in unseen["items"]] == [2, 1], "a cursor no page has shown yet is looked up"
 
     first = (await api.get(f"/api/conversations/{cid}/messages", params={"limit": 3}, headers=alice.headers)).json()
     assert [m["seq"] for m in first["items"]] == [7, 6, 5] and first["next_before"] == first["items"][-1]["id"]
@@ -114,6 +118,9 @@ async def test_history_pages_both_directions(system: System, api: httpx.AsyncCli
     assert clamped.status_code == 200 and len(clamped.json()["items"]) == 7
     bad_cursor = await api.get(f"/api/conversations/{cid}/messages", params={"before": "0" * 24}, headers=bob.headers)
     assert bad_cursor.status_code == 400
+    elsewhere = (await open_conversation(api, alice, bob, context={"type": "order", "id": "hist-2", "title": "Other"}))["id"]
+    foreign = await api.get(f"/api/conversations/{elsewhere}/messages", params={"before": first["next_before"]}, headers=alice.headers)
+    assert foreign.status_code == 400, "a cursor already paged past in another conversation is still refused"
     outsider = await signup(api)  # a non-member learns nothing, whatever the cursor
     for params in ({}, {"before": "0" * 24}, {"before": first["next_before"]}, {"after_seq": 0}):
         refused = await api.get(f"/api/conversations/{cid}/messages", params=params, headers=outsider.headers)

@@ -44,6 +44,7 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 100
 UNREAD_COUNT_CAP = 1000  # counting stops here: a fully unread conversation costs a bounded scan
 MAX_CLAIM_ATTEMPTS = 20
+CURSOR_POSITIONS = 50_000  # remembered message positions, ~250 bytes each
 
 
 @dataclass(slots=True)
@@ -304,6 +305,36 @@ async def delete_message(user: User, message_id: str) -> tuple[Message, Conversa
     return message, conversation
 
 
+class CursorPositions:
+    """Where paged-through messages sit: message id -> (conversation id, seq), at most `size` of them.
+
+    A message keeps its conversation and seq forever (deletes leave tombstones), so
+    any process may remember them: the `before` cursor of the next page is the last
+    message of the page just served, and needs no lookup.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._known: dict[str, tuple[str, int]] = {}
+
+    def remember(self, page: list[StoredMessage]) -> None:
+        """Note the position of every message of a page (the oldest entries make room)."""
+        for stored in page:
+            self._known[str(stored["_id"])] = (stored["conversation_id"], stored["seq"])
+        while len(self._known) > self._size:
+            del self._known[next(iter(self._known))]
+
+    async def find(self, message_id: str) -> tuple[str, int] | None:
+        """The message's (conversation id, seq), from memory or the store; None if there is no such message."""
+        known = self._known.get(message_id)
+        if known is None and (message := await _find_message(message_id)) is not None:
+            known = (message.conversation_id, message.seq)
+        return known
+
+
+_positions = CursorPositions(CURSOR_POSITIONS)
+
+
 async def history(
     conversation: Conversation, before: str | None, after_seq: int | None, limit: int | None
 ) -> tuple[list[StoredMessage], str | None]:
@@ -318,11 +349,12 @@ async def history(
         return await _stored({"conversation_id": conversation_id, "seq": {"$gt": after_seq}}, 1, size), None
     query: dict[str, object] = {"conversation_id": conversation_id}
     if before is not None:
-        cursor = await _find_message(before)
-        if cursor is None or cursor.conversation_id != conversation_id:
+        position = await _positions.find(before)
+        if position is None or position[0] != conversation_id:
             raise InvalidInput("before must be a message of this conversation")
-        query["seq"] = {"$lt": cursor.seq}
+        query["seq"] = {"$lt": position[1]}
     page = await _stored(query, -1, size + 1)
+    _positions.remember(page)
     next_before = str(page[size - 1]["_id"]) if len(page) > size else None
     return page[:size], next_before
 
