@@ -1,7 +1,7 @@
 """One batch of outbox requests: decode, authorize + persist (core.services.chat), plan events.
 
 Requests are handled in arrival order; consecutive sends are stored together in
-one batch (one insert per conversation), from conversations kept in a cache
+one batch (one insert for the whole batch), from conversations kept in a cache
 that membership notices (`chat/system/membership`) invalidate. A refused request
 becomes an `error` event on the sender's inbox. A store failure raises
 StoreUnavailable so the worker retries the whole batch without acknowledging it
