@@ -21,6 +21,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from bridge.presence import PresenceTracker
 from core import events, topics
+from core.decoding import UNDECODABLE
 from core.documents import User
 from core.errors import DomainError, PayloadTooLarge
 from core.events import Delivery
@@ -141,7 +142,7 @@ class Pipeline:
             if len(raw) > MAX_REQUEST_BYTES:
                 raise PayloadTooLarge(f"request is larger than {MAX_REQUEST_BYTES} bytes")
             return Request(user_id, action, decoder.decode(raw))
-        except msgspec.DecodeError as exc:
+        except UNDECODABLE as exc:
             out += events.error_event(user_id, action, "invalid_input", str(exc), _client_msg_id(raw))
         except DomainError as exc:
             out += events.error_event(user_id, action, exc.code, exc.message, _client_msg_id(raw))
@@ -181,7 +182,7 @@ class Pipeline:
     async def _presence(self, user_id: str, client_id: str, raw: bytes) -> list[Delivery]:
         try:
             status = _presence_decoder.decode(raw).status if raw else "offline"
-        except msgspec.DecodeError as exc:
+        except UNDECODABLE as exc:
             return events.error_event(user_id, "presence", "invalid_input", str(exc))
         return await self.presence.device_changed(user_id, client_id, status)
 
@@ -211,7 +212,7 @@ def _client_msg_id(raw: bytes) -> str | None:
     """The request's client_msg_id if it can be read at all, for the error event."""
     try:
         value = msgspec.json.decode(raw[:MAX_REQUEST_BYTES])
-    except msgspec.DecodeError:
+    except UNDECODABLE:
         return None
     candidate = value.get("client_msg_id") if isinstance(value, dict) else None
     return candidate if isinstance(candidate, str) and len(candidate) <= 128 else None

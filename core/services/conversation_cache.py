@@ -16,6 +16,7 @@ import msgspec
 from beanie import PydanticObjectId
 
 from core import topics
+from core.decoding import UNDECODABLE
 from core.documents import Conversation
 
 DEFAULT_TTL = 30.0
@@ -53,7 +54,7 @@ class ConversationCache:
         """Forget the conversation a `chat/system/membership` notice names; False if the notice is malformed."""
         try:
             self.invalidate(str(msgspec.json.decode(payload)["conversation_id"]))
-        except (msgspec.DecodeError, KeyError, TypeError):
+        except (*UNDECODABLE, KeyError, TypeError):
             return False
         return True
 
