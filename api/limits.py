@@ -7,6 +7,9 @@ from core.ratelimit import TokenBucket
 from core.settings import Settings
 
 LOGIN_WINDOW = 300.0
+# user directory searches per user: enough for a people picker, too few to enumerate the directory
+SEARCH_RATE = 0.5
+SEARCH_BURST = 30
 
 
 class RequestLimits:
@@ -15,6 +18,7 @@ class RequestLimits:
     def __init__(self, settings: Settings) -> None:
         self.login = TokenBucket(settings.account_login_limit / LOGIN_WINDOW, settings.account_login_limit)
         self.send = TokenBucket(settings.send_rate, settings.send_burst)
+        self.search = TokenBucket(SEARCH_RATE, SEARCH_BURST)
 
     @staticmethod
     def check(bucket: TokenBucket, key: str, what: str) -> None:

@@ -184,3 +184,26 @@ async def test_health_and_schema(api: httpx.AsyncClient) -> None:
     assert health.json() == {"status": "ok", "store": "ok", "broker": "ok", "version": health.json()["version"]}
     schema = await api.get("/schema/openapi.json")
     assert schema.status_code == 200 and "/api/auth/login" in schema.json()["paths"]
+
+
+async def test_users_search_matches_emails_for_admins_only(api: httpx.AsyncClient, alice: Account, admin: Account) -> None:
+    victim = await signup(api)  # its username does not start with its email
+    for query in (victim.email[:8], victim.email):
+        found = await api.get("/api/users", params={"q": query}, headers=alice.headers)
+        assert found.status_code == 200
+        assert victim.id not in [item["id"] for item in found.json()["items"]], "an email prefix finds nobody for a customer"
+    by_admin = await api.get("/api/users", params={"q": victim.email[:8]}, headers=admin.headers)
+    assert [item["email"] for item in by_admin.json()["items"] if item["id"] == victim.id] == [victim.email]
+    by_name = await api.get("/api/users", params={"q": victim.body["user"]["username"]}, headers=alice.headers)
+    assert victim.id in [item["id"] for item in by_name.json()["items"]]
+
+
+async def test_users_search_is_rate_limited_per_user(api: httpx.AsyncClient, alice: Account) -> None:
+    searcher = await signup(api)
+    answers = [await api.get("/api/users", params={"q": f"x{i}"}, headers=searcher.headers) for i in range(40)]
+    assert answers[0].status_code == 200
+    limited = [answer for answer in answers if answer.status_code == 429]
+    assert limited, "40 searches in a row must hit the per-user limit"
+    assert_error(limited[0], 429, "rate_limited")
+    assert int(limited[0].headers["Retry-After"]) >= 1
+    assert (await api.get("/api/users", params={"q": "x"}, headers=alice.headers)).status_code == 200, "per user"

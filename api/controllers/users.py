@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from api.auth import require_admin
+from api.limits import RequestLimits
 from api.publisher import EventPublisher
 from core.documents import User
 from core.errors import Forbidden, NotFound
@@ -33,12 +34,14 @@ class UsersController(Controller):
     async def list_users(
         self,
         current_user: NamedDependency[User],
+        limits: NamedDependency[RequestLimits],
         q: Annotated[str | None, QueryParameter(max_length=100)] = None,
         role: FromQuery[Role | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 20,
     ) -> UserList:
-        """Active users whose username or email starts with `q`; `limit` is clamped to 100."""
-        found = await users.search_users(q, role, limit)
+        """Active users whose username (admins: or email) starts with `q`; `limit` is clamped to 100; rate limited per user."""
+        limits.check(limits.search, str(current_user.id), "user searches")
+        found = await users.search_users(q, role, limit, by_email=current_user.role is Role.ADMIN)
         return UserList(items=[users.user_out(user, viewer=current_user) for user in found])
 
     @get("/{user_id:str}")

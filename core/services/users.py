@@ -63,17 +63,22 @@ async def get_active_user(user_id: str) -> User:
     return user
 
 
-async def search_users(query: str | None, role: Role | None, limit: int) -> list[User]:
-    """Active users whose username or email starts with `query`, optionally of one role."""
+async def search_users(query: str | None, role: Role | None, limit: int, by_email: bool = False) -> list[User]:
+    """Active users whose username (or, with `by_email`, for admins only, email) starts with `query`.
+
+    Others' emails are hidden, so matching them would let anyone rebuild an address
+    one character at a time (issue 24): non-admins search by username only.
+    """
     conditions: dict[str, object] = {"active": True}
     if role is not None:
         conditions["role"] = role.value
     if query:
         prefix = "^" + re.escape(query.strip().lower())
-        conditions["$or"] = [
-            {"username": {"$regex": prefix, "$options": "i"}},
-            {"email": {"$regex": prefix}},
-        ]
+        by_name = {"username": {"$regex": prefix, "$options": "i"}}
+        if by_email:
+            conditions["$or"] = [by_name, {"email": {"$regex": prefix}}]
+        else:
+            conditions.update(by_name)
     limit = max(1, min(limit, MAX_LIST_LIMIT))
     return await User.find(conditions).sort("username").limit(limit).to_list()
 
