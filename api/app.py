@@ -13,13 +13,15 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from pymongo import AsyncMongoClient
 
-from api.auth import provide_current_user
+from api.auth import provide_api_key, provide_current_user
 from api.controllers.admin import AdminStatsController
+from api.controllers.api_keys import ApiKeysController
 from api.controllers.attachments import AttachmentsController
 from api.controllers.auth import AuthController
 from api.controllers.conversations import ConversationsController
 from api.controllers.health import HealthController
 from api.controllers.messages import MessagesController, UnreadController
+from api.controllers.platform import PlatformController
 from api.controllers.push import PushController
 from api.controllers.tickets import TicketsController
 from api.controllers.users import AdminUsersController, UsersController
@@ -31,9 +33,10 @@ from api.web_client import client_routes
 from core import __version__
 from core.broker_rights import BrokerRights, MosquittoRights, rights_for
 from core.db import init_db
+from core.platform_tokens import PlatformTokenVerifier
 from core.settings import Settings
 
-AUTH_PATHS = ("/api/auth/login", "/api/auth/signup", "/api/auth/refresh", "/api/auth/password")
+AUTH_PATHS = ("/api/auth/login", "/api/auth/signup", "/api/auth/refresh", "/api/auth/password", "/api/auth/exchange")
 MAX_REQUEST_BODY = 64 * 1024
 
 
@@ -60,6 +63,7 @@ def create_app(settings: Settings) -> Litestar:
 
     rights = rights_for(settings)
     limits = RequestLimits(settings)
+    platform_tokens = PlatformTokenVerifier(settings)
 
     def provide_settings() -> Settings:
         return settings
@@ -69,6 +73,9 @@ def create_app(settings: Settings) -> Litestar:
 
     def provide_limits() -> RequestLimits:
         return limits
+
+    def provide_platform_tokens() -> PlatformTokenVerifier:
+        return platform_tokens
 
     def provide_mongo() -> AsyncMongoClient:
         return app.state.mongo
@@ -88,6 +95,8 @@ def create_app(settings: Settings) -> Litestar:
             AttachmentsController,
             PushController,
             AdminStatsController,
+            ApiKeysController,
+            PlatformController,
             HealthController,
             *client_routes(),
         ],
@@ -97,7 +106,9 @@ def create_app(settings: Settings) -> Litestar:
             "publisher": Provide(provide_publisher, sync_to_thread=False),
             "rights": Provide(provide_rights, sync_to_thread=False),
             "limits": Provide(provide_limits, sync_to_thread=False),
+            "platform_tokens": Provide(provide_platform_tokens, sync_to_thread=False),
             "current_user": Provide(provide_current_user),
+            "api_key": Provide(provide_api_key),
         },
         lifespan=[connections],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
@@ -115,7 +126,12 @@ def create_app(settings: Settings) -> Litestar:
             version=__version__,
             path="/schema",
             components=Components(
-                security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+                    "ApiKey": SecurityScheme(
+                        type="http", scheme="bearer", description="An API key (mqk_...) for /api/platform/*"
+                    ),
+                }
             ),
         ),
     )

@@ -5,21 +5,28 @@ from __future__ import annotations
 from litestar import Request
 from litestar.di import NamedDependency
 
-from core.documents import User
+from api.limits import RequestLimits
+from core.documents import ApiKey, User
 from core.errors import Forbidden, Unauthorized
 from core.roles import Role
 from core.security import ACCESS, InvalidToken, decode_token
+from core.services.api_keys import authenticate_api_key, looks_like_api_key
 from core.services.users import find_user
 from core.settings import Settings
 
 
-async def provide_current_user(request: Request, settings: NamedDependency[Settings]) -> User:
-    """The active user named by the request's bearer token; 401 otherwise."""
+def _bearer_token(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token")
+    return token.strip()
+
+
+async def provide_current_user(request: Request, settings: NamedDependency[Settings]) -> User:
+    """The active user named by the request's bearer token; 401 otherwise (an API key is no user token)."""
+    token = _bearer_token(request)
     try:
-        claims = decode_token(token.strip(), settings.jwt_secret)
+        claims = decode_token(token, settings.jwt_secret)
     except InvalidToken:
         raise Unauthorized("invalid or expired token") from None
     if claims.kind != ACCESS:
@@ -29,6 +36,19 @@ async def provide_current_user(request: Request, settings: NamedDependency[Setti
         raise Unauthorized("invalid or expired token")
     request.state.user = user
     return user
+
+
+async def provide_api_key(request: Request, limits: NamedDependency[RequestLimits]) -> ApiKey:
+    """The platform backend's API key presented as bearer token; 401 if unknown or revoked, 429 over its rate."""
+    token = _bearer_token(request)
+    if not looks_like_api_key(token):
+        raise Unauthorized("this endpoint needs an API key (mqk_...), not a user token")
+    key = await authenticate_api_key(token)
+    if key is None:
+        raise Unauthorized("unknown or revoked API key")
+    limits.check(limits.platform, str(key.id), "requests for this API key")
+    request.state.api_key_id = str(key.id)
+    return key
 
 
 def require_admin(user: User) -> None:

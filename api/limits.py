@@ -13,12 +13,13 @@ SEARCH_BURST = 30
 
 
 class RequestLimits:
-    """Login attempts per account (whatever the address) and message sends per user."""
+    """Login attempts per account (whatever the address), message sends per user, server API calls per API key."""
 
     def __init__(self, settings: Settings) -> None:
         self.login = TokenBucket(settings.account_login_limit / LOGIN_WINDOW, settings.account_login_limit)
         self.send = TokenBucket(settings.send_rate, settings.send_burst)
         self.search = TokenBucket(SEARCH_RATE, SEARCH_BURST)
+        self.platform = TokenBucket(settings.platform_rate, settings.platform_burst)
 
     @staticmethod
     def check(bucket: TokenBucket, key: str, what: str) -> None:

@@ -118,9 +118,10 @@ class Notifier:
         subject = f"{len(unread)} new message{'s' if len(unread) > 1 else ''} from {who}" + (f" in {about}" if about else "")
         lines = [f"{senders.get(m['sender_id'], 'someone')}: {(m['body'] or '[attachment]')[:SNIPPET]}" for m in unread]
         link = f"{self._settings.api_base_url}/?conversation={conversation.id}"
-        if self._settings.email_enabled and user.email_notifications:
+        address = user.contact_email
+        if self._settings.email_enabled and user.email_notifications and address:
             text = "\n".join([f"Hello {user.username},", "", *lines, "", f"Open the conversation: {link}"])
-            self._spawn(_with_retries("email", lambda: send_email(self._settings, user.email, subject, text)))
+            self._spawn(_with_retries("email", lambda: send_email(self._settings, address, subject, text)))
         if self._push is not None:
             payload = {"type": "message.digest", "conversation_id": str(conversation.id), "title": subject,
                        "body": lines[-1], "count": len(unread)}  # fmt: skip

@@ -21,12 +21,21 @@ from core.roles import Role
 
 
 class User(Document):
-    """A person who chats: customer, merchant, designer, support agent or admin."""
+    """A person who chats: customer, merchant, designer, support agent or admin.
+
+    `email` is the unique sign-in key: the lower-cased address of a password account,
+    or `platform <issuer> <external id>` for an account of the host platform (not an
+    address: it can never be typed into a password login; core.services.platform_users).
+    A platform account keeps the platform's address in `platform_email` and has no
+    password (`password_hash` is empty).
+    """
 
     email: str
     username: str
     role: Role
     password_hash: str
+    external_id: str | None = None
+    platform_email: str | None = None
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
     presence_status: str = "offline"
@@ -34,6 +43,16 @@ class User(Document):
     email_notifications: bool = True
     # bumped ($inc) by logout, password change and disabling: older tokens stop working
     token_version: int = 0
+
+    @property
+    def is_platform_user(self) -> bool:
+        """True for an account provisioned from the host platform (it signs in there, not with a password)."""
+        return self.external_id is not None
+
+    @property
+    def contact_email(self) -> str | None:
+        """Where notifications go: the platform's address for platform accounts."""
+        return self.platform_email if self.is_platform_user else self.email
 
     class Settings:
         name = "users"
@@ -87,6 +106,9 @@ class AttachmentRef(BaseModel):
     kind: Literal["image", "file"]
 
 
+SYSTEM_SENDER = "system"  # the stored sender of system messages (never a user id: those are 24-hex)
+
+
 class Message(Document):
     """One message of a conversation, numbered by `seq` (1, 2, 3... without gaps)."""
 
@@ -94,7 +116,7 @@ class Message(Document):
     seq: int
     sender_id: str
     client_msg_id: str
-    kind: Literal["text", "image", "file"] = "text"
+    kind: Literal["text", "image", "file", "system"] = "text"  # "system": posted by the platform, sender SYSTEM_SENDER
     body: str
     attachment_ids: list[str] = Field(default_factory=list)
     attachments: list[AttachmentRef] = Field(default_factory=list)
@@ -237,6 +259,20 @@ class PushSubscription(Document):
         ]
 
 
+class ApiKey(Document):
+    """A key of the host platform's backend for `/api/platform/*`, stored only as its SHA-256."""
+
+    name: str
+    key_hash: str
+    prefix: str  # the key's first characters, to recognise it in a list
+    created_by: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "api_keys"
+        indexes = [IndexModel([("key_hash", ASCENDING)], name="api_keys_hash_unique", unique=True)]
+
+
 class Counter(Document):
     """A named sequence (ticket numbers), advanced with an atomic `$inc`."""
 
@@ -248,5 +284,6 @@ class Counter(Document):
 
 
 DOCUMENT_MODELS: list[type[Document]] = [
-    User, Conversation, Message, ReadState, Ticket, TicketEvent, AgentLoad, RefreshToken, PushSubscription, Counter,
+    User, Conversation, Message, ReadState, Ticket, TicketEvent, AgentLoad, RefreshToken, PushSubscription, ApiKey,
+    Counter,
 ]

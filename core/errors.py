@@ -42,6 +42,10 @@ class UnsupportedMediaType(DomainError):
     code, status = "unsupported_media_type", 415
 
 
+class Unavailable(DomainError):
+    code, status = "unavailable", 503
+
+
 class RateLimited(DomainError):
     code, status = "rate_limited", 429
 

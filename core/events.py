@@ -38,7 +38,9 @@ def message_event(event_type: str, message: MessageOut, member_ids: Iterable[str
 
 
 def duplicate_ack(message: MessageOut) -> list[Delivery]:
-    """A resent request: a fresh `message.created` to the sender's own inbox only."""
+    """A resent request: a fresh `message.created` to the sender's own inbox only (a system message has none)."""
+    if message.sender_id is None:
+        return []
     return _to_inboxes([message.sender_id], _encode({"type": "message.created", "message": message}))
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from core.roles import Role
+from core.topics import EXTERNAL_ID_PATTERN
 
 Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 Username = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
@@ -44,6 +45,7 @@ class UserOut(Struct, omit_defaults=True):
     presence: PresenceOut
     email: str | None = None
     preferences: Preferences | None = None
+    external_id: str | None = None  # the host platform's id of a platform account
 
 
 class UpdateMeRequest(Struct, forbid_unknown_fields=True):
@@ -174,7 +176,7 @@ class MessageOut(Struct):
     id: str
     conversation_id: str
     seq: int
-    sender_id: str
+    sender_id: str | None  # None for a system message (kind "system", posted by the platform)
     client_msg_id: str
     kind: str
     body: str
@@ -337,3 +339,78 @@ class PushSubscriptionOut(Struct):
 
 class VapidKey(Struct):
     public_key: str | None
+
+
+# --- platform integration (docs/integration.md) --------------------------------------------
+
+ExternalId = Annotated[str, Meta(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN)]
+PlatformName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class ExchangeRequest(Struct, forbid_unknown_fields=True):
+    """`POST /api/auth/exchange`: a JWT issued by the host platform."""
+
+    token: Annotated[str, Meta(min_length=1, max_length=8192)]
+
+
+class ApiKeyRequest(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class ApiKeyOut(Struct):
+    """An API key as listed: never its secret, only the first characters to recognise it by."""
+
+    id: str
+    name: str
+    prefix: str
+    created_at: str
+    created_by: str
+
+
+class ApiKeyCreated(Struct):
+    """A new API key; `key` is shown this once and stored only hashed."""
+
+    id: str
+    name: str
+    key: str
+    prefix: str
+    created_at: str
+
+
+class ApiKeyList(Struct):
+    items: list[ApiKeyOut]
+
+
+class PlatformUserRequest(Struct, forbid_unknown_fields=True):
+    """`PUT /api/platform/users/{external_id}`."""
+
+    name: PlatformName
+    role: Role
+    email: Email | None = None
+
+
+class PlatformConversationRequest(Struct, forbid_unknown_fields=True):
+    """`POST /api/platform/conversations`: members are the platform's user ids."""
+
+    members: Annotated[list[ExternalId], Meta(min_length=2, max_length=100)]
+    kind: Literal["direct", "group"] = "direct"
+    title: Annotated[str, Meta(max_length=200)] | None = None
+    context: ContextIn | None = None
+
+
+class SystemMessageRequest(Struct, forbid_unknown_fields=True):
+    """`POST /api/platform/conversations/{id}/messages`: a system message (no human sender)."""
+
+    body: str
+    client_msg_id: ClientMsgId
+
+
+class PlatformTicketRequest(Struct, forbid_unknown_fields=True):
+    """`POST /api/platform/tickets`: a ticket opened on behalf of a customer (a platform user id)."""
+
+    customer: ExternalId
+    subject: Annotated[str, Meta(min_length=1, max_length=200)]
+    description: Annotated[str, Meta(min_length=1, max_length=MAX_BODY_LENGTH)]
+    category: TicketCategory = "other"
+    priority: TicketPriority = "normal"
+    context: ContextIn | None = None

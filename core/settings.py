@@ -16,6 +16,8 @@ from typing import Literal
 
 from dotenv import dotenv_values
 
+from core.roles import Role
+
 # Secrets that ship in examples or are commonly left in place; refused in production.
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev", "development", "mqchat"})
 MIN_SECRET_LENGTH = 32
@@ -74,11 +76,35 @@ class Settings:
     vapid_subject: str = "mailto:admin@localhost"
     public_url: str = ""
     log_level: str = "INFO"
+    signup: Literal["open", "closed"] = "open"
+    platform_jwt_secret: str | None = None
+    platform_jwt_public_key: str | None = None
+    platform_jwks_url: str | None = None
+    platform_jwt_issuer: str | None = None
+    platform_jwt_audience: str | None = None
+    platform_claim_user_id: str = "sub"
+    platform_claim_role: str = "role"
+    platform_claim_name: str = "name"
+    platform_claim_email: str = "email"
+    platform_role_map: tuple[tuple[str, str], ...] = ()
+    platform_rate: float = 50.0
+    platform_burst: int = 100
+    embed_origins: tuple[str, ...] = ()
 
     @property
     def is_production(self) -> bool:
         """True when running with `MQCHAT_ENV=production`."""
         return self.env == "production"
+
+    @property
+    def platform_tokens_enabled(self) -> bool:
+        """True when platform-issued JWTs are accepted (`POST /api/auth/exchange`)."""
+        return any((self.platform_jwt_secret, self.platform_jwt_public_key, self.platform_jwks_url))
+
+    @property
+    def platform_issuer_key(self) -> str:
+        """The namespace of platform user ids: the configured issuer, or "platform" (see core.services.platform_users)."""
+        return self.platform_jwt_issuer or "platform"
 
     @property
     def broker_address(self) -> tuple[str, int]:
@@ -148,6 +174,13 @@ class Settings:
             except ValueError:
                 raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
+        def get_float(name: str, default: float) -> float:
+            raw = get(name, str(default))
+            try:
+                return float(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
         env = get("MQCHAT_ENV", "development")
         if env not in ("development", "production"):
             raise ConfigError(f"MQCHAT_ENV must be 'development' or 'production', got {env!r}")
@@ -200,11 +233,26 @@ class Settings:
             vapid_subject=get("VAPID_SUBJECT", "mailto:admin@localhost"),
             public_url=get("MQCHAT_PUBLIC_URL", ""),
             log_level=get("MQCHAT_LOG_LEVEL", "INFO").upper(),
+            signup=_choice("MQCHAT_SIGNUP", get("MQCHAT_SIGNUP", "open"), ("open", "closed")),  # type: ignore[arg-type]
+            platform_jwt_secret=values.get("MQCHAT_PLATFORM_JWT_SECRET") or None,
+            platform_jwt_public_key=_pem(values.get("MQCHAT_PLATFORM_JWT_PUBLIC_KEY") or None),
+            platform_jwks_url=values.get("MQCHAT_PLATFORM_JWKS_URL") or None,
+            platform_jwt_issuer=values.get("MQCHAT_PLATFORM_JWT_ISSUER") or None,
+            platform_jwt_audience=values.get("MQCHAT_PLATFORM_JWT_AUDIENCE") or None,
+            platform_claim_user_id=get("MQCHAT_PLATFORM_CLAIM_USER_ID", "sub"),
+            platform_claim_role=get("MQCHAT_PLATFORM_CLAIM_ROLE", "role"),
+            platform_claim_name=get("MQCHAT_PLATFORM_CLAIM_NAME", "name"),
+            platform_claim_email=get("MQCHAT_PLATFORM_CLAIM_EMAIL", "email"),
+            platform_role_map=_role_map(get("MQCHAT_PLATFORM_ROLE_MAP", "")),
+            platform_rate=get_float("MQCHAT_PLATFORM_RATE", 50.0),
+            platform_burst=get_int("MQCHAT_PLATFORM_BURST", 100),
+            embed_origins=tuple(o.strip().rstrip("/") for o in get("MQCHAT_EMBED_ORIGINS", "").split(",") if o.strip()),
         )
         if settings.access_token_ttl <= 0:
             raise ConfigError("MQCHAT_ACCESS_TOKEN_TTL must be positive")
         if min(settings.agent_capacity, settings.assign_interval, settings.bridge_workers) <= 0:
             raise ConfigError("MQCHAT_AGENT_CAPACITY, MQCHAT_ASSIGN_INTERVAL_MS and MQCHAT_BRIDGE_WORKERS must be positive")
+        _check_platform(settings)
         return replace(settings, jwt_secret=_resolve_secret(settings))
 
 
@@ -212,6 +260,50 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
+
+
+def _pem(value: str | None) -> str | None:
+    """`MQCHAT_PLATFORM_JWT_PUBLIC_KEY` is the PEM text itself (`\\n` escapes allowed) or the path of a PEM file."""
+    if value is None:
+        return None
+    if "-----BEGIN" in value:
+        return value.replace("\\n", "\n")
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ConfigError("MQCHAT_PLATFORM_JWT_PUBLIC_KEY must be a PEM public key or the path of a PEM file")
+    return path.read_text()
+
+
+def _role_map(raw: str) -> tuple[tuple[str, str], ...]:
+    """`buyer=customer,seller=merchant` -> ((platform role, mqchat role), ...); mqchat roles are checked."""
+    pairs = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        platform_role, sep, role = (side.strip() for side in item.partition("="))
+        if not sep or not platform_role or role not in {r.value for r in Role}:
+            raise ConfigError(
+                f"MQCHAT_PLATFORM_ROLE_MAP: {item!r} must be <platform role>=<{'|'.join(r.value for r in Role)}>"
+            )
+        pairs.append((platform_role, role))
+    return tuple(pairs)
+
+
+def _check_platform(settings: Settings) -> None:
+    """Production with platform tokens needs an issuer or audience check and a strong shared secret."""
+    if not (settings.platform_tokens_enabled and settings.is_production):
+        return
+    if not (settings.platform_jwt_issuer or settings.platform_jwt_audience):
+        raise ConfigError(
+            "refusing to start in production: platform tokens are on but neither MQCHAT_PLATFORM_JWT_ISSUER "
+            "nor MQCHAT_PLATFORM_JWT_AUDIENCE is set"
+        )
+    secret = settings.platform_jwt_secret
+    if secret is not None and (secret.strip() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH):
+        raise ConfigError(
+            f"refusing to start in production: MQCHAT_PLATFORM_JWT_SECRET is a placeholder or shorter than "
+            f"{MIN_SECRET_LENGTH} characters"
+        )
 
 
 def _resolve_secret(settings: Settings) -> str:

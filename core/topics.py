@@ -37,6 +37,18 @@ _OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:@\-]{1,128}$")
 
 
+# A host platform's user id: 1-128 characters usable as one topic level (no whitespace, wildcards,
+# separators, control or invisible format characters, no leading "$").
+_ID_EXCLUDED = r"\s/+#\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff"
+EXTERNAL_ID_PATTERN = rf"^[^{_ID_EXCLUDED}$][^{_ID_EXCLUDED}]{{0,127}}$"
+_EXTERNAL_ID = re.compile(EXTERNAL_ID_PATTERN)
+
+
+def is_valid_external_id(value: str) -> bool:
+    """True for a platform user id mqchat accepts (EXTERNAL_ID_PATTERN)."""
+    return bool(_EXTERNAL_ID.match(value))
+
+
 def is_object_id(value: str) -> bool:
     """True for a 24-hex lowercase id as used throughout mqchat."""
     return bool(_OBJECT_ID.match(value))

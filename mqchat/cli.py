@@ -181,3 +181,53 @@ def token(email: str) -> None:
         click.echo(issue_token(str(found.id), settings.jwt_secret, settings.access_token_ttl, version=found.token_version))
 
     _one_off(action)
+
+
+@main.group("api-key")
+def api_key() -> None:
+    """Manage the platform backend's API keys (for /api/platform/*)."""
+
+
+@api_key.command("create")
+@click.option("--name", required=True, help="What the key is for, e.g. the platform's order service.")
+def api_key_create(name: str) -> None:
+    """Create an API key; prints the key alone on stdout (it is shown only this once)."""
+    import msgspec
+
+    from core.payloads import ApiKeyRequest
+    from core.services.api_keys import create_api_key
+
+    try:
+        request = msgspec.convert({"name": name}, ApiKeyRequest)
+    except msgspec.ValidationError as exc:
+        click.echo(f"mqchat: {exc}", err=True)
+        sys.exit(2)
+
+    async def action(_: Settings) -> None:
+        click.echo((await create_api_key(request.name, created_by="cli")).key)
+
+    _one_off(action)
+
+
+@api_key.command("list")
+def api_key_list() -> None:
+    """List API keys: id, first characters, name (never a secret)."""
+    from core.services.api_keys import list_api_keys
+
+    async def action(_: Settings) -> None:
+        for key in await list_api_keys():
+            click.echo(f"{key.id}  {key.prefix}...  {key.created_at}  {key.name}")
+
+    _one_off(action)
+
+
+@api_key.command("revoke")
+@click.argument("key_id")
+def api_key_revoke(key_id: str) -> None:
+    """Revoke the API key with this id (refused from the next request on)."""
+    from core.services.api_keys import revoke_api_key
+
+    async def action(_: Settings) -> None:
+        await revoke_api_key(key_id)
+
+    _one_off(action)

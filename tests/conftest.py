@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.platform_support import Platform
 from tests.support import (
     Account,
     System,
@@ -29,23 +30,33 @@ BROKERS = ("amqtt", "mosquitto")
 BOTH_BROKERS = pytest.mark.parametrize("system", BROKERS, indirect=True)
 
 
-def _running(tmp_path_factory: pytest.TempPathFactory, broker: str) -> Iterator[System]:
-    running = System.on_free_ports(tmp_path_factory.mktemp(f"mqchat-{broker}") / "data", broker=broker)
+@pytest.fixture(scope="session")
+def platform() -> Iterator[Platform]:
+    """The host platform's auth backend (signing keys, JWKS over HTTP) that the session's systems trust."""
+    issuer = Platform()
+    issuer.serve()
+    yield issuer
+    issuer.close()
+
+
+def _running(tmp_path_factory: pytest.TempPathFactory, broker: str, platform: Platform) -> Iterator[System]:
+    data_dir = tmp_path_factory.mktemp(f"mqchat-{broker}") / "data"
+    running = System.on_free_ports(data_dir, broker=broker, **platform.env)
     running.start()
     yield running
     assert running.stop() == 0, "mqchat up did not stop cleanly"
 
 
 @pytest.fixture(scope="session")
-def amqtt_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def amqtt_system(tmp_path_factory: pytest.TempPathFactory, platform: Platform) -> Iterator[System]:
     """The whole system with the embedded broker, started once for the test session."""
-    yield from _running(tmp_path_factory, "amqtt")
+    yield from _running(tmp_path_factory, "amqtt", platform)
 
 
 @pytest.fixture(scope="session")
-def mosquitto_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def mosquitto_system(tmp_path_factory: pytest.TempPathFactory, platform: Platform) -> Iterator[System]:
     """The whole system with Mosquitto as the external broker, started once for the test session."""
-    yield from _running(tmp_path_factory, "mosquitto")
+    yield from _running(tmp_path_factory, "mosquitto", platform)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from core.documents import User
 from core.errors import Forbidden, Unauthorized
 from core.payloads import (
     AuthResponse,
+    ExchangeRequest,
     LoginRequest,
     PasswordChangeRequest,
     RefreshRequest,
@@ -22,8 +23,9 @@ from core.payloads import (
     UserOut,
 )
 from core.roles import SELF_SIGNUP_ROLES, Role
+from core.platform_tokens import PlatformTokenVerifier
 from core.security import verify_password
-from core.services import sessions, users
+from core.services import platform_users, sessions, users
 from core.settings import Settings
 
 
@@ -41,7 +43,9 @@ class AuthController(Controller):
     async def signup(
         self, data: JSONBody[SignupRequest], settings: NamedDependency[Settings], rights: NamedDependency[BrokerRights]
     ) -> AuthResponse:
-        """Create a customer, merchant or designer account and sign it in."""
+        """Create a customer, merchant or designer account and sign it in (unless `MQCHAT_SIGNUP=closed`)."""
+        if settings.signup == "closed":
+            raise Forbidden("sign-up is closed: accounts come from the platform (POST /api/auth/exchange)")
         role = data.role or Role.CUSTOMER
         if role not in SELF_SIGNUP_ROLES:
             raise Forbidden("agents and admins are created by an admin")
@@ -56,6 +60,25 @@ class AuthController(Controller):
         """Exchange email and password for tokens and the MQTT connection block (attempts are limited per account)."""
         limits.check(limits.login, users.normalize_email(data.email), "login attempts for this account")
         user = await users.check_credentials(data.email, data.password)
+        return await signed_in(settings, rights, user)
+
+    @post("/exchange", status_code=HTTP_200_OK)
+    async def exchange(
+        self, data: JSONBody[ExchangeRequest], settings: NamedDependency[Settings],
+        rights: NamedDependency[BrokerRights], platform_tokens: NamedDependency[PlatformTokenVerifier],
+    ) -> AuthResponse:  # fmt: skip
+        """Exchange a token issued by the host platform for mqchat's tokens, exactly like a login.
+
+        The platform user's account is created on first sight and its name, email and
+        role are refreshed from the token's claims every time (docs/integration.md).
+        """
+        identity = await platform_tokens.verify(data.token)
+        try:
+            user, _ = await platform_users.upsert_platform_user(
+                identity.issuer, identity.external_id, identity.name, identity.email, identity.role
+            )
+        except platform_users.AccountDisabled as exc:
+            raise Unauthorized(exc.message) from None
         return await signed_in(settings, rights, user)
 
     @post("/refresh", status_code=HTTP_200_OK)
@@ -80,6 +103,8 @@ class AuthController(Controller):
         publisher: NamedDependency[EventPublisher],
     ) -> AuthResponse:  # fmt: skip
         """Change one's password; every other session ends, this one gets fresh tokens."""
+        if current_user.is_platform_user:
+            raise Forbidden("this account signs in through the platform and has no password here")
         if not await verify_password(data.current_password, current_user.password_hash):
             raise Unauthorized("the current password is wrong")
         await users.set_password(current_user, data.new_password)

@@ -6,6 +6,7 @@ So a message sent over REST is delivered exactly as if it had been published.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from core import events
@@ -27,11 +28,16 @@ class Sent:
     deliveries: list[Delivery] = field(default_factory=list)
 
 
-async def send(commands: list[SendCommand], conversations: ConversationCache | None = None) -> list[Sent]:
+async def send(
+    commands: list[SendCommand], conversations: ConversationCache | None = None, announced: Container[str] | None = None
+) -> list[Sent]:
     """Store a batch of messages and plan their events, in order.
 
     New messages go to every member and the conversation topic; a duplicate only
-    re-acknowledges to the sender's own inbox. `conversations`: see messages.send_many.
+    re-acknowledges to the sender's own inbox, unless the caller passes the ids it
+    knows were `announced` and the original is not among them: then its events may
+    never have gone out (a bridge killed between storing and publishing), and every
+    member gets them again (clients de-duplicate by id). `conversations`: see messages.send_many.
     """
     outcomes: list[Sent] = []
     watermarks: dict[str, dict[str, int]] = {}
@@ -43,9 +49,10 @@ async def send(commands: list[SendCommand], conversations: ConversationCache | N
         if not result.created and cid not in watermarks:  # nobody has read past a message stored just now
             watermarks[cid] = await messages.read_states(cid)
         view = messages.message_out(result.message, watermarks.get(cid, {}))
+        to_everyone = result.created or (announced is not None and view.id not in announced)
         deliveries = (
             events.message_event("message.created", view, result.conversation.participant_ids)
-            if result.created
+            if to_everyone
             else events.duplicate_ack(view)
         )
         outcomes.append(Sent(result, view, deliveries))
@@ -102,9 +109,12 @@ async def typing(user_id: str, conversation_id: str, is_typing: bool) -> list[De
     return events.typing_event(conversation_id, user_id, is_typing, iso(utcnow()) or "")
 
 
-async def conversation_started(conversation: Conversation, created: bool, viewer_id: str) -> tuple[ConversationOut, list[Delivery]]:
-    """The new conversation's view; `conversation.created` to every member when it is new."""
-    view = await conversations.describe(conversation, viewer_id)
+async def conversation_started(
+    conversation: Conversation, created: bool, viewer_id: str | None
+) -> tuple[ConversationOut, list[Delivery]]:
+    """The new conversation's view (as `viewer_id` sees it, or plain for the platform's backend);
+    `conversation.created` to every member when it is new."""
+    view = await conversations.describe(conversation, viewer_id) if viewer_id else conversations.conversation_out(conversation)
     if not created:
         return view, []
     members = conversation.participant_ids

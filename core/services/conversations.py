@@ -42,20 +42,30 @@ async def create_conversation(
     """
     creator_id = str(creator.id)
     others = [uid for uid in dict.fromkeys(participant_ids) if uid != creator_id]
-    if kind == "direct" and len(others) != 1:
+    await _require_active_users(others[:MAX_MEMBERS])
+    return await open_conversation([creator_id, *others], kind, title, context, created_by=creator_id)
+
+
+async def open_conversation(
+    member_ids: list[str], kind: str, title: str | None, context: ContextIn | None, created_by: str
+) -> tuple[Conversation, bool]:
+    """Store a conversation of existing, active members (distinct ids); (conversation, created).
+
+    A direct conversation is unique per pair and context: asking again returns the existing one.
+    """
+    if kind == "direct" and len(member_ids) != 2:
         raise InvalidInput("a direct conversation has exactly one other participant")
-    if not others:
+    if len(member_ids) < 2:
         raise InvalidInput("a conversation needs at least one other participant")
-    if len(others) + 1 > MAX_MEMBERS:
+    if len(member_ids) > MAX_MEMBERS:
         raise InvalidInput(f"a conversation has at most {MAX_MEMBERS} members")
-    await _require_active_users(others)
-    unique_key = _direct_key(creator_id, others[0], context) if kind == "direct" else f"group:{secrets.token_hex(12)}"
+    unique_key = _direct_key(member_ids[0], member_ids[1], context) if kind == "direct" else f"group:{secrets.token_hex(12)}"
     conversation = Conversation(
         kind=kind,  # type: ignore[arg-type]
         title=title,
         context=ConversationContext(type=context.type, id=context.id, title=context.title) if context else None,
-        participant_ids=[creator_id, *others],
-        created_by=creator_id,
+        participant_ids=member_ids,
+        created_by=created_by,
         unique_key=unique_key,
     )
     conversation.updated_ms = to_ms(conversation.created_at)

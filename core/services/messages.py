@@ -22,7 +22,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from core import topics
 from core.clock import iso, to_ms, utcnow
-from core.documents import AttachmentRef, Conversation, Message, ReadState, User
+from core.documents import SYSTEM_SENDER, AttachmentRef, Conversation, Message, ReadState, User
 from core.errors import (
     Conflict,
     DomainError,
@@ -168,7 +168,8 @@ async def _claim(
 
 async def _check_send(conversation: Conversation | None, command: SendCommand) -> list[AttachmentRef]:
     """Refuse what may not be sent; the attachments the message will show."""
-    if conversation is None or command.sender_id not in conversation.participant_ids:
+    is_system = command.sender_id == SYSTEM_SENDER
+    if conversation is None or (not is_system and command.sender_id not in conversation.participant_ids):
         raise NotFound("conversation not found")
     validate_body(command.body, bool(command.attachment_ids))
     if command.reply_to is not None:
@@ -382,7 +383,7 @@ def stored_message_out(stored: StoredMessage, watermarks: dict[str, int]) -> Mes
         id=str(stored["_id"]),
         conversation_id=stored["conversation_id"],
         seq=seq,
-        sender_id=sender_id,
+        sender_id=None if sender_id == SYSTEM_SENDER else sender_id,
         client_msg_id=stored["client_msg_id"],
         kind=stored["kind"],
         body=stored["body"],

@@ -29,7 +29,7 @@ from core.documents import (
 )
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.events import Delivery
-from core.payloads import CreateTicketRequest, HistoryItem, TicketOut
+from core.payloads import ContextIn, CreateTicketRequest, HistoryItem, TicketOut
 from core.roles import STAFF_ROLES, Role
 from core.services import assignment
 from core.services.conversations import conversation_out
@@ -68,16 +68,24 @@ async def _next_number() -> int:
     return int(counter["value"])
 
 
-async def create_ticket(customer: User, request: CreateTicketRequest, limits: Limits) -> tuple[TicketOut, list[Delivery]]:
-    """Open a ticket with its own conversation and try to assign it at once."""
+async def create_ticket(
+    customer: User, request: CreateTicketRequest, limits: Limits, context: ContextIn | None = None
+) -> tuple[TicketOut, list[Delivery]]:
+    """Open a ticket with its own conversation and try to assign it at once.
+
+    The conversation is about `context` when given (the platform's product, order or
+    listing), else about the request's order.
+    """
     if customer.role in STAFF_ROLES:
         raise Forbidden("tickets are opened by customers, merchants and designers")
     customer_id, ticket_id = str(customer.id), PydanticObjectId()
     number = await _next_number()
+    if context is None and request.order_id:
+        context = ContextIn(type="order", id=request.order_id, title=request.subject)
     conversation = Conversation(
         kind="group",
         title=f"Ticket #{number}: {request.subject}",
-        context=ConversationContext(type="order", id=request.order_id, title=request.subject) if request.order_id else None,
+        context=ConversationContext(type=context.type, id=context.id, title=context.title or request.subject) if context else None,
         participant_ids=[customer_id],
         created_by=customer_id,
         unique_key=f"ticket:{ticket_id}",

@@ -42,7 +42,8 @@ async def create_user(email: str, username: str, password: str, role: Role) -> U
 async def check_credentials(email: str, password: str) -> User:
     """The active user with these credentials; one and the same Unauthorized for every failure."""
     user = await User.find_one({"email": normalize_email(email)})
-    valid = await verify_password(password, user.password_hash if user else None)
+    # a platform account has no password: it is checked like an unknown email (same time, same answer)
+    valid = await verify_password(password, user.password_hash if user and not user.is_platform_user else None)
     if user is None or not valid or not user.active:
         raise Unauthorized(BAD_CREDENTIALS)
     return user
@@ -83,18 +84,19 @@ async def search_users(query: str | None, role: Role | None, limit: int, by_emai
     return await User.find(conditions).sort("username").limit(limit).to_list()
 
 
-def user_out(user: User, viewer: User | None) -> UserOut:
-    """The contract's `user` as `viewer` may see it."""
+def user_out(user: User, viewer: User | None, show_email: bool = False) -> UserOut:
+    """The contract's `user` as `viewer` may see it (`show_email`: for the platform's backend)."""
     is_self = viewer is not None and viewer.id == user.id
-    shows_email = is_self or (viewer is not None and viewer.role is Role.ADMIN)
+    shows_email = show_email or is_self or (viewer is not None and viewer.role is Role.ADMIN)
     return UserOut(
         id=str(user.id),
         username=user.username,
         role=user.role,
         created_at=iso(user.created_at) or "",
         presence=PresenceOut(status=user.presence_status, last_seen=iso_from_ms(user.last_seen_ms)),
-        email=user.email if shows_email else None,
+        email=user.contact_email if shows_email else None,
         preferences=Preferences(email_notifications=user.email_notifications) if is_self else None,
+        external_id=user.external_id,
     )
 
 

@@ -1,0 +1,37 @@
+"""`/api/admin/api-keys`: keys of the host platform's backend for the server API (admin only)."""
+
+from __future__ import annotations
+
+from litestar import Controller, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from api.auth import require_admin
+from core.documents import User
+from core.payloads import ApiKeyCreated, ApiKeyList, ApiKeyRequest
+from core.services import api_keys
+
+
+class ApiKeysController(Controller):
+    path = "/api/admin/api-keys"
+    tags = ["admin", "platform"]
+    security = [{"BearerToken": []}]
+
+    @post("/", status_code=HTTP_201_CREATED)
+    async def create(self, data: JSONBody[ApiKeyRequest], current_user: NamedDependency[User]) -> ApiKeyCreated:
+        """A new key for `/api/platform/*`; its secret `key` is in this answer only."""
+        require_admin(current_user)
+        return await api_keys.create_api_key(data.name, created_by=str(current_user.id))
+
+    @get("/")
+    async def list_keys(self, current_user: NamedDependency[User]) -> ApiKeyList:
+        """Every key (name, first characters, creation), never a secret."""
+        require_admin(current_user)
+        return ApiKeyList(items=await api_keys.list_api_keys())
+
+    @delete("/{key_id:str}", status_code=HTTP_204_NO_CONTENT)
+    async def revoke(self, key_id: FromPath[str], current_user: NamedDependency[User]) -> None:
+        """Revoke a key: refused from the next request on."""
+        require_admin(current_user)
+        await api_keys.revoke_api_key(key_id)
