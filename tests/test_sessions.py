@@ -47,6 +47,22 @@ async def test_refresh_tokens_rotate_and_reuse_revokes_the_family(system: System
         assert (await api.post("/api/auth/refresh", json={"refresh_token": bad})).status_code in (400, 401)
 
 
+async def test_refresh_token_replay_revokes_access_tokens_and_cuts_mqtt(system: System, api: httpx.AsyncClient) -> None:
+    account = await signup(api)
+    rotated = await api.post("/api/auth/refresh", json={"refresh_token": account.body["refresh_token"]})
+    assert rotated.status_code == 200
+    async with user_client(system, account, "phone") as phone:
+        await phone.subscribe(topics.user_inbox(account.id), qos=1)
+        replay = await api.post("/api/auth/refresh", json={"refresh_token": account.body["refresh_token"]})
+        assert replay.status_code == 401
+        assert await cut_off(phone), "a live connection of the replayed token's user is cut"
+    for token in (account.token, rotated.json()["access_token"]):
+        assert (await api.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})).status_code == 401
+    assert await refused(user_client(system, account, "phone")), "the old MQTT credentials are refused"
+    again = await api.post("/api/auth/login", json={"email": account.email, "password": account.password})
+    assert again.status_code == 200, "the owner signs in again"
+
+
 async def test_logout_ends_every_session_and_cuts_mqtt(system: System, api: httpx.AsyncClient) -> None:
     account = await signup(api)
     other_device = (await api.post("/api/auth/login", json={"email": account.email, "password": account.password})).json()

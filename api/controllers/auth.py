@@ -83,10 +83,15 @@ class AuthController(Controller):
 
     @post("/refresh", status_code=HTTP_200_OK)
     async def refresh(
-        self, data: JSONBody[RefreshRequest], settings: NamedDependency[Settings], rights: NamedDependency[BrokerRights]
-    ) -> AuthResponse:
-        """Exchange a refresh token (used once) for a new access token and a new refresh token."""
-        user, response = await sessions.refresh_session(settings, data.refresh_token)
+        self, data: JSONBody[RefreshRequest], settings: NamedDependency[Settings], rights: NamedDependency[BrokerRights],
+        publisher: NamedDependency[EventPublisher],
+    ) -> AuthResponse:  # fmt: skip
+        """Exchange a refresh token (used once) for new tokens; a replayed one signs its user out everywhere."""
+        try:
+            user, response = await sessions.refresh_session(settings, data.refresh_token)
+        except sessions.RefreshTokenReplayed as replay:
+            await publisher.publish(replay.deliveries)
+            raise
         await rights.ensure_user(str(user.id), user.role, user.token_version)
         return response
 

@@ -1,9 +1,9 @@
 """Signing users in and out: access tokens, rotating refresh tokens, the `mqtt` block, revocation.
 
-Every token carries the user's `token_version`; logout, a password change and
-disabling an account bump it, which invalidates all access tokens at once (API
-and broker check it), deletes the refresh tokens and announces
-`chat/system/sessions` so brokers cut the user's live connections.
+Every token carries the user's `token_version`; logout, a password change,
+disabling an account and a replayed refresh token bump it, which invalidates
+all access tokens at once (API and broker check it), deletes the refresh tokens
+and announces `chat/system/sessions` so brokers cut the user's live connections.
 """
 
 from __future__ import annotations
@@ -24,6 +24,14 @@ from core.services.users import user_out
 from core.settings import Settings
 
 INVALID_REFRESH = "invalid or expired refresh token"
+
+
+class RefreshTokenReplayed(Unauthorized):
+    """A used refresh token came back: all the owner's tokens are revoked; publish `deliveries` (brokers cut them)."""
+
+    def __init__(self, deliveries: list[Delivery]) -> None:
+        super().__init__(INVALID_REFRESH)
+        self.deliveries = deliveries
 
 
 def mqtt_connect_info(settings: Settings, user: User, access_token: str) -> MqttConnectInfo:
@@ -68,7 +76,7 @@ async def start_session(settings: Settings, user: User, family: str | None = Non
 
 
 async def refresh_session(settings: Settings, refresh_token: str) -> tuple[User, AuthResponse]:
-    """Exchange a refresh token for new tokens (rotation); presenting a used one revokes its whole family."""
+    """Exchange a refresh token for new tokens (rotation); presenting a used one revokes every session of its user."""
     collection = RefreshToken.get_pymongo_collection()
     now_ms = to_ms(utcnow())
     digest = hash_refresh_token(refresh_token)
@@ -77,8 +85,10 @@ async def refresh_session(settings: Settings, refresh_token: str) -> tuple[User,
     )
     if claimed is None:
         reused = await collection.find_one({"_id": digest})
-        if reused is not None:  # a stolen copy, or a replay: end every session of this family
-            await collection.delete_many({"family": reused["family"]})
+        owner = await User.get(PydanticObjectId(reused["user_id"])) if reused is not None else None
+        if owner is not None:  # a stolen copy, or a replay: end the owner's sessions, access tokens included
+            _, deliveries = await revoke_sessions(owner)
+            raise RefreshTokenReplayed(deliveries)
         raise Unauthorized(INVALID_REFRESH)
     user = await User.get(PydanticObjectId(claimed["user_id"]))
     if user is None or not user.active or claimed["expires_ms"] < now_ms or claimed["version"] != user.token_version:
