@@ -121,7 +121,7 @@ class PlatformTokenVerifier:
             if isinstance(kid, str):
                 return (await asyncio.to_thread(jwks.get_signing_key, kid)).key
             keys = await asyncio.to_thread(jwks.get_signing_keys)
-        except jwt.PyJWKClientConnectionError:
+        except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, ValueError):
             raise Unavailable("the platform's signing keys cannot be fetched, retry later") from None
         except jwt.PyJWKClientError:
             raise InvalidPlatformToken("unknown signing key (kid)") from None
