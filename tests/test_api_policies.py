@@ -101,3 +101,19 @@ async def test_security_headers_on_every_response(system: System, tmp_path: Path
         assert root.status_code in (301, 302, 307) and root.headers["location"].endswith("/client/")
     async with AsyncTestClient(app, base_url="https://chat.example") as tls:
         assert "max-age" in (await tls.get("/api/health")).headers["strict-transport-security"]
+
+
+async def test_closed_signup_leaves_the_platform_as_the_only_door(system: System, tmp_path: Path, platform) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_for(
+        system, tmp_path, signup="closed", platform_jwt_secret=platform.secret, platform_claim_user_id="userId",
+        platform_role_map=(("buyer", "customer"),),
+    )  # fmt: skip
+    app = create_app(settings)
+    async with AsyncTestClient(app) as client:
+        refused = await client.post(
+            "/api/auth/signup", json={"email": "new@example.com", "username": "new", "password": "long-enough-1"}
+        )
+        assert refused.status_code == 403 and "sign-up is closed" in refused.json()["error"]["message"]
+        exchanged = await client.post("/api/auth/exchange", json={"token": platform.hs256("closed-door-1", "buyer", iss=None, aud=None)})
+        assert exchanged.status_code == 200, exchanged.text
+        assert exchanged.json()["user"]["external_id"] == "closed-door-1"
