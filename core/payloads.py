@@ -10,7 +10,11 @@ from core.roles import Role
 from core.topics import EXTERNAL_ID_PATTERN
 
 Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-Username = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
+Username = Annotated[str, Meta(
+    min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$",
+    description="A display name (not unique): no control or invisible formatting characters (Unicode Cc, Cf, Zl, Zp), "
+    "such as bidi overrides or zero-width characters (400 invalid_input)",
+)]
 Password = Annotated[str, Meta(min_length=8, max_length=256)]
 ObjectIdStr = Annotated[str, Meta(pattern=r"^[0-9a-f]{24}$")]
 

@@ -207,3 +207,26 @@ async def test_users_search_is_rate_limited_per_user(api: httpx.AsyncClient, ali
     assert_error(limited[0], 429, "rate_limited")
     assert int(limited[0].headers["Retry-After"]) >= 1
     assert (await api.get("/api/users", params={"q": "x"}, headers=alice.headers)).status_code == 200, "per user"
+
+
+INVISIBLE_NAMES = ["evil\u202egnp.exe", "ad\u200bmin", "a\u2066b\u2069", "\ufeffsupport", "zero\u200dwidth", "line\u2028break"]
+
+
+@pytest.mark.parametrize("name", INVISIBLE_NAMES)
+async def test_names_with_control_or_invisible_characters_are_refused(
+    api: httpx.AsyncClient, alice: Account, admin: Account, name: str
+) -> None:
+    signup_body = {"email": "bidi@example.com", "username": name, "password": "password-123"}
+    refused_signup = await api.post("/api/auth/signup", json=signup_body)
+    assert_error(refused_signup, 400, "invalid_input")
+    assert "invisible" in refused_signup.json()["error"]["message"]
+    assert (await api.post("/api/auth/login", json={"email": "bidi@example.com", "password": "password-123"})).status_code == 401
+    assert_error(await api.patch("/api/auth/me", json={"username": name}, headers=alice.headers), 400, "invalid_input")
+    assert (await api.get("/api/auth/me", headers=alice.headers)).json()["username"] == alice.body["user"]["username"]
+    staff = {"email": "bidi-agent@example.com", "username": name, "password": "agent-pass-1", "role": "agent"}
+    assert_error(await api.post("/api/admin/users", json=staff, headers=admin.headers), 400, "invalid_input")
+
+
+async def test_visible_unicode_names_are_fine(api: httpx.AsyncClient, alice: Account) -> None:
+    renamed = await api.patch("/api/auth/me", json={"username": "  Zoë Ådne 日本  "}, headers=alice.headers)
+    assert renamed.status_code == 200 and renamed.json()["username"] == "Zoë Ådne 日本"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from beanie import PydanticObjectId
 from pymongo.errors import DuplicateKeyError
@@ -10,7 +11,7 @@ from pymongo.errors import DuplicateKeyError
 from core import topics
 from core.clock import iso, iso_from_ms
 from core.documents import User
-from core.errors import Conflict, NotFound, Unauthorized
+from core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from core.payloads import Preferences, PresenceOut, UserOut
 from core.roles import Role
 from core.security import hash_password, verify_password
@@ -24,11 +25,30 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+# control (Cc), invisible formatting (Cf: bidi overrides and isolates, zero-width characters) and line separators
+_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def display_name(username: str) -> str:
+    """`username` stripped; InvalidInput if it is empty or holds a control or invisible formatting character.
+
+    Bidi overrides (U+202A-U+202E, U+2066-U+2069) can make a name read as another
+    one and zero-width characters make look-alike names; neither has a place in a name.
+    """
+    name = username.strip()
+    if not name:
+        raise InvalidInput("username is empty")
+    for char in name:
+        if unicodedata.category(char) in _INVISIBLE:
+            raise InvalidInput(f"username may not contain control or invisible formatting characters (U+{ord(char):04X})")
+    return name
+
+
 async def create_user(email: str, username: str, password: str, role: Role) -> User:
     """Store a new user; Conflict if the email is taken."""
     user = User(
         email=normalize_email(email),
-        username=username.strip(),
+        username=display_name(username),
         role=role,
         password_hash=await hash_password(password),
     )
@@ -115,7 +135,7 @@ async def set_active(user: User, active: bool) -> None:
 async def update_profile(user: User, username: str | None, email_notifications: bool | None) -> User:
     """Change the user's display name or notification preferences (the whole document is written)."""
     if username is not None:
-        user.username = username.strip()
+        user.username = display_name(username)
     if email_notifications is not None:
         user.email_notifications = email_notifications
     await user.replace()
