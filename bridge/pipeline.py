@@ -2,7 +2,10 @@
 
 Requests are handled in arrival order; consecutive sends are stored together in
 one batch (one insert for the whole batch), from conversations kept in a cache
-that membership notices (`chat/system/membership`) invalidate. A refused request
+that membership notices (`chat/system/membership`) invalidate. A resent request
+whose message is already stored is announced to every member again unless this
+worker published that message on its current broker connection (the events of a
+bridge killed after storing may never have gone out). A refused request
 becomes an `error` event on the sender's inbox. A store failure raises
 StoreUnavailable so the worker retries the whole batch without acknowledging it
 (idempotent).
@@ -45,6 +48,7 @@ log = logging.getLogger("mqchat.bridge.pipeline")
 MAX_REQUEST_BYTES = 64 * 1024
 TYPING_REPEAT = 3.0
 MAX_TYPING_KEYS = 100_000
+MAX_ANNOUNCED = 100_000
 _decoders = {
     "send": msgspec.json.Decoder(OutboxSend),
     "edit": msgspec.json.Decoder(OutboxEdit),
@@ -77,9 +81,22 @@ class Pipeline:
         self.conversations = ConversationCache()
         self._requests = TokenBucket(settings.send_rate, settings.send_burst)
         self._typing: dict[tuple[str, str], tuple[bool, float]] = {}
+        self._announced: set[str] = set()  # message ids published on the current connection
+
+    def reconnected(self) -> None:
+        """A new broker connection: forget what may have changed or gone unpublished meanwhile."""
+        self.conversations.clear()  # membership notices may have been missed
+        self._announced.clear()  # events handed to the old connection may never have reached the broker
 
     async def process(self, batch: list[aiomqtt.Message]) -> list[Delivery]:
         """Handle a batch in order; returns everything to publish. Raises StoreUnavailable."""
+        try:
+            return await self._process(batch)
+        except BaseException:
+            self._announced.clear()  # what this batch announced will not be published
+            raise
+
+    async def _process(self, batch: list[aiomqtt.Message]) -> list[Delivery]:
         out: list[Delivery] = []
         sends: list[SendCommand] = []
         try:
@@ -152,8 +169,10 @@ class Pipeline:
     async def _flush(self, sends: list[SendCommand]) -> list[Delivery]:
         if not sends:
             return []
+        if len(self._announced) > MAX_ANNOUNCED:
+            self._announced.clear()  # forgetting costs recipients a duplicate at most
         out: list[Delivery] = []
-        for sent in await chat.send(sends, self.conversations):
+        for sent in await chat.send(sends, self.conversations, self._announced):
             error = sent.result.error
             if error is not None:
                 command = sent.result.command

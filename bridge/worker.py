@@ -118,7 +118,7 @@ async def _reconcile_presence(client: aiomqtt.Client, pipeline: Pipeline, rights
 async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights) -> None:
     client = service_client(settings, "mqchat-bridge", settings.bridge_instance, clean_session=False)
     client._client.manual_ack_set(True)  # noqa: SLF001 - before connecting: queued deliveries arrive at once
-    pipeline.conversations.clear()  # notices may have been missed while disconnected
+    pipeline.reconnected()
     async with client, asyncio.TaskGroup() as tasks:
         # Not awaited before consuming: a resumed session's queued deliveries come first,
         # and they wait for our acknowledgements.

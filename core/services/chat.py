@@ -6,7 +6,6 @@ So a message sent over REST is delivered exactly as if it had been published.
 
 from __future__ import annotations
 
-from collections.abc import Container
 from dataclasses import dataclass, field
 
 from core import events
@@ -29,15 +28,16 @@ class Sent:
 
 
 async def send(
-    commands: list[SendCommand], conversations: ConversationCache | None = None, announced: Container[str] | None = None
+    commands: list[SendCommand], conversations: ConversationCache | None = None, announced: set[str] | None = None
 ) -> list[Sent]:
     """Store a batch of messages and plan their events, in order.
 
     New messages go to every member and the conversation topic; a duplicate only
-    re-acknowledges to the sender's own inbox, unless the caller passes the ids it
-    knows were `announced` and the original is not among them: then its events may
-    never have gone out (a bridge killed between storing and publishing), and every
-    member gets them again (clients de-duplicate by id). `conversations`: see messages.send_many.
+    re-acknowledges to the sender's own inbox. A caller that passes `announced`, the
+    ids of messages it knows were announced to every member, gets a duplicate of any
+    other message announced to every member again (its events may never have gone
+    out: a bridge killed between storing and publishing; clients de-duplicate by id),
+    and every message announced here is added to it. `conversations`: see messages.send_many.
     """
     outcomes: list[Sent] = []
     watermarks: dict[str, dict[str, int]] = {}
@@ -50,6 +50,8 @@ async def send(
             watermarks[cid] = await messages.read_states(cid)
         view = messages.message_out(result.message, watermarks.get(cid, {}))
         to_everyone = result.created or (announced is not None and view.id not in announced)
+        if to_everyone and announced is not None:
+            announced.add(view.id)
         deliveries = (
             events.message_event("message.created", view, result.conversation.participant_ids)
             if to_everyone
