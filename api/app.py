@@ -112,7 +112,7 @@ def create_app(settings: Settings) -> Litestar:
         },
         lifespan=[connections],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        before_send=[security_headers(settings.ws_url)],
+        before_send=[security_headers(settings.ws_url, settings.embed_origins)],
         middleware=[
             RateLimitConfig(
                 rate_limit=("minute", settings.auth_rate_limit), check_throttle_handler=_is_auth_attempt

@@ -8,6 +8,7 @@ environment at import time.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -25,6 +26,8 @@ SECRET_FILE = "jwt_secret"
 
 
 DEFAULT_ATTACHMENT_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf")
+# A web origin as browsers serialize it: scheme, host, optional port (it goes into a CSP header).
+ORIGIN = re.compile(r"https?://([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?")
 
 
 class ConfigError(RuntimeError):
@@ -246,7 +249,7 @@ class Settings:
             platform_role_map=_role_map(get("MQCHAT_PLATFORM_ROLE_MAP", "")),
             platform_rate=get_float("MQCHAT_PLATFORM_RATE", 50.0),
             platform_burst=get_int("MQCHAT_PLATFORM_BURST", 100),
-            embed_origins=tuple(o.strip().rstrip("/") for o in get("MQCHAT_EMBED_ORIGINS", "").split(",") if o.strip()),
+            embed_origins=_origins("MQCHAT_EMBED_ORIGINS", get("MQCHAT_EMBED_ORIGINS", "")),
         )
         if settings.access_token_ttl <= 0:
             raise ConfigError("MQCHAT_ACCESS_TOKEN_TTL must be positive")
@@ -260,6 +263,15 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
+
+
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated web origins, each exactly `scheme://host[:port]` as a browser writes it (no wildcard, no path)."""
+    origins = tuple(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if not ORIGIN.fullmatch(origin):
+            raise ConfigError(f"{name}: {origin!r} must be an origin such as https://shop.example.com or http://127.0.0.1:8080")
+    return origins
 
 
 def _pem(value: str | None) -> str | None:

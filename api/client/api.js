@@ -16,6 +16,7 @@ export class Api {
     this.onSession = () => {};
     this.onExpired = () => {};
     this.refreshing = null;
+    this.expired = false;
   }
 
   get signedIn() {
@@ -26,7 +27,15 @@ export class Api {
   keep(auth) {
     this.session = { access_token: auth.access_token, refresh_token: auth.refresh_token, mqtt: auth.mqtt, user: auth.user };
     sessionStorage.setItem(SESSION_KEY, JSON.stringify(this.session));
+    this.expired = false;
     this.onSession(this.session);
+  }
+
+  /** The session can no longer be renewed: say so once, until new tokens are kept. */
+  expire() {
+    if (this.expired) return;
+    this.expired = true;
+    this.onExpired();
   }
 
   forget() {
@@ -39,10 +48,14 @@ export class Api {
     return this.session;
   }
 
-  /** Exchange the refresh token for new tokens (one refresh at a time). */
+  /** Exchange the refresh token for new tokens (one refresh at a time; none once it has been refused). */
   refresh() {
+    if (this.expired) return Promise.reject(new ApiError(401, "session_expired", "the session has ended"));
     this.refreshing ??= this.request("POST", "/api/auth/refresh", { refresh_token: this.session.refresh_token }, { anonymous: true })
-      .then((auth) => this.keep(auth))
+      .then((auth) => this.keep(auth), (error) => {
+        if (error.status === 401) this.expire();
+        throw error;
+      })
       .finally(() => { this.refreshing = null; });
     return this.refreshing;
   }
@@ -58,7 +71,7 @@ export class Api {
     }
     const response = await fetch(path, { method, headers, body: payload });
     if (response.status === 401 && !anonymous && this.session) {
-      if (retried) this.onExpired(); // the refresh token no longer works either: sign in again
+      if (retried) this.expire(); // the refresh token no longer works either: sign in again
       else {
         await this.refresh().catch(() => {});
         return this.request(method, path, body, { raw, retried: true });

@@ -14,6 +14,9 @@ const NEXT_STATUS = { assigned: ["in_progress"], in_progress: ["resolved"], reso
 
 const $ = (id) => document.getElementById(id);
 const api = new Api();
+const config = api.request("GET", "/api/client/config", undefined, { anonymous: true }); // {embed_origins, signup}
+// Embedded in a host page on another origin, which signs the user in with a platform token (docs/web-embed.md).
+const embed = { on: new URLSearchParams(location.search).get("embed") === "1" && window.parent !== window, host: null, queue: Promise.resolve() };
 const state = {
   me: null,
   conversations: new Map(), // id -> conversation
@@ -126,13 +129,50 @@ async function signOut() {
   location.reload();
 }
 
+// ---------- embedded: the host page hands a platform token ----------------------------
+
+/** Only the parent window, from an origin of MQCHAT_EMBED_ORIGINS; tokens are handled one at a time, in order. */
+function hostMessage(event) {
+  if (!embed.on || event.source !== window.parent) return;
+  embed.queue = embed.queue.then(async () => {
+    const { embed_origins: origins } = await config;
+    if (!origins.includes(event.origin) || event.data?.type !== "mqchat:token" || typeof event.data.token !== "string") return;
+    embed.host = event.origin;
+    await signInFromHost(event.data.token);
+  }).catch((error) => showError("embed-status", error));
+}
+
+/** Exchange the platform token: the first one starts the app, later ones renew the session (another user: start over). */
+async function signInFromHost(token) {
+  const previous = api.session?.user.id;
+  try {
+    await api.signIn("exchange", { token });
+  } catch (error) {
+    tellHost({ type: "mqchat:error", code: error.code ?? "error", message: error.message });
+    throw error;
+  }
+  tellHost({ type: "mqchat:signed-in", user_id: api.session.user.id, external_id: api.session.user.external_id ?? null });
+  if (!live) return enterApp();
+  if (api.session.user.id !== previous) {
+    await live.stop();
+    location.reload();
+  } else scheduleRefresh();
+}
+
+/** To the host page only, never "*": the origin that handed the last token. */
+function tellHost(message) {
+  if (embed.host) window.parent.postMessage(message, embed.host);
+}
+
 // ---------- app start, connection -----------------------------------------------------
 
 async function enterApp() {
   state.me = api.session.user;
   state.users.set(state.me.id, state.me);
   $("auth-view").hidden = true;
+  $("embed-view").hidden = true;
   $("app-view").hidden = false;
+  $("logout").hidden = embed.on; // the host page owns an embedded session
   $("me").textContent = `${state.me.username} (${state.me.role})`;
   $("ticket-form").hidden = STAFF.includes(state.me.role);
   $("ticket-list-title").textContent = STAFF.includes(state.me.role) ? "Queue and my tickets" : "My tickets";
@@ -146,16 +186,22 @@ async function enterApp() {
     onConnect: connected,
   });
   api.onSession = (session) => live?.updateCredentials(session);
-  api.onExpired = signOut;
+  api.onExpired = embed.on ? () => tellHost({ type: "mqchat:token-needed" }) : signOut;
   scheduleRefresh();
   await live.start();
   await Promise.all([loadConversations(), loadTickets()]);
 }
 
+let refreshTimer = null;
+
 function scheduleRefresh() {
   // Renew the access token before it expires, so API calls and MQTT reconnects keep working.
+  // A refused refresh token ends the session (api.onExpired); other failures are retried.
+  clearTimeout(refreshTimer);
   const ttl = JSON.parse(atob(api.session.access_token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).exp * 1000 - Date.now();
-  setTimeout(() => api.refresh().then(scheduleRefresh, () => setTimeout(scheduleRefresh, 5_000)), Math.max(5_000, ttl * 0.8));
+  refreshTimer = setTimeout(() => api.refresh().then(scheduleRefresh, (error) => {
+    if (error.status !== 401) refreshTimer = setTimeout(scheduleRefresh, 5_000);
+  }), Math.max(5_000, ttl * 0.8));
 }
 
 /** Every (re)connect: catch up on what may have been missed while away, and resend unacknowledged sends. */
@@ -709,9 +755,14 @@ function wire() {
     if (document.visibilityState === "visible") markRead();
   });
   window.addEventListener("pagehide", () => live?.setPresence("offline"));
+  window.addEventListener("message", hostMessage);
 }
 
 wire();
 window.mqchat = { state, api, get live() { return live; } }; // for debugging in the console and for the browser tests
-if (api.signedIn) enterApp().catch(() => { api.forget(); showAuth(); });
+config.then(({ signup }) => { $("tab-signup").hidden = signup === "closed"; }, () => {});
+if (embed.on) {
+  api.forget(); // an embedded session is always the host's current user: wait for its token
+  $("embed-view").hidden = false;
+} else if (api.signedIn) enterApp().catch(() => { api.forget(); showAuth(); });
 else showAuth();

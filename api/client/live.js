@@ -62,6 +62,7 @@ export class Live {
       clean: false,
       protocolVersion: 4,
       reconnectPeriod: 1000,
+      reconnectOnConnackError: true, // a refused CONNECT (expired token) is retried with the renewed one
       connectTimeout: 10_000,
       will: { topic: this.presenceTopic, payload: JSON.stringify({ status: "offline" }), qos: 1, retain: true },
     });
