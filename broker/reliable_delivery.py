@@ -14,6 +14,12 @@ that acknowledges only after processing (the bridge) and first re-subscribes
 deadlocked until a time-out, then the resent messages were stranded. Here the
 resends are started and the session proceeds at once.
 
+QoS 2 deliveries had the same holes (5 s for PUBREC and for PUBCOMP, dropped on
+disconnect, never resent). Here an outgoing QoS 2 message stays in flight until its
+PUBCOMP; on resume it is resent as PUBLISH with DUP if no PUBREC came yet, else its
+PUBREL is resent [MQTT-4.4.0-1]. Incoming QoS 2 messages still waiting for their
+PUBREL get their PUBREC again on resume, as stock amqtt did.
+
 Stock `stop` cancels the packet reader once and waits for it without limit; on
 Python 3.11 the reader's `wait_for` can swallow that cancellation (a broker
 shutdown hung so, in 1 of ~10 CI runs). Here the reader is cancelled until it stops.
@@ -25,9 +31,9 @@ import asyncio
 import logging
 from typing import Any
 
-from amqtt.mqtt.constants import QOS_1
+from amqtt.mqtt.constants import QOS_1, QOS_2
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.mqtt.puback import PubackPacket
+from amqtt.mqtt.pubrel import PubrelPacket
 from amqtt.session import (
     OUTGOING,
     IncomingApplicationMessage,
@@ -40,16 +46,19 @@ log = logging.getLogger("mqchat.broker.delivery")
 
 
 class ReliableProtocolHandler(BrokerProtocolHandler):
-    """BrokerProtocolHandler whose outgoing QoS 1 messages leave the session only when acknowledged."""
+    """BrokerProtocolHandler whose outgoing QoS 1 and 2 messages leave the session only when acknowledged."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._redeliveries: set[asyncio.Task[None]] = set()
+        self.taken_over = False  # set by SecureBroker when a newer connection takes the session over
+        self.protocol_error = False  # set by SecureBroker when it ends the connection for a bad PUBLISH
 
     async def _retry_deliveries(self) -> None:
         assert self.session is not None
-        for message in list(self.session.inflight_out.values()):
-            if message.qos != QOS_1:
+        in_flight = [*self.session.inflight_in.values(), *self.session.inflight_out.values()]
+        for message in in_flight:
+            if message.qos not in (QOS_1, QOS_2):
                 continue
             task = asyncio.create_task(self._handle_message_flow(message))  # type: ignore[arg-type]
             self._redeliveries.add(task)
@@ -79,16 +88,41 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         assert self.session is not None and app_message.packet_id is not None
         packet_id = app_message.packet_id
         self.session.inflight_out.setdefault(packet_id, app_message)  # type: ignore[arg-type]
-        publish_packet = app_message.build_publish_packet(dup=app_message.publish_packet is not None)
-        # Register the waiter before sending: a fast PUBACK must find it.
-        waiter: asyncio.Future[PubackPacket] = asyncio.get_running_loop().create_future()
-        self._puback_waiters[packet_id] = waiter
-        try:
-            await self._send_packet(publish_packet)
-            app_message.publish_packet = publish_packet
-            # No time-out: the message waits for its PUBACK, or for the connection to end
-            # (the waiter is cancelled then) and is resent when the session resumes.
-            app_message.puback_packet = await waiter
-        finally:
-            self._puback_waiters.pop(packet_id, None)
+        app_message.puback_packet = await self._send_publish(app_message, self._puback_waiters)
         self.session.inflight_out.pop(packet_id, None)
+
+    async def _handle_qos2_message_flow(
+        self, app_message: OutgoingApplicationMessage | IncomingApplicationMessage
+    ) -> None:
+        if app_message.direction != OUTGOING:
+            await super()._handle_qos2_message_flow(app_message)
+            return
+        assert self.session is not None and app_message.packet_id is not None
+        packet_id = app_message.packet_id
+        self.session.inflight_out.setdefault(packet_id, app_message)  # type: ignore[arg-type]
+        if app_message.pubrec_packet is None:
+            app_message.pubrec_packet = await self._send_publish(app_message, self._pubrec_waiters)
+        app_message.pubrel_packet = PubrelPacket.build(packet_id)
+        app_message.pubcomp_packet = await self._send_and_wait(app_message.pubrel_packet, self._pubcomp_waiters, packet_id)
+        self.session.inflight_out.pop(packet_id, None)
+
+    async def _send_publish(self, app_message: OutgoingApplicationMessage | IncomingApplicationMessage, waiters: dict[int, Any]) -> Any:
+        """Send the message's PUBLISH (with DUP after any earlier attempt) and wait for its first acknowledgement."""
+        assert app_message.packet_id is not None
+        app_message.publish_packet = app_message.build_publish_packet(dup=app_message.publish_packet is not None)
+        return await self._send_and_wait(app_message.publish_packet, waiters, app_message.packet_id)
+
+    async def _send_and_wait(self, packet: Any, waiters: dict[int, Any], packet_id: int) -> Any:
+        """Send `packet` and wait for the reply with its packet id, without time-out.
+
+        The wait ends with the reply, or with the connection (the waiter is cancelled
+        then) and the message stays in flight, to be resent when the session resumes.
+        """
+        # Register the waiter before sending: a fast reply must find it.
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        waiters[packet_id] = waiter
+        try:
+            await self._send_packet(packet)
+            return await waiter
+        finally:
+            waiters.pop(packet_id, None)

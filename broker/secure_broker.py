@@ -15,9 +15,31 @@ Each override below fixes one reproduced hole (tests/test_broker_security.py):
     retained and offline-queued deliveries go only to the session's own
     subscriptions and each passes the ACL.
 
+(d) A broadcast iterated the live subscription table and each filter's subscriber
+    list while awaiting every delivery's RECEIVE check: a SUBSCRIBE adding a filter
+    meanwhile raised "dictionary changed size during iteration" and dropped the rest
+    of the fan-out, and a disconnected clean session removed meanwhile shifted the
+    list so that the next, still-connected subscriber was skipped; any user could
+    make others lose live messages (issue 24). Here each broadcast walks snapshots,
+    one failed delivery does not stop the others, and every delivery task's
+    exception is retrieved and logged. The connect-time retained replay walks a
+    snapshot of the session's own subscriptions for the same reason.
+(e) A delivery used the subscription's QoS, not min(publish QoS, subscription QoS):
+    a QoS 0 publish arrived as QoS 1.
+(f) Session take-over: a clean_session=0 CONNECT took over a live clean session and
+    kept it clean (its queue was dropped when it disconnected); a persistent session
+    taken over was then marked disconnected by the old connection's clean-up, so
+    live messages were queued instead of delivered (and the Will was sent). Here a
+    clean session is never resumed, the old connection is closed without Will or
+    disconnect event, and a clean CONNECT closes the live connection it replaces.
+(g) After a PUBLISH to a `$` topic (or an empty or wildcard topic) amqtt left its
+    message loop but not the connection: later publishes were acknowledged and
+    never routed, and no Will was sent when it dropped. Here such a PUBLISH ends
+    the connection and its Will is sent, as the Mosquitto deployment does.
+
 Also: packets larger than `max_packet_size` end the connection, and every
-connection uses broker.reliable_delivery.ReliableProtocolHandler (QoS 1 messages
-stay in flight until acknowledged and are resent when the session resumes).
+connection uses broker.reliable_delivery.ReliableProtocolHandler (QoS 1 and 2
+messages stay in flight until acknowledged and are resent when the session resumes).
 
 amqtt is pinned to 0.12.1 in pyproject.toml because these overrides replace
 private methods of its Broker.
@@ -33,7 +55,9 @@ from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.events import BrokerEvents
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.constants import QOS_1, QOS_2
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 
@@ -71,6 +95,7 @@ class SecureBroker(Broker):
     def __init__(self, config: dict[str, Any], max_packet_size: int = MAX_PACKET_SIZE) -> None:
         super().__init__(config)
         self._max_packet_size = max_packet_size
+        self._deliveries: set[asyncio.Task[Any]] = set()
 
     async def _client_connected(self, listener_name: str, reader: ReaderAdapter, writer: WriterAdapter) -> None:
         await super()._client_connected(listener_name, BoundedReader(reader, self._max_packet_size), writer)
@@ -94,10 +119,12 @@ class SecureBroker(Broker):
 
         session = incoming
         existing = self._sessions.get(incoming.client_id)
-        if incoming.clean_session:
+        if existing is not None and (incoming.clean_session or existing[0].clean_session):
+            # (f) a clean session lasts only as long as its connection [MQTT-3.1.2-6]: never resumed
+            await self._take_over(incoming.client_id)
             await self._delete_session(incoming.client_id)
-            session.parent = 0
-        elif existing is not None:
+            existing = None
+        if existing is not None:
             session = existing[0]
             for attribute in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain",
                               "keep_alive", "username", "password", "principal"):
@@ -111,10 +138,109 @@ class SecureBroker(Broker):
             session.keep_alive += delay
         return handler, session
 
-    async def _authenticate(self, session: Session, listener: Any) -> bool:
-        # Called again by amqtt's _handle_client_session: the plugins already decided in
-        # _initialize_client_session, and only authenticated sessions get this far.
-        return session_principal(session) is not None
+    async def _take_over(self, client_id: str) -> None:
+        """(f) Close the live connection holding `client_id`'s session, without Will or disconnect event (as Mosquitto)."""
+        entry = self._sessions.get(client_id)
+        if entry is None or not entry[0].transitions.is_connected():
+            return
+        old_handler = entry[1]
+        old_handler.taken_over = True  # type: ignore[attr-defined]  # its loop ends without touching the session
+        await old_handler.handle_connection_closed()
+        await old_handler.stop()
+
+    async def _handle_client_session(
+        self, reader: ReaderAdapter, writer: WriterAdapter, client_session: Session,
+        handler: BrokerProtocolHandler, server: Any, listener_name: str,
+    ) -> None:  # fmt: skip
+        """Attach the (already authenticated) connection to its session, taking over a live one, and serve it."""
+        if client_session.transitions.is_connected():
+            await self._take_over(client_session.client_id)
+        else:
+            client_session.transitions.connect()
+        handler.attach(client_session, reader, writer)
+        self._sessions[client_session.client_id] = (client_session, handler)
+        await handler.mqtt_connack_authorize(True)
+        await self.plugins_manager.fire_event(
+            BrokerEvents.CLIENT_CONNECTED, client_id=client_session.client_id, client_session=client_session
+        )
+        await handler.start()
+        await self._publish_session_retained_messages(client_session)
+        # (d) a snapshot of the session's own subscriptions: amqtt walked the live table while awaiting
+        own = [(f, qos) for f, subs in list(self._subscriptions.items()) for s, qos in subs if s.client_id == client_session.client_id]
+        for subscription in own:
+            await self._publish_retained_messages_for_subscription(subscription, client_session)
+        await self._client_message_loop(client_session, handler)
+
+    async def _handle_disconnect(self, client_session: Session, handler: BrokerProtocolHandler, disconnect_waiter: Any) -> None:
+        if getattr(handler, "taken_over", False):
+            return  # (f) a newer connection owns the session now; _take_over stopped this one
+        await super()._handle_disconnect(client_session, handler, disconnect_waiter)
+
+    async def _handle_message_delivery(self, client_session: Session, handler: BrokerProtocolHandler, wait_deliver: Any) -> bool:
+        """Route one PUBLISH from the client; (g) an empty, wildcard or `$` topic ends the connection."""
+        message = wait_deliver.result()
+        await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_RECEIVED, client_id=client_session.client_id, message=message)
+        if message is None or handler.protocol_error:  # type: ignore[attr-defined]
+            return True
+        topic = message.topic
+        if not topic or "#" in topic or "+" in topic or topic.startswith("$"):
+            # [MQTT-4.7.3-1] [MQTT-3.3.2-2], and `$` topics are the server's [MQTT-4.7.2-1]. amqtt left its
+            # loop but kept the connection; ending it sends the Will, as the Mosquitto deployment does.
+            log.warning("mqtt.invalid_topic", extra={"client_id": client_session.client_id, "topic": topic})
+            handler.protocol_error = True  # type: ignore[attr-defined]  # nothing more from it is routed
+            await handler.handle_connection_closed()
+            return True
+        if not await self._topic_filtering(client_session, topic=topic, action=Action.PUBLISH):
+            log.info("mqtt.publish_refused", extra={"client_id": client_session.client_id, "topic": topic})
+            return True
+        await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_BROADCAST, client_id=client_session.client_id, message=message)
+        await self._broadcast_message(client_session, topic, message.data, message.qos)  # (e) the publish's QoS
+        if message.publish_packet and message.publish_packet.retain_flag:
+            await self.retain_message(client_session, topic, message.data, message.qos)
+        return True
+
+    async def _run_broadcast(self, running_tasks: Any) -> None:
+        """(d) One queued message to every matching subscription, walking snapshots of the tables."""
+        broadcast = await self._broadcast_queue.get()
+        for topic_filter, subscribers in list(self._subscriptions.items()):
+            if not self._matches(broadcast["topic"], topic_filter):
+                continue
+            for target, subscription_qos in list(subscribers):
+                try:
+                    await self._deliver(broadcast, target, subscription_qos)
+                except Exception:
+                    log.exception("mqtt.delivery_failed", extra={"client_id": target.client_id, "topic": broadcast["topic"]})
+
+    async def _deliver(self, broadcast: dict[str, Any], target: Session, subscription_qos: int) -> None:
+        """Send one broadcast to one subscriber if it may receive it, or queue it for its offline persistent session."""
+        topic = broadcast["topic"]
+        published_qos = broadcast.get("qos")
+        qos = subscription_qos if published_qos is None else min(published_qos, subscription_qos)  # (e)
+        if not await self._topic_filtering(target, topic=topic, action=Action.RECEIVE):
+            return
+        if not target.transitions.is_connected():
+            if not target.clean_session and qos in (QOS_1, QOS_2) and not target.is_anonymous:
+                await self._retain_broadcast_message(broadcast, qos, target)
+            return
+        session, handler = self._sessions.get(target.client_id, (None, None))
+        if session is target and handler is not None:  # not a session replaced since the snapshot
+            task = asyncio.create_task(handler.mqtt_publish(topic, broadcast["data"], qos, retain=False))
+            self._deliveries.add(task)
+            task.add_done_callback(self._delivery_done)
+
+    def _delivery_done(self, task: asyncio.Task[Any]) -> None:
+        """(d) Every delivery task's outcome is retrieved: a failure is logged, never left unseen."""
+        self._deliveries.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("mqtt.delivery_failed", extra={"error": repr(task.exception())})
+
+    async def _shutdown_broadcast_loop(self) -> None:
+        await super()._shutdown_broadcast_loop()
+        pending = list(self._deliveries)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
 
     def _is_subscribed(self, session: Session, topic_filter: str) -> bool:
         return any(s.client_id == session.client_id for s, _ in self._subscriptions.get(topic_filter, ()))

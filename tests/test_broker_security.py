@@ -1,14 +1,16 @@
 """The embedded broker's authentication and topic rules, over real sockets.
 
-Includes regression tests for the three holes of stock amqtt 0.12.1 that
+Includes regression tests for the holes of stock amqtt 0.12.1 that
 broker/secure_broker.py closes (session wipe before auth, foreign Wills,
-retained messages without the ACL).
+retained messages without the ACL, fan-out lost to another user's churn).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import secrets
 import shutil
 import subprocess
 import time
@@ -233,3 +235,66 @@ async def test_disabled_user_refused(system: System, api: httpx.AsyncClient) -> 
         await mongo.close()
     assert await refused(user_client(system, account))
     assert (await api.get("/api/auth/me", headers=account.headers)).status_code == 401
+
+
+FANOUT_MESSAGES = 3000
+
+
+async def test_subscription_churn_loses_no_fan_out(system: System, api: httpx.AsyncClient, admin: Account) -> None:
+    """amqtt walked its live subscription tables while awaiting each delivery's ACL check (issue 24, item 1).
+
+    One user subscribing and unsubscribing new filters ("dictionary changed size during
+    iteration": the rest of a message's fan-out dropped) and clean sessions leaving (the
+    subscriber list shifted under the loop: the next subscriber skipped) made watchers
+    lose PUBACKed messages.
+    """
+    alice, bob = await signup(api), await signup(api)
+    inbox = topics.user_inbox(alice.id)
+    seen: dict[str, set[int]] = {"alice": set(), "admin": set()}
+
+    async def count(client: aiomqtt.Client, name: str) -> None:
+        async for message in client.messages:
+            seen[name].add(payload(message)["n"])
+
+    async with contextlib.AsyncExitStack() as stack:
+        leaving = []
+        for n in range(30):  # subscribed ahead of the watchers; they leave during the burst
+            client = await stack.enter_async_context(user_client(system, alice, f"leaving{n}"))
+            assert granted(await client.subscribe(inbox, qos=1))
+            leaving.append(client)
+        watcher = await stack.enter_async_context(user_client(system, alice, "watcher"))
+        assert granted(await watcher.subscribe(inbox, qos=1))
+        admin_watcher = await stack.enter_async_context(user_client(system, admin, "watcher"))
+        assert granted(await admin_watcher.subscribe(f"chat/users/{alice.id}/+", qos=1))  # a filter after the inbox's
+        churner = await stack.enter_async_context(user_client(system, bob, "churn"))
+        service = await stack.enter_async_context(service_client(system))
+        service.pending_calls_threshold = 1000
+        readers = [asyncio.create_task(count(watcher, "alice")), asyncio.create_task(count(admin_watcher, "admin"))]
+        bursting = True
+
+        async def churn_subscriptions() -> None:
+            while bursting:
+                presence = topics.user_presence(secrets.token_hex(12))
+                await churner.subscribe(presence, qos=1)
+                await churner.unsubscribe(presence)
+
+        async def churn_sessions() -> None:
+            for client in leaving:
+                if bursting:
+                    await client.__aexit__(None, None, None)
+                    await asyncio.sleep(0.1)
+
+        churn = [asyncio.create_task(churn_subscriptions()), asyncio.create_task(churn_sessions())]
+        for start in range(0, FANOUT_MESSAGES, 100):
+            burst = (service.publish(inbox, json.dumps({"type": "probe", "n": n}), qos=1) for n in range(start, start + 100))
+            await asyncio.gather(*burst)  # each PUBACKed
+        bursting = False
+        await asyncio.gather(*churn)
+        for _ in range(100):
+            if all(len(numbers) == FANOUT_MESSAGES for numbers in seen.values()):
+                break
+            await asyncio.sleep(0.1)
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+    assert {name: FANOUT_MESSAGES - len(numbers) for name, numbers in seen.items()} == {"alice": 0, "admin": 0}
