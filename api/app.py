@@ -28,7 +28,9 @@ from api.controllers.users import AdminUsersController, UsersController
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.headers import security_headers
 from api.limits import RequestLimits
+from api.options import allow_every_method
 from api.publisher import EventPublisher
+from api.requests import StrictJSONRequest
 from api.web_client import client_routes
 from core import __version__
 from core.broker_rights import BrokerRights, MosquittoRights, rights_for
@@ -112,7 +114,8 @@ def create_app(settings: Settings) -> Litestar:
         },
         lifespan=[connections],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        before_send=[security_headers(settings.ws_url, settings.embed_origins)],
+        before_send=[security_headers(settings.ws_url, settings.embed_origins), allow_every_method],
+        request_class=StrictJSONRequest,
         middleware=[
             RateLimitConfig(
                 rate_limit=("minute", settings.auth_rate_limit), check_throttle_handler=_is_auth_attempt

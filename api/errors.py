@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 
+import msgspec
 from litestar import Litestar, MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Schema
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from msgspec import Struct
 
@@ -98,6 +100,17 @@ def document_errors(app: Litestar) -> None:
         if isinstance(struct, type) and issubclass(struct, Struct) and struct.__struct_config__.forbid_unknown_fields:
             if name in components:
                 components[name].additional_properties = False
+                _document_list_items(components[name], struct)
+
+
+def _document_list_items(schema: Schema, struct: type[Struct]) -> None:
+    """Litestar leaves out the rules of list items (`participant_ids` are 24-hex ids): copy msgspec's."""
+    fields = msgspec.json.schema(struct)["$defs"][struct.__name__]["properties"]
+    for field, rules in fields.items():
+        items = rules.get("items", {})
+        target = (schema.properties or {}).get(field)
+        if isinstance(target, Schema) and isinstance(target.items, Schema) and "pattern" in items:
+            target.items.pattern = items["pattern"]
 
 
 EXCEPTION_HANDLERS = {

@@ -131,6 +131,11 @@ class HealthOut(Struct):
 MAX_BODY_LENGTH = 10_000
 ClientMsgId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f$]+$")]
 MessageKind = Literal["text", "image", "file"]
+# Checked by the service (413, not 400, above the limit); the schema says so.
+MessageBody = Annotated[str, Meta(extra_json_schema={
+    "description": f"at most {MAX_BODY_LENGTH:,} characters (413 payload_too_large above); not blank unless files are attached",
+    "extra": {"maxLength": MAX_BODY_LENGTH},
+})]
 
 
 class ContextIn(Struct, forbid_unknown_fields=True):
@@ -200,7 +205,7 @@ class MessagePage(Struct, omit_defaults=True):
 class SendMessageRequest(Struct, forbid_unknown_fields=True):
     """REST body of `POST /api/conversations/{id}/messages`; the body length is checked by the service (413)."""
 
-    body: str
+    body: MessageBody
     client_msg_id: ClientMsgId | None = None
     kind: MessageKind = "text"
     attachment_ids: Annotated[list[ObjectIdStr], Meta(max_length=10)] = []
@@ -208,7 +213,7 @@ class SendMessageRequest(Struct, forbid_unknown_fields=True):
 
 
 class EditMessageRequest(Struct, forbid_unknown_fields=True):
-    body: str
+    body: MessageBody
 
 
 class ReadRequest(Struct, forbid_unknown_fields=True):

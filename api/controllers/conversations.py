@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from api.limits import RequestLimits
+from api.params import AfterSeq, MessageCursor, PageLimit
 from api.publisher import EventPublisher
 from core.documents import Conversation, User
 from core.payloads import (
@@ -61,7 +61,7 @@ class ConversationsController(Controller):
 
     @get("/")
     async def list_mine(
-        self, current_user: NamedDependency[User], limit: Annotated[int | None, QueryParameter(ge=1)] = None
+        self, current_user: NamedDependency[User], limit: PageLimit = None
     ) -> ConversationList:
         """The caller's conversations, newest activity first, with last message and unread count."""
         return ConversationList(items=await conversations.list_for_member(str(current_user.id), limit or 100))
@@ -95,9 +95,9 @@ class ConversationsController(Controller):
     @get("/{conversation_id:str}/messages")
     async def history(
         self, conversation_id: FromPath[str], current_user: NamedDependency[User],
-        before: Annotated[str | None, QueryParameter(max_length=24)] = None,
-        after_seq: Annotated[int | None, QueryParameter(ge=0)] = None,
-        limit: Annotated[int | None, QueryParameter(ge=1)] = None,
+        before: MessageCursor = None,
+        after_seq: AfterSeq = None,
+        limit: PageLimit = None,
     ) -> MessagePage:  # fmt: skip
         """Newest first with a `before` cursor (`next_before` is null on the last page), or oldest first after `after_seq`."""
         conversation = await conversations.get_for_member(conversation_id, str(current_user.id))

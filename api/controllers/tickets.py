@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from api.params import PageLimit, TicketBefore
 from api.publisher import EventPublisher
 from core.documents import User
 from core.payloads import (
@@ -44,8 +45,8 @@ class TicketsController(Controller):
         self, current_user: NamedDependency[User],
         status: Annotated[TicketStatusName | None, QueryParameter()] = None,
         assignee_id: Annotated[str | None, QueryParameter(max_length=24)] = None,
-        before: Annotated[int | None, QueryParameter(ge=1)] = None,
-        limit: Annotated[int | None, QueryParameter(ge=1)] = None,
+        before: TicketBefore = None,
+        limit: PageLimit = None,
     ) -> TicketList:  # fmt: skip
         """Newest first; `before` is the `next_before` ticket number of the previous page."""
         items, next_before = await tickets.list_tickets(current_user, status, assignee_id, before, limit)
