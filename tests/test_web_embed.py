@@ -22,6 +22,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from core import topics
+from core.settings import ConfigError, Settings
 from mqchat.store import free_port
 from tests.platform_support import Platform
 from tests.support import Account, System, device, open_conversation
@@ -272,3 +273,12 @@ async def test_sign_up_is_not_offered_when_closed(browser: Any, sites: tuple[Sys
     await expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
     await expect(page.get_by_role("tab", name="Create account")).to_be_hidden()
     assert page.errors == []
+
+
+def test_embed_origins_are_exact_origins(tmp_path: Path) -> None:
+    """They go into a CSP header and are compared with `event.origin`: no wildcard, path or other directive."""
+    env = {"MQCHAT_DATA_DIR": str(tmp_path), "MQCHAT_EMBED_ORIGINS": "https://Shop.example.com/, http://127.0.0.1:8080"}
+    assert Settings.load(env, env_file=None).embed_origins == ("https://shop.example.com", "http://127.0.0.1:8080")
+    for bad in ("*", "https://*.example.com", "https://shop.example.com/chat", "shop.example.com", "https://a.example; script-src *"):
+        with pytest.raises(ConfigError, match="MQCHAT_EMBED_ORIGINS"):
+            Settings.load({**env, "MQCHAT_EMBED_ORIGINS": bad}, env_file=None)
