@@ -353,7 +353,6 @@ class VapidKey(Struct):
 # --- platform integration (docs/integration.md) --------------------------------------------
 
 ExternalId = Annotated[str, Meta(min_length=1, max_length=128, pattern=EXTERNAL_ID_PATTERN)]
-PlatformName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class ExchangeRequest(Struct, forbid_unknown_fields=True):
@@ -393,7 +392,7 @@ class ApiKeyList(Struct):
 class PlatformUserRequest(Struct, forbid_unknown_fields=True):
     """`PUT /api/platform/users/{external_id}`."""
 
-    name: PlatformName
+    name: Username
     role: Role
     email: Email | None = None
 

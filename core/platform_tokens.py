@@ -12,7 +12,6 @@ an HMAC secret (algorithm confusion), and `alg: none` is never accepted.
 from __future__ import annotations
 
 import asyncio
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +19,9 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from core import topics
-from core.errors import Forbidden, Unauthorized, Unavailable
+from core.errors import Forbidden, InvalidInput, Unauthorized, Unavailable
 from core.roles import Role
+from core.services.users import display_name
 from core.settings import ConfigError, Settings
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
@@ -51,12 +51,13 @@ class PlatformIdentity:
     email: str | None
 
 
-def display_name(name: object, fallback: str) -> str:
-    """The claim's display name when it is a usable one (no control or format characters), else `fallback`."""
-    if isinstance(name, str):
-        name = name.strip()[:MAX_NAME]
-        if name and all(unicodedata.category(ch)[0] != "C" for ch in name):
-            return name
+def _claimed_name(claim: object, fallback: str) -> str:
+    """The name claim when it is a usable display name (core.services.users.display_name), else `fallback`."""
+    if isinstance(claim, str):
+        try:
+            return display_name(claim[:MAX_NAME])
+        except InvalidInput:
+            pass
     return fallback[:MAX_NAME]
 
 
@@ -168,7 +169,7 @@ class PlatformTokenVerifier:
             issuer=settings.platform_issuer_key,
             external_id=raw_id,
             role=self.role_for(claims.get(settings.platform_claim_role)),
-            name=display_name(claims.get(settings.platform_claim_name), raw_id),
+            name=_claimed_name(claims.get(settings.platform_claim_name), raw_id),
             email=email.strip().lower() if isinstance(email, str) and "@" in email and len(email) <= 254 else None,
         )
 

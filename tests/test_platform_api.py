@@ -94,6 +94,8 @@ async def test_users_are_upserted_by_the_platforms_id(api: httpx.AsyncClient, ad
     for bad_id in ("a%2Fb", "%24sys", "x" * 129):
         response = await api.put(f"/api/platform/users/{bad_id}", json={"name": "X", "role": "customer"}, headers=key_headers(key))
         assert response.status_code in (400, 404), (bad_id, response.text)
+    bidi = await api.put(f"/api/platform/users/{platform_id()}", json={"name": "evil\u202eliame", "role": "customer"}, headers=key_headers(key))
+    assert bidi.status_code == 400, "display names refuse invisible formatting characters, as for password users"
     bad_role = await api.put(f"/api/platform/users/{platform_id()}", json={"name": "X", "role": "owner"}, headers=key_headers(key))
     assert bad_role.status_code == 400
     missing = await api.post(f"/api/platform/users/{platform_id()}/tokens", headers=key_headers(key))

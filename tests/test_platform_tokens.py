@@ -84,6 +84,8 @@ async def test_claims_refresh_the_account_on_every_exchange(api: httpx.AsyncClie
     assert (second["user"]["username"], second["user"]["role"], second["user"]["email"]) == ("New Name", "merchant", "new@shop.test")
     listed = await api.get("/api/auth/me", headers={"Authorization": f"Bearer {second['access_token']}"})
     assert listed.json()["username"] == "New Name"
+    hidden = await exchange(api, platform.hs256(uid, "seller", name="Ana\u202egnp.exe"))
+    assert hidden["user"]["username"] == uid, "an unusable name claim falls back to the platform id"
 
 
 async def test_a_jwks_key_rotation_needs_no_restart(api: httpx.AsyncClient, platform: Platform) -> None:

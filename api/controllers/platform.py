@@ -42,7 +42,7 @@ class PlatformController(Controller):
     ) -> Response[UserOut]:  # fmt: skip
         """Create the platform user's account (201) or bring its name, email and role up to date (200)."""
         user, created = await platform_users.upsert_platform_user(
-            settings.platform_issuer_key, external_id, data.name.strip(), data.email, data.role
+            settings.platform_issuer_key, external_id, data.name, data.email, data.role
         )
         return Response(users.user_out(user, viewer=None, show_email=True), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 

@@ -15,6 +15,7 @@ from core import topics
 from core.documents import User
 from core.errors import Forbidden, InvalidInput, NotFound
 from core.roles import Role
+from core.services.users import display_name
 
 
 class AccountDisabled(Forbidden):
@@ -48,10 +49,12 @@ async def upsert_platform_user(
 ) -> tuple[User, bool]:
     """Create the account or bring its name, email and role up to date; (user, created).
 
+    InvalidInput for an unusable id or name.
+
     A deactivated account is not changed: AccountDisabled, since the platform's word
     is not enough to bring it back (an admin re-activates it in mqchat).
     """
-    key = platform_key(issuer, external_id)
+    key, name = platform_key(issuer, external_id), display_name(name)
     user = await User.find_one({"email": key})
     if user is None:
         user = User(
