@@ -7,6 +7,8 @@ A second server is a third origin, not in MQCHAT_EMBED_ORIGINS. Everything runs 
 
 from __future__ import annotations
 
+import asyncio
+
 import os
 import secrets
 import shutil
@@ -197,6 +199,14 @@ async def test_a_shop_page_embeds_the_client_and_its_buyer_chats_with_a_seller(
         await chat.locator("#body").press("Enter")
         [answer] = await seller_web.wait_for(1, "message.created", topics.user_inbox(seller.id))
     assert answer["message"]["sender_id"] == buyer.id and answer["message"]["body"] == "Thank you!"
+
+    # The shop's backend posts a system message through the server API; it shows as "System".
+    key = (await asyncio.to_thread(system.cli, "api-key", "create", "--name", "shop backend")).stdout.strip()
+    notice = {"body": "Order 42 has shipped", "client_msg_id": "o-42-shipped"}
+    posted = await rest.post(f"/api/platform/conversations/{cid}/messages", json=notice, headers={"Authorization": f"Bearer {key}"})
+    assert posted.status_code == 201, posted.text
+    await expect(chat.locator(".message.system .sender")).to_have_text("System")
+    await expect(chat.locator(".message.system .body")).to_have_text("Order 42 has shipped")
     await screenshot(page, "shop-with-chat")
 
     # "Sign out everywhere" ends the embedded session too: the client asks the shop for a new platform
@@ -206,7 +216,9 @@ async def test_a_shop_page_embeds_the_client_and_its_buyer_chats_with_a_seller(
     await expect(page.locator("#tokens")).to_have_text("2")
     await expect(chat.locator("#connection")).to_have_text("online")
     await rest.post(f"/api/conversations/{cid}/messages", json={"body": "Back again?"}, headers=seller.headers)
-    await expect(chat.locator(".message .body")).to_have_text(["Your parcel left today", "Thank you!", "Back again?"])
+    await expect(chat.locator(".message .body")).to_have_text(
+        ["Your parcel left today", "Thank you!", "Order 42 has shipped", "Back again?"]
+    )
     await expect(chat.locator("#auth-view")).to_be_hidden()
     refused = f"Failed to load resource: the server responded with a status of 401 (Unauthorized) at {system.api_url}/api/auth/refresh"
     assert page.errors and set(page.errors) == {refused}, "the only errors are the revoked session's refused refresh"

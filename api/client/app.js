@@ -58,6 +58,7 @@ function showError(id, error) {
 }
 
 function userName(id) {
+  if (id === null) return "System"; // a system message, posted by the shop's platform
   if (id === state.me?.id) return "You";
   return state.users.get(id)?.username ?? "…";
 }
@@ -384,7 +385,7 @@ function renderMessages({ toBottom = false, keepOffset = false } = {}) {
 
 function messageItem(message, history) {
   const mine = message.sender_id === state.me.id;
-  const item = el("li", { class: `message${mine ? " mine" : ""}${message.deleted ? " deleted" : ""}`, "data-id": message.id, "data-seq": String(message.seq) });
+  const item = el("li", { class: `message${mine ? " mine" : ""}${message.kind === "system" ? " system" : ""}${message.deleted ? " deleted" : ""}`, "data-id": message.id, "data-seq": String(message.seq) });
   if (!mine) item.append(el("div", { class: "sender", text: userName(message.sender_id) }));
   item.append(el("div", { class: "body", text: message.deleted ? "This message was deleted" : message.body }));
   if (!message.deleted) for (const attachment of message.attachments ?? []) item.append(attachmentView(attachment));
