@@ -25,6 +25,7 @@ from api.controllers.platform import PlatformController
 from api.controllers.push import PushController
 from api.controllers.tickets import TicketsController
 from api.controllers.users import AdminUsersController, UsersController
+from api.controllers.webhooks import WebhooksController
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.headers import security_headers
 from api.limits import RequestLimits
@@ -98,6 +99,7 @@ def create_app(settings: Settings) -> Litestar:
             PushController,
             AdminStatsController,
             ApiKeysController,
+            WebhooksController,
             PlatformController,
             HealthController,
             *client_routes(),

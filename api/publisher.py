@@ -3,7 +3,8 @@
 The connection is kept open by a background task that reconnects with backoff.
 A REST write is stored before its events are published; if the broker stays
 unreachable for PUBLISH_WAIT seconds the events are dropped (logged) and clients
-catch up through history (`after_seq`).
+catch up through history (`after_seq`). The change's webhook events are recorded
+(core.services.webhook_events) before anything is published, like the bridge does.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import logging
 from collections.abc import Iterable
 
 import aiomqtt
+from pymongo.errors import PyMongoError
 
 from core.broker_rights import BrokerRights
 from core.events import Delivery
 from core.fanout import publish
 from core.mqtt import service_client
+from core.services import webhook_events
 from core.settings import Settings
 from core.tasks import cancel_and_wait
 
@@ -66,10 +69,14 @@ class EventPublisher:
             backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def publish(self, deliveries: Iterable[Delivery]) -> None:
-        """Publish events of a stored change; never raises (the change is already stored)."""
+        """Record the webhook events of a stored change, then publish its events; never raises (the change is stored)."""
         batch = list(deliveries)
         if not batch:
             return
+        try:
+            await webhook_events.record(batch)
+        except PyMongoError as exc:  # the store failed right after storing the change: a retried request records them
+            log.error("publisher.webhook_events_lost", extra={"count": len(batch), "error": str(exc)})
         try:
             await asyncio.wait_for(self._ready.wait(), PUBLISH_WAIT)
             assert self._client is not None

@@ -10,8 +10,10 @@ redelivers and the idempotency key absorbs the repeat.
 
 On an external broker several workers (`MQCHAT_BRIDGE_WORKERS` > 1) share the
 requests through `$share/mqchat-bridge/...`; the lead worker (`worker-1`) also
-aggregates device presence and sweeps the ticket queue. The embedded broker has
-no shared subscriptions: one worker does everything.
+aggregates device presence, sweeps the ticket queue and sends webhooks
+(core.webhook_delivery). The embedded broker has no shared subscriptions: one
+worker does everything. A batch's webhook events are recorded before its events
+are published, so its requests are acknowledged only once they are recorded.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections import deque
 from collections.abc import Awaitable
 
 import aiomqtt
+from pymongo.errors import PyMongoError
 
 from bridge.notifier import Notifier
 from bridge.pipeline import Pipeline, StoreUnavailable
@@ -32,9 +35,11 @@ from core.broker_rights import BrokerRights, MosquittoRights, rights_for
 from core.db import init_db
 from core.fanout import publish, send_in_order
 from core.mqtt import service_client
+from core.services import webhook_events
 from core.services.tickets import Limits
 from core.settings import Settings
 from core.tasks import cancel_and_wait
+from core.webhook_delivery import WebhookSender
 
 log = logging.getLogger("mqchat.bridge")
 
@@ -90,6 +95,19 @@ async def _store_until_done(pipeline: Pipeline, batch: list[aiomqtt.Message]) ->
         backoff = min(backoff * 2, MAX_BACKOFF)
 
 
+async def _record_until_done(deliveries: list[events.Delivery]) -> None:
+    """Record the batch's webhook events (idempotent), retrying with backoff while the store is unavailable."""
+    backoff = 0.2
+    while True:
+        try:
+            await webhook_events.record(deliveries)
+            return
+        except PyMongoError as exc:
+            log.warning("bridge.webhook_events_unrecorded", extra={"error": str(exc), "retry_in": backoff})
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, MAX_BACKOFF)
+
+
 async def _acknowledge_when_confirmed(
     client: aiomqtt.Client, batch: list[aiomqtt.Message], confirmed: Awaitable[None], previous: asyncio.Task[None] | None
 ) -> None:
@@ -135,6 +153,7 @@ async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDis
         while True:
             batch = await _next_batch(client)
             deliveries = await _store_until_done(pipeline, batch)
+            await _record_until_done(deliveries)
             await rights.apply(deliveries)
             confirmed = send_in_order(client, deliveries)
             previous = in_flight[-1] if in_flight else None
@@ -159,6 +178,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     dispatcher = TicketDispatcher(Limits.from_settings(settings), settings.assign_interval)
     pipeline = Pipeline(settings, on_presence_change=dispatcher.wake)
     notifying = _start_notifier(settings)
+    sending = asyncio.create_task(WebhookSender(settings).run()) if settings.is_lead_bridge else None
     backoff = 0.5
     try:
         while not stop.is_set():
@@ -180,6 +200,8 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
     finally:
+        if sending is not None:
+            await cancel_and_wait(sending)
         if notifying is not None:
             await cancel_and_wait(notifying)
         if isinstance(rights, MosquittoRights):

@@ -273,6 +273,91 @@ class ApiKey(Document):
         indexes = [IndexModel([("key_hash", ASCENDING)], name="api_keys_hash_unique", unique=True)]
 
 
+class WebhookEndpoint(Document):
+    """Where the platform wants events: a URL, the event types it takes and its signing secret.
+
+    Enabled while `disabled_reason` is empty (a string, not a bool: nx-27017 keeps `$set`
+    bools as ints). The sender `$inc`s `consecutive_failures` and resets it on a success.
+    """
+
+    url: str
+    events: list[str]
+    description: str = ""
+    secret: str  # whsec_<base64>, the Standard Webhooks form
+    disabled_reason: str = ""
+    consecutive_failures: int = 0
+    failing_since_ms: int = 0
+    created_by: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "webhook_endpoints"
+
+
+class WebhookEvent(Document):
+    """One thing that happened, recorded before its MQTT events are published. `id` is deterministic
+    (`message.created:<message id>`...), so recording it again (a redelivered request) is a no-op.
+
+    `stream` is what it is ordered within (a conversation, a ticket); `seq`, `rank` and
+    `recorded_ms` order it there. `data` is the JSON of the view the REST API returns;
+    `member_ids` whose external ids the sender adds. `fanned` turns 1 once a delivery per
+    matching endpoint exists. Expires (TTL) after core.services.webhook_events.RETENTION.
+    """
+
+    id: str  # type: ignore[assignment]
+    type: str
+    stream: str
+    seq: int
+    rank: int
+    recorded_ms: int
+    data: str
+    member_ids: list[str] = Field(default_factory=list)
+    fanned: int = 0
+    expires_at: datetime
+
+    class Settings:
+        name = "webhook_events"
+        indexes = [
+            IndexModel([("fanned", ASCENDING), ("recorded_ms", ASCENDING)], name="webhook_events_unfanned"),
+            IndexModel([("recorded_ms", ASCENDING)], name="webhook_events_recorded"),
+            IndexModel([("expires_at", ASCENDING)], name="webhook_events_ttl", expireAfterSeconds=0),
+        ]
+
+
+class WebhookDelivery(Document):
+    """One event for one endpoint and its attempts so far. `id` is `<endpoint id>|<event id>`.
+
+    `next_at_ms` > 0 while there is something to do (due then); 0 once delivered or given up.
+    A sender claims it by setting `held_until_ms` (a lease, like tickets' holds).
+    """
+
+    id: str  # type: ignore[assignment]
+    endpoint_id: str
+    event_id: str
+    type: str
+    stream: str
+    seq: int
+    rank: int
+    recorded_ms: int
+    status: str = "pending"  # pending | delivered | failed (the last attempt failed; retried while next_at_ms > 0)
+    attempts: int = 0
+    next_at_ms: int
+    held_until_ms: int = 0
+    last_attempt_ms: int = 0
+    last_status_code: int = 0
+    last_error: str = ""
+    last_duration_ms: int = 0
+    expires_at: datetime
+
+    class Settings:
+        name = "webhook_deliveries"
+        indexes = [
+            IndexModel([("endpoint_id", ASCENDING), ("next_at_ms", ASCENDING)], name="webhook_deliveries_due"),
+            IndexModel([("endpoint_id", ASCENDING), ("last_attempt_ms", DESCENDING)], name="webhook_deliveries_recent"),
+            IndexModel([("expires_at", ASCENDING)], name="webhook_deliveries_ttl", expireAfterSeconds=0),
+        ]
+
+
 class Counter(Document):
     """A named sequence (ticket numbers), advanced with an atomic `$inc`."""
 
@@ -285,5 +370,5 @@ class Counter(Document):
 
 DOCUMENT_MODELS: list[type[Document]] = [
     User, Conversation, Message, ReadState, Ticket, TicketEvent, AgentLoad, RefreshToken, PushSubscription, ApiKey,
-    Counter,
+    Counter, WebhookEndpoint, WebhookEvent, WebhookDelivery,
 ]

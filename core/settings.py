@@ -93,6 +93,13 @@ class Settings:
     platform_rate: float = 50.0
     platform_burst: int = 100
     embed_origins: tuple[str, ...] = ()
+    webhook_timeout_ms: int = 10_000
+    webhook_retry_base_ms: int = 5_000
+    webhook_max_attempts: int = 12
+    webhook_allow_private: bool = True
+    webhook_concurrency: int = 4
+    webhook_disable_after_failures: int = 1_000
+    webhook_disable_after_hours: int = 120
 
     @property
     def is_production(self) -> bool:
@@ -250,11 +257,23 @@ class Settings:
             platform_rate=get_float("MQCHAT_PLATFORM_RATE", 50.0),
             platform_burst=get_int("MQCHAT_PLATFORM_BURST", 100),
             embed_origins=_origins("MQCHAT_EMBED_ORIGINS", get("MQCHAT_EMBED_ORIGINS", "")),
+            webhook_timeout_ms=get_int("MQCHAT_WEBHOOK_TIMEOUT_MS", 10_000),
+            webhook_retry_base_ms=get_int("MQCHAT_WEBHOOK_RETRY_BASE_MS", 5_000),
+            webhook_max_attempts=get_int("MQCHAT_WEBHOOK_MAX_ATTEMPTS", 12),
+            webhook_allow_private=_flag(
+                "MQCHAT_WEBHOOK_ALLOW_PRIVATE", get("MQCHAT_WEBHOOK_ALLOW_PRIVATE", "true" if env == "development" else "false")
+            ),
+            webhook_concurrency=get_int("MQCHAT_WEBHOOK_CONCURRENCY", 4),
+            webhook_disable_after_failures=get_int("MQCHAT_WEBHOOK_DISABLE_AFTER_FAILURES", 1_000),
+            webhook_disable_after_hours=get_int("MQCHAT_WEBHOOK_DISABLE_AFTER_HOURS", 120),
         )
         if settings.access_token_ttl <= 0:
             raise ConfigError("MQCHAT_ACCESS_TOKEN_TTL must be positive")
         if min(settings.agent_capacity, settings.assign_interval, settings.bridge_workers) <= 0:
             raise ConfigError("MQCHAT_AGENT_CAPACITY, MQCHAT_ASSIGN_INTERVAL_MS and MQCHAT_BRIDGE_WORKERS must be positive")
+        if min(settings.webhook_timeout_ms, settings.webhook_retry_base_ms, settings.webhook_max_attempts,
+               settings.webhook_concurrency, settings.webhook_disable_after_failures, settings.webhook_disable_after_hours) <= 0:
+            raise ConfigError("MQCHAT_WEBHOOK_* durations and counts must be positive")
         _check_platform(settings)
         return replace(settings, jwt_secret=_resolve_secret(settings))
 
@@ -272,6 +291,13 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
         if not ORIGIN.fullmatch(origin):
             raise ConfigError(f"{name}: {origin!r} must be an origin such as https://shop.example.com or http://127.0.0.1:8080")
     return origins
+
+
+def _flag(name: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return lowered in ("true", "1", "yes")
 
 
 def _pem(value: str | None) -> str | None:

@@ -70,6 +70,14 @@ def bridge() -> None:
 
 
 @main.command()
+def webhooks() -> None:
+    """Run only the webhook sender (the lead bridge worker runs one too; they share the backlog)."""
+    from core.webhook_delivery import run_webhooks
+
+    _run_component(run_webhooks)
+
+
+@main.command()
 def api() -> None:
     """Run only the REST API."""
     from api.server import serve_api
