@@ -204,3 +204,58 @@ async def test_messages_bulk_form_is_what_beanie_stores(system: System) -> None:
     finally:
         await client.drop_database(name)
         await client.close()
+
+
+async def test_webhook_recording_fan_out_and_leased_claims(db: AsyncDatabase) -> None:
+    """core.services.webhook_events and core.webhook_delivery: idempotent unordered inserts, the ordered
+    window, claims with a lease, `$in` over string ids, and TTL indexes that are accepted."""
+    from pymongo import ReturnDocument
+    from pymongo.errors import BulkWriteError
+
+    await db.webhook_events.create_indexes([
+        IndexModel([("fanned", ASCENDING), ("recorded_ms", ASCENDING)], name="webhook_events_unfanned"),
+        IndexModel([("expires_at", ASCENDING)], name="webhook_events_ttl", expireAfterSeconds=0),
+    ])  # fmt: skip
+    later = datetime.now(UTC) + timedelta(days=30)
+    await db.webhook_events.insert_many([{"_id": "message.created:a", "fanned": 0, "recorded_ms": 1, "expires_at": later}], ordered=False)
+    with pytest.raises(BulkWriteError) as duplicate:  # a redelivered request records its events again
+        await db.webhook_events.insert_many(
+            [{"_id": "message.created:a", "fanned": 0, "recorded_ms": 1, "expires_at": later},
+             {"_id": "message.created:b", "fanned": 0, "recorded_ms": 2, "expires_at": later}], ordered=False,
+        )  # fmt: skip
+    assert [e["code"] for e in duplicate.value.details["writeErrors"]] == [11000]
+    assert await db.webhook_events.count_documents({"fanned": 0, "recorded_ms": {"$lte": 5}}) == 2, "the new one is kept"
+    fanned = await db.webhook_events.update_many({"_id": {"$in": ["message.created:a", "message.created:b"]}}, {"$set": {"fanned": 1}})
+    assert fanned.modified_count == 2 and await db.webhook_events.count_documents({"fanned": 0}) == 0
+
+    await db.webhook_deliveries.insert_many([
+        {"_id": f"e|{n}", "endpoint_id": "e", "stream": f"s{n % 2}", "seq": n // 2, "rank": n % 3, "recorded_ms": 10 - n,
+         "next_at_ms": 0 if n == 0 else 100, "held_until_ms": 0, "attempts": 0}
+        for n in range(6)
+    ])  # fmt: skip
+    window = await db.webhook_deliveries.find({"endpoint_id": "e", "next_at_ms": {"$gt": 0}}).sort(
+        [("seq", 1), ("rank", 1), ("recorded_ms", 1)]
+    ).to_list()
+    assert [d["_id"] for d in window] == ["e|1", "e|3", "e|2", "e|4", "e|5"]  # (seq, rank, recorded_ms)
+
+    async def claim(now_ms: int) -> dict | None:
+        return await db.webhook_deliveries.find_one_and_update(
+            {"_id": "e|1", "next_at_ms": {"$gt": 0, "$lte": now_ms}, "held_until_ms": {"$lt": now_ms}},
+            {"$set": {"held_until_ms": now_ms + 1000}}, return_document=ReturnDocument.AFTER,
+        )  # fmt: skip
+
+    assert await claim(50) is None, "not due yet"
+    claims = await asyncio.gather(*(claim(200) for _ in range(10)))
+    assert sum(c is not None for c in claims) == 1, "one sender wins the lease"
+    assert await claim(1100) is None and await claim(1300) is not None, "a lapsed lease can be claimed again"
+    await db.webhook_deliveries.update_one(
+        {"_id": "e|1"}, {"$set": {"status": "delivered", "next_at_ms": 0, "held_until_ms": 0, "last_error": ""}, "$inc": {"attempts": 1}}
+    )
+    done = await db.webhook_deliveries.find_one({"_id": "e|1"})
+    assert (done["status"], done["next_at_ms"], done["attempts"]) == ("delivered", 0, 1)
+
+    await db.webhook_endpoints.insert_one({"_id": "w", "disabled_reason": "", "consecutive_failures": 0, "failing_since_ms": 0})
+    failed = await db.webhook_endpoints.find_one_and_update({"_id": "w"}, {"$inc": {"consecutive_failures": 1}}, return_document=ReturnDocument.AFTER)
+    assert failed["consecutive_failures"] == 1
+    await db.webhook_endpoints.update_one({"_id": "w", "disabled_reason": ""}, {"$set": {"disabled_reason": "5 failures"}})
+    assert await db.webhook_endpoints.count_documents({"disabled_reason": ""}) == 0
