@@ -14,6 +14,7 @@ StoreUnavailable so the worker retries the whole batch without acknowledging it
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,11 +83,26 @@ class Pipeline:
         self._requests = TokenBucket(settings.send_rate, settings.send_burst)
         self._typing: dict[tuple[str, str], tuple[bool, float]] = {}
         self._announced: set[str] = set()  # message ids published on the current connection
+        self.fence_topic = topics.bridge_fence(settings.bridge_instance)
+        self._fence: bytes | None = None  # while set, this connection's backlog is being replayed
 
-    def reconnected(self) -> None:
-        """A new broker connection: forget what may have changed or gone unpublished meanwhile."""
+    def reconnected(self) -> bytes:
+        """A new broker connection; returns the fence to publish on `fence_topic` once subscribed to it.
+
+        The broker delivers a session's queue in order, so what arrives before the fence
+        was queued while this worker was away (or in the instant since it connected):
+        users sent it then, at a rate the bridge could not see, and replaying it at once
+        must not count against their rate limit. The broker's queue bounds it.
+        """
         self.conversations.clear()  # membership notices may have been missed
         self._announced.clear()  # events handed to the old connection may never have reached the broker
+        self._fence = secrets.token_hex(8).encode()
+        return self._fence
+
+    def end_backlog(self, fence: bytes) -> None:
+        """`fence` came back (or could not be raised): requests count against the rate limit again."""
+        if fence == self._fence:
+            self._fence = None
 
     async def process(self, batch: list[aiomqtt.Message]) -> list[Delivery]:
         """Handle a batch in order; returns everything to publish. Raises StoreUnavailable."""
@@ -101,6 +117,9 @@ class Pipeline:
         sends: list[SendCommand] = []
         try:
             for message in batch:
+                if message.topic.value == self.fence_topic:
+                    self.end_backlog(bytes(message.payload or b""))
+                    continue
                 if message.topic.value == topics.MEMBERSHIP_CONTROL:
                     if not self.conversations.apply_notice(bytes(message.payload or b"")):
                         log.warning("bridge.bad_membership_notice")
@@ -130,7 +149,11 @@ class Pipeline:
         return out
 
     def _over_limit(self, user_id: str, action: str, out: list[Delivery]) -> bool:
-        """Each user may make `MQCHAT_SEND_RATE` requests per second (bursts of `MQCHAT_SEND_BURST`)."""
+        """Each user may make `MQCHAT_SEND_RATE` requests per second (bursts of `MQCHAT_SEND_BURST`).
+
+        A resumed session's backlog is exempt (see `reconnected`)."""
+        if self._fence is not None:
+            return False
         wait = self._requests.take(user_id)
         if wait is None:
             return False

@@ -6,7 +6,10 @@ decodes, authorizes and persists through core.services.chat -> the planned
 events are published (QoS 1) -> once the broker confirmed them, the deliveries
 are acknowledged (PUBACK); the next batch is stored meanwhile. paho's manual
 acks make the last step explicit: if the bridge dies before it, the broker
-redelivers and the idempotency key absorbs the repeat.
+redelivers and the idempotency key absorbs the repeat. On every connection the
+worker publishes a fence to its own topic (`chat/system/fence/<instance>`): what
+arrives before it is the backlog queued while the worker was away, replayed
+without counting against users' rate limits.
 
 On an external broker several workers (`MQCHAT_BRIDGE_WORKERS` > 1) share the
 requests through `$share/mqchat-bridge/...`; the lead worker (`worker-1`) also
@@ -128,6 +131,16 @@ def _internal_errors(batch: list[aiomqtt.Message]) -> list[events.Delivery]:
     return out
 
 
+async def _raise_fence(client: aiomqtt.Client, pipeline: Pipeline, fence: bytes) -> None:
+    """Publish the fence to this worker's own topic: it arrives after the resumed session's queue."""
+    granted = await client.subscribe(pipeline.fence_topic, qos=1)
+    if getattr(granted[0], "value", granted[0]) >= 0x80:
+        log.warning("bridge.fence_refused", extra={"topic": pipeline.fence_topic})
+        pipeline.end_backlog(fence)  # rate limits apply at once, as if there were no backlog
+        return
+    await client.publish(pipeline.fence_topic, fence, qos=1)
+
+
 async def _reconcile_presence(client: aiomqtt.Client, pipeline: Pipeline, rights: BrokerRights) -> None:
     await asyncio.sleep(PRESENCE_SETTLE)  # retained device states arrive first
     await publish(client, await pipeline.presence.reconcile(), rights)
@@ -136,12 +149,13 @@ async def _reconcile_presence(client: aiomqtt.Client, pipeline: Pipeline, rights
 async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights) -> None:
     client = service_client(settings, "mqchat-bridge", settings.bridge_instance, clean_session=False)
     client._client.manual_ack_set(True)  # noqa: SLF001 - before connecting: queued deliveries arrive at once
-    pipeline.reconnected()
+    fence = pipeline.reconnected()
     async with client, asyncio.TaskGroup() as tasks:
         # Not awaited before consuming: a resumed session's queued deliveries come first,
         # and they wait for our acknowledgements.
         for topic_filter in subscriptions(settings):
             tasks.create_task(client.subscribe(topic_filter, qos=1))
+        tasks.create_task(_raise_fence(client, pipeline, fence))
         log.info("bridge.connected", extra={"instance": settings.bridge_instance, "filters": subscriptions(settings)})
         if settings.is_lead_bridge:
             tasks.create_task(_reconcile_presence(client, pipeline, rights))

@@ -8,6 +8,7 @@
     chat/agents/tickets                         live ticket queue for agents and admins
     chat/system/membership                      service-only: membership changed (broker cache)
     chat/system/sessions                        service-only: a user's sessions were revoked
+    chat/system/fence/{instance}                service-only: a bridge worker marks where its resumed backlog ends
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def is_object_id(value: str) -> bool:
 def is_valid_client_id(value: str) -> bool:
     """True when the client id can be used as one topic level (presence topics)."""
     return bool(_CLIENT_ID.match(value))
+
+
+def bridge_fence(instance: str) -> str:
+    """A bridge worker's own marker topic (see bridge.pipeline.Pipeline.reconnected)."""
+    return f"{ROOT}/system/fence/{instance}"
 
 
 def user_inbox(user_id: str) -> str:
@@ -119,6 +125,8 @@ def parse(topic: str) -> Topic | None:
         case ["agents", "tickets"]:
             return Topic("agent_tickets", "")
         case ["system", "membership" | "sessions"]:
+            return Topic("system", "")
+        case ["system", "fence", instance] if is_valid_client_id(instance):
             return Topic("system", "")
     return None
 

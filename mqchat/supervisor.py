@@ -1,8 +1,11 @@
 """`mqchat up`: the embedded store plus broker, bridge and API as child processes, stopped together.
 
 Each component runs as `python -m mqchat <component>`, so split deployments run
-exactly the same code. If any child dies, everything is stopped and `up` exits 1;
-on SIGINT/SIGTERM everything is stopped in reverse order and `up` exits 0.
+exactly the same code. A bridge worker that dies is started again: its persistent
+session keeps its share of the requests queued meanwhile, and the restarted worker
+resumes it. If any other child dies, or a worker keeps dying (RESTART_LIMIT times
+within RESTART_WINDOW seconds), everything is stopped and `up` exits 1; on
+SIGINT/SIGTERM everything is stopped in reverse order and `up` exits 0.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.settings import Settings
 from mqchat.children import die_with_parent
@@ -22,12 +25,18 @@ log = logging.getLogger("mqchat.up")
 
 STOP_TIMEOUT = 15.0
 READY_TIMEOUT = 60.0
+RESTART_DELAY = 1.0
+RESTART_LIMIT = 5
+RESTART_WINDOW = 60.0
 
 
 @dataclass
 class Child:
     name: str
     process: asyncio.subprocess.Process
+    component: str
+    env: dict[str, str]
+    restarts: list[float] = field(default_factory=list)  # loop times of recent restarts
 
 
 async def _wait_for_port(child: Child, host: str, port: int) -> None:
@@ -43,7 +52,41 @@ async def _wait_for_port(child: Child, host: str, port: int) -> None:
 async def _spawn(name: str, env: dict[str, str], label: str | None = None) -> Child:
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "mqchat", name, env=env, preexec_fn=die_with_parent)
     log.info("up.component_started", extra={"component": label or name, "pid": process.pid})
-    return Child(label or name, process)
+    return Child(label or name, process, name, env)
+
+
+async def _restarted(child: Child) -> bool:
+    """Start a dead bridge worker again, after RESTART_DELAY; False for other children and crash loops."""
+    now = asyncio.get_running_loop().time()
+    child.restarts = [at for at in child.restarts if now - at < RESTART_WINDOW]
+    if child.component != "bridge" or len(child.restarts) >= RESTART_LIMIT:
+        return False
+    await asyncio.sleep(RESTART_DELAY)
+    child.process = (await _spawn(child.component, child.env, child.name)).process
+    child.restarts.append(now)
+    return True
+
+
+async def _watch(children: list[Child], stop: asyncio.Event) -> list[Child]:
+    """Wait for `stop` (returns []) or for children that died for good (returned); restarts bridge workers."""
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        while True:
+            waits = {asyncio.create_task(child.process.wait()): child for child in children}
+            done, _ = await asyncio.wait({stopping, *waits}, return_when=asyncio.FIRST_COMPLETED)
+            for task in waits:
+                task.cancel()
+            if stopping in done:
+                return []
+            failed = []
+            for child in (waits[task] for task in done):
+                log.error("up.component_died", extra={"component": child.name, "returncode": child.process.returncode})
+                if not await _restarted(child):
+                    failed.append(child)
+            if failed:
+                return failed
+    finally:
+        stopping.cancel()
 
 
 def bridge_workers(settings: Settings) -> int:
@@ -88,15 +131,7 @@ async def run_up(settings: Settings, stop: asyncio.Event) -> int:
         await _wait_for_port(api, local, settings.api_port)
         log.info("up.ready", extra={"api": f"http://{settings.public_host}:{settings.api_port}", "mqtt_port": settings.mqtt_port, "ws_port": settings.ws_port})
 
-        waits = {asyncio.create_task(child.process.wait()): child for child in children}
-        stopping = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({stopping, *waits}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (stopping, *waits):
-            task.cancel()
-        failed = [waits[task] for task in done if task in waits]
-        for child in failed:
-            log.error("up.component_died", extra={"component": child.name, "returncode": child.process.returncode})
-        return 1 if failed else 0
+        return 1 if await _watch(children, stop) else 0
     except Exception as exc:
         log.error("up.failed", extra={"error": str(exc)})
         return 1
