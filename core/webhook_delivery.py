@@ -52,7 +52,7 @@ POLL_SECONDS = 0.2
 SETTLE_MS = 250  # an event is fanned out once no other writer can still be recording an earlier one of its stream
 FAN_OUT_BATCH = 500
 WINDOW = 500  # undelivered deliveries of an endpoint read at once
-LEASE_MARGIN_MS = 30_000
+LEASE_MARGIN_MS = 5_000  # the request itself is bounded by the timeout; a crashed sender's claims lapse soon after
 MAX_ERROR = 300
 EXTERNAL_ID_TTL = 60.0
 

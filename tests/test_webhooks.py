@@ -312,3 +312,87 @@ def test_the_default_retry_schedule_spans_a_day() -> None:
     delays = [retry_delay_ms(defaults, n, jitter=lambda: 0.0) for n in range(1, defaults.webhook_max_attempts)]
     assert sum(delays) >= 24 * 3600 * 1000
     assert delays == sorted(delays) and delays[0] == defaults.webhook_retry_base_ms
+
+
+BURST = 500
+KILLS_AT = (0.5,)  # fraction of the burst stored when the bridge (and its webhook sender) is SIGKILLed
+
+
+@pytest.fixture
+def split_hooked(tmp_path: Path) -> Iterator[tuple[System, dict[str, Any]]]:
+    """store, broker, api and bridge as separate processes, with fast webhook retries."""
+    system = System.on_free_ports(tmp_path / "data", MQCHAT_WEBHOOK_RETRY_BASE_MS=RETRY_BASE_MS, MQCHAT_WEBHOOK_TIMEOUT_MS=TIMEOUT_MS)
+    system.data_dir.mkdir(parents=True)
+    processes = {"store": spawn_component(system, "store")}
+    wait_until(lambda: (system.data_dir / "store.json").exists(), 30, "the store")
+    for name in ("broker", "api", "bridge"):
+        processes[name] = spawn_component(system, name)
+    wait_until(lambda: healthy(system), 60, "the api and broker")
+    yield system, processes
+    for name in ("bridge", "api", "broker", "store"):
+        if processes[name].poll() is None:
+            processes[name].send_signal(signal.SIGTERM)
+            processes[name].wait(30)
+
+
+async def test_bridge_killed_mid_burst_still_sends_every_message_webhook(
+    split_hooked: tuple[System, dict[str, Any]], receiver: Receiver
+) -> None:
+    """SIGKILLs right after a batch is stored (before its events are recorded or published): the broker
+    redelivers the requests, the restarted bridge records their events, and every message's webhook
+    arrives, a repeated one always under the same webhook-id."""
+    from pymongo import AsyncMongoClient
+
+    system, processes = split_hooked
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        admin = await create_staff(system, api, "admin")
+        await subscribe(api, admin, receiver, "crash", ["message.created"])
+        hook = receiver.hooks["crash"]
+        alice, bob = await signup(api), await signup(api)
+        cid = (await open_conversation(api, alice, bob))["id"]
+        async with device(system, alice, "acks") as acks:
+            sending = asyncio.create_task(send_over_mqtt(system, alice, cid, BURST, "burst"))
+            mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri_from_file())
+            messages = mongo.mqchat.messages
+            killed_at = []
+            try:
+                for fraction in KILLS_AT:
+                    while await messages.count_documents({"conversation_id": cid}) < BURST * fraction:
+                        pass  # no sleep: kill right after a batch is stored
+                    processes["bridge"].kill()
+                    processes["bridge"].wait()
+                    killed_at.append(await messages.count_documents({"conversation_id": cid}))
+                    processes["bridge"] = spawn_component(system, "bridge")
+                await sending
+                await resend_unacknowledged(system, alice, cid, acks, [f"burst-{n}" for n in range(BURST)])
+                stored = {str(m["_id"]) for m in await messages.find({"conversation_id": cid}).to_list()}
+            finally:
+                await mongo.close()
+
+        async def all_arrived() -> bool:
+            return len(hook.first_arrivals("message.created", cid)) >= BURST
+
+        await eventually(all_arrived, lambda: f"{BURST} webhooks, got {len(hook.first_arrivals('message.created', cid))}", 90)
+    assert all(0 < count < BURST for count in killed_at), f"killed in the middle of the burst: {killed_at}"
+    arrived = hook.first_arrivals("message.created", cid)
+    assert {body["data"]["id"] for body in arrived} == stored
+    for webhook_id, body in hook.events:
+        assert webhook_id == f"message.created:{body['data']['id']}", "a repeat carries the same webhook-id"
+    assert not hook.forged
+
+
+async def resend_unacknowledged(system: System, sender: Account, cid: str, acks: Any, client_msg_ids: list[str]) -> None:
+    """What a client does (docs/protocol.md): resend, with the same client_msg_id, every message whose
+    `message.created` acknowledgement it has not seen (amqtt drops requests in flight to a killed bridge)."""
+    for _ in range(60):
+        acknowledged = {event["message"]["client_msg_id"] for event in acks.events("message.created")}
+        missing = [cmid for cmid in client_msg_ids if cmid not in acknowledged]
+        if not missing:
+            return
+        await asyncio.sleep(1.0)
+        acknowledged = {event["message"]["client_msg_id"] for event in acks.events("message.created")}
+        async with user_client(system, sender, f"resend-{secrets.token_hex(3)}") as mqtt:
+            for cmid in (c for c in missing if c not in acknowledged):
+                request = {"conversation_id": cid, "client_msg_id": cmid, "body": cmid.replace("-", " ")}
+                await mqtt.publish(topics.user_outbox(sender.id, "send"), json.dumps(request), qos=1)
+    raise AssertionError("messages were never acknowledged")
