@@ -79,6 +79,7 @@ class Settings:
     vapid_subject: str = "mailto:admin@localhost"
     public_url: str = ""
     log_level: str = "INFO"
+    log_format: Literal["auto", "console", "json"] = "auto"
     signup: Literal["open", "closed"] = "open"
     platform_jwt_secret: str | None = None
     platform_jwt_public_key: str | None = None
@@ -243,6 +244,7 @@ class Settings:
             vapid_subject=get("VAPID_SUBJECT", "mailto:admin@localhost"),
             public_url=get("MQCHAT_PUBLIC_URL", ""),
             log_level=get("MQCHAT_LOG_LEVEL", "INFO").upper(),
+            log_format=_choice("MQCHAT_LOG_FORMAT", get("MQCHAT_LOG_FORMAT", "auto").lower(), ("auto", "console", "json")),  # type: ignore[arg-type]
             signup=_choice("MQCHAT_SIGNUP", get("MQCHAT_SIGNUP", "open"), ("open", "closed")),  # type: ignore[arg-type]
             platform_jwt_secret=values.get("MQCHAT_PLATFORM_JWT_SECRET") or None,
             platform_jwt_public_key=_pem(values.get("MQCHAT_PLATFORM_JWT_PUBLIC_KEY") or None),

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import click
 
+from core import __version__
 from core.roles import Role
 from core.settings import ConfigError, Settings
 from mqchat.runtime import run_until_signalled
@@ -21,11 +22,23 @@ def _settings() -> Settings:
         sys.exit(2)
 
 
-def _run_component(main: Callable[[Settings, asyncio.Event], Awaitable[int | None]], needs_store: bool = True) -> None:
-    """Run one long-lived component against the configured or running embedded store."""
+def _run_component(
+    main: Callable[[Settings, asyncio.Event], Awaitable[int | None]], needs_store: bool = True, owns_data_dir: bool = False
+) -> None:
+    """Run one long-lived component against the configured or running embedded store.
+
+    `owns_data_dir`: take the data directory's lock first (`up`, `store`); a second one refuses at once.
+    """
+    from mqchat.lock import AlreadyRunning, DataDirLock
     from mqchat.store import StoreError, store_uri
 
     settings = _settings()
+    if owns_data_dir:
+        try:
+            DataDirLock(settings.data_dir).acquire()  # held until this process ends
+        except AlreadyRunning as exc:
+            click.echo(f"mqchat: {exc}", err=True)
+            sys.exit(1)
 
     async def with_store(stop: asyncio.Event) -> int | None:
         if not needs_store:
@@ -41,6 +54,7 @@ def _run_component(main: Callable[[Settings, asyncio.Event], Awaitable[int | Non
 
 
 @click.group()
+@click.version_option(__version__, "--version", "-V", prog_name="mqchat", message="%(prog)s %(version)s")
 def main() -> None:
     """mqchat: real-time chat backend over MQTT and REST."""
 
@@ -50,7 +64,7 @@ def up() -> None:
     """Start everything: embedded store (unless MONGODB_URI), broker, bridge and API."""
     from mqchat.supervisor import run_up
 
-    _run_component(run_up, needs_store=False)
+    _run_component(run_up, needs_store=False, owns_data_dir=True)
 
 
 @main.command()
@@ -112,7 +126,7 @@ def store() -> None:
             embedded.withdraw_address()
             await embedded.stop()
 
-    _run_component(serve, needs_store=False)
+    _run_component(serve, needs_store=False, owns_data_dir=True)
 
 
 def _one_off(action: Callable[[Settings], Awaitable[None]]) -> None:

@@ -22,6 +22,7 @@ from pymongo import AsyncMongoClient
 
 from core.settings import Settings
 from mqchat.children import die_with_parent
+from mqchat.lock import AlreadyRunning, DataDirLock
 
 log = logging.getLogger("mqchat.store")
 
@@ -132,9 +133,28 @@ async def store_uri(settings: Settings, *, start_if_missing: bool) -> AsyncItera
         return
     if not start_if_missing:
         raise StoreError("no store: set MONGODB_URI, or start the embedded one with `mqchat up` or `mqchat store`")
-    store = EmbeddedStore(settings.data_dir, free_port())
-    await store.start()
+    lock = DataDirLock(settings.data_dir)
     try:
-        yield store.uri
+        lock.acquire()  # no `mqchat up` may start on these files while a private store serves them
+    except AlreadyRunning:
+        yield await _starting_store_uri(settings.data_dir)  # the owner is starting: use its store
+        return
+    try:
+        store = EmbeddedStore(settings.data_dir, free_port())
+        await store.start()
+        try:
+            yield store.uri
+        finally:
+            await store.stop()
     finally:
-        await store.stop()
+        lock.release()
+
+
+async def _starting_store_uri(data_dir: Path) -> str:
+    """The store of the process that holds the data dir's lock, once it answers (it may be starting)."""
+    deadline = asyncio.get_running_loop().time() + START_TIMEOUT
+    while (uri := await running_store_uri(data_dir)) is None:
+        if asyncio.get_running_loop().time() > deadline:
+            raise StoreError("another mqchat holds this data directory but its store does not answer")
+        await asyncio.sleep(0.2)
+    return uri

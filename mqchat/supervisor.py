@@ -1,11 +1,17 @@
 """`mqchat up`: the embedded store plus broker, bridge and API as child processes, stopped together.
 
 Each component runs as `python -m mqchat <component>`, so split deployments run
-exactly the same code. A bridge worker that dies is started again: its persistent
-session keeps its share of the requests queued meanwhile, and the restarted worker
-resumes it. If any other child dies, or a worker keeps dying (RESTART_LIMIT times
-within RESTART_WINDOW seconds), everything is stopped and `up` exits 1; on
-SIGINT/SIGTERM everything is stopped in reverse order and `up` exits 0.
+exactly the same code. Start-up checks the ports first, then starts the parts in
+order and calls the system ready (`up.ready`, and a banner on a terminal) only once
+each one answered its probe: the store a ping, the broker an MQTT CONNECT, the API
+`/api/health`, every bridge worker its `bridge.connected` report. A part that dies
+or does not answer during start-up stops everything; `up` exits 1 with a last line
+naming the part and the cause. Once ready, a child that dies is started again after
+a backoff (1 s, 2 s, 4 s, ...); one that dies RESTART_LIMIT times within
+RESTART_WINDOW seconds stops everything and `up` exits 1. On SIGINT/SIGTERM
+everything is stopped in reverse order and `up` exits 0.
+
+Children log JSON lines to a pipe; `up` passes them on in its own format (mqchat.relay).
 """
 
 from __future__ import annotations
@@ -14,20 +20,37 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from core.logs import resolve_format
 from core.settings import Settings
+from mqchat.banner import addresses, print_banner
+from mqchat.causes import describe, redact_uri
 from mqchat.children import die_with_parent
-from mqchat.net import port_open
-from mqchat.store import EmbeddedStore
+from mqchat.probes import NotReady, api_healthy, broker_answers, check_port_free, store_answers
+from mqchat.relay import LINE_LIMIT, ChildLog
+from mqchat.store import EmbeddedStore, StoreError
 
 log = logging.getLogger("mqchat.up")
 
 STOP_TIMEOUT = 15.0
 READY_TIMEOUT = 60.0
+EXTERNAL_TIMEOUT = 10.0  # an external broker that does not answer within this is reported
+STORE_TIMEOUT = 5.0  # MONGODB_URI: the server selection time-out of the start-up ping
+PROBE_INTERVAL = 0.2
 RESTART_DELAY = 1.0
 RESTART_LIMIT = 5
 RESTART_WINDOW = 60.0
+
+
+class StartFailed(Exception):
+    """A part of the system could not start; `cause` is in plain words."""
+
+    def __init__(self, component: str, cause: str) -> None:
+        super().__init__(f"{component}: {cause}")
+        self.component = component
+        self.cause = cause
 
 
 @dataclass
@@ -36,39 +59,68 @@ class Child:
     process: asyncio.subprocess.Process
     component: str
     env: dict[str, str]
+    log: ChildLog
+    relay: asyncio.Task[None]
     restarts: list[float] = field(default_factory=list)  # loop times of recent restarts
 
 
-async def _wait_for_port(child: Child, host: str, port: int) -> None:
-    deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
-    while not await port_open(host, port):
-        if child.process.returncode is not None:
-            raise RuntimeError(f"{child.name} exited with {child.process.returncode} during start-up")
-        if asyncio.get_running_loop().time() > deadline:
-            raise RuntimeError(f"{child.name} did not open port {port} within {READY_TIMEOUT:.0f}s")
-        await asyncio.sleep(0.1)
-
-
-async def _spawn(name: str, env: dict[str, str], label: str | None = None) -> Child:
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "mqchat", name, env=env, preexec_fn=die_with_parent)
+async def _spawn(name: str, env: dict[str, str], log_format: str, label: str | None = None) -> Child:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mqchat", name, env=env, stderr=asyncio.subprocess.PIPE, limit=LINE_LIMIT,
+        preexec_fn=die_with_parent,
+    )  # fmt: skip
+    assert process.stderr is not None
+    child_log = ChildLog(process.stderr, log_format)
     log.info("up.component_started", extra={"component": label or name, "pid": process.pid})
-    return Child(label or name, process, name, env)
+    return Child(label or name, process, name, env, child_log, asyncio.create_task(child_log.relay()))
 
 
-async def _restarted(child: Child) -> bool:
-    """Start a dead bridge worker again, after RESTART_DELAY; False for other children and crash loops."""
+def _died(child: Child) -> StartFailed:
+    return StartFailed(child.name, child.log.failure or f"exited with code {child.process.returncode}")
+
+
+async def _until_ready(name: str, probe: Callable[[], Awaitable[None]], children: list[Child], timeout: float = READY_TIMEOUT) -> None:
+    """Probe until it passes; StartFailed when a child dies meanwhile or on time-out."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        for child in children:
+            if child.process.returncode is not None:
+                await asyncio.wait_for(asyncio.shield(child.relay), 2.0)  # its last words, with the cause
+                raise _died(child)
+        try:
+            await probe()
+            return
+        except NotReady as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise StartFailed(name, f"not ready within {timeout:.0f}s: {exc}") from None
+        await asyncio.sleep(PROBE_INTERVAL)
+
+
+def _reported(child: Child, event: str, what: str) -> Callable[[], Awaitable[None]]:
+    async def probe() -> None:
+        if event not in child.log.events:
+            raise NotReady(what)
+
+    return probe
+
+
+async def _restarted(child: Child, log_format: str) -> bool:
+    """Start a dead child again after a growing delay; False when it keeps dying (a crash loop)."""
     now = asyncio.get_running_loop().time()
     child.restarts = [at for at in child.restarts if now - at < RESTART_WINDOW]
-    if child.component != "bridge" or len(child.restarts) >= RESTART_LIMIT:
+    if len(child.restarts) >= RESTART_LIMIT:
         return False
-    await asyncio.sleep(RESTART_DELAY)
-    child.process = (await _spawn(child.component, child.env, child.name)).process
+    delay = RESTART_DELAY * 2 ** len(child.restarts)
+    log.warning("up.component_restarting", extra={"component": child.name, "in_seconds": delay, "cause": child.log.failure})
+    await asyncio.sleep(delay)
+    fresh = await _spawn(child.component, child.env, child.log.log_format, child.name)
+    child.process, child.log, child.relay = fresh.process, fresh.log, fresh.relay
     child.restarts.append(now)
     return True
 
 
-async def _watch(children: list[Child], stop: asyncio.Event) -> list[Child]:
-    """Wait for `stop` (returns []) or for children that died for good (returned); restarts bridge workers."""
+async def _watch(children: list[Child], stop: asyncio.Event, log_format: str) -> list[Child]:
+    """Wait for `stop` (returns []) or for children that died for good (returned); restarts the others."""
     stopping = asyncio.create_task(stop.wait())
     try:
         while True:
@@ -80,8 +132,9 @@ async def _watch(children: list[Child], stop: asyncio.Event) -> list[Child]:
                 return []
             failed = []
             for child in (waits[task] for task in done):
-                log.error("up.component_died", extra={"component": child.name, "returncode": child.process.returncode})
-                if not await _restarted(child):
+                await asyncio.wait({child.relay}, timeout=2.0)
+                log.error("up.component_died", extra={"component": child.name, "returncode": child.process.returncode, "cause": child.log.failure})
+                if not await _restarted(child, log_format):
                     failed.append(child)
             if failed:
                 return failed
@@ -106,38 +159,103 @@ async def _terminate(child: Child) -> None:
             log.warning("up.component_killed", extra={"component": child.name})
             child.process.kill()
             await child.process.wait()
+    await asyncio.wait({child.relay}, timeout=5.0)
     log.info("up.component_stopped", extra={"component": child.name, "returncode": child.process.returncode})
+
+
+def _check_ports(settings: Settings) -> None:
+    """Every port `up` will listen on is free, before anything starts (nothing to undo then)."""
+    wanted = [] if settings.mongodb_uri else [("store", "127.0.0.1", settings.store_port)]
+    if settings.broker == "embedded":
+        wanted += [("broker", settings.bind_host, settings.mqtt_port), ("broker", settings.bind_host, settings.ws_port)]
+    wanted.append(("api", settings.bind_host, settings.api_port))
+    for component, host, port in wanted:
+        try:
+            check_port_free(host, port)
+        except NotReady as exc:
+            raise StartFailed(component, str(exc)) from None
+
+
+async def _start(settings: Settings, env: dict[str, str], log_format: str, children: list[Child], store_box: list[EmbeddedStore]) -> dict[str, str | int]:
+    """Start every part in order and wait for each probe; the facts of the banner."""
+    _check_ports(settings)
+    if settings.mongodb_uri:
+        uri = settings.mongodb_uri
+        try:
+            await store_answers(uri, STORE_TIMEOUT)
+        except NotReady as exc:
+            raise StartFailed("store", f"cannot reach MongoDB at {redact_uri(uri)}: {exc}") from None
+    else:
+        store = EmbeddedStore(settings.data_dir, settings.store_port)
+        store_box.append(store)
+        try:
+            await store.start()
+        except StoreError as exc:
+            raise StartFailed("store", str(exc)) from None
+        store.publish_address()
+        uri = env["MONGODB_URI"] = store.uri
+    probe_settings = settings.with_store_uri(uri)
+    if settings.broker == "embedded":
+        children.append(await _spawn("broker", env, log_format))
+        await _until_ready("broker", lambda: broker_answers(probe_settings), children)
+    else:
+        host, port = settings.broker_address
+        try:
+            await _until_ready("broker", lambda: broker_answers(probe_settings), children, EXTERNAL_TIMEOUT)
+        except StartFailed as exc:
+            raise StartFailed("broker", f"cannot reach the MQTT broker at {host}:{port}: {exc.cause}") from None
+    children.append(api := await _spawn("api", env, log_format))
+    for n in range(1, bridge_workers(settings) + 1):
+        children.append(await _spawn("bridge", {**env, "MQCHAT_BRIDGE_INSTANCE": f"worker-{n}"}, log_format, f"bridge-{n}"))
+    local = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+    await _until_ready("api", lambda: api_healthy(f"http://{local}:{settings.api_port}"), children)
+    for child in children:
+        if child.component == "bridge":
+            await _until_ready(child.name, _reported(child, "bridge.connected", "has not connected to the broker"), children)
+    return addresses(settings, uri, embedded_store=not settings.mongodb_uri)
 
 
 async def run_up(settings: Settings, stop: asyncio.Event) -> int:
     """Start everything, wait for a signal or a failing child, stop everything; the exit code."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store: EmbeddedStore | None = None
+    log_format = resolve_format(settings.log_format)
+    stores: list[EmbeddedStore] = []
     children: list[Child] = []
-    env = {**os.environ, "JWT_SECRET": settings.jwt_secret, "MQCHAT_DATA_DIR": str(settings.data_dir)}
-    local = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+    env = {
+        **os.environ, "JWT_SECRET": settings.jwt_secret, "MQCHAT_DATA_DIR": str(settings.data_dir), "MQCHAT_LOG_FORMAT": "json",
+    }  # fmt: skip
+    failure: StartFailed | None = None
     try:
-        if not settings.mongodb_uri:
-            store = EmbeddedStore(settings.data_dir, settings.store_port)
-            await store.start()
-            store.publish_address()
-            env["MONGODB_URI"] = store.uri
-        if settings.broker == "embedded":
-            children.append(await _spawn("broker", env))
-            await _wait_for_port(children[-1], local, settings.mqtt_port)
-        children.append(api := await _spawn("api", env))
-        for n in range(1, bridge_workers(settings) + 1):
-            children.append(await _spawn("bridge", {**env, "MQCHAT_BRIDGE_INSTANCE": f"worker-{n}"}, f"bridge-{n}"))
-        await _wait_for_port(api, local, settings.api_port)
-        log.info("up.ready", extra={"api": f"http://{settings.public_host}:{settings.api_port}", "mqtt_port": settings.mqtt_port, "ws_port": settings.ws_port})
-
-        return 1 if await _watch(children, stop) else 0
+        starting = asyncio.create_task(_start(settings, env, log_format, children, stores))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not starting.done():  # Ctrl-C during start-up
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            return 0
+        facts = starting.result()
+        log.info("up.ready", extra=facts)
+        if log_format == "console":
+            print_banner(facts)
+        dead = await _watch(children, stop, log_format)
+        if dead:
+            failure = StartFailed(dead[0].name, dead[0].log.failure or f"exited with code {dead[0].process.returncode}, again")
+    except StartFailed as exc:
+        failure = exc
     except Exception as exc:
-        log.error("up.failed", extra={"error": str(exc)})
-        return 1
+        debug = log.isEnabledFor(logging.DEBUG)
+        failure = StartFailed("up", describe(exc))
+        log.error("up.error", extra={"cause": failure.cause}, exc_info=exc if debug else None)
     finally:
         for child in reversed(children):
             await _terminate(child)
-        if store is not None:
+        for store in stores:
             store.withdraw_address()
             await store.stop()
+    if failure is None:
+        return 0
+    if log_format == "json":  # the plain line below is all a person on a terminal needs
+        log.error("up.failed", extra={"component": failure.component, "cause": failure.cause})
+    print(f"mqchat: {failure.component} failed: {failure.cause}", file=sys.stderr, flush=True)
+    return 1
