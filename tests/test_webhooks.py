@@ -219,9 +219,12 @@ async def test_every_event_arrives_signed_in_order_after_the_receiver_failed(
     first = (await api.post("/api/conversations", json={"participant_ids": [bob_id]}, headers=alice.headers)).json()
     second = await open_conversation(api, alice, await signup(api), kind="group", title="second")
 
-    await asyncio.gather(
-        send_over_mqtt(hooked, alice, first["id"], 15, "first"), send_over_mqtt(hooked, alice, second["id"], 15, "second")
-    )
+    async with device(hooked, alice, "acks") as acks:  # a client resends what it saw no acknowledgement for
+        await asyncio.gather(
+            send_over_mqtt(hooked, alice, first["id"], 15, "first"), send_over_mqtt(hooked, alice, second["id"], 15, "second")
+        )
+        await resend_unacknowledged(hooked, alice, first["id"], acks, [f"first-{n}" for n in range(15)])
+        await resend_unacknowledged(hooked, alice, second["id"], acks, [f"second-{n}" for n in range(15)])
     for conversation in (first, second):
         await eventually(
             lambda c=conversation: _arrived(hook, c["id"], 15),
