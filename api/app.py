@@ -32,6 +32,7 @@ from api.limits import RequestLimits
 from api.options import allow_every_method
 from api.publisher import EventPublisher
 from api.requests import StrictJSONRequest
+from api.request_id import install_log_field, request_id_middleware
 from api.web_client import client_routes
 from core import __version__
 from core.broker_rights import BrokerRights, MosquittoRights, rights_for
@@ -123,7 +124,7 @@ def create_app(settings: Settings) -> Litestar:
                 rate_limit=("minute", settings.auth_rate_limit), check_throttle_handler=_is_auth_attempt
             ).middleware
         ],
-        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins), expose_headers=["X-Request-ID"]) if settings.cors_origins else None,
         request_max_body_size=MAX_REQUEST_BODY,
         logging_config=None,
         openapi_config=OpenAPIConfig(
@@ -142,4 +143,6 @@ def create_app(settings: Settings) -> Litestar:
     )
     app.state.settings = settings
     document_errors(app)
+    install_log_field()
+    app.asgi_handler = request_id_middleware(app.asgi_handler)  # outermost: 404s and 429s get an id too
     return app

@@ -4,8 +4,10 @@ in one line and leave a running instance alone, one instance per data directory 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -107,6 +109,47 @@ def test_an_unreachable_mongodb_ends_the_start_naming_the_store(running: System,
     assert "s3cret" not in result.stderr
     assert "component_started" not in result.stderr, "no component was started"
     assert_still_usable(running)
+
+
+def test_every_response_carries_a_request_id(running: System) -> None:
+    plain = httpx.get(f"{running.api_url}/api/health", timeout=10)
+    assert re.fullmatch(r"[0-9a-f]{32}", plain.headers["x-request-id"])
+    other = httpx.get(f"{running.api_url}/api/health", timeout=10)
+    assert other.headers["x-request-id"] != plain.headers["x-request-id"]
+    kept = httpx.get(f"{running.api_url}/api/health", headers={"X-Request-ID": "edge-7f3a:42"}, timeout=10)
+    assert kept.headers["x-request-id"] == "edge-7f3a:42"
+    for insane in ("has spaces", "x" * 129, "<script>"):
+        replaced = httpx.get(f"{running.api_url}/api/health", headers={"X-Request-ID": insane}, timeout=10)
+        assert re.fullmatch(r"[0-9a-f]{32}", replaced.headers["x-request-id"])
+    missing = httpx.get(f"{running.api_url}/api/no-such-thing", headers={"X-Request-ID": "r-404"}, timeout=10)
+    assert missing.status_code == 404 and missing.headers["x-request-id"] == "r-404"
+    refused = httpx.get(f"{running.api_url}/api/auth/me", headers={"X-Request-ID": "r-401"}, timeout=10)
+    assert refused.status_code == 401 and refused.headers["x-request-id"] == "r-401"
+
+
+def test_log_lines_written_while_serving_carry_the_request_id(caplog: pytest.LogCaptureFixture) -> None:
+    from litestar import Litestar, get
+    from litestar.testing import TestClient
+
+    from api.request_id import install_log_field, request_id_middleware
+
+    @get("/work/{n:int}", sync_to_thread=False)
+    def work(n: int) -> dict[str, int]:
+        logging.getLogger("mqchat.api.test").info("work.done", extra={"n": n})
+        return {"n": n}
+
+    install_log_field()
+    app = Litestar([work], logging_config=None)
+    app.asgi_handler = request_id_middleware(app.asgi_handler)
+    with caplog.at_level(logging.DEBUG), TestClient(app) as client:
+        response = client.get("/work/3", headers={"X-Request-ID": "trace-me"})
+    [done] = [r for r in caplog.records if r.getMessage() == "work.done"]
+    [access] = [r for r in caplog.records if r.getMessage() == "http.request"]
+    assert response.headers["x-request-id"] == "trace-me"
+    assert done.request_id == "trace-me" and access.request_id == "trace-me"  # type: ignore[attr-defined]
+    assert access.route == "/work/{n:int}" and access.status == 200  # type: ignore[attr-defined]
+    outside = logging.getLogger("mqchat.api.test").makeRecord("x", logging.INFO, "f", 1, "outside", (), None)
+    assert not hasattr(outside, "request_id")
 
 
 def test_version() -> None:
