@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from pymongo import AsyncMongoClient
 
-from api.auth import provide_api_key, provide_current_user
+from api.auth import provide_current_user
 from api.controllers.admin import AdminStatsController
 from api.controllers.api_keys import ApiKeysController
 from api.controllers.attachments import AttachmentsController
@@ -113,7 +113,6 @@ def create_app(settings: Settings) -> Litestar:
             "limits": Provide(provide_limits, sync_to_thread=False),
             "platform_tokens": Provide(provide_platform_tokens, sync_to_thread=False),
             "current_user": Provide(provide_current_user),
-            "api_key": Provide(provide_api_key),
         },
         lifespan=[connections],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
@@ -142,6 +141,7 @@ def create_app(settings: Settings) -> Litestar:
         ),
     )
     app.state.settings = settings
+    app.state.limits = limits  # for guards (api.auth.require_api_key), which get no dependencies
     document_errors(app)
     install_log_field()
     app.asgi_handler = request_id_middleware(app.asgi_handler)  # outermost: 404s and 429s get an id too

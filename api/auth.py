@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.handlers import BaseRouteHandler
 
 from api.limits import RequestLimits
-from core.documents import ApiKey, User
+from core.documents import User
 from core.errors import Forbidden, Unauthorized
 from core.roles import Role
 from core.security import ACCESS, InvalidToken, decode_token
@@ -15,8 +17,8 @@ from core.services.users import find_user
 from core.settings import Settings
 
 
-def _bearer_token(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+def _bearer_token(connection: ASGIConnection) -> str:
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token")
     return token.strip()
@@ -38,17 +40,20 @@ async def provide_current_user(request: Request, settings: NamedDependency[Setti
     return user
 
 
-async def provide_api_key(request: Request, limits: NamedDependency[RequestLimits]) -> ApiKey:
-    """The platform backend's API key presented as bearer token; 401 if unknown or revoked, 429 over its rate."""
-    token = _bearer_token(request)
+async def require_api_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Guard of `/api/platform/*`: a known API key as bearer token (401 otherwise), within its rate (429).
+
+    A guard runs before the request body is read, so a caller without a key learns nothing
+    from the body's validation.
+    """
+    token = _bearer_token(connection)
     if not looks_like_api_key(token):
         raise Unauthorized("this endpoint needs an API key (mqk_...), not a user token")
     key = await authenticate_api_key(token)
     if key is None:
         raise Unauthorized("unknown or revoked API key")
+    limits: RequestLimits = connection.app.state.limits
     limits.check(limits.platform, str(key.id), "requests for this API key")
-    request.state.api_key_id = str(key.id)
-    return key
 
 
 def require_admin(user: User) -> None:

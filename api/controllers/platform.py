@@ -10,9 +10,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from api.auth import require_api_key
 from api.publisher import EventPublisher
 from core.broker_rights import BrokerRights
-from core.documents import ApiKey
 from core.payloads import (
     AuthResponse,
     ConversationOut,
@@ -34,11 +34,12 @@ class PlatformController(Controller):
     path = "/api/platform"
     tags = ["platform"]
     security = [{"ApiKey": []}]
+    guards = [require_api_key]
 
     @put("/users/{external_id:str}")
     async def upsert_user(
         self, external_id: FromPath[ExternalId], data: JSONBody[PlatformUserRequest],
-        settings: NamedDependency[Settings], api_key: NamedDependency[ApiKey],
+        settings: NamedDependency[Settings],
     ) -> Response[UserOut]:  # fmt: skip
         """Create the platform user's account (201) or bring its name, email and role up to date (200)."""
         user, created = await platform_users.upsert_platform_user(
@@ -49,7 +50,7 @@ class PlatformController(Controller):
     @post("/users/{external_id:str}/tokens", status_code=HTTP_200_OK)
     async def issue_tokens(
         self, external_id: FromPath[ExternalId], settings: NamedDependency[Settings],
-        rights: NamedDependency[BrokerRights], api_key: NamedDependency[ApiKey],
+        rights: NamedDependency[BrokerRights],
     ) -> AuthResponse:  # fmt: skip
         """Tokens for a platform user, the same answer as a login (for platforms that issue no JWTs)."""
         user = await platform_users.get_platform_user(settings.platform_issuer_key, external_id)
@@ -59,7 +60,7 @@ class PlatformController(Controller):
     @post("/conversations")
     async def open_conversation(
         self, data: JSONBody[PlatformConversationRequest], settings: NamedDependency[Settings],
-        publisher: NamedDependency[EventPublisher], api_key: NamedDependency[ApiKey],
+        publisher: NamedDependency[EventPublisher],
     ) -> Response[ConversationOut]:  # fmt: skip
         """A conversation between platform users (201); a direct one already open for the pair and context answers 200."""
         view, created, deliveries = await platform.open_conversation(settings.platform_issuer_key, data)
@@ -69,7 +70,7 @@ class PlatformController(Controller):
     @post("/conversations/{conversation_id:str}/messages")
     async def post_message(
         self, conversation_id: FromPath[str], data: JSONBody[SystemMessageRequest],
-        publisher: NamedDependency[EventPublisher], api_key: NamedDependency[ApiKey],
+        publisher: NamedDependency[EventPublisher],
     ) -> Response[MessageOut]:  # fmt: skip
         """A system message, delivered live to every member (201); a resent `client_msg_id` answers 200 with the original."""
         sent = await platform.post_system_message(conversation_id, data.body, data.client_msg_id)
@@ -80,7 +81,7 @@ class PlatformController(Controller):
     @post("/tickets", status_code=HTTP_201_CREATED)
     async def open_ticket(
         self, data: JSONBody[PlatformTicketRequest], settings: NamedDependency[Settings],
-        publisher: NamedDependency[EventPublisher], api_key: NamedDependency[ApiKey],
+        publisher: NamedDependency[EventPublisher],
     ) -> TicketOut:  # fmt: skip
         """A ticket opened on behalf of a platform customer, auto-assigned as usual."""
         ticket, deliveries = await platform.open_ticket(settings.platform_issuer_key, data, Limits.from_settings(settings))
