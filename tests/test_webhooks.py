@@ -8,6 +8,7 @@ import json
 import secrets
 import signal
 import time
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from tests.support import (
 
 RETRY_BASE_MS = "40"
 TIMEOUT_MS = "1500"
+DISABLE_AFTER = 6  # failed attempts in a row
 
 
 @dataclass
@@ -117,7 +119,10 @@ async def receiver() -> AsyncIterator[Receiver]:
 def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """A system whose webhook retries are milliseconds apart (its own, so other modules keep the defaults)."""
     data_dir = tmp_path_factory.mktemp("mqchat-webhooks") / "data"
-    running = System.on_free_ports(data_dir, MQCHAT_WEBHOOK_RETRY_BASE_MS=RETRY_BASE_MS, MQCHAT_WEBHOOK_TIMEOUT_MS=TIMEOUT_MS)
+    running = System.on_free_ports(
+        data_dir, MQCHAT_WEBHOOK_RETRY_BASE_MS=RETRY_BASE_MS, MQCHAT_WEBHOOK_TIMEOUT_MS=TIMEOUT_MS,
+        MQCHAT_WEBHOOK_DISABLE_AFTER_FAILURES=str(DISABLE_AFTER),
+    )
     running.start()
     yield running
     assert running.stop() == 0
@@ -261,6 +266,46 @@ async def test_every_event_arrives_signed_in_order_after_the_receiver_failed(
 
 async def _arrived(hook: Hook, conversation_id: str, count: int) -> bool:
     return len(hook.first_arrivals("message.created", conversation_id)) >= count
+
+
+async def test_a_failing_endpoint_is_disabled_then_re_enabled_and_replayed(
+    api: httpx.AsyncClient, admin: Account, receiver: Receiver
+) -> None:
+    since = datetime.now(UTC).isoformat()
+    created = await subscribe(api, admin, receiver, "down", ["message.created"], fail_first=10**9)
+    webhook, hook = f"/api/admin/webhooks/{created['id']}", receiver.hooks["down"]
+    alice, bob = await signup(api), await signup(api)
+    cid = (await open_conversation(api, alice, bob))["id"]
+    for n in range(3):  # over REST: the API records the events before publishing them
+        sent = await api.post(f"/api/conversations/{cid}/messages", json={"body": f"rest {n}"}, headers=alice.headers)
+        assert sent.status_code == 201, sent.text
+
+    async def disabled() -> bool:
+        return (await api.get(webhook, headers=admin.headers)).json()["enabled"] is False
+
+    await eventually(disabled, "the endpoint disabled after a run of failures")
+    described = (await api.get(webhook, headers=admin.headers)).json()
+    assert described["consecutive_failures"] >= DISABLE_AFTER
+    assert "consecutive failed attempts" in described["disabled_reason"] and "HTTP 503" in described["disabled_reason"]
+    assert described["backlog"] == 3 and described["oldest_undelivered_at"] is not None
+    failed = (await api.get(f"{webhook}/deliveries?status=failed", headers=admin.headers)).json()["items"]
+    assert failed and failed[0]["status_code"] == 503 and failed[0]["error"] == "HTTP 503" and failed[0]["next_retry_at"]
+    assert not hook.events
+
+    hook.fail_first = 0  # the receiver is back; an admin re-enables the endpoint: the backlog goes out, in order
+    assert (await api.patch(webhook, json={"enabled": True}, headers=admin.headers)).json()["enabled"] is True
+
+    async def delivered(count: int) -> bool:
+        return len(hook.events) >= count
+
+    await eventually(lambda: delivered(3), "the backlog after re-enabling")
+    assert [body["data"]["seq"] for _, body in hook.events] == [1, 2, 3]
+    replayed = await api.post(f"{webhook}/replay", json={"since": since}, headers=admin.headers)
+    assert replayed.status_code == 200 and replayed.json() == {"replayed": 3}
+    await eventually(lambda: delivered(6), "the replayed events")
+    first_ids = [webhook_id for webhook_id, _ in hook.events[:3]]
+    assert [webhook_id for webhook_id, _ in hook.events[3:]] == first_ids, "replayed under the same webhook-ids"
+    assert (await api.get(webhook, headers=admin.headers)).json()["backlog"] == 0
 
 
 async def test_a_receiver_that_never_answers_does_not_delay_chat(
