@@ -368,16 +368,16 @@ KILLS_AT = (0.5,)  # fraction of the burst stored when the bridge (and its webho
 
 @pytest.fixture
 def split_hooked(tmp_path: Path) -> Iterator[tuple[System, dict[str, Any]]]:
-    """store, broker, api and bridge as separate processes, with fast webhook retries."""
+    """store, broker, api, bridge and `mqchat webhooks` as separate processes, with fast webhook retries."""
     system = System.on_free_ports(tmp_path / "data", MQCHAT_WEBHOOK_RETRY_BASE_MS=RETRY_BASE_MS, MQCHAT_WEBHOOK_TIMEOUT_MS=TIMEOUT_MS)
     system.data_dir.mkdir(parents=True)
     processes = {"store": spawn_component(system, "store")}
     wait_until(lambda: (system.data_dir / "store.json").exists(), 30, "the store")
-    for name in ("broker", "api", "bridge"):
+    for name in ("broker", "api", "bridge", "webhooks"):  # a second sender beside the bridge's: they share the backlog
         processes[name] = spawn_component(system, name)
     wait_until(lambda: healthy(system), 60, "the api and broker")
     yield system, processes
-    for name in ("bridge", "api", "broker", "store"):
+    for name in ("webhooks", "bridge", "api", "broker", "store"):
         if processes[name].poll() is None:
             processes[name].send_signal(signal.SIGTERM)
             processes[name].wait(30)
