@@ -37,7 +37,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
 from standardwebhooks.webhooks import Webhook
 
-from core import topics, webhook_targets
+from core import metrics, topics, webhook_targets
 from core.clock import iso_from_ms, to_ms, utcnow
 from core.db import init_db
 from core.documents import User, WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -175,6 +175,8 @@ class WebhookSender:
                         await self._poll(http)
                     except PyMongoError as exc:
                         log.warning("webhooks.store_unavailable", extra={"error": str(exc)})
+                    except Exception:  # a bug must not stop webhooks for good: log it and poll again
+                        log.exception("webhooks.poll_failed")
                     await asyncio.sleep(POLL_SECONDS)
             finally:
                 for task in self._serving.values():
@@ -285,6 +287,7 @@ class WebhookSender:
                 "last_error": attempt.error, "last_duration_ms": attempt.duration_ms,
             }},
         )  # fmt: skip
+        metrics.WEBHOOK_ATTEMPTS.labels("delivered" if attempt.ok else "retrying" if next_at_ms else "given_up").inc()
         log.info(
             "webhooks.attempt",
             extra={"endpoint": str(endpoint.id), "event_id": claimed["event_id"], "attempt": attempts, "ok": attempt.ok,

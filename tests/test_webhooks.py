@@ -444,3 +444,45 @@ async def resend_unacknowledged(system: System, sender: Account, cid: str, acks:
                 request = {"conversation_id": cid, "client_msg_id": cmid, "body": cmid.replace("-", " ")}
                 await mqtt.publish(topics.user_outbox(sender.id, "send"), json.dumps(request), qos=1)
     raise AssertionError("messages were never acknowledged")
+
+
+def _message(seq: int, edited_at: str | None = None, sender_id: str | None = "a" * 24) -> Any:
+    from core.payloads import MessageOut
+
+    return MessageOut(
+        id=f"{seq:024x}", conversation_id="c" * 24, seq=seq, sender_id=sender_id, client_msg_id=f"m-{seq}", kind="text",
+        body="hi", attachments=[], reply_to=None, created_at="2026-11-26T00:00:00.000Z", edited_at=edited_at,
+        deleted=False, read_by=[],
+    )  # fmt: skip
+
+
+def test_events_are_planned_once_with_deterministic_ids() -> None:
+    """What core.services.webhook_events records from a Delivery list: one event per change whatever
+    the number of recipients, the same id when the change is planned again, and a member added to an
+    existing conversation is a `conversation.updated`, not a new conversation."""
+    from core import events
+    from core.payloads import ConversationOut
+    from core.services.webhook_events import plan
+
+    members = ["a" * 24, "b" * 24]
+    sent = [*events.message_event("message.created", _message(1), members), *events.message_event("message.created", _message(2), members)]
+    planned = plan(sent)
+    assert [(e["_id"], e["stream"], e["seq"], e["rank"]) for e in planned] == [
+        (f"message.created:{1:024x}", f"conversation:{'c' * 24}", 1, 1),
+        (f"message.created:{2:024x}", f"conversation:{'c' * 24}", 2, 1),
+    ]
+    assert planned[0]["member_ids"] == members and json.loads(planned[0]["data"])["seq"] == 1
+    resent = plan(events.duplicate_ack(_message(1)))  # a resent request after a crash: the same event
+    assert [e["_id"] for e in resent] == [f"message.created:{1:024x}"]
+    edited = plan(events.message_event("message.updated", _message(1, "2026-11-26T00:01:00.000Z"), members))
+    assert edited[0]["_id"] == f"message.updated:{1:024x}:2026-11-26T00:01:00.000Z" and edited[0]["rank"] == 2
+    assert plan(events.typing_event("c" * 24, members[0], True, "now")) == []
+
+    view = ConversationOut(id="c" * 24, kind="group", title="t", context=None, participant_ids=[*members, "d" * 24],
+                           created_by=members[0], created_at="x", updated_at="x")  # fmt: skip
+    added = plan([
+        *events.conversation_event("conversation.created", view, ["d" * 24]),
+        *events.conversation_event("conversation.updated", view, members),
+    ])  # fmt: skip
+    assert [e["type"] for e in added] == ["conversation.updated"]
+    assert plan(events.conversation_event("conversation.created", view, view.participant_ids))[0]["_id"] == f"conversation.created:{'c' * 24}"
