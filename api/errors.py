@@ -12,7 +12,7 @@ from litestar.openapi.spec import Schema
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from msgspec import Struct
 
-from core import payloads
+from core import payloads, webhook_payloads
 from core.errors import DomainError, RateLimited
 from core.payloads import ErrorDetail, ErrorResponse
 
@@ -96,7 +96,7 @@ def document_errors(app: Litestar) -> None:
         for handler in getattr(route, "route_handlers", ()):
             handler.responses = {**errors, **(handler.responses or {})}
     components = app.openapi_schema.components.schemas or {}
-    for name, struct in vars(payloads).items():
+    for name, struct in [*vars(payloads).items(), *vars(webhook_payloads).items()]:
         if isinstance(struct, type) and issubclass(struct, Struct) and struct.__struct_config__.forbid_unknown_fields:
             if name in components:
                 components[name].additional_properties = False
