@@ -486,3 +486,15 @@ def test_events_are_planned_once_with_deterministic_ids() -> None:
     ])  # fmt: skip
     assert [e["type"] for e in added] == ["conversation.updated"]
     assert plan(events.conversation_event("conversation.created", view, view.participant_ids))[0]["_id"] == f"conversation.created:{'c' * 24}"
+
+
+def test_webhook_settings_are_checked(tmp_path: Path) -> None:
+    from core.settings import ConfigError
+
+    base = {"MQCHAT_DATA_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError, match="MQCHAT_WEBHOOK_ALLOW_PRIVATE"):
+        Settings.load({**base, "MQCHAT_WEBHOOK_ALLOW_PRIVATE": "maybe"}, env_file=None)
+    with pytest.raises(ConfigError, match="MQCHAT_WEBHOOK_"):
+        Settings.load({**base, "MQCHAT_WEBHOOK_TIMEOUT_MS": "0"}, env_file=None)
+    tuned = Settings.load({**base, "MQCHAT_WEBHOOK_RETRY_BASE_MS": "10", "MQCHAT_WEBHOOK_ALLOW_PRIVATE": "false"}, env_file=None)
+    assert (tuned.webhook_retry_base_ms, tuned.webhook_allow_private, tuned.webhook_timeout_ms) == (10, False, 10_000)
