@@ -29,6 +29,7 @@ from api.controllers.webhooks import WebhooksController
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.headers import security_headers
 from api.limits import RequestLimits
+from api.metrics import metrics
 from api.options import allow_every_method
 from api.publisher import EventPublisher
 from api.requests import StrictJSONRequest
@@ -103,6 +104,7 @@ def create_app(settings: Settings) -> Litestar:
             WebhooksController,
             PlatformController,
             HealthController,
+            metrics,
             *client_routes(),
         ],
         dependencies={

@@ -3,7 +3,7 @@
 A sane incoming `X-Request-ID` (a proxy's or a client's: 1-128 of `A-Za-z0-9._:-`) is
 kept, anything else is replaced by a fresh one. Each request ends with an
 `http.request` line (method, route template, status, duration): DEBUG when it
-succeeded, WARNING for 5xx.
+succeeded, WARNING for 5xx; the same facts go to the HTTP metrics (core.metrics).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import uuid
 from contextvars import ContextVar
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from core import metrics
 
 HEADER = "x-request-id"
 SANE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -35,12 +37,24 @@ def request_id_from(scope: Scope) -> str:
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's path template (`/api/conversations/{conversation_id:str}`), never the raw path."""
+    """The matched route's path template (`/api/conversations/{conversation_id:str}`), never the raw path.
+
+    A controller's handler knows only its path within the controller (`/`), so the full
+    template is looked up among the app's routes (a map kept in the app's state).
+    """
     handler = scope.get("route_handler")
+    if handler is None:
+        return "unmatched"
+    app = scope.get("litestar_app")
+    if app is not None:
+        templates = app.state.get("route_templates")
+        if templates is None:
+            templates = {id(h): route.path for route in app.routes for h in getattr(route, "route_handlers", ())}
+            app.state.route_templates = templates
+        if id(handler) in templates:
+            return str(templates[id(handler)])
     paths = getattr(handler, "paths", None)
-    if paths:
-        return sorted(paths)[0]
-    return "unmatched"
+    return sorted(paths)[0] if paths else "unmatched"
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
@@ -66,11 +80,12 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
+            elapsed, route = time.perf_counter() - started, route_template(scope)
             level = logging.WARNING if status >= 500 else logging.DEBUG
             log.log(level, "http.request", extra={
-                "method": scope.get("method"), "route": route_template(scope), "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                "method": scope.get("method"), "route": route, "status": status, "duration_ms": round(elapsed * 1000, 1),
             })  # fmt: skip
+            metrics.http_request(str(scope.get("method")), route, status, elapsed)
             current.reset(token)
 
     return middleware

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import aiomqtt
 from beanie import PydanticObjectId
 
-from core import topics
+from core import metrics, topics
 from core.documents import Conversation, ReadState, User
 from core.mail import send_email
 from core.mqtt import service_client
@@ -88,6 +88,7 @@ class Notifier:
             window = self._windows.get(key)
             if window is None:
                 window = self._windows[key] = Window()
+                metrics.NOTIFICATIONS_PENDING.set(len(self._windows))
                 self._spawn(self._close_window(key, conversation))
             window.messages.append(message)
 
@@ -99,6 +100,7 @@ class Notifier:
     async def _close_window(self, key: tuple[str, str], conversation: Conversation) -> None:
         await asyncio.sleep(self._settings.notify_delay)
         window = self._windows.pop(key)
+        metrics.NOTIFICATIONS_PENDING.set(len(self._windows))
         user_id, conversation_id = key
         try:
             user = await User.get(PydanticObjectId(user_id))
@@ -140,7 +142,10 @@ async def _with_retries(channel: str, send: Callable[[], Awaitable[object]]) -> 
         try:
             await send()
             log.info("notifier.sent", extra={"channel": channel})
+            metrics.NOTIFICATIONS.labels(channel, "sent").inc()
             return
         except Exception as exc:
             log.warning("notifier.send_failed", extra={"channel": channel, "attempt": attempt + 1, "error": repr(exc)})
+            metrics.NOTIFICATIONS.labels(channel, "failed").inc()
     log.error("notifier.gave_up", extra={"channel": channel})
+    metrics.NOTIFICATIONS.labels(channel, "gave_up").inc()

@@ -24,7 +24,7 @@ import msgspec
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from bridge.presence import PresenceTracker
-from core import events, topics
+from core import events, metrics, topics
 from core.decoding import UNDECODABLE
 from core.documents import User
 from core.errors import DomainError, PayloadTooLarge
@@ -85,6 +85,7 @@ class Pipeline:
         self._announced: set[str] = set()  # message ids published on the current connection
         self.fence_topic = topics.bridge_fence(settings.bridge_instance)
         self._fence: bytes | None = None  # while set, this connection's backlog is being replayed
+        self._outcomes: list[tuple[str, str]] = []  # (action, outcome) of the batch, counted once it is done
 
     def reconnected(self) -> bytes:
         """A new broker connection; returns the fence to publish on `fence_topic` once subscribed to it.
@@ -106,11 +107,18 @@ class Pipeline:
 
     async def process(self, batch: list[aiomqtt.Message]) -> list[Delivery]:
         """Handle a batch in order; returns everything to publish. Raises StoreUnavailable."""
+        self._outcomes.clear()
         try:
-            return await self._process(batch)
+            out = await self._process(batch)
         except BaseException:
             self._announced.clear()  # what this batch announced will not be published
             raise
+        for action, outcome in self._outcomes:  # a batch retried after a store failure is counted once
+            metrics.OUTBOX_REQUESTS.labels(metrics.outbox_action(action), outcome).inc()
+        return out
+
+    def _counted(self, action: str, outcome: str) -> None:
+        self._outcomes.append((action, outcome))
 
     async def _process(self, batch: list[aiomqtt.Message]) -> list[Delivery]:
         out: list[Delivery] = []
@@ -132,9 +140,14 @@ class Pipeline:
                     out += await self._presence(parsed.owner, parsed.rest, bytes(message.payload or b""))
                     continue
                 if self._over_limit(parsed.owner, parsed.rest, out):
+                    self._counted(parsed.rest, "rate_limited")
                     continue
                 request = self._decode(parsed.owner, parsed.rest, bytes(message.payload or b""), out)
-                if request is None or self._collapsed(request):
+                if request is None:
+                    self._counted(parsed.rest, "refused")
+                    continue
+                if self._collapsed(request):
+                    self._counted(request.action, "collapsed")
                     continue
                 if request.action == "send":
                     sends.append(_send_command(request))
@@ -196,36 +209,51 @@ class Pipeline:
             self._announced.clear()  # forgetting costs recipients a duplicate at most
         out: list[Delivery] = []
         for sent in await chat.send(sends, self.conversations, self._announced):
-            error = sent.result.error
+            error, command = sent.result.error, sent.result.command
             if error is not None:
-                command = sent.result.command
                 out += events.error_event(command.sender_id, "send", error.code, error.message, command.client_msg_id)
+                self._counted("send", "refused")
+            else:
+                self._counted("send", "accepted" if sent.result.created else "duplicate")
+                if sent.message is not None:
+                    log.debug("bridge.stored", extra={
+                        "client_msg_id": command.client_msg_id, "message_id": sent.message.id,
+                        "conversation_id": command.conversation_id, "duplicate": not sent.result.created,
+                    })  # fmt: skip
             out += sent.deliveries
         sends.clear()
         return out
 
     async def _handle(self, request: Request) -> list[Delivery]:
-        body = request.body
         try:
-            match body:
-                case OutboxEdit():
-                    user = await _active_user(request.user_id)
-                    return (await chat.edit(user, body.message_id, body.body, self._edit_window))[1]
-                case OutboxDelete():
-                    return (await chat.delete(await _active_user(request.user_id), body.message_id))[1]
-                case OutboxRead():
-                    return (await chat.read(request.user_id, body.conversation_id, body.message_id))[1]
-                case OutboxTyping():
-                    return await chat.typing(request.user_id, body.conversation_id, body.typing)
+            deliveries = await self._apply(request)
         except DomainError as exc:
+            self._counted(request.action, "refused")
             return events.error_event(request.user_id, request.action, exc.code, exc.message)
+        self._counted(request.action, "accepted")
+        return deliveries
+
+    async def _apply(self, request: Request) -> list[Delivery]:
+        body = request.body
+        match body:
+            case OutboxEdit():
+                user = await _active_user(request.user_id)
+                return (await chat.edit(user, body.message_id, body.body, self._edit_window))[1]
+            case OutboxDelete():
+                return (await chat.delete(await _active_user(request.user_id), body.message_id))[1]
+            case OutboxRead():
+                return (await chat.read(request.user_id, body.conversation_id, body.message_id))[1]
+            case OutboxTyping():
+                return await chat.typing(request.user_id, body.conversation_id, body.typing)
         return []
 
     async def _presence(self, user_id: str, client_id: str, raw: bytes) -> list[Delivery]:
         try:
             status = _presence_decoder.decode(raw).status if raw else "offline"
         except UNDECODABLE as exc:
+            self._counted("presence", "refused")
             return events.error_event(user_id, "presence", "invalid_input", str(exc))
+        self._counted("presence", "accepted")
         return await self.presence.device_changed(user_id, client_id, status)
 
 

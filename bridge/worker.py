@@ -33,7 +33,7 @@ from pymongo.errors import PyMongoError
 from bridge.notifier import Notifier
 from bridge.pipeline import Pipeline, StoreUnavailable
 from bridge.ticket_dispatcher import TicketDispatcher
-from core import events, topics
+from core import events, metrics, topics
 from core.broker_rights import BrokerRights, MosquittoRights, rights_for
 from core.db import init_db
 from core.fanout import publish, send_in_order
@@ -67,14 +67,24 @@ def subscriptions(settings: Settings) -> list[str]:
     return [topics.SHARED_ACTIONS_FILTER, topics.MEMBERSHIP_CONTROL, *([topics.PRESENCE_FILTER] if settings.is_lead_bridge else [])]
 
 
-async def _next_batch(client: aiomqtt.Client) -> list[aiomqtt.Message]:
-    """Wait for one delivery, then take what else arrives within BATCH_WINDOW (at most MAX_BATCH)."""
+async def _next_batch(client: aiomqtt.Client) -> tuple[list[aiomqtt.Message], float]:
+    """Wait for one delivery, then take what else arrives within BATCH_WINDOW (at most MAX_BATCH);
+    the batch and when its first delivery arrived (`time.perf_counter()`)."""
     batch = [await anext(client.messages)]
+    arrived = time.perf_counter()
     if not len(client.messages):
         await asyncio.sleep(BATCH_WINDOW)
     while len(client.messages) and len(batch) < MAX_BATCH:
         batch.append(await anext(client.messages))
-    return batch
+    metrics.BRIDGE_BATCH.observe(len(batch))
+    return batch, arrived
+
+
+def _observe_latency(stage: str, batch: list[aiomqtt.Message], arrived: float) -> None:
+    """One observation per request of the batch (they arrived together)."""
+    elapsed = metrics.since(arrived)
+    for _ in batch:
+        metrics.BRIDGE_LATENCY.labels(stage).observe(elapsed)
 
 
 def _acknowledge(client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
@@ -112,10 +122,12 @@ async def _record_until_done(deliveries: list[events.Delivery]) -> None:
 
 
 async def _acknowledge_when_confirmed(
-    client: aiomqtt.Client, batch: list[aiomqtt.Message], confirmed: Awaitable[None], previous: asyncio.Task[None] | None
+    client: aiomqtt.Client, batch: list[aiomqtt.Message], arrived: float, confirmed: Awaitable[None],
+    previous: asyncio.Task[None] | None,
 ) -> None:
     """PUBACK the batch's requests once its events are confirmed, after the batch before it (MQTT keeps PUBACK order)."""
     await confirmed
+    _observe_latency("confirmed", batch, arrived)
     if previous is not None:
         await previous
     _acknowledge(client, batch)
@@ -128,6 +140,7 @@ def _internal_errors(batch: list[aiomqtt.Message]) -> list[events.Delivery]:
         parsed = topics.parse(message.topic.value)
         if parsed is not None and parsed.kind == "outbox":
             out += events.error_event(parsed.owner, parsed.rest, "internal_error", "temporary failure, retry")
+            metrics.OUTBOX_REQUESTS.labels(metrics.outbox_action(parsed.rest), "failed").inc()
     return out
 
 
@@ -157,6 +170,7 @@ async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDis
             tasks.create_task(client.subscribe(topic_filter, qos=1))
         tasks.create_task(_raise_fence(client, pipeline, fence))
         log.info("bridge.connected", extra={"instance": settings.bridge_instance, "filters": subscriptions(settings)})
+        metrics.BRIDGE_CONNECTED.set(1)
         if settings.is_lead_bridge:
             tasks.create_task(_reconcile_presence(client, pipeline, rights))
             tasks.create_task(dispatcher.run(client, rights))
@@ -165,13 +179,14 @@ async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDis
         # in order, each only after its own events were confirmed.
         in_flight: deque[asyncio.Task[None]] = deque()
         while True:
-            batch = await _next_batch(client)
+            batch, arrived = await _next_batch(client)
             deliveries = await _store_until_done(pipeline, batch)
             await _record_until_done(deliveries)
+            _observe_latency("stored", batch, arrived)
             await rights.apply(deliveries)
             confirmed = send_in_order(client, deliveries)
             previous = in_flight[-1] if in_flight else None
-            in_flight.append(tasks.create_task(_acknowledge_when_confirmed(client, batch, confirmed, previous)))
+            in_flight.append(tasks.create_task(_acknowledge_when_confirmed(client, batch, arrived, confirmed, previous)))
             while in_flight and (in_flight[0].done() or len(in_flight) > MAX_BATCHES_IN_FLIGHT):
                 await in_flight.popleft()
 
@@ -204,6 +219,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
             if stop.is_set():
                 await cancel_and_wait(consuming)
                 break
+            metrics.BRIDGE_CONNECTED.set(0)
             try:
                 consuming.result()
             except (aiomqtt.MqttError, OSError, ExceptionGroup) as exc:

@@ -1,5 +1,5 @@
 """amqtt plugins: authentication and topic decisions (mqchat's Authenticator and AccessPolicy),
-membership-cache invalidation and presence clean-up.
+membership-cache invalidation, presence clean-up and metrics.
 
 amqtt combines plugin answers with all(): both plugins always return an explicit bool.
 The connection's Principal is kept on the amqtt Session as `session.principal`.
@@ -7,6 +7,8 @@ The connection's Principal is kept on the amqtt Session as `session.principal`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +19,7 @@ from amqtt.contexts import Action as AmqttAction
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
 from amqtt.session import ApplicationMessage, Session
 
-from core import topics
+from core import metrics, topics
 from core.acl import Action, Principal
 
 log = logging.getLogger("mqchat.broker.acl")
@@ -129,3 +131,39 @@ class SessionControlPlugin(BasePlugin[BrokerContext]):
         # the plugin context exposes no way to close connections; SecureBroker does
         closed = await self.context._broker_instance.disconnect_user(user_id)  # noqa: SLF001
         log.info("mqtt.sessions_cut", extra={"user_id": user_id, "connections": closed})
+
+
+class MetricsPlugin(BasePlugin[BrokerContext]):
+    """Connected clients, kept sessions and subscriptions (sampled every `interval` seconds from the
+    broker's state, so no event can be missed), and PUBLISHes received by kind (core.metrics)."""
+
+    @dataclass
+    class Config:
+        interval: float = 2.0
+
+    def __init__(self, context: BrokerContext) -> None:
+        super().__init__(context)
+        self._sampling: asyncio.Task[None] | None = None
+
+    async def on_broker_post_start(self) -> None:
+        self._sampling = asyncio.create_task(self._sample_forever())
+
+    async def on_broker_pre_shutdown(self) -> None:
+        if self._sampling is not None:
+            self._sampling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampling
+
+    async def on_broker_message_received(self, *, client_id: str, message: ApplicationMessage) -> None:
+        parsed = topics.parse(message.topic)
+        kind = "other" if parsed is None else {"outbox": "outbox", "device_presence": "presence"}.get(parsed.kind, "other")
+        metrics.MQTT_RECEIVED.labels(kind).inc()
+
+    async def _sample_forever(self) -> None:
+        broker = self.context._broker_instance  # noqa: SLF001 - the context exposes no session table
+        while True:
+            sessions = [session for session, _ in list(broker.sessions.values())]
+            metrics.MQTT_SESSIONS.set(len(sessions))
+            metrics.MQTT_CLIENTS.set(sum(1 for session in sessions if session.transitions.state == "connected"))
+            metrics.MQTT_SUBSCRIPTIONS.set(sum(len(subscribers) for subscribers in list(broker.subscriptions.values())))
+            await asyncio.sleep(self.config.interval)

@@ -31,6 +31,7 @@ def build_broker(settings: Settings) -> SecureBroker:
             "broker.plugins.MembershipControlPlugin": {"cache": membership},
             "broker.plugins.PresenceJanitorPlugin": {},
             "broker.plugins.SessionControlPlugin": {},
+            "broker.plugins.MetricsPlugin": {},
         },
     }
     return SecureBroker(config)

@@ -6,6 +6,7 @@ from beanie import init_beanie
 from pymongo import AsyncMongoClient
 
 from core.documents import DOCUMENT_MODELS
+from core.metrics import StoreCommands
 from core.settings import Settings
 
 
@@ -20,6 +21,7 @@ async def init_db(settings: Settings, uri: str | None = None) -> AsyncMongoClien
         uuidRepresentation="standard",
         serverSelectionTimeoutMS=5000,
         appname="mqchat",
+        event_listeners=[StoreCommands()],  # latency and failures of every command (core.metrics)
     )
     await init_beanie(database=client[settings.db_name], document_models=DOCUMENT_MODELS)
     return client

@@ -16,6 +16,7 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as paho
 
+from core import metrics
 from core.broker_rights import BrokerRights
 from core.events import Delivery
 
@@ -45,6 +46,7 @@ def send_in_order(client: aiomqtt.Client, batch: list[Delivery]) -> Coroutine[An
             raise aiomqtt.MqttError(f"could not publish: {paho.error_string(info.rc)}")
         if delivery.qos > 0 and not info.is_published():
             confirmations[info.mid] = pending[info.mid] = asyncio.Event()
+    metrics.EVENTS_PUBLISHED.inc(len(batch))
     return _confirmed(client, confirmations, len(batch))
 
 

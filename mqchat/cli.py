@@ -23,11 +23,13 @@ def _settings() -> Settings:
 
 
 def _run_component(
-    main: Callable[[Settings, asyncio.Event], Awaitable[int | None]], needs_store: bool = True, owns_data_dir: bool = False
+    main: Callable[[Settings, asyncio.Event], Awaitable[int | None]], needs_store: bool = True, owns_data_dir: bool = False,
+    sampled_as: str | None = None,
 ) -> None:
     """Run one long-lived component against the configured or running embedded store.
 
     `owns_data_dir`: take the data directory's lock first (`up`, `store`); a second one refuses at once.
+    `sampled_as`: report the process's CPU, memory and open files under this component name (core.metrics).
     """
     from mqchat.lock import AlreadyRunning, DataDirLock
     from mqchat.store import StoreError, store_uri
@@ -46,8 +48,20 @@ def _run_component(
         async with store_uri(settings, start_if_missing=False) as uri:
             return await main(settings.with_store_uri(uri), stop)
 
+    async def sampled(stop: asyncio.Event) -> int | None:
+        if sampled_as is None:
+            return await with_store(stop)
+        from core.metrics import ProcessSampler
+        from core.tasks import cancel_and_wait
+
+        sampling = asyncio.create_task(ProcessSampler(sampled_as).run())
+        try:
+            return await with_store(stop)
+        finally:
+            await cancel_and_wait(sampling)
+
     try:
-        sys.exit(run_until_signalled(settings, with_store))
+        sys.exit(run_until_signalled(settings, sampled))
     except StoreError as exc:
         click.echo(f"mqchat: {exc}", err=True)
         sys.exit(2)
@@ -72,7 +86,7 @@ def broker() -> None:
     """Run only the embedded MQTT broker."""
     from broker.server import run_broker
 
-    _run_component(run_broker)
+    _run_component(run_broker, sampled_as="broker")
 
 
 @main.command()
@@ -80,7 +94,7 @@ def bridge() -> None:
     """Run only the bridge worker."""
     from bridge.worker import run_bridge
 
-    _run_component(run_bridge)
+    _run_component(run_bridge, sampled_as="bridge")
 
 
 @main.command()
@@ -88,7 +102,7 @@ def webhooks() -> None:
     """Run only the webhook sender (the lead bridge worker runs one too; they share the backlog)."""
     from core.webhook_delivery import run_webhooks
 
-    _run_component(run_webhooks)
+    _run_component(run_webhooks, sampled_as="webhooks")
 
 
 @main.command()
@@ -96,7 +110,7 @@ def api() -> None:
     """Run only the REST API."""
     from api.server import serve_api
 
-    _run_component(serve_api)
+    _run_component(serve_api, sampled_as="api")
 
 
 @main.command()

@@ -12,6 +12,7 @@ RESTART_WINDOW seconds stops everything and `up` exits 1. On SIGINT/SIGTERM
 everything is stopped in reverse order and `up` exits 0.
 
 Children log JSON lines to a pipe; `up` passes them on in its own format (mqchat.relay).
+They keep their metrics in `<data dir>/metrics` (mqchat.metrics_dir), added up by the API's `/metrics`.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from core.logs import resolve_format
 from core.settings import Settings
 from mqchat.banner import addresses, print_banner
+from mqchat import metrics_dir
 from mqchat.causes import describe, redact_uri
 from mqchat.children import die_with_parent
 from mqchat.probes import NotReady, api_healthy, broker_answers, check_port_free, store_answers
@@ -111,6 +114,7 @@ async def _restarted(child: Child, log_format: str) -> bool:
     if len(child.restarts) >= RESTART_LIMIT:
         return False
     delay = RESTART_DELAY * 2 ** len(child.restarts)
+    metrics_dir.forget(Path(child.env[metrics_dir.VARIABLE]), child.process.pid)
     log.warning("up.component_restarting", extra={"component": child.name, "in_seconds": delay, "cause": child.log.failure})
     await asyncio.sleep(delay)
     fresh = await _spawn(child.component, child.env, child.log.log_format, child.name)
@@ -160,6 +164,7 @@ async def _terminate(child: Child) -> None:
             child.process.kill()
             await child.process.wait()
     await asyncio.wait({child.relay}, timeout=5.0)
+    metrics_dir.forget(Path(child.env[metrics_dir.VARIABLE]), child.process.pid)
     log.info("up.component_stopped", extra={"component": child.name, "returncode": child.process.returncode})
 
 
@@ -223,6 +228,7 @@ async def run_up(settings: Settings, stop: asyncio.Event) -> int:
     children: list[Child] = []
     env = {
         **os.environ, "JWT_SECRET": settings.jwt_secret, "MQCHAT_DATA_DIR": str(settings.data_dir), "MQCHAT_LOG_FORMAT": "json",
+        metrics_dir.VARIABLE: str(metrics_dir.prepare(settings.data_dir)),
     }  # fmt: skip
     failure: StartFailed | None = None
     try:

@@ -21,7 +21,8 @@ log = logging.getLogger("mqchat.api.health")
 CHECK_TIMEOUT = 3.0
 
 
-async def _store_status(client: AsyncMongoClient) -> str:
+async def store_status(client: AsyncMongoClient) -> str:
+    """The store's status: "ok", or "unavailable" when it does not answer a ping within CHECK_TIMEOUT."""
     try:
         await asyncio.wait_for(ping(client), CHECK_TIMEOUT)
     except Exception as exc:
@@ -30,7 +31,8 @@ async def _store_status(client: AsyncMongoClient) -> str:
     return "ok"
 
 
-async def _broker_status(settings: Settings) -> str:
+async def broker_status(settings: Settings) -> str:
+    """The broker's status: "ok", or "unavailable" when it does not accept a service connection within CHECK_TIMEOUT."""
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
             async with service_client(settings, "mqchat-api", timeout=CHECK_TIMEOUT):
@@ -48,7 +50,7 @@ class HealthController(Controller):
     @get("/", responses={503: ResponseSpec(HealthOut, description="The store or the broker is down")})
     async def health(self, settings: NamedDependency[Settings], mongo: NamedDependency[AsyncMongoClient]) -> Response[HealthOut]:
         """Store and broker status; no token needed."""
-        store, broker = await asyncio.gather(_store_status(mongo), _broker_status(settings))
+        store, broker = await asyncio.gather(store_status(mongo), broker_status(settings))
         healthy = store == "ok" and broker == "ok"
         body = HealthOut(status="ok" if healthy else "unavailable", store=store, broker=broker, version=__version__)
         return Response(body, status_code=200 if healthy else 503)

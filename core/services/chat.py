@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core import events
+from core import events, metrics
 from core.clock import iso, to_ms, utcnow
 from core.documents import Conversation, User
 from core.events import Delivery
@@ -59,6 +59,7 @@ async def send(
         )
         outcomes.append(Sent(result, view, deliveries))
     await _record_ticket_responses(outcomes)
+    metrics.MESSAGES_STORED.inc(sum(1 for sent in outcomes if sent.result.created))
     return outcomes
 
 
