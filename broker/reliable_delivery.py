@@ -23,6 +23,16 @@ PUBREL get their PUBREC again on resume, as stock amqtt did.
 Stock `stop` cancels the packet reader once and waits for it without limit; on
 Python 3.11 the reader's `wait_for` can swallow that cancellation (a broker
 shutdown hung so, in 1 of ~10 CI runs). Here the reader is cancelled until it stops.
+
+Stock `_reader_loop` never enforced keep-alive (its read time-out was ignored: a
+client silent for minutes stayed "online" and its Will never fired), read packet
+fields past the packet's end and acted on malformed packets (issue 23). Here the
+reader closes a connection silent for 1.5 times its keep-alive [MQTT-3.1.2-24]
+(the Will is then published and a persistent session keeps queuing), reads each
+packet whole and checks it with broker.protocol before amqtt decodes and handles
+it, and closes the connection on any violation, including acknowledgements that
+do not fit the delivery's QoS flow (PUBACK for QoS 2, PUBREC or PUBCOMP for QoS 1,
+PUBCOMP before PUBREC).
 """
 
 from __future__ import annotations
@@ -31,7 +41,23 @@ import asyncio
 import logging
 from typing import Any
 
+from amqtt.adapters import BufferReader
+from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.events import MQTTEvents
+from amqtt.mqtt import packet_class
 from amqtt.mqtt.constants import QOS_1, QOS_2
+from amqtt.mqtt.packet import (
+    DISCONNECT,
+    PINGREQ,
+    PUBACK,
+    PUBCOMP,
+    PUBLISH,
+    PUBREC,
+    PUBREL,
+    SUBSCRIBE,
+    UNSUBSCRIBE,
+    MQTTFixedHeader,
+)
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.pubrel import PubrelPacket
 from amqtt.session import (
@@ -40,6 +66,7 @@ from amqtt.session import (
     OutgoingApplicationMessage,
 )
 
+from broker.protocol import MALFORMED, ProtocolViolation, check_packet, read_frame
 from core.tasks import cancel_and_wait
 
 log = logging.getLogger("mqchat.broker.delivery")
@@ -53,6 +80,71 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         self._redeliveries: set[asyncio.Task[None]] = set()
         self.taken_over = False  # set by SecureBroker when a newer connection takes the session over
         self.protocol_error = False  # set by SecureBroker when it ends the connection for a bad PUBLISH
+
+    def keep_alive_deadline(self) -> float | None:
+        """Seconds a connection may stay silent: 1.5 x its keep-alive, or no limit for 0 [MQTT-3.1.2-24]."""
+        keep_alive = self.session.keep_alive if self.session is not None else 0
+        return 1.5 * keep_alive if keep_alive > 0 else None
+
+    async def _reader_loop(self) -> None:
+        """Read, check and hand on the client's packets until it leaves, breaks a rule or outstays its keep-alive."""
+        assert self.session is not None and self._reader_ready is not None
+        running: set[asyncio.Task[None]] = set()
+        self._reader_ready.set()
+        try:
+            while self.reader is not None:
+                try:
+                    async with asyncio.timeout(self.keep_alive_deadline()):
+                        frame = await read_frame(self.reader)
+                except TimeoutError:
+                    log.info("mqtt.keep_alive_expired", extra={"client_id": self.session.client_id})
+                    break
+                if frame is None:
+                    break
+                task = await self._handle_frame(*frame)
+                if task is not None:
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+        except (MQTTError, AMQTTError) as violation:  # ProtocolViolation, or a packet above the size limit
+            log.warning("mqtt.protocol_violation", extra={"client_id": self.session.client_id, "error": str(violation)})
+        except (NoDataError, ConnectionError):
+            pass  # the stream ended inside a packet
+        except asyncio.CancelledError:
+            pass  # stop(): the clean-up below still runs
+        except Exception:
+            log.exception("mqtt.reader_failed", extra={"client_id": self.session.client_id})
+        for task in running:
+            task.cancel()
+        await self.handle_connection_closed()
+        self._reader_stopped.set()
+        await self.stop()
+
+    async def _handle_frame(self, header: MQTTFixedHeader, body: bytes) -> asyncio.Task[None] | None:
+        """Check one packet, decode it with amqtt's class and start its handler (amqtt's dispatch, in order)."""
+        check_packet(header, body)
+        packet: Any = await packet_class(header).from_stream(BufferReader(body), fixed_header=header)
+        if header.packet_type in (PUBACK, PUBREC, PUBCOMP):
+            self._check_acknowledgement(header.packet_type, packet.variable_header.packet_id)
+        await self.plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=packet, session=self.session)
+        handle = {
+            PUBLISH: self.handle_publish, PUBACK: self.handle_puback, PUBREC: self.handle_pubrec,
+            PUBREL: self.handle_pubrel, PUBCOMP: self.handle_pubcomp, SUBSCRIBE: self.handle_subscribe,
+            UNSUBSCRIBE: self.handle_unsubscribe, PINGREQ: self.handle_pingreq, DISCONNECT: self.handle_disconnect,
+        }[header.packet_type]  # fmt: skip
+        return asyncio.create_task(handle(packet))
+
+    def _check_acknowledgement(self, kind: int, packet_id: int) -> None:
+        """An acknowledgement must fit its delivery's QoS flow; one for an unknown packet id is ignored (as Mosquitto)."""
+        assert self.session is not None
+        message = self.session.inflight_out.get(packet_id)
+        if message is None:
+            return
+        if kind == PUBACK and message.qos != QOS_1:
+            raise ProtocolViolation(MALFORMED, f"PUBACK for the QoS {message.qos} delivery {packet_id}")
+        if kind in (PUBREC, PUBCOMP) and message.qos != QOS_2:
+            raise ProtocolViolation(MALFORMED, f"{'PUBREC' if kind == PUBREC else 'PUBCOMP'} for the QoS 1 delivery {packet_id}")
+        if kind == PUBCOMP and message.pubrec_packet is None:
+            raise ProtocolViolation(MALFORMED, f"PUBCOMP before PUBREC for delivery {packet_id}")
 
     async def _retry_deliveries(self) -> None:
         assert self.session is not None

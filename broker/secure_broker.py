@@ -36,10 +36,19 @@ Each override below fixes one reproduced hole (tests/test_broker_security.py):
     message loop but not the connection: later publishes were acknowledged and
     never routed, and no Will was sent when it dropped. Here such a PUBLISH ends
     the connection and its Will is sent, as the Mosquitto deployment does.
+    (Empty and wildcard topic names are now refused earlier, by broker.protocol.)
+(h) Nothing was required before CONNECT (issue 23): an idle socket stayed open
+    forever, a PINGREQ or PUBLISH as first packet was not refused, and an MQTT 5
+    CONNECT got no answer. Here the first packet must be a valid MQTT 3.1.1
+    CONNECT (broker.protocol.check_connect), whole within `connect_timeout`; another
+    protocol level gets CONNACK 0x01 and is closed [MQTT-3.1.2-2], anything else is
+    closed without answer; and an address may hold at most `pending_per_address`
+    connections not yet through CONNECT and authentication (more are closed at once).
 
 Also: packets larger than `max_packet_size` end the connection, and every
 connection uses broker.reliable_delivery.ReliableProtocolHandler (QoS 1 and 2
-messages stay in flight until acknowledged and are resent when the session resumes).
+messages stay in flight until acknowledged and are resent when the session resumes;
+keep-alive is enforced; each packet is checked by broker.protocol before it is used).
 
 amqtt is pinned to 0.12.1 in pyproject.toml because these overrides replace
 private methods of its Broker.
@@ -49,24 +58,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import Any
 
-from amqtt.adapters import ReaderAdapter, WriterAdapter
+from amqtt.adapters import BufferReader, ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
-from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.connack import NOT_AUTHORIZED, UNACCEPTABLE_PROTOCOL_VERSION, ConnackPacket
 from amqtt.mqtt.constants import QOS_1, QOS_2
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 
 from broker.plugins import session_principal
+from broker.protocol import UnacceptableProtocol, check_connect, read_frame
 from broker.reliable_delivery import ReliableProtocolHandler
 
 log = logging.getLogger("mqchat.broker")
 
 MAX_PACKET_SIZE = 1024 * 1024
+CONNECT_TIMEOUT = 10.0  # seconds a new connection has to send its whole CONNECT
+PENDING_PER_ADDRESS = 64  # connections per client address not yet through CONNECT and authentication
 
 
 class PacketTooLarge(AMQTTError):
@@ -92,9 +105,15 @@ class BoundedReader(ReaderAdapter):
 class SecureBroker(Broker):
     """amqtt Broker that authenticates before touching sessions and checks every retained delivery."""
 
-    def __init__(self, config: dict[str, Any], max_packet_size: int = MAX_PACKET_SIZE) -> None:
+    def __init__(
+        self, config: dict[str, Any], max_packet_size: int = MAX_PACKET_SIZE,
+        connect_timeout: float = CONNECT_TIMEOUT, pending_per_address: int = PENDING_PER_ADDRESS,
+    ) -> None:  # fmt: skip
         super().__init__(config)
         self._max_packet_size = max_packet_size
+        self._connect_timeout = connect_timeout
+        self._pending_per_address = pending_per_address
+        self._pending: Counter[str] = Counter()  # (h) connections per address not yet through CONNECT and authentication
         self._deliveries: set[asyncio.Task[Any]] = set()
 
     async def _client_connected(self, listener_name: str, reader: ReaderAdapter, writer: WriterAdapter) -> None:
@@ -103,16 +122,21 @@ class SecureBroker(Broker):
     async def _initialize_client_session(
         self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
     ) -> tuple[BrokerProtocolHandler, Session]:
-        try:
-            handler, incoming = await ReliableProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
-        except MQTTError:
+        """Admit a connection: (h) a valid CONNECT in time, (a) authenticated before any session is touched."""
+        if self._pending[remote_address] >= self._pending_per_address:
+            log.warning("mqtt.too_many_pending", extra={"address": remote_address, "limit": self._pending_per_address})
             await writer.close()
-            raise
-        except NoDataError as exc:
-            raise AMQTTError(exc) from exc
-
-        # (a) authenticate the incoming CONNECT before any existing session is looked at.
-        if not await super()._authenticate(incoming, None):  # type: ignore[arg-type]
+            raise MQTTError(f"over {self._pending_per_address} unauthenticated connections from {remote_address}")
+        self._pending[remote_address] += 1
+        try:
+            handler, incoming = await self._read_connect(reader, writer)
+            # (a) authenticate the incoming CONNECT before any existing session is looked at.
+            authenticated = await super()._authenticate(incoming, None)  # type: ignore[arg-type]
+        finally:
+            self._pending[remote_address] -= 1
+            if self._pending[remote_address] <= 0:
+                del self._pending[remote_address]
+        if not authenticated:
             await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
             await writer.close()
             raise MQTTError(f"connection refused for client id {incoming.client_id!r}")
@@ -132,11 +156,33 @@ class SecureBroker(Broker):
             session.parent = 1
         else:
             session.parent = 0
+        return handler, session  # keep_alive stays the client's: the handler allows 1.5 x [MQTT-3.1.2-24]
 
-        delay = self.config.get("timeout-disconnect-delay", 0)
-        if session.keep_alive > 0 and isinstance(delay, int):
-            session.keep_alive += delay
-        return handler, session
+    async def _read_connect(self, reader: ReaderAdapter, writer: WriterAdapter) -> tuple[BrokerProtocolHandler, Session]:
+        """(h) The first packet, whole within the CONNECT deadline, must be a valid MQTT 3.1.1 CONNECT.
+
+        Another protocol level gets CONNACK 0x01 [MQTT-3.1.2-2]; anything else is closed without answer.
+        """
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                frame = await read_frame(reader)
+            if frame is None:
+                raise NoDataError("closed before CONNECT")
+            check_connect(*frame)
+        except UnacceptableProtocol as refused:
+            await ConnackPacket.build(0, UNACCEPTABLE_PROTOCOL_VERSION).to_stream(writer)
+            await writer.close()
+            raise MQTTError(str(refused)) from refused
+        except (MQTTError, AMQTTError, NoDataError, TimeoutError, ConnectionError) as failed:
+            log.info("mqtt.connect_failed", extra={"error": str(failed) or type(failed).__name__})
+            await writer.close()
+            raise MQTTError(str(failed) or type(failed).__name__) from failed
+        header, body = frame
+        try:
+            return await ReliableProtocolHandler.init_from_connect(BufferReader(header.to_bytes() + body), writer, self.plugins_manager)
+        except MQTTError:
+            await writer.close()
+            raise
 
     async def _take_over(self, client_id: str) -> None:
         """(f) Close the live connection holding `client_id`'s session, without Will or disconnect event (as Mosquitto)."""
@@ -177,15 +223,16 @@ class SecureBroker(Broker):
         await super()._handle_disconnect(client_session, handler, disconnect_waiter)
 
     async def _handle_message_delivery(self, client_session: Session, handler: BrokerProtocolHandler, wait_deliver: Any) -> bool:
-        """Route one PUBLISH from the client; (g) an empty, wildcard or `$` topic ends the connection."""
+        """Route one PUBLISH from the client; (g) a `$` topic ends the connection (empty and wildcard ones never get here)."""
         message = wait_deliver.result()
         await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_RECEIVED, client_id=client_session.client_id, message=message)
         if message is None or handler.protocol_error:  # type: ignore[attr-defined]
             return True
         topic = message.topic
-        if not topic or "#" in topic or "+" in topic or topic.startswith("$"):
-            # [MQTT-4.7.3-1] [MQTT-3.3.2-2], and `$` topics are the server's [MQTT-4.7.2-1]. amqtt left its
-            # loop but kept the connection; ending it sends the Will, as the Mosquitto deployment does.
+        if topic.startswith("$"):
+            # `$` topics are the server's [MQTT-4.7.2-1]. amqtt left its loop but kept the connection;
+            # ending it sends the Will, as the Mosquitto deployment does. (broker.protocol refuses
+            # empty and wildcard topic names before they are decoded [MQTT-4.7.3-1] [MQTT-3.3.2-2].)
             log.warning("mqtt.invalid_topic", extra={"client_id": client_session.client_id, "topic": topic})
             handler.protocol_error = True  # type: ignore[attr-defined]  # nothing more from it is routed
             await handler.handle_connection_closed()

@@ -24,7 +24,6 @@ def build_broker(settings: Settings) -> SecureBroker:
             "default": {"type": "tcp", "bind": f"{host}:{settings.mqtt_port}"},
             "ws": {"type": "ws", "bind": f"{host}:{settings.ws_port}"},
         },
-        "timeout_disconnect_delay": 2,
         "plugins": {
             "broker.plugins.JwtAuthPlugin": {"authenticator": Authenticator(settings.jwt_secret)},
             "broker.plugins.TopicAclPlugin": {"policy": AccessPolicy(membership.is_member)},
@@ -34,7 +33,11 @@ def build_broker(settings: Settings) -> SecureBroker:
             "broker.plugins.MetricsPlugin": {},
         },
     }
-    return SecureBroker(config)
+    return SecureBroker(
+        config,
+        connect_timeout=settings.connect_timeout_ms / 1000,
+        pending_per_address=settings.pending_connections_per_address,
+    )
 
 
 async def run_broker(settings: Settings, stop: asyncio.Event) -> None:

@@ -54,6 +54,8 @@ class Settings:
     broker: Literal["embedded", "external"] = "embedded"
     mqtt_host: str = "127.0.0.1"
     external_mqtt_port: int = 1883
+    connect_timeout_ms: int = 10_000
+    pending_connections_per_address: int = 64
     cors_origins: tuple[str, ...] = ()
     auth_rate_limit: int = 20
     account_login_limit: int = 10
@@ -217,6 +219,8 @@ class Settings:
             broker=broker,  # type: ignore[arg-type]
             mqtt_host=get("MQTT_HOST", "127.0.0.1"),
             external_mqtt_port=get_int("MQTT_PORT", 1883),
+            connect_timeout_ms=get_int("MQCHAT_CONNECT_TIMEOUT_MS", 10_000),
+            pending_connections_per_address=get_int("MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS", 64),
             cors_origins=tuple(o.strip() for o in get("CORS_ORIGINS", "").split(",") if o.strip()),
             auth_rate_limit=get_int("MQCHAT_AUTH_RATE_LIMIT", 20),
             account_login_limit=get_int("MQCHAT_ACCOUNT_LOGIN_LIMIT", 10),
@@ -271,6 +275,8 @@ class Settings:
         )
         if settings.access_token_ttl <= 0:
             raise ConfigError("MQCHAT_ACCESS_TOKEN_TTL must be positive")
+        if min(settings.connect_timeout_ms, settings.pending_connections_per_address) <= 0:
+            raise ConfigError("MQCHAT_CONNECT_TIMEOUT_MS and MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS must be positive")
         if min(settings.agent_capacity, settings.assign_interval, settings.bridge_workers) <= 0:
             raise ConfigError("MQCHAT_AGENT_CAPACITY, MQCHAT_ASSIGN_INTERVAL_MS and MQCHAT_BRIDGE_WORKERS must be positive")
         if min(settings.webhook_timeout_ms, settings.webhook_retry_base_ms, settings.webhook_max_attempts,

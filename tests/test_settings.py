@@ -53,3 +53,15 @@ def test_production_accepts_a_real_secret(tmp_path: Path) -> None:
 def test_invalid_values_are_reported(tmp_path: Path, env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), **env}, env_file=None)
+
+
+def test_embedded_broker_connect_limits(tmp_path: Path) -> None:
+    """MQCHAT_CONNECT_TIMEOUT_MS and MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS: defaults, values, positive only."""
+    defaults = Settings.load({"MQCHAT_DATA_DIR": str(tmp_path)}, env_file=None)
+    assert (defaults.connect_timeout_ms, defaults.pending_connections_per_address) == (10_000, 64)
+    env = {"MQCHAT_DATA_DIR": str(tmp_path), "MQCHAT_CONNECT_TIMEOUT_MS": "2500", "MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS": "8"}
+    settings = Settings.load(env, env_file=None)
+    assert (settings.connect_timeout_ms, settings.pending_connections_per_address) == (2500, 8)
+    for name in ("MQCHAT_CONNECT_TIMEOUT_MS", "MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS"):
+        with pytest.raises(ConfigError, match=name):
+            Settings.load({**env, name: "0"}, env_file=None)
