@@ -44,8 +44,11 @@ async def require_api_key(connection: ASGIConnection, _: BaseRouteHandler) -> No
     """Guard of `/api/platform/*`: a known API key as bearer token (401 otherwise), within its rate (429).
 
     A guard runs before the request body is read, so a caller without a key learns nothing
-    from the body's validation.
+    from the body's validation. OPTIONS (what a path allows, CORS preflights) needs no key,
+    as everywhere else in the API.
     """
+    if connection.scope.get("method") == "OPTIONS":
+        return
     token = _bearer_token(connection)
     if not looks_like_api_key(token):
         raise Unauthorized("this endpoint needs an API key (mqk_...), not a user token")
