@@ -89,8 +89,12 @@ async def _connect(client: aiomqtt.Client, topic: str) -> None:
     await client.subscribe(topic, qos=1)
 
 
-async def idle_connections(make_client, inbox: str, broker_pid: int, target: int, step: int = 250) -> dict:  # type: ignore[no-untyped-def]
-    """Open authenticated clients subscribed to their inbox until `target` (or failure); memory per connection."""
+async def idle_connections(make_client, inbox: str, broker_pid: int, target: int, step: int = 50) -> dict:  # type: ignore[no-untyped-def]
+    """Open authenticated clients subscribed to their inbox until `target` (or failure); memory per connection.
+
+    `step` connect at once: all from one address, so below the embedded broker's
+    MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS (64 unauthenticated connections per address).
+    """
     process = psutil.Process(broker_pid)
     baseline = process.memory_info().rss
     clients: list[aiomqtt.Client] = []
