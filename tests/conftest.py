@@ -8,7 +8,6 @@ per session, when first asked for.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,10 +19,8 @@ from tests.support import (
     Account,
     System,
     create_staff,
-    healthy,
     signup,
-    spawn_component,
-    wait_until,
+    split_deployment,
 )
 
 BROKERS = ("amqtt", "mosquitto")
@@ -95,14 +92,5 @@ def fresh_data_dir(tmp_path: Path) -> Path:
 def split_system(tmp_path: Path) -> Iterator[tuple[System, dict]]:
     """store, broker, api and bridge as separate processes (a split deployment)."""
     system = System.on_free_ports(tmp_path / "data")
-    system.data_dir.mkdir(parents=True)
-    processes = {"store": spawn_component(system, "store")}
-    wait_until(lambda: (system.data_dir / "store.json").exists(), 30, "the store")
-    for name in ("broker", "api", "bridge"):
-        processes[name] = spawn_component(system, name)
-    wait_until(lambda: healthy(system), 60, "the api and broker")
-    yield system, processes
-    for name in ("bridge", "api", "broker", "store"):
-        if processes[name].poll() is None:
-            processes[name].send_signal(signal.SIGTERM)
-            processes[name].wait(30)
+    with split_deployment(system) as processes:
+        yield system, processes

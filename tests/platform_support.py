@@ -13,11 +13,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pymongo import AsyncMongoClient
 
 from mqchat.store import free_port
+from tests.support import Account, System
 
 ISSUER = "https://shop.test"
 AUDIENCE = "mqchat"
@@ -117,3 +120,25 @@ class Platform:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+async def exchange(api: httpx.AsyncClient, token: str, status: int = 200) -> dict[str, Any]:
+    """`POST /api/auth/exchange` with a platform token; the answer, after checking its status."""
+    response = await api.post("/api/auth/exchange", json={"token": token})
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def account_of(body: dict[str, Any]) -> Account:
+    """An Account from a login-shaped answer (exchange, server API tokens)."""
+    user = body["user"]
+    return Account(user["id"], user.get("email") or "", "", body["access_token"], user["role"], body)
+
+
+async def provisioned(system: System, external_id: str) -> int:
+    """How many accounts the store holds for this platform user id."""
+    mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri)
+    try:
+        return await mongo["mqchat"]["users"].count_documents({"external_id": external_id})
+    finally:
+        await mongo.close()

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,6 +345,43 @@ async def crashable_device(system: System, account: Account, suffix: str) -> asy
     line = await asyncio.wait_for(process.stdout.readline(), 20)
     assert line.strip() == b"online"
     return process
+
+
+@contextmanager
+def split_deployment(
+    system: System, components: tuple[str, ...] = ("broker", "api", "bridge")
+) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """The store and `components` of `system` as separate processes (a split deployment), stopped in reverse order."""
+    system.data_dir.mkdir(parents=True)
+    processes = {"store": spawn_component(system, "store")}
+    wait_until(lambda: (system.data_dir / "store.json").exists(), 30, "the store")
+    for name in components:
+        processes[name] = spawn_component(system, name)
+    wait_until(lambda: healthy(system), 60, "the api and broker")
+    try:
+        yield processes
+    finally:
+        for name in reversed(list(processes)):
+            if processes[name].poll() is None:
+                processes[name].send_signal(signal.SIGTERM)
+                processes[name].wait(30)
+
+
+async def kill_bridge_as_stored(
+    system: System, processes: dict[str, subprocess.Popen[bytes]], messages: Any, cid: str, total: int,
+    fractions: tuple[float, ...],
+) -> list[int]:  # fmt: skip
+    """SIGKILL the split system's bridge right after each fraction of `total` messages of `cid` is stored
+    (`messages`: the store's collection), restarting it each time; how many were stored at each kill."""
+    killed_at = []
+    for fraction in fractions:
+        while await messages.count_documents({"conversation_id": cid}) < total * fraction:
+            pass  # no sleep: kill right after a batch is stored, before its events go out
+        processes["bridge"].kill()
+        processes["bridge"].wait()
+        killed_at.append(await messages.count_documents({"conversation_id": cid}))
+        processes["bridge"] = spawn_component(system, "bridge")
+    return killed_at
 
 
 def spawn_component(system: System, component: str) -> subprocess.Popen[bytes]:

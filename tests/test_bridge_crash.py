@@ -16,6 +16,7 @@ from tests.support import (
     device,
     open_conversation,
     signup,
+    kill_bridge_as_stored,
     spawn_component,
     user_client,
 )
@@ -41,15 +42,8 @@ async def test_sigkills_during_burst_lose_and_duplicate_nothing(split_system: tu
             sending = asyncio.create_task(burst())
             mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri_from_file())
             messages = mongo.mqchat.messages
-            killed_at = []
             try:
-                for fraction in KILLS_AT:
-                    while await messages.count_documents({"conversation_id": cid}) < BURST * fraction:
-                        pass  # no sleep: kill right after a batch is stored, before its events go out
-                    processes["bridge"].kill()
-                    processes["bridge"].wait()
-                    killed_at.append(await messages.count_documents({"conversation_id": cid}))
-                    processes["bridge"] = spawn_component(system, "bridge")
+                killed_at = await kill_bridge_as_stored(system, processes, messages, cid, BURST, KILLS_AT)
                 await sending
                 for _ in range(600):
                     if await messages.count_documents({"conversation_id": cid}) >= BURST:

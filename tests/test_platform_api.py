@@ -10,6 +10,7 @@ import httpx
 
 from core import topics
 from tests.conftest import BOTH_BROKERS
+from tests.platform_support import account_of
 from tests.support import Account, System, device
 
 
@@ -37,8 +38,7 @@ async def upsert(api: httpx.AsyncClient, key: str, external_id: str, status: int
 async def tokens_for(api: httpx.AsyncClient, key: str, external_id: str) -> Account:
     response = await api.post(f"/api/platform/users/{external_id}/tokens", headers=key_headers(key))
     assert response.status_code == 200, response.text
-    body = response.json()
-    return Account(body["user"]["id"], body["user"].get("email", ""), "", body["access_token"], body["user"]["role"], body)
+    return account_of(response.json())
 
 
 async def test_api_keys_are_admin_only_shown_once_and_never_listed(

@@ -13,37 +13,15 @@ from typing import Any
 
 import httpx
 import jwt
-import pytest
-from pymongo import AsyncMongoClient
 
 from core import topics
 from tests.conftest import BOTH_BROKERS
-from tests.platform_support import ISSUER, Platform, public_pem
+from tests.platform_support import ISSUER, Platform, account_of, exchange, provisioned, public_pem
 from tests.support import Account, System, device, open_conversation
 
 
 def platform_id() -> str:
     return f"user_{secrets.token_hex(5)}"
-
-
-def account_of(body: dict[str, Any]) -> Account:
-    """An Account from a login-shaped answer (exchange, server API tokens)."""
-    user = body["user"]
-    return Account(user["id"], user.get("email") or "", "", body["access_token"], user["role"], body)
-
-
-async def exchange(api: httpx.AsyncClient, token: str, status: int = 200) -> dict[str, Any]:
-    response = await api.post("/api/auth/exchange", json={"token": token})
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-async def provisioned(system: System, external_id: str) -> int:
-    mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri)
-    try:
-        return await mongo["mqchat"]["users"].count_documents({"external_id": external_id})
-    finally:
-        await mongo.close()
 
 
 @BOTH_BROKERS

@@ -6,28 +6,19 @@ the views are written to `test-artifacts/web-client/` (or `$MQCHAT_TEST_ARTIFACT
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 import zlib
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.browser_support import TIMEOUT_MS, chromium, chromium_mark, expect, new_page
+from tests.browser_support import screenshot as shot
 from tests.support import Account, System, create_staff, open_conversation, signup
 
-playwright_api = pytest.importorskip("playwright.async_api")
-expect = playwright_api.expect
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("MQCHAT_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")) / "web-client"
-TIMEOUT_MS = 15_000
-
-if not Path(CHROMIUM).exists():
-    reason = "Debian's chromium is not installed (scripts/test installs it)"
-    pytestmark = pytest.mark.skip(reason=reason) if not os.environ.get("CI") else pytest.mark.xfail(reason=reason, strict=True)
+if (mark := chromium_mark()) is not None:
+    pytestmark = mark
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +32,8 @@ def web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
 
 @pytest.fixture(scope="module")
 async def browser(web_system: System) -> AsyncIterator[object]:
-    async with playwright_api.async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-        )
+    async with chromium() as browser:
         yield browser
-        await browser.close()
 
 
 @pytest.fixture
@@ -58,14 +44,7 @@ async def rest(web_system: System) -> AsyncIterator[httpx.AsyncClient]:
 
 async def signed_in_page(browser, system: System, account: Account, *, width: int = 1100):  # type: ignore[no-untyped-def]
     """A fresh browser context (its own storage) signed in through the login form."""
-    context = await browser.new_context(viewport={"width": width, "height": 760})
-    page = await context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    page.on("console", lambda message: message.type == "error" and page.errors.append(message.text))
-    page.on("dialog", lambda dialog: dialog.accept())
-    await page.goto(f"{system.api_url}/")
+    page = await new_page(browser, f"{system.api_url}/", width=width, height=760)
     await page.get_by_label("Email").fill(account.email)
     await page.get_by_label("Password").fill(account.password)
     await page.get_by_role("button", name="Sign in", exact=True).click()
@@ -84,8 +63,7 @@ def tiny_png() -> bytes:
 
 
 async def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    await shot(page, "web-client", name)
 
 
 async def test_two_customers_chat_live_in_the_browser(browser, web_system: System, rest: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]

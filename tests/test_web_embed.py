@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-import os
 import secrets
-import shutil
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,24 +19,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
 
 from core import topics
 from core.settings import ConfigError, Settings
 from mqchat.store import free_port
-from tests.platform_support import Platform
+from tests.browser_support import chromium, chromium_mark, expect, new_page
+from tests.browser_support import screenshot as shot
+from tests.platform_support import Platform, account_of, exchange, provisioned
 from tests.support import Account, System, device, open_conversation
 
-playwright_api = pytest.importorskip("playwright.async_api")
-expect = playwright_api.expect
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("MQCHAT_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")) / "web-embed"
-TIMEOUT_MS = 15_000
-
-if not Path(CHROMIUM).exists():
-    reason = "Debian's chromium is not installed (scripts/test installs it)"
-    pytestmark = pytest.mark.skip(reason=reason) if not os.environ.get("CI") else pytest.mark.xfail(reason=reason, strict=True)
+if (mark := chromium_mark()) is not None:
+    pytestmark = mark
 
 # The shop's page: `?api=` is the mqchat to embed; the whole query goes to /token (which platform user).
 SHOP_PAGE = """<!doctype html>
@@ -118,13 +109,8 @@ def sites(tmp_path_factory: pytest.TempPathFactory, platform: Platform) -> Itera
 
 @pytest.fixture(scope="module")
 async def browser(sites: tuple[System, Site, Site]) -> AsyncIterator[Any]:
-    async with playwright_api.async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-        )
+    async with chromium() as browser:
         yield browser
-        await browser.close()
 
 
 @pytest.fixture
@@ -133,38 +119,13 @@ async def rest(sites: tuple[System, Site, Site]) -> AsyncIterator[httpx.AsyncCli
         yield client
 
 
-async def new_page(browser: Any, url: str | None = None) -> Any:
-    """A fresh browser context (on `url`), recording console errors (CSP violations among them) of every frame."""
-    context = await browser.new_context(viewport={"width": 1100, "height": 900})
-    page = await context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    page.on("console", lambda message: message.type == "error" and page.errors.append(f"{message.text} at {message.location['url']}"))
-    if url:
-        await page.goto(url)
-    return page
-
-
 async def exchanged(rest: httpx.AsyncClient, token: str) -> Account:
     """The platform user behind `token`, signed in over REST (`POST /api/auth/exchange`)."""
-    response = await rest.post("/api/auth/exchange", json={"token": token})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    return Account(body["user"]["id"], body["user"].get("email") or "", "", body["access_token"], body["user"]["role"], body)
-
-
-async def provisioned(system: System, external_id: str) -> int:
-    mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri)
-    try:
-        return await mongo["mqchat"]["users"].count_documents({"external_id": external_id})
-    finally:
-        await mongo.close()
+    return account_of(await exchange(rest, token))
 
 
 async def screenshot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    await shot(page, "web-embed", name)
 
 
 async def test_a_shop_page_embeds_the_client_and_its_buyer_chats_with_a_seller(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import signal
 import time
 from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -31,12 +30,11 @@ from tests.support import (
     System,
     create_staff,
     device,
-    healthy,
+    kill_bridge_as_stored,
     open_conversation,
     signup,
-    spawn_component,
+    split_deployment,
     user_client,
-    wait_until,
 )
 
 RETRY_BASE_MS = "40"
@@ -377,17 +375,9 @@ KILLS_AT = (0.5,)  # fraction of the burst stored when the bridge (and its webho
 def split_hooked(tmp_path: Path) -> Iterator[tuple[System, dict[str, Any]]]:
     """store, broker, api, bridge and `mqchat webhooks` as separate processes, with fast webhook retries."""
     system = System.on_free_ports(tmp_path / "data", MQCHAT_WEBHOOK_RETRY_BASE_MS=RETRY_BASE_MS, MQCHAT_WEBHOOK_TIMEOUT_MS=TIMEOUT_MS)
-    system.data_dir.mkdir(parents=True)
-    processes = {"store": spawn_component(system, "store")}
-    wait_until(lambda: (system.data_dir / "store.json").exists(), 30, "the store")
-    for name in ("broker", "api", "bridge", "webhooks"):  # a second sender beside the bridge's: they share the backlog
-        processes[name] = spawn_component(system, name)
-    wait_until(lambda: healthy(system), 60, "the api and broker")
-    yield system, processes
-    for name in ("webhooks", "bridge", "api", "broker", "store"):
-        if processes[name].poll() is None:
-            processes[name].send_signal(signal.SIGTERM)
-            processes[name].wait(30)
+    # a second sender beside the bridge's: they share the backlog
+    with split_deployment(system, ("broker", "api", "bridge", "webhooks")) as processes:
+        yield system, processes
 
 
 async def test_bridge_killed_mid_burst_still_sends_every_message_webhook(
@@ -409,15 +399,8 @@ async def test_bridge_killed_mid_burst_still_sends_every_message_webhook(
             sending = asyncio.create_task(send_over_mqtt(system, alice, cid, BURST, "burst"))
             mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri_from_file())
             messages = mongo.mqchat.messages
-            killed_at = []
             try:
-                for fraction in KILLS_AT:
-                    while await messages.count_documents({"conversation_id": cid}) < BURST * fraction:
-                        pass  # no sleep: kill right after a batch is stored
-                    processes["bridge"].kill()
-                    processes["bridge"].wait()
-                    killed_at.append(await messages.count_documents({"conversation_id": cid}))
-                    processes["bridge"] = spawn_component(system, "bridge")
+                killed_at = await kill_bridge_as_stored(system, processes, messages, cid, BURST, KILLS_AT)
                 await sending
                 await resend_unacknowledged(system, alice, cid, acks, [f"burst-{n}" for n in range(BURST)])
                 stored = {str(m["_id"]) for m in await messages.find({"conversation_id": cid}).to_list()}
