@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import aiomqtt
 from beanie import PydanticObjectId
@@ -123,12 +124,17 @@ class Notifier:
         address = user.contact_email
         if self._settings.email_enabled and user.email_notifications and address:
             text = "\n".join([f"Hello {user.username},", "", *lines, "", f"Open the conversation: {link}"])
-            self._spawn(_with_retries("email", lambda: send_email(self._settings, address, subject, text)))
+            self._spawn(_with_retries("email", lambda: send_email(self._settings, address, subject, text), user_id=str(user.id)))
         if self._push is not None:
             payload = {"type": "message.digest", "conversation_id": str(conversation.id), "title": subject,
                        "body": lines[-1], "count": len(unread)}  # fmt: skip
-            push = self._push
-            self._spawn(_with_retries("push", lambda: push.send(str(user.id), payload)))
+            await self._push_each(self._push, user, payload)
+
+    async def _push_each(self, push: PushSender, user: User, payload: dict[str, object]) -> None:
+        """One push per browser, each retried on its own: a dead one never holds back the others."""
+        for subscription in await push.subscriptions(str(user.id)):
+            context = {"user_id": str(user.id), "subscription_id": str(subscription.id)}
+            self._spawn(_with_retries("push", partial(push.send_to, subscription, payload), **context))
 
 
 async def _names(user_ids: set[str]) -> dict[str, str]:
@@ -136,16 +142,20 @@ async def _names(user_ids: set[str]) -> dict[str, str]:
     return {str(u.id): u.username for u in users if u is not None}
 
 
-async def _with_retries(channel: str, send: Callable[[], Awaitable[object]]) -> None:
+async def _with_retries(channel: str, send: Callable[[], Awaitable[object]], **context: str) -> None:
+    """Send, retrying with backoff; `send` returning False means the recipient is gone for good (an expired push
+    subscription, already deleted): nothing is sent and nothing retried."""
     for attempt, delay in enumerate((0.0, *RETRY_DELAYS)):
         await asyncio.sleep(delay)
         try:
-            await send()
-            log.info("notifier.sent", extra={"channel": channel})
+            if await send() is False:
+                log.info("notifier.recipient_gone", extra={"channel": channel, **context})
+                return
+            log.info("notifier.sent", extra={"channel": channel, **context})
             metrics.NOTIFICATIONS.labels(channel, "sent").inc()
             return
         except Exception as exc:
-            log.warning("notifier.send_failed", extra={"channel": channel, "attempt": attempt + 1, "error": repr(exc)})
+            log.warning("notifier.send_failed", extra={"channel": channel, "attempt": attempt + 1, "error": repr(exc), **context})
             metrics.NOTIFICATIONS.labels(channel, "failed").inc()
-    log.error("notifier.gave_up", extra={"channel": channel})
+    log.error("notifier.gave_up", extra={"channel": channel, **context})
     metrics.NOTIFICATIONS.labels(channel, "gave_up").inc()

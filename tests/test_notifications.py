@@ -57,14 +57,20 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 
 class PushService:
-    """A stand-in push service: records encrypted pushes; answers 201, or 410 once told the subscription is gone."""
+    """A stand-in push service: records encrypted pushes; answers 201, or 410 once told the subscription is gone,
+    and always 404 for subscriptions whose token starts with `expired`."""
 
     def __init__(self) -> None:
         self.received: list[tuple[dict, bytes]] = []
+        self.by_token: dict[str, list[bytes]] = {}
         self.gone = False
 
     async def handle(self, request: web.Request) -> web.Response:
-        self.received.append((dict(request.headers), await request.read()))
+        token, body = request.match_info["token"], await request.read()
+        self.received.append((dict(request.headers), body))
+        self.by_token.setdefault(token, []).append(body)
+        if token.startswith("expired"):
+            return web.Response(status=404)
         return web.Response(status=410 if self.gone else 201)
 
 
@@ -198,3 +204,74 @@ async def test_web_push_is_encrypted_and_expired_subscriptions_are_removed(
         await asyncio.sleep(0.5)
         gone = await api.delete(f"/api/push/subscriptions/{registered.json()['id']}", headers=bob.headers)
         assert gone.status_code == 404, "already removed after the 410"
+
+
+def log_events(system: System, event: str) -> list[dict]:
+    """The `mqchat up` log's JSON lines for one event."""
+    lines = (system.data_dir.parent / f"{system.data_dir.name}-up.log").read_text(errors="replace").splitlines()
+    entries = [json.loads(line) for line in lines if line.startswith("{")]
+    return [entry for entry in entries if entry.get("event") == event]
+
+
+async def wait_logged(system: System, event: str, timeout: float = 15, **match: str) -> dict:
+    for _ in range(int(timeout * 10)):
+        found = [e for e in log_events(system, event) if all(e.get(k) == v for k, v in match.items())]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no {event} {match} in the log")
+
+
+def browser_keys() -> tuple[ec.EllipticCurvePrivateKey, bytes, dict[str, str]]:
+    """A browser's subscription keys: its private key, its auth secret, and the `keys` it registers."""
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    p256dh = private_key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    auth_secret = os.urandom(16)
+    return private_key, auth_secret, {"p256dh": b64(p256dh), "auth": b64(auth_secret)}
+
+
+async def test_each_browser_is_pushed_on_its_own(notify_system: System, push_service: tuple[PushService, str]) -> None:
+    """Issue 19, item 3: a dead subscription is retried alone, a 404 one deleted, the working one served at once."""
+    system, (service, endpoint) = notify_system, push_service
+    base = endpoint.rsplit("/", 1)[0]
+    endpoints = {
+        "dead": f"http://127.0.0.1:{free_port()}/push/dead",  # nothing listens there: refused, retried
+        "expired": f"{base}/expired-1",  # the push service answers 404: the browser unsubscribed
+        "working": f"{base}/working-1",
+    }
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        alice, bob, carol = await signup(api, username="Alice"), await signup(api, username="Bob"), await signup(api)
+        ids, working_key = {}, None
+        for name, url in endpoints.items():
+            private_key, auth_secret, keys = browser_keys()
+            if name == "working":
+                working_key = (private_key, auth_secret)
+            registered = await api.post("/api/push/subscriptions", json={"endpoint": url, "keys": keys}, headers=bob.headers)
+            assert registered.status_code == 201
+            ids[name] = registered.json()["id"]
+
+        cid = (await open_conversation(api, alice, bob, carol, kind="group", title="Order 1234"))["id"]
+        await send_quickly(system, alice, cid, 2, "fanout")
+
+        # the working browser gets its push while the dead one is still being retried
+        sent = await wait_logged(system, "notifier.sent", channel="push", subscription_id=ids["working"])
+        assert sent["user_id"] == bob.id
+        [body] = service.by_token["working-1"]
+        assert working_key is not None
+        payload = json.loads(http_ece.decrypt(body, private_key=working_key[0], auth_secret=working_key[1], version="aes128gcm"))
+        assert payload["conversation_id"] == cid and payload["count"] == 2
+        await wait_logged(system, "notifier.send_failed", channel="push", subscription_id=ids["dead"])
+        assert not log_events(system, "notifier.gave_up"), "the dead browser is still being retried on its own"
+
+        # the expired one was asked once, deleted, and not retried
+        await wait_logged(system, "notifier.recipient_gone", channel="push", subscription_id=ids["expired"])
+        assert len(service.by_token["expired-1"]) == 1
+        gone = await api.delete(f"/api/push/subscriptions/{ids['expired']}", headers=bob.headers)
+        assert gone.status_code == 404, "deleted after the 404"
+        kept = await api.delete(f"/api/push/subscriptions/{ids['dead']}", headers=bob.headers)
+        assert kept.status_code == 204, "an unreachable browser is retried, not deleted"
+
+        # carol has no browser subscribed: her email goes out, and no push is claimed for her
+        await wait_logged(system, "notifier.sent", channel="email", user_id=carol.id)
+        push_lines = [e for e in log_events(system, "notifier.sent") if e.get("channel") == "push"]
+        assert [e["subscription_id"] for e in push_lines] == [ids["working"]]

@@ -46,31 +46,37 @@ async def unsubscribe(user: User, subscription_id: str) -> None:
 
 
 class PushSender:
-    """Sends encrypted Web Push messages signed with the server's VAPID key."""
+    """Sends encrypted Web Push messages signed with the server's VAPID key, one browser at a time.
+
+    Each subscription is sent to on its own so that the caller can retry it alone: one unreachable or
+    failing browser never holds back the others (issue 19).
+    """
 
     def __init__(self, settings: Settings) -> None:
         assert settings.vapid_private_key is not None
         self._vapid = Vapid.from_pem(settings.vapid_private_key.encode())
         self._subject = settings.vapid_subject
 
-    async def send(self, user_id: str, payload: dict[str, object]) -> int:
-        """Push to every subscription of the user; expired ones (404/410) are deleted. Returns how many got it.
+    @staticmethod
+    async def subscriptions(user_id: str) -> list[PushSubscription]:
+        """The user's browsers; an empty list means there is nothing to push to."""
+        return await PushSubscription.find({"user_id": user_id}).to_list()
 
-        Other failures raise, so the caller can retry later.
+    async def send_to(self, subscription: PushSubscription, payload: dict[str, object]) -> bool:
+        """Push to one browser. False when the push service says it is gone (404/410): it is deleted then.
+
+        Other failures raise, so the caller can retry this subscription later.
         """
-        delivered = 0
-        for subscription in await PushSubscription.find({"user_id": user_id}).to_list():
-            info = {"endpoint": subscription.endpoint, "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}}
-            try:
-                await webpush_async(
-                    info, json.dumps(payload), vapid_private_key=self._vapid,
-                    vapid_claims={"sub": self._subject}, ttl=3600, timeout=10,
-                )  # fmt: skip
-            except WebPushException as exc:
-                if exc.response is not None and getattr(exc.response, "status", None) in GONE:
-                    await subscription.delete()
-                    log.info("push.subscription_expired", extra={"user_id": user_id})
-                    continue
-                raise
-            delivered += 1
-        return delivered
+        info = {"endpoint": subscription.endpoint, "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}}
+        try:
+            await webpush_async(
+                info, json.dumps(payload), vapid_private_key=self._vapid,
+                vapid_claims={"sub": self._subject}, ttl=3600, timeout=10,
+            )  # fmt: skip
+        except WebPushException as exc:
+            if exc.response is not None and getattr(exc.response, "status", None) in GONE:
+                await subscription.delete()
+                log.info("push.subscription_expired", extra={"user_id": subscription.user_id, "subscription_id": str(subscription.id)})
+                return False
+            raise
+        return True
