@@ -2,7 +2,9 @@
 
 Settings are built once by the entry point (`Settings.load()`) and passed into the
 factories (`create_app`, `build_broker`, `run_bridge`); nothing reads the
-environment at import time.
+environment at import time. Each field names its environment variable beside its
+one default; `Settings()` alone is the defaults, without reading the environment.
+Copies with changes: `settings.model_copy(update={...})`.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
 from core.roles import Role
 
@@ -28,86 +31,200 @@ SECRET_FILE = "jwt_secret"
 DEFAULT_ATTACHMENT_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf")
 # A web origin as browsers serialize it: scheme, host, optional port (it goes into a CSP header).
 ORIGIN = re.compile(r"https?://([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?")
+# Values taken as written (not stripped): credentials and keys.
+VERBATIM = frozenset({"mongodb_uri", "jwt_secret", "smtp_host", "smtp_username", "smtp_password", "vapid_private_key",
+                      "vapid_public_key", "platform_jwt_secret", "platform_jwt_public_key", "platform_jwks_url",
+                      "platform_jwt_issuer", "platform_jwt_audience"})  # fmt: skip
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+Positive = Annotated[int, Field(gt=0)]
 
 
 class ConfigError(RuntimeError):
     """The configuration cannot be used (for example a default secret in production)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+def var(default: Any, name: str) -> Any:
+    """A field's default and the environment variable that sets it."""
+    return Field(default, validation_alias=name)
+
+
+class Settings(BaseSettings):
     """Everything a component needs to know about its environment."""
 
-    env: Literal["development", "production"] = "development"
-    data_dir: Path = Path("data")
-    mongodb_uri: str | None = None
-    db_name: str = "mqchat"
-    store_port: int = 27017
-    jwt_secret: str = ""
-    access_token_ttl: int = 900
-    refresh_token_ttl: int = 30 * 24 * 3600
-    bind_host: str = "127.0.0.1"
-    public_host: str = "localhost"
-    api_port: int = 8000
-    mqtt_port: int = 1883
-    ws_port: int = 9001
-    broker: Literal["embedded", "external"] = "embedded"
-    mqtt_host: str = "127.0.0.1"
-    external_mqtt_port: int = 1883
-    connect_timeout_ms: int = 10_000
-    pending_connections_per_address: int = 64
-    cors_origins: tuple[str, ...] = ()
-    auth_rate_limit: int = 20
-    account_login_limit: int = 10
-    send_rate: float = 10.0
-    send_burst: int = 30
-    edit_window_seconds: int = 900
-    agent_capacity: int = 5
-    reassign_grace_seconds: int = 300
-    assign_interval: float = 2.0
-    bridge_workers: int = 1
-    bridge_instance: str = "worker-1"
-    attachment_max_bytes: int = 10 * 1024 * 1024
-    attachment_types: tuple[str, ...] = DEFAULT_ATTACHMENT_TYPES
-    notify_delay: float = 60.0
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_from: str = "mqchat <noreply@localhost>"
-    vapid_private_key: str | None = None
-    vapid_public_key: str | None = None
-    vapid_subject: str = "mailto:admin@localhost"
-    public_url: str = ""
-    log_level: str = "INFO"
-    log_format: Literal["auto", "console", "json"] = "auto"
-    signup: Literal["open", "closed"] = "open"
-    platform_jwt_secret: str | None = None
-    platform_jwt_public_key: str | None = None
-    platform_jwks_url: str | None = None
-    platform_jwt_issuer: str | None = None
-    platform_jwt_audience: str | None = None
-    platform_claim_user_id: str = "sub"
-    platform_claim_role: str = "role"
-    platform_claim_name: str = "name"
-    platform_claim_email: str = "email"
-    platform_role_map: tuple[tuple[str, str], ...] = ()
-    platform_rate: float = 50.0
-    platform_burst: int = 100
-    embed_origins: tuple[str, ...] = ()
-    webhook_timeout_ms: int = 10_000
-    webhook_retry_base_ms: int = 5_000
-    webhook_max_attempts: int = 12
-    webhook_allow_private: bool = True
-    webhook_concurrency: int = 4
-    webhook_disable_after_failures: int = 1_000
-    webhook_disable_after_hours: int = 120
+    model_config = SettingsConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True, case_sensitive=True)
+
+    # --- deployment
+    env: Literal["development", "production"] = var("development", "MQCHAT_ENV")
+    data_dir: Path = var(Path("data"), "MQCHAT_DATA_DIR")
+    jwt_secret: str = var("", "JWT_SECRET")
+    log_level: str = var("INFO", "MQCHAT_LOG_LEVEL")
+    log_format: Literal["auto", "console", "json"] = var("auto", "MQCHAT_LOG_FORMAT")
+
+    # --- store
+    mongodb_uri: str | None = var(None, "MONGODB_URI")
+    db_name: str = var("mqchat", "MQCHAT_DB_NAME")
+    store_port: int = var(27017, "MQCHAT_STORE_PORT")
+
+    # --- broker
+    bind_host: str = var("127.0.0.1", "MQCHAT_HOST")
+    public_host: str = var("localhost", "MQCHAT_PUBLIC_HOST")  # default: MQCHAT_HOST unless a loopback/any address
+    mqtt_port: int = var(1883, "MQCHAT_MQTT_PORT")
+    ws_port: int = var(9001, "MQCHAT_WS_PORT")
+    broker: Literal["embedded", "external"] = var("embedded", "MQCHAT_BROKER")
+    mqtt_host: str = var("127.0.0.1", "MQTT_HOST")
+    external_mqtt_port: int = var(1883, "MQTT_PORT")
+    connect_timeout_ms: Positive = var(10_000, "MQCHAT_CONNECT_TIMEOUT_MS")
+    pending_connections_per_address: Positive = var(64, "MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS")
+    bridge_workers: Positive = var(1, "MQCHAT_BRIDGE_WORKERS")
+    bridge_instance: str = var("worker-1", "MQCHAT_BRIDGE_INSTANCE")
+
+    # --- api
+    api_port: int = var(8000, "MQCHAT_API_PORT")
+    public_url: str = var("", "MQCHAT_PUBLIC_URL")
+    cors_origins: CommaList = var((), "CORS_ORIGINS")
+    access_token_ttl: Positive = var(900, "MQCHAT_ACCESS_TOKEN_TTL")
+    refresh_token_ttl: int = var(30 * 24 * 3600, "MQCHAT_REFRESH_TOKEN_TTL")
+    signup: Literal["open", "closed"] = var("open", "MQCHAT_SIGNUP")
+    attachment_max_bytes: int = var(10 * 1024 * 1024, "MQCHAT_ATTACHMENT_MAX_BYTES")
+    attachment_types: CommaList = var(DEFAULT_ATTACHMENT_TYPES, "MQCHAT_ATTACHMENT_TYPES")
+    embed_origins: CommaList = var((), "MQCHAT_EMBED_ORIGINS")
+
+    # --- chat and tickets
+    edit_window_seconds: int = var(900, "MQCHAT_EDIT_WINDOW")
+    agent_capacity: Positive = var(5, "MQCHAT_AGENT_CAPACITY")
+    reassign_grace_seconds: int = var(300, "MQCHAT_REASSIGN_GRACE")
+    assign_interval_ms: Positive = var(2000, "MQCHAT_ASSIGN_INTERVAL_MS")
+
+    # --- limits
+    auth_rate_limit: int = var(20, "MQCHAT_AUTH_RATE_LIMIT")
+    account_login_limit: int = var(10, "MQCHAT_ACCOUNT_LOGIN_LIMIT")
+    send_rate: float = var(10.0, "MQCHAT_SEND_RATE")
+    send_burst: int = var(30, "MQCHAT_SEND_BURST")
+
+    # --- memory bounds of long-running processes (entries kept at most)
+    conversation_cache_ttl: float = var(30.0, "MQCHAT_CONVERSATION_CACHE_TTL")
+    conversation_cache_size: Positive = var(10_000, "MQCHAT_CONVERSATION_CACHE_SIZE")
+    rate_limit_keys: Positive = var(100_000, "MQCHAT_RATE_LIMIT_KEYS")
+    typing_keys: Positive = var(100_000, "MQCHAT_TYPING_KEYS")
+    announced_ids: Positive = var(100_000, "MQCHAT_ANNOUNCED_IDS")
+    presence_users: Positive = var(100_000, "MQCHAT_PRESENCE_USERS")
+
+    # --- mail
+    notify_delay_ms: int = var(60_000, "MQCHAT_NOTIFY_DELAY_MS")
+    smtp_host: str | None = var(None, "SMTP_HOST")
+    smtp_port: int = var(587, "SMTP_PORT")
+    smtp_tls: Literal["starttls", "tls", "none"] = var("starttls", "SMTP_TLS")
+    smtp_username: str | None = var(None, "SMTP_USERNAME")
+    smtp_password: str | None = var(None, "SMTP_PASSWORD")
+    smtp_from: str = var("mqchat <noreply@localhost>", "SMTP_FROM")
+
+    # --- push
+    vapid_private_key: str | None = var(None, "VAPID_PRIVATE_KEY")
+    vapid_public_key: str | None = var(None, "VAPID_PUBLIC_KEY")
+    vapid_subject: str = var("mailto:admin@localhost", "VAPID_SUBJECT")
+
+    # --- platform
+    platform_jwt_secret: str | None = var(None, "MQCHAT_PLATFORM_JWT_SECRET")
+    platform_jwt_public_key: str | None = var(None, "MQCHAT_PLATFORM_JWT_PUBLIC_KEY")
+    platform_jwks_url: str | None = var(None, "MQCHAT_PLATFORM_JWKS_URL")
+    platform_jwt_issuer: str | None = var(None, "MQCHAT_PLATFORM_JWT_ISSUER")
+    platform_jwt_audience: str | None = var(None, "MQCHAT_PLATFORM_JWT_AUDIENCE")
+    platform_claim_user_id: str = var("sub", "MQCHAT_PLATFORM_CLAIM_USER_ID")
+    platform_claim_role: str = var("role", "MQCHAT_PLATFORM_CLAIM_ROLE")
+    platform_claim_name: str = var("name", "MQCHAT_PLATFORM_CLAIM_NAME")
+    platform_claim_email: str = var("email", "MQCHAT_PLATFORM_CLAIM_EMAIL")
+    platform_role_map: Annotated[tuple[tuple[str, str], ...], NoDecode] = var((), "MQCHAT_PLATFORM_ROLE_MAP")
+    platform_rate: float = var(50.0, "MQCHAT_PLATFORM_RATE")
+    platform_burst: int = var(100, "MQCHAT_PLATFORM_BURST")
+
+    # --- webhooks
+    webhook_timeout_ms: Positive = var(10_000, "MQCHAT_WEBHOOK_TIMEOUT_MS")
+    webhook_retry_base_ms: Positive = var(5_000, "MQCHAT_WEBHOOK_RETRY_BASE_MS")
+    webhook_max_attempts: Positive = var(12, "MQCHAT_WEBHOOK_MAX_ATTEMPTS")
+    webhook_allow_private: bool = var(True, "MQCHAT_WEBHOOK_ALLOW_PRIVATE")  # default: not in production
+    webhook_concurrency: Positive = var(4, "MQCHAT_WEBHOOK_CONCURRENCY")
+    webhook_disable_after_failures: Positive = var(1_000, "MQCHAT_WEBHOOK_DISABLE_AFTER_FAILURES")
+    webhook_disable_after_hours: Positive = var(120, "MQCHAT_WEBHOOK_DISABLE_AFTER_HOURS")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_sources):  # type: ignore[no-untyped-def,override]
+        """Only the given values: the environment is read by `load()`, from the mapping it is given."""
+        return (init_settings,)
+
+    # --- defaults that depend on another variable
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        bind_host = _given(data, "bind_host")
+        if _given(data, "public_host") is None and bind_host and str(bind_host).strip() not in ("127.0.0.1", "0.0.0.0"):
+            data["public_host"] = bind_host
+        if _given(data, "webhook_allow_private") is None:
+            data["webhook_allow_private"] = str(_given(data, "env") or "development").strip() == "development"
+        return data
+
+    # --- how values are written in the environment
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strip(cls, value: Any, info: Any) -> Any:
+        return value.strip() if isinstance(value, str) and info.field_name not in VERBATIM else value
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("log_level", mode="after")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", "attachment_types", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return tuple(item.strip() for item in value.split(",") if item.strip()) if isinstance(value, str) else value
+
+    @field_validator("embed_origins", mode="before")
+    @classmethod
+    def _embed_origins(cls, value: Any) -> Any:
+        return _origins("MQCHAT_EMBED_ORIGINS", value) if isinstance(value, str) else value
+
+    @field_validator("platform_role_map", mode="before")
+    @classmethod
+    def _platform_role_map(cls, value: Any) -> Any:
+        return _role_map(value) if isinstance(value, str) else value
+
+    @field_validator("platform_jwt_public_key", mode="before")
+    @classmethod
+    def _platform_key(cls, value: Any) -> Any:
+        return _pem(value) if isinstance(value, str) else value
+
+    # --- derived values
 
     @property
     def is_production(self) -> bool:
         """True when running with `MQCHAT_ENV=production`."""
         return self.env == "production"
+
+    @property
+    def assign_interval(self) -> float:
+        """Seconds between sweeps of the ticket queue (`MQCHAT_ASSIGN_INTERVAL_MS`)."""
+        return self.assign_interval_ms / 1000
+
+    @property
+    def notify_delay(self) -> float:
+        """Seconds a message may stay unread by an offline recipient before a digest (`MQCHAT_NOTIFY_DELAY_MS`)."""
+        return self.notify_delay_ms / 1000
 
     @property
     def platform_tokens_enabled(self) -> bool:
@@ -158,138 +275,57 @@ class Settings:
 
     def with_broker(self, broker: Literal["embedded", "external"], port: int) -> Settings:
         """A copy of these settings using the given broker kind on 127.0.0.1:`port`."""
-        return replace(self, broker=broker, mqtt_host="127.0.0.1", external_mqtt_port=port)
+        return self.model_copy(update={"broker": broker, "mqtt_host": "127.0.0.1", "external_mqtt_port": port})
 
     def with_store_uri(self, uri: str) -> Settings:
         """A copy of these settings pointing at the given MongoDB URI."""
-        return replace(self, mongodb_uri=uri)
+        return self.model_copy(update={"mongodb_uri": uri})
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
         """Build settings from `environ` (default: the process environment) over an optional `.env` file.
 
-        Real environment variables win over the file. In development mode a missing
-        `JWT_SECRET` is generated once and kept in the data directory, so tokens
-        survive restarts; production mode refuses a missing or placeholder secret.
+        Real environment variables win over the file; blank values count as unset. In
+        development mode a missing `JWT_SECRET` is generated once and kept in the data
+        directory, so tokens survive restarts; production mode refuses a missing or
+        placeholder secret. Bad values raise ConfigError naming the variable.
         """
         values: dict[str, str] = {}
         if env_file is not None and Path(env_file).is_file():
             values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
         values.update(os.environ if environ is None else environ)
-
-        def get(name: str, default: str) -> str:
-            return values.get(name, default).strip() or default
-
-        def get_int(name: str, default: int) -> int:
-            raw = get(name, str(default))
-            try:
-                return int(raw)
-            except ValueError:
-                raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-
-        def get_float(name: str, default: float) -> float:
-            raw = get(name, str(default))
-            try:
-                return float(raw)
-            except ValueError:
-                raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-
-        env = get("MQCHAT_ENV", "development")
-        if env not in ("development", "production"):
-            raise ConfigError(f"MQCHAT_ENV must be 'development' or 'production', got {env!r}")
-        broker = get("MQCHAT_BROKER", "embedded")
-        if broker not in ("embedded", "external"):
-            raise ConfigError(f"MQCHAT_BROKER must be 'embedded' or 'external', got {broker!r}")
-        data_dir = Path(get("MQCHAT_DATA_DIR", "data")).expanduser().resolve()
-        bind_host = get("MQCHAT_HOST", "127.0.0.1")
-        settings = cls(
-            env=env,  # type: ignore[arg-type]
-            data_dir=data_dir,
-            mongodb_uri=values.get("MONGODB_URI") or None,
-            db_name=get("MQCHAT_DB_NAME", "mqchat"),
-            store_port=get_int("MQCHAT_STORE_PORT", 27017),
-            jwt_secret=values.get("JWT_SECRET", ""),
-            access_token_ttl=get_int("MQCHAT_ACCESS_TOKEN_TTL", 900),
-            refresh_token_ttl=get_int("MQCHAT_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
-            bind_host=bind_host,
-            public_host=get("MQCHAT_PUBLIC_HOST", "localhost" if bind_host in ("127.0.0.1", "0.0.0.0") else bind_host),
-            api_port=get_int("MQCHAT_API_PORT", 8000),
-            mqtt_port=get_int("MQCHAT_MQTT_PORT", 1883),
-            ws_port=get_int("MQCHAT_WS_PORT", 9001),
-            broker=broker,  # type: ignore[arg-type]
-            mqtt_host=get("MQTT_HOST", "127.0.0.1"),
-            external_mqtt_port=get_int("MQTT_PORT", 1883),
-            connect_timeout_ms=get_int("MQCHAT_CONNECT_TIMEOUT_MS", 10_000),
-            pending_connections_per_address=get_int("MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS", 64),
-            cors_origins=tuple(o.strip() for o in get("CORS_ORIGINS", "").split(",") if o.strip()),
-            auth_rate_limit=get_int("MQCHAT_AUTH_RATE_LIMIT", 20),
-            account_login_limit=get_int("MQCHAT_ACCOUNT_LOGIN_LIMIT", 10),
-            send_rate=get_int("MQCHAT_SEND_RATE", 10),
-            send_burst=get_int("MQCHAT_SEND_BURST", 30),
-            edit_window_seconds=get_int("MQCHAT_EDIT_WINDOW", 900),
-            agent_capacity=get_int("MQCHAT_AGENT_CAPACITY", 5),
-            reassign_grace_seconds=get_int("MQCHAT_REASSIGN_GRACE", 300),
-            assign_interval=get_int("MQCHAT_ASSIGN_INTERVAL_MS", 2000) / 1000,
-            bridge_workers=get_int("MQCHAT_BRIDGE_WORKERS", 1),
-            bridge_instance=get("MQCHAT_BRIDGE_INSTANCE", "worker-1"),
-            attachment_max_bytes=get_int("MQCHAT_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024),
-            attachment_types=tuple(
-                t.strip() for t in get("MQCHAT_ATTACHMENT_TYPES", ",".join(DEFAULT_ATTACHMENT_TYPES)).split(",") if t.strip()
-            ),
-            notify_delay=get_int("MQCHAT_NOTIFY_DELAY_MS", 60_000) / 1000,
-            smtp_host=values.get("SMTP_HOST") or None,
-            smtp_port=get_int("SMTP_PORT", 587),
-            smtp_tls=_choice("SMTP_TLS", get("SMTP_TLS", "starttls"), ("starttls", "tls", "none")),  # type: ignore[arg-type]
-            smtp_username=values.get("SMTP_USERNAME") or None,
-            smtp_password=values.get("SMTP_PASSWORD") or None,
-            smtp_from=get("SMTP_FROM", "mqchat <noreply@localhost>"),
-            vapid_private_key=values.get("VAPID_PRIVATE_KEY") or None,
-            vapid_public_key=values.get("VAPID_PUBLIC_KEY") or None,
-            vapid_subject=get("VAPID_SUBJECT", "mailto:admin@localhost"),
-            public_url=get("MQCHAT_PUBLIC_URL", ""),
-            log_level=get("MQCHAT_LOG_LEVEL", "INFO").upper(),
-            log_format=_choice("MQCHAT_LOG_FORMAT", get("MQCHAT_LOG_FORMAT", "auto").lower(), ("auto", "console", "json")),  # type: ignore[arg-type]
-            signup=_choice("MQCHAT_SIGNUP", get("MQCHAT_SIGNUP", "open"), ("open", "closed")),  # type: ignore[arg-type]
-            platform_jwt_secret=values.get("MQCHAT_PLATFORM_JWT_SECRET") or None,
-            platform_jwt_public_key=_pem(values.get("MQCHAT_PLATFORM_JWT_PUBLIC_KEY") or None),
-            platform_jwks_url=values.get("MQCHAT_PLATFORM_JWKS_URL") or None,
-            platform_jwt_issuer=values.get("MQCHAT_PLATFORM_JWT_ISSUER") or None,
-            platform_jwt_audience=values.get("MQCHAT_PLATFORM_JWT_AUDIENCE") or None,
-            platform_claim_user_id=get("MQCHAT_PLATFORM_CLAIM_USER_ID", "sub"),
-            platform_claim_role=get("MQCHAT_PLATFORM_CLAIM_ROLE", "role"),
-            platform_claim_name=get("MQCHAT_PLATFORM_CLAIM_NAME", "name"),
-            platform_claim_email=get("MQCHAT_PLATFORM_CLAIM_EMAIL", "email"),
-            platform_role_map=_role_map(get("MQCHAT_PLATFORM_ROLE_MAP", "")),
-            platform_rate=get_float("MQCHAT_PLATFORM_RATE", 50.0),
-            platform_burst=get_int("MQCHAT_PLATFORM_BURST", 100),
-            embed_origins=_origins("MQCHAT_EMBED_ORIGINS", get("MQCHAT_EMBED_ORIGINS", "")),
-            webhook_timeout_ms=get_int("MQCHAT_WEBHOOK_TIMEOUT_MS", 10_000),
-            webhook_retry_base_ms=get_int("MQCHAT_WEBHOOK_RETRY_BASE_MS", 5_000),
-            webhook_max_attempts=get_int("MQCHAT_WEBHOOK_MAX_ATTEMPTS", 12),
-            webhook_allow_private=_flag(
-                "MQCHAT_WEBHOOK_ALLOW_PRIVATE", get("MQCHAT_WEBHOOK_ALLOW_PRIVATE", "true" if env == "development" else "false")
-            ),
-            webhook_concurrency=get_int("MQCHAT_WEBHOOK_CONCURRENCY", 4),
-            webhook_disable_after_failures=get_int("MQCHAT_WEBHOOK_DISABLE_AFTER_FAILURES", 1_000),
-            webhook_disable_after_hours=get_int("MQCHAT_WEBHOOK_DISABLE_AFTER_HOURS", 120),
-        )
-        if settings.access_token_ttl <= 0:
-            raise ConfigError("MQCHAT_ACCESS_TOKEN_TTL must be positive")
-        if min(settings.connect_timeout_ms, settings.pending_connections_per_address) <= 0:
-            raise ConfigError("MQCHAT_CONNECT_TIMEOUT_MS and MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS must be positive")
-        if min(settings.agent_capacity, settings.assign_interval, settings.bridge_workers) <= 0:
-            raise ConfigError("MQCHAT_AGENT_CAPACITY, MQCHAT_ASSIGN_INTERVAL_MS and MQCHAT_BRIDGE_WORKERS must be positive")
-        if min(settings.webhook_timeout_ms, settings.webhook_retry_base_ms, settings.webhook_max_attempts,
-               settings.webhook_concurrency, settings.webhook_disable_after_failures, settings.webhook_disable_after_hours) <= 0:
-            raise ConfigError("MQCHAT_WEBHOOK_* durations and counts must be positive")
+        try:
+            settings = cls(**_Environ(cls, values)())
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
         _check_platform(settings)
-        return replace(settings, jwt_secret=_resolve_secret(settings))
+        return settings.model_copy(update={"jwt_secret": _resolve_secret(settings)})
 
 
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
+class _Environ(EnvSettingsSource):
+    """The variables of a given mapping (not necessarily `os.environ`), blank ones left out."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = {name: value for name, value in environ.items() if value is not None and value.strip()}
+        super().__init__(settings_cls, case_sensitive=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return self._environ
+
+
+def _given(data: dict[str, Any], name: str) -> Any:
+    """The value given for a field, by its environment variable or its name (None when not given)."""
+    alias = Settings.model_fields[name].validation_alias
+    return data.get(alias) if isinstance(alias, str) and alias in data else data.get(name)
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per bad variable: its name, what is wrong, what was given."""
+    lines = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        lines.append(f"{name}: {error['msg']}, got {error.get('input')!r}")
+    return "; ".join(lines)
 
 
 def _origins(name: str, raw: str) -> tuple[str, ...]:
@@ -301,16 +337,9 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
     return origins
 
 
-def _flag(name: str, value: str) -> bool:
-    lowered = value.lower()
-    if lowered not in ("true", "false", "1", "0", "yes", "no"):
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
-    return lowered in ("true", "1", "yes")
-
-
-def _pem(value: str | None) -> str | None:
+def _pem(value: str) -> str | None:
     """`MQCHAT_PLATFORM_JWT_PUBLIC_KEY` is the PEM text itself (`\\n` escapes allowed) or the path of a PEM file."""
-    if value is None:
+    if not value:
         return None
     if "-----BEGIN" in value:
         return value.replace("\\n", "\n")
@@ -333,8 +362,6 @@ def _role_map(raw: str) -> tuple[tuple[str, str], ...]:
             )
         pairs.append((platform_role, role))
     return tuple(pairs)
-
-
 def _check_platform(settings: Settings) -> None:
     """Production with platform tokens needs an issuer or audience check and a strong shared secret."""
     if not (settings.platform_tokens_enabled and settings.is_production):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from litestar.testing import AsyncTestClient
@@ -19,7 +18,7 @@ def settings_for(system: System, tmp_path: Path, **overrides: object) -> Setting
          "MQCHAT_MQTT_PORT": str(system.mqtt_port), "MQCHAT_WS_PORT": str(system.ws_port)},
         env_file=None,
     )  # fmt: skip
-    return dataclasses.replace(base, **overrides)
+    return base.model_copy(update=overrides)
 
 
 async def test_auth_rate_limit_answers_429_with_retry_after(system: System, tmp_path: Path) -> None:

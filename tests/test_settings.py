@@ -65,3 +65,46 @@ def test_embedded_broker_connect_limits(tmp_path: Path) -> None:
     for name in ("MQCHAT_CONNECT_TIMEOUT_MS", "MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS"):
         with pytest.raises(ConfigError, match=name):
             Settings.load({**env, name: "0"}, env_file=None)
+
+
+def test_fractional_rates_and_blank_values(tmp_path: Path) -> None:
+    """Rates are numbers, not integers; a blank variable counts as unset (its default)."""
+    env = {"MQCHAT_DATA_DIR": str(tmp_path), "MQCHAT_SEND_RATE": "2.5", "MQCHAT_PLATFORM_RATE": "0.5", "MQCHAT_API_PORT": "  "}
+    settings = Settings.load(env, env_file=None)
+    assert (settings.send_rate, settings.platform_rate, settings.api_port) == (2.5, 0.5, 8000)
+
+
+def test_a_bad_value_names_its_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="MQCHAT_SEND_BURST.*'lots'"):
+        Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), "MQCHAT_SEND_BURST": "lots"}, env_file=None)
+
+
+def test_defaults_that_follow_another_variable(tmp_path: Path) -> None:
+    """MQCHAT_PUBLIC_HOST follows a real MQCHAT_HOST; private webhook targets are allowed only in development."""
+    base = {"MQCHAT_DATA_DIR": str(tmp_path)}
+    assert Settings.load({**base, "MQCHAT_HOST": "0.0.0.0"}, env_file=None).public_host == "localhost"
+    assert Settings.load({**base, "MQCHAT_HOST": "10.1.2.3"}, env_file=None).public_host == "10.1.2.3"
+    production = Settings.load({**base, "MQCHAT_ENV": "production", "JWT_SECRET": "k" * 40}, env_file=None)
+    assert production.webhook_allow_private is False and Settings().webhook_allow_private is True
+
+
+def test_copies_with_changes_keep_the_original(tmp_path: Path) -> None:
+    settings = Settings.load({"MQCHAT_DATA_DIR": str(tmp_path)}, env_file=None)
+    copy = settings.model_copy(update={"auth_rate_limit": 3})
+    assert (copy.auth_rate_limit, settings.auth_rate_limit) == (3, 20)
+    assert settings.with_broker("external", 1999).broker_address == ("127.0.0.1", 1999)
+    assert settings.with_store_uri("mongodb://db:1").mongodb_uri == "mongodb://db:1"
+
+
+def test_every_variable_in_the_readme_is_a_setting() -> None:
+    """The README's configuration tables name only variables some field reads."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme[readme.index("## Configuration") :]
+    documented = {
+        name for line in table.splitlines() if line.startswith("| `")
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1])
+    }  # fmt: skip
+    aliases = {field.validation_alias for field in Settings.model_fields.values()}
+    assert documented and documented <= aliases, sorted(documented - aliases)
