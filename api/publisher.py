@@ -16,10 +16,11 @@ from collections.abc import Iterable
 import aiomqtt
 from pymongo.errors import PyMongoError
 
+from core.backoff import Backoff
 from core.broker_rights import BrokerRights
 from core.events import Delivery
-from core.fanout import publish
 from core.mqtt import service_client
+from core.mqtt.fanout import publish
 from core.services import webhook_events
 from core.settings import Settings
 from core.tasks import cancel_and_wait
@@ -27,7 +28,6 @@ from core.tasks import cancel_and_wait
 log = logging.getLogger("mqchat.api.publisher")
 
 PUBLISH_WAIT = 5.0
-MAX_BACKOFF = 10.0
 
 
 class EventPublisher:
@@ -51,22 +51,22 @@ class EventPublisher:
             await cancel_and_wait(self._task)
 
     async def _keep_connected(self) -> None:
-        backoff = 0.5
+        backoff = Backoff(0.5)
         while not self._stopping:
             try:
                 async with service_client(self._settings, "mqchat-api") as client:
-                    self._client, backoff = client, 0.5
+                    self._client = client
+                    backoff.reset()
                     self._ready.set()
                     log.info("publisher.connected")
                     async for _ in client.messages:  # no subscriptions: this ends (raises) when the connection breaks
                         pass
             except aiomqtt.MqttError as exc:
-                log.warning("publisher.disconnected", extra={"error": str(exc), "retry_in": backoff})
+                log.warning("publisher.disconnected", extra={"error": str(exc), "retry_in": backoff.delay})
             finally:
                 self._ready.clear()
                 self._client = None
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            await backoff.wait()
 
     async def publish(self, deliveries: Iterable[Delivery]) -> None:
         """Record the webhook events of a stored change, then publish its events; never raises (the change is stored)."""

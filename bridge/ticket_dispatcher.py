@@ -15,7 +15,7 @@ import aiomqtt
 from pymongo.errors import PyMongoError
 
 from core.broker_rights import BrokerRights
-from core.fanout import publish
+from core.mqtt.fanout import publish
 from core.services import tickets
 from core.services.tickets import Limits
 

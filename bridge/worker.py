@@ -34,10 +34,12 @@ from bridge.notifier import Notifier
 from bridge.pipeline import Pipeline, StoreUnavailable
 from bridge.ticket_dispatcher import TicketDispatcher
 from core import events, metrics, topics
+from core.backoff import Backoff
 from core.broker_rights import BrokerRights, MosquittoRights, rights_for
 from core.db import init_db
-from core.fanout import publish, send_in_order
 from core.mqtt import service_client
+from core.mqtt.acks import acknowledge, manual_acks
+from core.mqtt.fanout import publish, send_in_order
 from core.services import webhook_events
 from core.services.tickets import Limits
 from core.settings import Settings
@@ -50,7 +52,6 @@ MAX_BATCH = 500
 MAX_BATCHES_IN_FLIGHT = 4
 BATCH_WINDOW = 0.002
 PRESENCE_SETTLE = 2.0
-MAX_BACKOFF = 10.0
 STABLE_CONNECTION = 10.0
 
 
@@ -87,38 +88,30 @@ def _observe_latency(stage: str, batch: list[aiomqtt.Message], arrived: float) -
         metrics.BRIDGE_LATENCY.labels(stage).observe(elapsed)
 
 
-def _acknowledge(client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
-    for message in batch:
-        if message.qos > 0:
-            client._client.ack(message.mid, message.qos)  # noqa: SLF001 - aiomqtt exposes no manual ack
-
-
 async def _store_until_done(pipeline: Pipeline, batch: list[aiomqtt.Message]) -> list[events.Delivery]:
     """Process the batch, retrying with backoff while the store is unavailable; what to publish."""
-    backoff = 0.2
+    backoff = Backoff(0.2)
     while True:
         try:
             return await pipeline.process(batch)
         except StoreUnavailable as exc:
-            log.warning("bridge.store_unavailable", extra={"error": str(exc), "retry_in": backoff, "batch": len(batch)})
+            log.warning("bridge.store_unavailable", extra={"error": str(exc), "retry_in": backoff.delay, "batch": len(batch)})
         except Exception:
             log.exception("bridge.batch_failed", extra={"batch": len(batch)})
             return _internal_errors(batch)
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, MAX_BACKOFF)
+        await backoff.wait()
 
 
 async def _record_until_done(deliveries: list[events.Delivery]) -> None:
     """Record the batch's webhook events (idempotent), retrying with backoff while the store is unavailable."""
-    backoff = 0.2
+    backoff = Backoff(0.2)
     while True:
         try:
             await webhook_events.record(deliveries)
             return
         except PyMongoError as exc:
-            log.warning("bridge.webhook_events_unrecorded", extra={"error": str(exc), "retry_in": backoff})
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, MAX_BACKOFF)
+            log.warning("bridge.webhook_events_unrecorded", extra={"error": str(exc), "retry_in": backoff.delay})
+        await backoff.wait()
 
 
 async def _acknowledge_when_confirmed(
@@ -130,7 +123,7 @@ async def _acknowledge_when_confirmed(
     _observe_latency("confirmed", batch, arrived)
     if previous is not None:
         await previous
-    _acknowledge(client, batch)
+    acknowledge(client, batch)
 
 
 def _internal_errors(batch: list[aiomqtt.Message]) -> list[events.Delivery]:
@@ -160,8 +153,7 @@ async def _reconcile_presence(client: aiomqtt.Client, pipeline: Pipeline, rights
 
 
 async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights) -> None:
-    client = service_client(settings, "mqchat-bridge", settings.bridge_instance, clean_session=False)
-    client._client.manual_ack_set(True)  # noqa: SLF001 - before connecting: queued deliveries arrive at once
+    client = manual_acks(service_client(settings, "mqchat-bridge", settings.bridge_instance, clean_session=False))
     fence = pipeline.reconnected()
     async with client, asyncio.TaskGroup() as tasks:
         # Not awaited before consuming: a resumed session's queued deliveries come first,
@@ -208,7 +200,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     pipeline = Pipeline(settings, on_presence_change=dispatcher.wake)
     notifying = _start_notifier(settings)
     sending = asyncio.create_task(WebhookSender(settings).run()) if settings.is_lead_bridge else None
-    backoff = 0.5
+    backoff = Backoff(0.5)
     try:
         while not stop.is_set():
             started = time.monotonic()
@@ -224,11 +216,10 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
                 consuming.result()
             except (aiomqtt.MqttError, OSError, ExceptionGroup) as exc:
                 if time.monotonic() - started > STABLE_CONNECTION:
-                    backoff = 0.5
+                    backoff.reset()
                 causes = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
-                log.warning("bridge.disconnected", extra={"error": "; ".join(map(repr, causes)), "retry_in": backoff})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                log.warning("bridge.disconnected", extra={"error": "; ".join(map(repr, causes)), "retry_in": backoff.delay})
+                await backoff.wait()
     finally:
         if sending is not None:
             await cancel_and_wait(sending)

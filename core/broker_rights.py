@@ -16,32 +16,25 @@ literal rights through `$CONTROL/dynamic-security/v1`:
 - receiving is denied by default, so every delivery is checked against these rights.
 
 Concurrent calls are sent as one batch (dynamic-security rewrites its JSON file
-on every command message).
+on every command message: core.mqtt.dynsec).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
-import aiomqtt
+from cachetools import LRUCache
 
 from core import topics
 from core.events import Delivery
+from core.mqtt.dynsec import DynsecClient
 from core.roles import Role
-from core.security import BROKER_ADMIN, SERVICE_ACCOUNTS, broker_password
+from core.security import SERVICE_ACCOUNTS, broker_password
 from core.settings import Settings
 
-log = logging.getLogger("mqchat.broker_rights")
-
-CONTROL = "$CONTROL/dynamic-security/v1"
-RESPONSE = f"{CONTROL}/response"
-RESPONSE_TIMEOUT = 10.0
-_IGNORED = ("already exists", "not found")
+KNOWN_ACCOUNTS = 100_000  # (user, token version) pairs known to be provisioned, ~200 bytes each
 
 
 @runtime_checkable
@@ -95,80 +88,17 @@ def bootstrap_commands(secret: str) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-class DynsecClient:
-    """Sends dynamic-security commands as `mqchat-admin`; concurrent callers share one command message."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._lock = asyncio.Lock()
-        self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[list[dict[str, Any]]]]] = []
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._client: aiomqtt.Client | None = None
-
-    async def run(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Send `commands`; their responses in order. Errors other than "already exists"/"not found" are logged."""
-        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
-        self._pending.append((commands, future))
-        async with self._lock:
-            if not future.done():
-                batch, self._pending = self._pending, []
-                try:
-                    responses = await self._send([c for cmds, _ in batch for c in cmds])
-                except Exception as exc:
-                    await self.close()
-                    for _, waiting in batch:
-                        waiting.set_exception(exc)
-                else:
-                    offset = 0
-                    for cmds, waiting in batch:
-                        waiting.set_result(responses[offset : offset + len(cmds)])
-                        offset += len(cmds)
-        responses = await future
-        for command, response in zip(commands, responses, strict=False):
-            error = response.get("error")
-            if error and not any(text in error.lower() for text in _IGNORED):
-                log.warning("dynsec.command_failed", extra={"command": command.get("command"), "error": error})
-        return responses
-
-    async def _connected(self) -> aiomqtt.Client:
-        if self._client is None:
-            host, port = self._settings.broker_address
-            stack = contextlib.AsyncExitStack()
-            client = aiomqtt.Client(
-                host, port, username=BROKER_ADMIN, password=broker_password(self._settings.jwt_secret, BROKER_ADMIN),
-                identifier=f"{BROKER_ADMIN}-{id(self):x}", protocol=aiomqtt.ProtocolVersion.V311, timeout=RESPONSE_TIMEOUT,
-            )  # fmt: skip
-            await stack.enter_async_context(client)
-            await client.subscribe(RESPONSE, qos=1)
-            self._stack, self._client = stack, client
-        return self._client
-
-    async def _send(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        client = await self._connected()
-        await client.publish(CONTROL, json.dumps({"commands": commands}), qos=1)
-        async with asyncio.timeout(RESPONSE_TIMEOUT):
-            async for message in client.messages:
-                return list(json.loads(bytes(message.payload))["responses"])  # type: ignore[arg-type]
-        raise aiomqtt.MqttError("no response from dynamic-security")
-
-    async def close(self) -> None:
-        stack, self._stack, self._client = self._stack, None, None
-        if stack is not None:
-            with contextlib.suppress(Exception):
-                await stack.aclose()
-
-
 class MosquittoRights:
     """Keeps Mosquitto's dynamic-security clients and ACLs in step with users and memberships."""
 
     def __init__(self, settings: Settings, dynsec: DynsecClient | None = None) -> None:
         self._secret = settings.jwt_secret
         self.dynsec = dynsec or DynsecClient(settings)
-        self._known: set[tuple[str, int]] = set()
+        self._known: LRUCache[tuple[str, int], bool] = LRUCache(KNOWN_ACCOUNTS)
 
     async def ensure_user(self, user_id: str, role: Role, version: int) -> None:
         """The user's broker account with its derived password and role rights."""
-        if (user_id, version) in self._known:
+        if self._known.get((user_id, version)):
             return
         roles = [{"rolename": "users"}, {"rolename": f"user-{user_id}"}]
         if role is Role.AGENT:
@@ -180,7 +110,7 @@ class MosquittoRights:
             _user_role(user_id),
             {"command": "createClient", "username": user_id, "password": password, "roles": roles},
         ])  # fmt: skip
-        self._known.add((user_id, version))
+        self._known[(user_id, version)] = True
 
     async def apply(self, deliveries: Iterable[Delivery]) -> None:
         """Grant and revoke conversation read rights, and cut revoked users, as the control notices say."""
@@ -212,7 +142,7 @@ class MosquittoRights:
         ]
         if notice["active"]:
             commands.append({"command": "enableClient", "username": user_id})
-            self._known.add((user_id, notice["version"]))
+            self._known[(user_id, notice["version"])] = True
         return commands
 
 

@@ -15,7 +15,8 @@ import re
 import shutil
 from pathlib import Path
 
-from core.broker_rights import DynsecClient, bootstrap_commands
+from core.broker_rights import bootstrap_commands
+from core.mqtt.dynsec import DynsecClient
 from core.security import BROKER_ADMIN, broker_password
 from core.settings import Settings
 from mqchat.children import die_with_parent

@@ -38,3 +38,36 @@ def test_core_imports_no_component() -> None:
     for path in sorted((ROOT / "core").rglob("*.py")):
         bad = imported_packages(path) & (FORBIDDEN | {"<relative>"})
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+TRANSPORT = ROOT / "core" / "mqtt"
+INTERNALS = TRANSPORT / "internals.py"
+AIOMQTT_PRIVATE = {"_client", "_pending_publishes", "_messages", "_connected", "_disconnected"}
+
+
+def _non_self_attributes(path: Path) -> set[str]:
+    """Attribute names read from anything but `self`/`cls` in the module."""
+    return {
+        node.attr
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.Attribute) and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+    }
+
+
+def _service_modules() -> list[Path]:
+    return sorted(path for package in ("core", "bridge", "api", "mqchat") for path in (ROOT / package).rglob("*.py"))
+
+
+def test_only_core_mqtt_internals_touches_aiomqtt_private_parts() -> None:
+    for path in _service_modules():
+        if path == INTERNALS:
+            continue
+        bad = _non_self_attributes(path) & AIOMQTT_PRIVATE
+        assert not bad, f"{path.relative_to(ROOT)} reaches into aiomqtt ({sorted(bad)}): go through core.mqtt.internals"
+        assert "paho" not in imported_packages(path), f"{path.relative_to(ROOT)} imports paho: go through core.mqtt.internals"
+
+
+def test_core_speaks_mqtt_only_in_its_transport_area() -> None:
+    for path in sorted((ROOT / "core").rglob("*.py")):
+        if TRANSPORT not in path.parents:
+            assert "aiomqtt" not in imported_packages(path), f"{path.relative_to(ROOT)} imports aiomqtt outside core/mqtt/"

@@ -4,7 +4,7 @@ A batch of deliveries is handed to paho in order and then awaited as a whole.
 aiomqtt's own `publish` costs O(pending) per call (it scans every pending call
 and counts them for a warning), which made a 1,500-delivery batch quadratic;
 here each delivery costs O(1): its completion event goes straight into the
-table aiomqtt's PUBACK callback completes.
+table aiomqtt's PUBACK callback completes (core.mqtt.internals).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import aiomqtt
-import paho.mqtt.client as paho
 
 from core import metrics
 from core.broker_rights import BrokerRights
 from core.events import Delivery
+from core.mqtt import internals
 
 
 async def publish(client: aiomqtt.Client, deliveries: Iterable[Delivery], rights: BrokerRights) -> None:
@@ -38,20 +38,17 @@ def send_in_order(client: aiomqtt.Client, batch: list[Delivery]) -> Coroutine[An
     Deliveries handed over later go out after these, so a caller may send the next
     batch before this one is confirmed without changing the order subscribers see.
     """
-    pending = client._pending_publishes  # noqa: SLF001 - completed by aiomqtt's on_publish (PUBACK)
     confirmations: dict[int, asyncio.Event] = {}
     for delivery in batch:
-        info = client._client.publish(delivery.topic, delivery.payload, qos=delivery.qos, retain=delivery.retain)  # noqa: SLF001
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttError(f"could not publish: {paho.error_string(info.rc)}")
-        if delivery.qos > 0 and not info.is_published():
-            confirmations[info.mid] = pending[info.mid] = asyncio.Event()
+        awaited = internals.publish_now(client, delivery)
+        if awaited is not None:
+            mid, confirmed = awaited
+            confirmations[mid] = confirmed
     metrics.EVENTS_PUBLISHED.inc(len(batch))
     return _confirmed(client, confirmations, len(batch))
 
 
 async def _confirmed(client: aiomqtt.Client, confirmations: dict[int, asyncio.Event], sent: int) -> None:
-    pending = client._pending_publishes  # noqa: SLF001
     if not confirmations:
         return
     try:
@@ -59,6 +56,4 @@ async def _confirmed(client: aiomqtt.Client, confirmations: dict[int, asyncio.Ev
     except TimeoutError:
         raise aiomqtt.MqttError(f"the broker acknowledged only part of {sent} deliveries in time") from None
     finally:
-        for mid, confirmed in confirmations.items():  # left over only when the broker did not answer
-            if pending.get(mid) is confirmed:
-                del pending[mid]
+        internals.forget_unconfirmed(client, confirmations)  # left over only when the broker did not answer

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import secrets
-import socket
 from typing import Self
 
 import aiomqtt
 
+from core.mqtt import internals
 from core.security import broker_password, issue_service_token
 from core.settings import Settings
 
@@ -33,9 +33,7 @@ class ServiceClient(aiomqtt.Client):
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        connection = self._client.socket()  # noqa: SLF001 - paho's socket, not exposed by aiomqtt
-        if isinstance(connection, socket.socket):
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        internals.set_nodelay(self)
         return self
 
 
