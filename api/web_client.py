@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from litestar import Router, get
+from litestar import Request, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.response import Redirect
@@ -26,9 +26,13 @@ class ClientConfig(Struct):
 
 
 @get("/", include_in_schema=False)
-async def home() -> Redirect:
-    """The site root opens the web client."""
-    return Redirect(f"{CLIENT_PATH}/")
+async def home(request: Request) -> Redirect:
+    """The site root opens the web client, keeping the query (older digest links: `/?conversation=<id>`).
+
+    A fragment (`/#/c/<id>`) never reaches the server; browsers carry it over the redirect themselves.
+    """
+    query = request.url.query
+    return Redirect(f"{CLIENT_PATH}/" + (f"?{query}" if query else ""))
 
 
 @get("/api/client/config", tags=["web client"], cache_control=CacheControlHeader(no_cache=True))

@@ -5,7 +5,8 @@ it watches `message.created` on `chat/conversations/+/messages` (from MQTT and
 REST sends alike). For each recipient and conversation the first unseen message
 opens a window of MQCHAT_NOTIFY_DELAY_MS; when it closes, if the recipient has
 no connected device and has not read those messages, they get one email (unless
-they turned email off) and one push per browser. Failures are retried with
+they turned email off: the newest messages in text and HTML, with a link that
+opens the conversation in the web client) and one push per browser. Failures are retried with
 backoff and never touch message delivery. Pending windows live in memory: a
 bridge restart forgets them (the messages themselves are safe in history).
 """
@@ -24,7 +25,7 @@ from beanie import PydanticObjectId
 
 from core import metrics, topics
 from core.documents import Conversation, ReadState, User
-from core.mail import send_email
+from core.mail import Digest, DigestLine, cut, digest_email, send_email
 from core.mqtt import service_client
 from core.services.push import PushSender
 from core.settings import Settings
@@ -34,6 +35,13 @@ log = logging.getLogger("mqchat.bridge.notifier")
 MESSAGES = f"{topics.ROOT}/conversations/+/messages"
 RETRY_DELAYS = (1.0, 5.0, 30.0)
 SNIPPET = 140
+# The web client's deep links (api/client/app.js reads them after sign-in too).
+UNSUBSCRIBE_PATH = "/client/#/settings/email"
+
+
+def client_link(conversation_id: str) -> str:
+    """The path that opens a conversation in the web client."""
+    return f"/client/#/c/{conversation_id}"
 
 
 @dataclass
@@ -119,15 +127,20 @@ class Notifier:
         about = conversation.title or (conversation.context.title if conversation.context else None)
         who = ", ".join(sorted(senders.values()))
         subject = f"{len(unread)} new message{'s' if len(unread) > 1 else ''} from {who}" + (f" in {about}" if about else "")
-        lines = [f"{senders.get(m['sender_id'], 'someone')}: {(m['body'] or '[attachment]')[:SNIPPET]}" for m in unread]
-        link = f"{self._settings.api_base_url}/?conversation={conversation.id}"
+        digest = [DigestLine(senders.get(m["sender_id"], "someone"), m["body"] or "[attachment]") for m in unread]
+        cid = str(conversation.id)
+        path = client_link(cid)
         address = user.contact_email
         if self._settings.email_enabled and user.email_notifications and address:
-            text = "\n".join([f"Hello {user.username},", "", *lines, "", f"Open the conversation: {link}"])
-            self._spawn(_with_retries("email", lambda: send_email(self._settings, address, subject, text), user_id=str(user.id)))
+            mail = digest_email(self._settings, Digest(
+                to=address, username=user.username, subject=subject, conversation_id=cid, lines=digest,
+                link=f"{self._settings.api_base_url}{path}", unsubscribe=f"{self._settings.api_base_url}{UNSUBSCRIBE_PATH}",
+            ))  # fmt: skip
+            self._spawn(_with_retries("email", lambda: send_email(self._settings, mail), user_id=str(user.id)))
         if self._push is not None:
-            payload = {"type": "message.digest", "conversation_id": str(conversation.id), "title": subject,
-                       "body": lines[-1], "count": len(unread)}  # fmt: skip
+            last = digest[-1]
+            payload = {"type": "message.digest", "conversation_id": cid, "title": subject,
+                       "body": f"{last.sender}: {cut(last.text, SNIPPET)}", "count": len(unread), "url": path}  # fmt: skip
             await self._push_each(self._push, user, payload)
 
     async def _push_each(self, push: PushSender, user: User, payload: dict[str, object]) -> None:

@@ -6,9 +6,13 @@ import asyncio
 import base64
 import json
 import os
+import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from email import message_from_bytes
 from email.header import decode_header, make_header
+from email.policy import default
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import http_ece
@@ -39,8 +43,13 @@ class Inbox:
         self.mails: list[tuple[list[str], object]] = []
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.mails.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        self.mails.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=default)))
         return "250 OK"
+
+
+def public_url(system: System) -> str:
+    """Where the server says it can be reached (MQCHAT_PUBLIC_HOST defaults to localhost)."""
+    return f"http://localhost:{system.api_port}"
 
 
 def b64(raw: bytes) -> str:
@@ -103,10 +112,12 @@ def notify_system(tmp_path: Path, smtp: tuple[Inbox, int]) -> Iterator[System]:
     assert system.stop() == 0
 
 
-async def send_quickly(system: System, sender: Account, cid: str, count: int, prefix: str) -> None:
+async def send_quickly(system: System, sender: Account, cid: str, count: int, prefix: str, then: str | None = None) -> None:
+    """`count` numbered messages in a row, and `then` after them if given."""
+    bodies = [f"{prefix} message {n}" for n in range(count)] + ([then] if then is not None else [])
     async with user_client(system, sender, "burst") as client:
-        for n in range(count):
-            request = {"conversation_id": cid, "client_msg_id": f"{prefix}-{n}", "body": f"{prefix} message {n}"}
+        for n, body in enumerate(bodies):
+            request = {"conversation_id": cid, "client_msg_id": f"{prefix}-{n}", "body": body}
             await client.publish(topics.user_outbox(sender.id, "send"), json.dumps(request), qos=1)
 
 
@@ -121,19 +132,40 @@ async def wait_mails(inbox: Inbox, count: int, timeout: float = 15) -> None:
 async def test_one_email_digest_for_quick_messages(notify_system: System, smtp: tuple[Inbox, int]) -> None:
     system, (inbox, _) = notify_system, smtp
     async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
-        alice, bob = await signup(api, username="Alice Shop"), await signup(api, username="Bob")
+        alice, bob = await signup(api, username="Alice <Shop>"), await signup(api, username="Bob")
         cid = (await open_conversation(api, alice, bob, context={"type": "product", "id": "mug", "title": "Blue mug"}))["id"]
-        await send_quickly(system, alice, cid, 5, "quick")
+        long = "<b>bold & long</b> " + "x" * 400
+        await send_quickly(system, alice, cid, 6, "quick", then=long)
         await wait_mails(inbox, 1)
         await asyncio.sleep(2.5)  # a second email would have come by now
         assert len(inbox.mails) == 1
         recipients, mail = inbox.mails[0]
         assert recipients == [bob.email]
         subject = str(make_header(decode_header(mail["Subject"])))
-        assert "5 new messages" in subject and "Alice Shop" in subject and "Blue mug" in subject
-        text = mail.get_payload(decode=True).decode()
-        assert "quick message 0" in text and "quick message 4" in text and cid in text
+        assert "7 new messages" in subject and "Alice <Shop>" in subject and "Blue mug" in subject
+        assert abs(parsedate_to_datetime(mail["Date"]).timestamp() - time.time()) < 120
+        assert re.fullmatch(r"<[^<>@\s]+@shop\.example>", mail["Message-ID"])
+        assert mail["List-Unsubscribe"] == f"<{public_url(system)}/client/#/settings/email>"
+
+        # plain text and HTML, the newest 5 of 7, each cut to 200 characters, a deep link to the conversation
+        assert mail.get_content_type() == "multipart/alternative"
+        text = mail.get_body(("plain",)).get_content()
+        html = mail.get_body(("html",)).get_content()
+        link = f"{public_url(system)}/client/#/c/{cid}"
+        for part in (text, html):
+            assert "quick message 0" not in part and "quick message 1" not in part
+            assert all(f"quick message {n}" in part for n in range(2, 6))
+            assert "and 2 more" in part and link in part
+            assert "x" * 200 not in part and "x" * 150 in part
+        assert "Alice <Shop>: <b>bold & long</b> xxx" in text
+        assert "<b>bold" not in html and "&lt;b&gt;bold &amp; long&lt;/b&gt;" in html and "Alice &lt;Shop&gt;" in html
+        cut = next(line for line in text.splitlines() if "bold" in line).removeprefix("Alice <Shop>: ")
+        assert len(cut) == 200 and cut.endswith("…")
         assert alice.email not in [r for r, _ in inbox.mails for r in r]
+
+        # the root keeps an older link's query on its way to the client
+        old = await api.get(f"/?conversation={cid}")
+        assert old.status_code in (301, 302, 307, 308) and old.headers["location"] == f"/client/?conversation={cid}"
 
         # bob turns email off: nothing more
         off = await api.patch("/api/auth/me", json={"preferences": {"email_notifications": False}}, headers=bob.headers)

@@ -214,3 +214,35 @@ async def test_each_tab_keeps_its_own_stable_session(browser, web_system: System
     for page in (first, second):
         await expect(page.locator("#connection")).to_have_text("online")
         await expect(page.locator("#conversation-list .preview")).to_have_text("Grace: to both tabs")
+
+
+async def test_digest_links_open_the_conversation_after_sign_in(browser, web_system: System, rest: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19, item 4: `/#/c/<id>` (digests, push) and the older `/?conversation=<id>` survive the redirect and sign-in."""
+    hana, ivan = await signup(rest, username="Hana"), await signup(rest, username="Ivan")
+    cid = (await open_conversation(rest, hana, ivan))["id"]
+    await rest.post(f"/api/conversations/{cid}/messages", json={"body": "your parcel left"}, headers=hana.headers)
+    for link in (f"/#/c/{cid}", f"/?conversation={cid}"):
+        page = await new_page(browser, f"{web_system.api_url}{link}")
+        await page.get_by_label("Email").fill(ivan.email)
+        await page.get_by_label("Password").fill(ivan.password)
+        await page.get_by_role("button", name="Sign in", exact=True).click()
+        await expect(page.locator("#conversation-title")).to_have_text("Hana")
+        await expect(page.locator(".message .body")).to_have_text(["your parcel left"])
+        assert page.url == f"{web_system.api_url}/client/#/c/{cid}"
+        # Back shows the list again, as on a phone
+        await page.go_back()
+        await expect(page.locator("#empty")).to_be_visible()
+        assert page.errors == []
+        await page.context.close()
+
+    # a conversation one is not part of: the list, and a word why
+    page = await signed_in_page(browser, web_system, hana)
+    await page.goto(f"{web_system.api_url}/client/#/c/{'0' * 24}")
+    await expect(page.locator("#empty-note")).to_contain_text("not available")
+
+    # the digests' List-Unsubscribe link: email notifications off in one click
+    await page.goto(f"{web_system.api_url}/client/#/settings/email")
+    await page.get_by_role("button", name="Stop emails").click()
+    await expect(page.get_by_role("button", name="Turn emails on")).to_be_visible()
+    me = (await rest.get("/api/auth/me", headers=hana.headers)).json()
+    assert me["preferences"] == {"email_notifications": False}

@@ -2,6 +2,7 @@
 // MQTT over WebSocket for everything live. No build step; text is always set with textContent.
 
 import { Api, ApiError } from "./api.js";
+import { adoptQueryLink, clearLink, currentLink, linkConversation } from "./links.js";
 import { Live } from "./live.js";
 
 const PAGE = 50;
@@ -127,6 +128,7 @@ async function signOut() {
   await live?.stop();
   live = null;
   api.forget();
+  clearLink(); // the next person to sign in here starts from the list
   location.reload();
 }
 
@@ -191,6 +193,43 @@ async function enterApp() {
   scheduleRefresh();
   await live.start();
   await Promise.all([loadConversations(), loadTickets()]);
+  await followLink({ landing: true });
+}
+
+// ---------- deep links (links.js): digests, notifications, reloads, Back ----------------
+
+/**
+ * Do what the address asks: open its conversation, show the list again (Back), or the email settings.
+ * Landing on a conversation's link, the list goes under it in the history, so that Back shows the list.
+ */
+async function followLink({ landing = false } = {}) {
+  const link = currentLink();
+  if (link?.conversation && landing && !embed.on) {
+    clearLink();
+    await openConversation(link.conversation);
+  } else if (link?.conversation && link.conversation !== state.openId) await openConversation(link.conversation, { fromLink: true });
+  else if (!link?.conversation && state.openId) closeConversation({ fromLink: true });
+  if (link?.settings === "email") showEmailSettings();
+}
+
+function showEmailSettings() {
+  const on = state.me.preferences?.email_notifications !== false;
+  $("email-settings-state").textContent = on
+    ? "When messages wait for you while you are away, we email you a short digest."
+    : "Email notifications are off: messages wait for you here.";
+  $("email-toggle").textContent = on ? "Stop emails" : "Turn emails on";
+  showError("email-settings-error", null);
+  if (!$("email-settings").open) $("email-settings").showModal();
+}
+
+async function toggleEmail() {
+  const on = state.me.preferences?.email_notifications !== false;
+  try {
+    state.me = await api.request("PATCH", "/api/auth/me", { preferences: { email_notifications: !on } });
+    showEmailSettings();
+  } catch (error) {
+    showError("email-settings-error", error);
+  }
 }
 
 let refreshTimer = null;
@@ -279,7 +318,17 @@ function remember(message) {
   }
 }
 
-async function openConversation(cid) {
+async function openConversation(cid, { fromLink = false } = {}) {
+  if (!state.conversations.has(cid)) {
+    try {
+      await upsertConversation(await api.get(`/api/conversations/${cid}`));
+    } catch {
+      closeConversation();
+      $("empty-note").textContent = "That conversation is not available to you. Pick one from the list.";
+      return;
+    }
+  }
+  if (!embed.on) linkConversation(cid, { newEntry: !fromLink });
   state.openId = cid;
   state.editing = null;
   state.typing.clear();
@@ -287,7 +336,6 @@ async function openConversation(cid) {
   $("conversation").hidden = false;
   $("empty").hidden = true;
   live.watchConversation(cid);
-  if (!state.conversations.has(cid)) await upsertConversation(await api.get(`/api/conversations/${cid}`));
   renderConversations();
   renderConversationHead();
   const history = historyOf(cid);
@@ -297,7 +345,8 @@ async function openConversation(cid) {
   $("body").focus();
 }
 
-function closeConversation() {
+function closeConversation({ fromLink = false } = {}) {
+  if (!fromLink && !embed.on) clearLink();
   state.openId = null;
   live.watchConversation(null);
   $("app-view").classList.remove("viewing");
@@ -757,8 +806,13 @@ function wire() {
   });
   window.addEventListener("pagehide", () => live?.setPresence("offline"));
   window.addEventListener("message", hostMessage);
+  window.addEventListener("popstate", () => live && followLink());
+  $("email-toggle").addEventListener("click", toggleEmail);
+  $("email-close").addEventListener("click", () => $("email-settings").close());
+  $("email-settings").addEventListener("close", () => currentLink()?.settings && clearLink());
 }
 
+adoptQueryLink();
 wire();
 window.mqchat = { state, api, get live() { return live; } }; // for debugging in the console and for the browser tests
 config.then(({ signup }) => { $("tab-signup").hidden = signup === "closed"; }, () => {});

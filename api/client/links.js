@@ -1,0 +1,36 @@
+// Deep links in the fragment, so they survive the redirect from `/` and the sign-in form (nothing reloads):
+// `#/c/<conversation id>` opens a conversation (email digests and push notifications link there),
+// `#/settings/email` offers to stop email notifications (the digests' List-Unsubscribe).
+
+const OBJECT_ID = /^[0-9a-f]{24}$/;
+
+/** Older digests linked `/?conversation=<id>`: the same link, moved into the fragment. */
+export function adoptQueryLink() {
+  const params = new URLSearchParams(location.search);
+  const cid = params.get("conversation");
+  if (!cid) return;
+  params.delete("conversation");
+  const query = params.toString();
+  history.replaceState(null, "", `${location.pathname}${query ? `?${query}` : ""}${OBJECT_ID.test(cid) ? `#/c/${cid}` : ""}`);
+}
+
+/** What the current address asks for: {conversation: id}, {settings: "email"} or null. */
+export function currentLink() {
+  const [, kind, value] = location.hash.match(/^#\/(c|settings)\/([^/]+)$/) ?? [];
+  if (kind === "c" && OBJECT_ID.test(value)) return { conversation: value };
+  if (kind === "settings" && value === "email") return { settings: "email" };
+  return null;
+}
+
+/** Show `#/c/<id>` in the address bar: a reload or a shared bookmark opens it again; Back returns to the list. */
+export function linkConversation(cid, { newEntry = true } = {}) {
+  const hash = `#/c/${cid}`;
+  if (location.hash === hash) return;
+  if (newEntry) history.pushState(null, "", hash);
+  else history.replaceState(null, "", hash);
+}
+
+/** Drop the deep link (the list is shown, or this tab signs out). */
+export function clearLink() {
+  if (location.hash) history.replaceState(null, "", `${location.pathname}${location.search}`);
+}
