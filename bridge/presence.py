@@ -1,36 +1,52 @@
 """Presence aggregation: per-device states in, one retained `chat/presence/{uid}` per user out.
 
 A user is online while any device is online, away while any device is away and
-none online, offline otherwise. The store keeps the aggregate and `last_seen`,
-so after a restart the bridge rebuilds from the retained device states it gets
-again on subscribe, and `reconcile()` clears users the store still shows as
-present but who have no device left.
+none online, offline otherwise. The store keeps the aggregate and `last_seen`
+(core.services.presence), so after a restart the bridge rebuilds from the retained
+device states it gets again on subscribe, and `reconcile()` clears users the store
+still shows as present but who have no device left.
+
+Both maps are bounded (MQCHAT_PRESENCE_USERS users, least recently changed
+forgotten first): a user leaves the device map when their last device goes
+offline, and forgetting what was last published costs one repeated event.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from bson import ObjectId
+from cachetools import LRUCache
 
 from core import events, topics
 from core.clock import iso_from_ms, to_ms, utcnow
-from core.documents import User
 from core.events import Delivery
+from core.services import presence
 
 log = logging.getLogger("mqchat.bridge.presence")
 
+MAX_USERS = 100_000  # default of MQCHAT_PRESENCE_USERS
 _RANK = {"offline": 0, "away": 1, "online": 2}
 
 
 class PresenceTracker:
-    """Device states of every user, and the aggregate last published for each."""
+    """Device states of every user, and the aggregate last published for each.
 
-    def __init__(self, on_change: Callable[[], None] = lambda: None) -> None:
-        self._devices: dict[str, dict[str, str]] = {}
-        self._published: dict[str, str] = {}
+    `record` and `present` store and list presence (core.services.presence by default).
+    """
+
+    def __init__(
+        self,
+        on_change: Callable[[], None] = lambda: None,
+        max_users: int = MAX_USERS,
+        record: Callable[[str, str, int], Awaitable[None]] = presence.record,
+        present: Callable[[], Awaitable[list[str]]] = presence.present_user_ids,
+    ) -> None:
+        self._devices: LRUCache[str, dict[str, str]] = LRUCache(max_users)
+        self._published: LRUCache[str, str] = LRUCache(max_users)
         self._on_change = on_change
+        self._record = record
+        self._present = present
 
     def _aggregate(self, user_id: str) -> str:
         states = self._devices.get(user_id, {}).values()
@@ -38,11 +54,15 @@ class PresenceTracker:
 
     async def device_changed(self, user_id: str, client_id: str, status: str) -> list[Delivery]:
         """Record one device's status; the user's new aggregate presence if it changed."""
-        devices = self._devices.setdefault(user_id, {})
+        devices = dict(self._devices.get(user_id, {}))
         if status == "offline":
             devices.pop(client_id, None)
         else:
             devices[client_id] = status
+        if devices:
+            self._devices[user_id] = devices
+        else:
+            self._devices.pop(user_id, None)
         aggregate = self._aggregate(user_id)
         if self._published.get(user_id) == aggregate:
             return []
@@ -52,9 +72,7 @@ class PresenceTracker:
         if not topics.is_object_id(user_id):
             return []
         now_ms = to_ms(utcnow())
-        await User.get_pymongo_collection().update_one(
-            {"_id": ObjectId(user_id)}, {"$set": {"presence_status": status, "last_seen_ms": now_ms}}
-        )
+        await self._record(user_id, status, now_ms)
         self._published[user_id] = status
         self._on_change()
         log.info("presence.changed", extra={"user_id": user_id, "status": status})
@@ -62,10 +80,12 @@ class PresenceTracker:
 
     async def reconcile(self) -> list[Delivery]:
         """Mark offline every user the store shows present who has no connected device here."""
-        present = await User.find({"presence_status": {"$in": ["online", "away"]}}).to_list()
         deliveries: list[Delivery] = []
-        for user in present:
-            user_id = str(user.id)
+        for user_id in await self._present():
             if self._aggregate(user_id) == "offline":
                 deliveries += await self._publish(user_id, "offline")
         return deliveries
+
+    def __len__(self) -> int:
+        """Users tracked now (with a connected device or a remembered aggregate)."""
+        return len(self._devices.keys() | self._published.keys())

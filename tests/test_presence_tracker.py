@@ -1,0 +1,72 @@
+"""PresenceTracker, without servers: per-device states aggregate to one presence per user, only changes
+are published, reconcile clears users with no device left, and its maps stay within their bound.
+The store is an in-memory one with the shape of core.services.presence."""
+
+from __future__ import annotations
+
+import json
+
+from bson import ObjectId
+
+from bridge.presence import PresenceTracker
+from core import topics
+
+
+class Store:
+    """Stored presence in memory: what core.services.presence keeps in the users collection."""
+
+    def __init__(self) -> None:
+        self.status: dict[str, str] = {}
+
+    async def record(self, user_id: str, status: str, at_ms: int) -> None:
+        self.status[user_id] = status
+
+    async def present(self) -> list[str]:
+        return [uid for uid, status in self.status.items() if status in ("online", "away")]
+
+
+def tracker(store: Store, max_users: int = 100, changes: list[int] | None = None) -> PresenceTracker:
+    counter = changes if changes is not None else []
+    return PresenceTracker(lambda: counter.append(1), max_users, store.record, store.present)
+
+
+def published(deliveries: list) -> list[tuple[str, str]]:
+    return [(d.topic, json.loads(d.payload)["status"]) for d in deliveries]
+
+
+async def test_the_best_device_wins_and_only_changes_are_published() -> None:
+    store, changes = Store(), []
+    presence, user = tracker(store, changes=changes), str(ObjectId())
+    assert published(await presence.device_changed(user, "phone", "away")) == [(topics.user_presence(user), "away")]
+    assert published(await presence.device_changed(user, "laptop", "online")) == [(topics.user_presence(user), "online")]
+    assert await presence.device_changed(user, "phone", "offline") == [], "laptop still online"
+    assert published(await presence.device_changed(user, "laptop", "offline")) == [(topics.user_presence(user), "offline")]
+    assert await presence.device_changed(user, "laptop", "offline") == []
+    assert store.status == {user: "offline"} and len(changes) == 3
+
+
+async def test_users_that_are_not_object_ids_are_ignored() -> None:
+    store = Store()
+    assert await tracker(store).device_changed("not-an-id", "phone", "online") == []
+    assert store.status == {}
+
+
+async def test_reconcile_clears_users_with_no_device_here() -> None:
+    store = Store()
+    presence, here, gone = tracker(store), str(ObjectId()), str(ObjectId())
+    await presence.device_changed(here, "phone", "online")
+    store.status[gone] = "away"  # left present by a bridge that stopped
+    assert published(await presence.reconcile()) == [(topics.user_presence(gone), "offline")]
+    assert store.status == {here: "online", gone: "offline"}
+
+
+async def test_many_users_stay_within_the_bound() -> None:
+    store = Store()
+    presence = tracker(store, max_users=100)
+    for n in range(3_000):
+        user = str(ObjectId())
+        await presence.device_changed(user, "phone", "online")
+        if n % 2:
+            await presence.device_changed(user, "phone", "offline")
+        assert len(presence) <= 200, "devices and published aggregates, 100 users each at most"
+    assert len(store.status) == 3_000
