@@ -16,10 +16,11 @@ class RequestLimits:
     """Login attempts per account (whatever the address), message sends per user, server API calls per API key."""
 
     def __init__(self, settings: Settings) -> None:
-        self.login = TokenBucket(settings.account_login_limit / LOGIN_WINDOW, settings.account_login_limit)
-        self.send = TokenBucket(settings.send_rate, settings.send_burst)
-        self.search = TokenBucket(SEARCH_RATE, SEARCH_BURST)
-        self.platform = TokenBucket(settings.platform_rate, settings.platform_burst)
+        keys = settings.rate_limit_keys
+        self.login = TokenBucket(settings.account_login_limit / LOGIN_WINDOW, settings.account_login_limit, max_keys=keys)
+        self.send = TokenBucket(settings.send_rate, settings.send_burst, max_keys=keys)
+        self.search = TokenBucket(SEARCH_RATE, SEARCH_BURST, max_keys=keys)
+        self.platform = TokenBucket(settings.platform_rate, settings.platform_burst, max_keys=keys)
 
     @staticmethod
     def check(bucket: TokenBucket, key: str, what: str) -> None:

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 
 import aiomqtt
 import msgspec
+from cachetools import TTLCache
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from bridge.presence import PresenceTracker
 from core import events, metrics, topics
+from core.bounded import LRUSet
 from core.decoding import UNDECODABLE
 from core.documents import User
 from core.errors import DomainError, PayloadTooLarge
@@ -48,8 +50,6 @@ log = logging.getLogger("mqchat.bridge.pipeline")
 
 MAX_REQUEST_BYTES = 64 * 1024
 TYPING_REPEAT = 3.0
-MAX_TYPING_KEYS = 100_000
-MAX_ANNOUNCED = 100_000
 _decoders = {
     "send": msgspec.json.Decoder(OutboxSend),
     "edit": msgspec.json.Decoder(OutboxEdit),
@@ -78,11 +78,13 @@ class Pipeline:
 
     def __init__(self, settings: Settings, on_presence_change: Callable[[], None]) -> None:
         self._edit_window = settings.edit_window_seconds
-        self.presence = PresenceTracker(on_presence_change)
-        self.conversations = ConversationCache()
-        self._requests = TokenBucket(settings.send_rate, settings.send_burst)
-        self._typing: dict[tuple[str, str], tuple[bool, float]] = {}
-        self._announced: set[str] = set()  # message ids published on the current connection
+        self.presence = PresenceTracker(on_presence_change, settings.presence_users)
+        self.conversations = ConversationCache(settings.conversation_cache_ttl, settings.conversation_cache_size)
+        self._requests = TokenBucket(settings.send_rate, settings.send_burst, max_keys=settings.rate_limit_keys)
+        # (user, conversation) -> (typing, when): only the last TYPING_REPEAT seconds matter
+        self._typing: TTLCache[tuple[str, str], tuple[bool, float]] = TTLCache(settings.typing_keys, TYPING_REPEAT)
+        # message ids published on the current connection; forgetting one costs recipients a duplicate at most
+        self._announced = LRUSet(settings.announced_ids)
         self.fence_topic = topics.bridge_fence(settings.bridge_instance)
         self._fence: bytes | None = None  # while set, this connection's backlog is being replayed
         self._outcomes: list[tuple[str, str]] = []  # (action, outcome) of the batch, counted once it is done
@@ -183,8 +185,6 @@ class Pipeline:
         if last is not None and last[0] == request.body.typing and now - last[1] < TYPING_REPEAT:
             return True
         self._typing[key] = (request.body.typing, now)
-        if len(self._typing) > MAX_TYPING_KEYS:
-            self._typing.clear()
         return False
 
     def _decode(self, user_id: str, action: str, raw: bytes, out: list[Delivery]) -> Request | None:
@@ -205,8 +205,6 @@ class Pipeline:
     async def _flush(self, sends: list[SendCommand]) -> list[Delivery]:
         if not sends:
             return []
-        if len(self._announced) > MAX_ANNOUNCED:
-            self._announced.clear()  # forgetting costs recipients a duplicate at most
         out: list[Delivery] = []
         for sent in await chat.send(sends, self.conversations, self._announced):
             error, command = sent.result.error, sent.result.command

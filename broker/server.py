@@ -18,7 +18,7 @@ log = logging.getLogger("mqchat.broker")
 def build_broker(settings: Settings) -> SecureBroker:
     """A SecureBroker listening on `MQCHAT_MQTT_PORT` (TCP) and `MQCHAT_WS_PORT` (WebSocket, path /mqtt)."""
     host = settings.bind_host
-    membership = ConversationCache()
+    membership = ConversationCache(settings.conversation_cache_ttl, settings.conversation_cache_size)
     config = {
         "listeners": {
             "default": {"type": "tcp", "bind": f"{host}:{settings.mqtt_port}"},

@@ -6,6 +6,7 @@ So a message sent over REST is delivered exactly as if it had been published.
 
 from __future__ import annotations
 
+from collections.abc import MutableSet
 from dataclasses import dataclass, field
 
 from core import events, metrics
@@ -28,7 +29,7 @@ class Sent:
 
 
 async def send(
-    commands: list[SendCommand], conversations: ConversationCache | None = None, announced: set[str] | None = None
+    commands: list[SendCommand], conversations: ConversationCache | None = None, announced: MutableSet[str] | None = None
 ) -> list[Sent]:
     """Store a batch of messages and plan their events, in order.
 

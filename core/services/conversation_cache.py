@@ -5,37 +5,44 @@ receiver is a member, and every batch of sends asks the bridge for the
 conversation (membership, numbering). Both keep conversations here; the services
 publish `chat/system/membership` after a membership change, and each process
 drops the entry as soon as that notice arrives. The TTL only bounds staleness if
-a notice were ever lost.
+a notice were ever lost; the size bound (least recently used first) bounds memory.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import msgspec
 from beanie import PydanticObjectId
+from cachetools import TTLCache
 
 from core import topics
 from core.decoding import UNDECODABLE
 from core.documents import Conversation
 
-DEFAULT_TTL = 30.0
+DEFAULT_TTL = 30.0  # default of MQCHAT_CONVERSATION_CACHE_TTL
+DEFAULT_SIZE = 10_000  # default of MQCHAT_CONVERSATION_CACHE_SIZE
+_MISSING = object()
 
 
 class ConversationCache:
-    """conversation id -> Conversation, loaded from the store on demand."""
+    """conversation id -> Conversation (or None: no such conversation), loaded from the store on demand."""
 
-    def __init__(self, ttl: float = DEFAULT_TTL) -> None:
-        self._ttl = ttl
-        self._entries: dict[str, tuple[float, Conversation | None]] = {}
+    def __init__(self, ttl: float = DEFAULT_TTL, max_size: int = DEFAULT_SIZE, timer: Callable[[], float] = time.monotonic) -> None:
+        self._entries: TTLCache[str, Conversation | None] = TTLCache(max_size, ttl, timer)
+
+    def __len__(self) -> int:
+        """Conversations held now (not expired)."""
+        return len(self._entries)
 
     async def get(self, conversation_id: str) -> Conversation | None:
         """The conversation (None if there is no such conversation)."""
-        entry = self._entries.get(conversation_id)
-        if entry is None or entry[0] < time.monotonic():
-            entry = (time.monotonic() + self._ttl, await self._load(conversation_id))
+        entry = self._entries.get(conversation_id, _MISSING)
+        if entry is _MISSING:
+            entry = await self._load(conversation_id)
             self._entries[conversation_id] = entry
-        return entry[1]
+        return entry  # type: ignore[return-value]
 
     async def is_member(self, conversation_id: str, user_id: str) -> bool:
         """True when `user_id` belongs to the conversation (unknown conversations have no members)."""
