@@ -91,6 +91,18 @@ def membership_changed(conversation_id: str, added: Iterable[str] = (), removed:
     return [Delivery(topics.MEMBERSHIP_CONTROL, _encode(notice))]
 
 
+def members_changed(
+    conversation_id: str, view: ConversationOut, added: list[str], removed: list[str], informed: Iterable[str]
+) -> list[Delivery]:
+    """Members added or removed: brokers update read rights first, then new members get
+    `conversation.created` and `informed` (those kept, those removed) `conversation.updated`."""
+    return [
+        *membership_changed(conversation_id, added, removed),
+        *conversation_event("conversation.created", view, added),
+        *conversation_event("conversation.updated", view, informed),
+    ]
+
+
 def ticket_event(event_type: str, ticket: TicketOut, change: dict[str, object], user_ids: Iterable[str]) -> list[Delivery]:
     """`ticket.created|updated` on the agents' live queue and to the customer's and assignees' inboxes."""
     payload = _encode({"type": event_type, "ticket": ticket, "change": change})

@@ -136,10 +136,5 @@ async def members_changed(before: Conversation, after: Conversation, viewer_id: 
     view = conversations.conversation_out(after)
     added = [uid for uid in after.participant_ids if uid not in before.participant_ids]
     removed = [uid for uid in before.participant_ids if uid not in after.participant_ids]
-    kept_or_removed = list(before.participant_ids)
-    deliveries = [
-        *events.membership_changed(str(after.id), added, removed),
-        *events.conversation_event("conversation.created", view, added),
-        *events.conversation_event("conversation.updated", view, kept_or_removed),
-    ]
+    deliveries = events.members_changed(str(after.id), view, added, removed, before.participant_ids)
     return await conversations.describe(after, viewer_id), deliveries

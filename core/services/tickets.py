@@ -143,7 +143,7 @@ async def _transition(ticket: Ticket, status: str, assignee_id: str | None, by: 
 
 
 async def _reseat_assignee(conversation_id: str, old: str | None, new: str | None) -> list[Delivery]:
-    """The ticket's conversation follows its assignee."""
+    """The ticket's conversation follows its assignee; the events of any membership change (events.members_changed)."""
     collection = Conversation.get_pymongo_collection()
     if old:
         await collection.update_one({"_id": ObjectId(conversation_id)}, {"$pull": {"participant_ids": old}})
@@ -151,13 +151,8 @@ async def _reseat_assignee(conversation_id: str, old: str | None, new: str | Non
         await collection.update_one({"_id": ObjectId(conversation_id)}, {"$addToSet": {"participant_ids": new}})
     conversation = await Conversation.get(PydanticObjectId(conversation_id))
     assert conversation is not None
-    view = conversation_out(conversation)
     others = [uid for uid in [*conversation.participant_ids, old] if uid and uid != new]
-    return [
-        *events.membership_changed(conversation_id, [new] if new else [], [old] if old else []),
-        *events.conversation_event("conversation.created", view, [new] if new else []),
-        *events.conversation_event("conversation.updated", view, others),
-    ]
+    return events.members_changed(conversation_id, conversation_out(conversation), [new] if new else [], [old] if old else [], others)
 
 
 async def _auto_assign(ticket: Ticket, limits: Limits) -> list[Delivery]:
