@@ -4,6 +4,7 @@
 import { Api, ApiError } from "./api.js";
 import { adoptQueryLink, clearLink, currentLink, linkConversation } from "./links.js";
 import { Live } from "./live.js";
+import { stickToBottom } from "./stick.js";
 
 const PAGE = 50;
 const RESEND_AFTER_MS = 10_000;
@@ -34,6 +35,7 @@ const state = {
   connectedOnce: false,
 };
 let live = null;
+const bottom = stickToBottom($("messages"));
 
 // ---------- helpers ------------------------------------------------------------------
 
@@ -462,7 +464,7 @@ function pendingItem(pending) {
 
 function attachmentView(attachment) {
   if (attachment.kind === "image") {
-    const img = el("img", { alt: attachment.filename });
+    const img = el("img", { alt: attachment.filename, onload: bottom.keep });
     loadBlob(attachment).then((url) => { img.src = url; }, () => { img.alt = `${attachment.filename} (unavailable)`; });
     return img;
   }
