@@ -39,6 +39,7 @@ from core import __version__
 from core.broker_rights import BrokerRights, MosquittoRights, rights_for
 from core.db import init_db
 from core.platform_tokens import PlatformTokenVerifier
+from core.services.messages import CursorPositions
 from core.settings import Settings
 
 AUTH_PATHS = ("/api/auth/login", "/api/auth/signup", "/api/auth/refresh", "/api/auth/password", "/api/auth/exchange")
@@ -69,6 +70,7 @@ def create_app(settings: Settings) -> Litestar:
     rights = rights_for(settings)
     limits = RequestLimits(settings)
     platform_tokens = PlatformTokenVerifier(settings)
+    cursor_positions = CursorPositions()
 
     def provide_settings() -> Settings:
         return settings
@@ -81,6 +83,9 @@ def create_app(settings: Settings) -> Litestar:
 
     def provide_platform_tokens() -> PlatformTokenVerifier:
         return platform_tokens
+
+    def provide_cursor_positions() -> CursorPositions:
+        return cursor_positions
 
     def provide_mongo() -> AsyncMongoClient:
         return app.state.mongo
@@ -114,6 +119,7 @@ def create_app(settings: Settings) -> Litestar:
             "rights": Provide(provide_rights, sync_to_thread=False),
             "limits": Provide(provide_limits, sync_to_thread=False),
             "platform_tokens": Provide(provide_platform_tokens, sync_to_thread=False),
+            "cursor_positions": Provide(provide_cursor_positions, sync_to_thread=False),
             "current_user": Provide(provide_current_user),
         },
         lifespan=[connections],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import TypeVar
 
 import aiomqtt
 from pymongo.errors import PyMongoError
@@ -28,6 +29,7 @@ from core.tasks import cancel_and_wait
 log = logging.getLogger("mqchat.api.publisher")
 
 PUBLISH_WAIT = 5.0
+V = TypeVar("V")
 
 
 class EventPublisher:
@@ -83,3 +85,9 @@ class EventPublisher:
             await asyncio.wait_for(publish(self._client, batch, self._rights), PUBLISH_WAIT)
         except (TimeoutError, aiomqtt.MqttError, AssertionError) as exc:
             log.error("publisher.events_dropped", extra={"count": len(batch), "error": type(exc).__name__})
+
+    async def publish_and_return(self, planned: tuple[V, Iterable[Delivery]]) -> V:
+        """Publish the events of a stored change (as `publish`); its view, for the response."""
+        view, deliveries = planned
+        await self.publish(deliveries)
+        return view

@@ -29,7 +29,7 @@ from core import events, metrics, topics
 from core.bounded import LRUSet
 from core.decoding import UNDECODABLE
 from core.documents import User
-from core.errors import DomainError, PayloadTooLarge
+from core.errors import DomainError, InvalidInput, PayloadTooLarge, RateLimited
 from core.events import Delivery
 from core.payloads import (
     OutboxDelete,
@@ -141,12 +141,15 @@ class Pipeline:
                 if parsed.kind == "device_presence":
                     out += await self._presence(parsed.owner, parsed.rest, bytes(message.payload or b""))
                     continue
-                if self._over_limit(parsed.owner, parsed.rest, out):
-                    self._counted(parsed.rest, "rate_limited")
+                raw = bytes(message.payload or b"")
+                try:
+                    self._check_rate(parsed.owner)
+                    request = self._decode(parsed.owner, parsed.rest, raw)
+                except RateLimited as error:  # refused unread: reading a flood's payloads would defeat the limit
+                    out += self._refused(parsed.owner, parsed.rest, error)
                     continue
-                request = self._decode(parsed.owner, parsed.rest, bytes(message.payload or b""), out)
-                if request is None:
-                    self._counted(parsed.rest, "refused")
+                except DomainError as error:
+                    out += self._refused(parsed.owner, parsed.rest, error, _client_msg_id(raw))
                     continue
                 if self._collapsed(request):
                     self._counted(request.action, "collapsed")
@@ -163,18 +166,22 @@ class Pipeline:
             raise StoreUnavailable(str(exc)) from exc
         return out
 
-    def _over_limit(self, user_id: str, action: str, out: list[Delivery]) -> bool:
-        """Each user may make `MQCHAT_SEND_RATE` requests per second (bursts of `MQCHAT_SEND_BURST`).
+    def _refused(self, user_id: str, action: str, error: DomainError, client_msg_id: str | None = None) -> list[Delivery]:
+        """The one place a refusal becomes an `error` event to the sender's inbox; counted and logged."""
+        limited = isinstance(error, RateLimited)
+        self._counted(action, "rate_limited" if limited else "refused")
+        log.info("bridge.rate_limited" if limited else "bridge.refused", extra={"user_id": user_id, "action": action})
+        return events.error_event(user_id, action, error.code, error.message, client_msg_id)
+
+    def _check_rate(self, user_id: str) -> None:
+        """Each user may make `MQCHAT_SEND_RATE` requests per second (bursts of `MQCHAT_SEND_BURST`); RateLimited beyond.
 
         A resumed session's backlog is exempt (see `reconnected`)."""
         if self._fence is not None:
-            return False
+            return
         wait = self._requests.take(user_id)
-        if wait is None:
-            return False
-        out += events.error_event(user_id, action, "rate_limited", f"too many requests, retry in {wait:.1f} s")
-        log.info("bridge.rate_limited", extra={"user_id": user_id, "action": action})
-        return True
+        if wait is not None:
+            raise RateLimited(f"too many requests, retry in {wait:.1f} s", wait)
 
     def _collapsed(self, request: Request) -> bool:
         """A typing flood becomes one indicator per TYPING_REPEAT seconds (changes always pass)."""
@@ -187,20 +194,17 @@ class Pipeline:
         self._typing[key] = (request.body.typing, now)
         return False
 
-    def _decode(self, user_id: str, action: str, raw: bytes, out: list[Delivery]) -> Request | None:
+    def _decode(self, user_id: str, action: str, raw: bytes) -> Request:
+        """The request, or the DomainError that refuses it (unknown action, too large, malformed)."""
         decoder = _decoders.get(action)
+        if decoder is None:
+            raise DomainError(f"unknown action {action!r}")
+        if len(raw) > MAX_REQUEST_BYTES:
+            raise PayloadTooLarge(f"request is larger than {MAX_REQUEST_BYTES} bytes")
         try:
-            if decoder is None:
-                raise DomainError(f"unknown action {action!r}")
-            if len(raw) > MAX_REQUEST_BYTES:
-                raise PayloadTooLarge(f"request is larger than {MAX_REQUEST_BYTES} bytes")
             return Request(user_id, action, decoder.decode(raw))
         except UNDECODABLE as exc:
-            out += events.error_event(user_id, action, "invalid_input", str(exc), _client_msg_id(raw))
-        except DomainError as exc:
-            out += events.error_event(user_id, action, exc.code, exc.message, _client_msg_id(raw))
-        log.info("bridge.refused", extra={"user_id": user_id, "action": action})
-        return None
+            raise InvalidInput(str(exc)) from None
 
     async def _flush(self, sends: list[SendCommand]) -> list[Delivery]:
         if not sends:
@@ -209,8 +213,7 @@ class Pipeline:
         for sent in await chat.send(sends, self.conversations, self._announced):
             error, command = sent.result.error, sent.result.command
             if error is not None:
-                out += events.error_event(command.sender_id, "send", error.code, error.message, command.client_msg_id)
-                self._counted("send", "refused")
+                out += self._refused(command.sender_id, "send", error, command.client_msg_id)
             else:
                 self._counted("send", "accepted" if sent.result.created else "duplicate")
                 if sent.message is not None:
@@ -225,9 +228,8 @@ class Pipeline:
     async def _handle(self, request: Request) -> list[Delivery]:
         try:
             deliveries = await self._apply(request)
-        except DomainError as exc:
-            self._counted(request.action, "refused")
-            return events.error_event(request.user_id, request.action, exc.code, exc.message)
+        except DomainError as error:
+            return self._refused(request.user_id, request.action, error)
         self._counted(request.action, "accepted")
         return deliveries
 
@@ -236,11 +238,11 @@ class Pipeline:
         match body:
             case OutboxEdit():
                 user = await _active_user(request.user_id)
-                return (await chat.edit(user, body.message_id, body.body, self._edit_window))[1]
+                return (await chat.edit(user, body.message_id, body.body, self._edit_window)).deliveries
             case OutboxDelete():
-                return (await chat.delete(await _active_user(request.user_id), body.message_id))[1]
+                return (await chat.delete(await _active_user(request.user_id), body.message_id)).deliveries
             case OutboxRead():
-                return (await chat.read(request.user_id, body.conversation_id, body.message_id))[1]
+                return (await chat.read(request.user_id, body.conversation_id, body.message_id)).deliveries
             case OutboxTyping():
                 return await chat.typing(request.user_id, body.conversation_id, body.typing)
         return []
@@ -249,8 +251,7 @@ class Pipeline:
         try:
             status = _presence_decoder.decode(raw).status if raw else "offline"
         except UNDECODABLE as exc:
-            self._counted("presence", "refused")
-            return events.error_event(user_id, "presence", "invalid_input", str(exc))
+            return self._refused(user_id, "presence", InvalidInput(str(exc)))
         self._counted("presence", "accepted")
         return await self.presence.device_changed(user_id, client_id, status)
 

@@ -98,8 +98,7 @@ class AuthController(Controller):
     @post("/logout", status_code=HTTP_204_NO_CONTENT, security=[{"BearerToken": []}])
     async def logout(self, current_user: NamedDependency[User], publisher: NamedDependency[EventPublisher]) -> None:
         """Sign out everywhere: every token and refresh token stops working and live MQTT connections are cut."""
-        _, deliveries = await sessions.revoke_sessions(current_user)
-        await publisher.publish(deliveries)
+        await publisher.publish_and_return(await sessions.revoke_sessions(current_user))
 
     @post("/password", status_code=HTTP_200_OK, security=[{"BearerToken": []}])
     async def change_password(
@@ -113,8 +112,7 @@ class AuthController(Controller):
         if not await verify_password(data.current_password, current_user.password_hash):
             raise Unauthorized("the current password is wrong")
         await users.set_password(current_user, data.new_password)
-        user, deliveries = await sessions.revoke_sessions(current_user)
-        await publisher.publish(deliveries)
+        user = await publisher.publish_and_return(await sessions.revoke_sessions(current_user))
         return await signed_in(settings, rights, user)
 
     @get("/me", security=[{"BearerToken": []}])

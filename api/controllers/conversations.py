@@ -26,7 +26,7 @@ from core.payloads import (
     UnreadCount,
 )
 from core.services import chat, conversations, messages
-from core.services.messages import SendCommand
+from core.services.messages import CursorPositions, SendCommand
 
 
 async def _change_members(
@@ -36,9 +36,7 @@ async def _change_members(
     """Apply a membership change for a member `actor`, then tell brokers and the affected users."""
     before = await conversations.get_for_member(conversation_id, str(actor.id))
     after = await change(before)
-    view, deliveries = await chat.members_changed(before, after, str(actor.id))
-    await publisher.publish(deliveries)
-    return view
+    return await publisher.publish_and_return(await chat.members_changed(before, after, str(actor.id)))
 
 
 class ConversationsController(Controller):
@@ -55,8 +53,7 @@ class ConversationsController(Controller):
         conversation, created = await conversations.create_conversation(
             current_user, data.participant_ids, data.kind, data.title, data.context
         )
-        view, deliveries = await chat.conversation_started(conversation, created, str(current_user.id))
-        await publisher.publish(deliveries)
+        view = await publisher.publish_and_return(await chat.conversation_started(conversation, created, str(current_user.id)))
         return Response(view, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
     @get("/")
@@ -95,13 +92,14 @@ class ConversationsController(Controller):
     @get("/{conversation_id:str}/messages")
     async def history(
         self, conversation_id: FromPath[str], current_user: NamedDependency[User],
+        cursor_positions: NamedDependency[CursorPositions],
         before: MessageCursor = None,
         after_seq: AfterSeq = None,
         limit: PageLimit = None,
     ) -> MessagePage:  # fmt: skip
         """Newest first with a `before` cursor (`next_before` is null on the last page), or oldest first after `after_seq`."""
         conversation = await conversations.get_for_member(conversation_id, str(current_user.id))
-        page, next_before = await messages.history(conversation, before, after_seq, limit)
+        page, next_before = await messages.history(conversation, before, after_seq, limit, cursor_positions)
         watermarks = await messages.read_states(conversation_id)
         items = [messages.stored_message_out(message, watermarks) for message in page]
         return MessagePage(items=items) if after_seq is not None else MessagePage(items=items, next_before=next_before)
@@ -135,6 +133,5 @@ class ConversationsController(Controller):
         publisher: NamedDependency[EventPublisher],
     ) -> UnreadCount:  # fmt: skip
         """Mark everything up to `message_id` as read."""
-        unread, deliveries = await chat.read(str(current_user.id), conversation_id, data.message_id)
-        await publisher.publish(deliveries)
+        unread = await publisher.publish_and_return(await chat.read(str(current_user.id), conversation_id, data.message_id))
         return UnreadCount(unread_count=unread)

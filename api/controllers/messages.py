@@ -26,18 +26,16 @@ class MessagesController(Controller):
         settings: NamedDependency[Settings], publisher: NamedDependency[EventPublisher],
     ) -> MessageOut:  # fmt: skip
         """Edit one's own message within the edit window."""
-        view, deliveries = await chat.edit(current_user, message_id, data.body, settings.edit_window_seconds)
-        await publisher.publish(deliveries)
-        return view
+        return await publisher.publish_and_return(
+            await chat.edit(current_user, message_id, data.body, settings.edit_window_seconds)
+        )
 
     @delete("/{message_id:str}", status_code=HTTP_200_OK)
     async def delete(
         self, message_id: FromPath[str], current_user: NamedDependency[User], publisher: NamedDependency[EventPublisher]
     ) -> MessageOut:
         """Delete for everyone (author or admin); the message stays as a tombstone."""
-        view, deliveries = await chat.delete(current_user, message_id)
-        await publisher.publish(deliveries)
-        return view
+        return await publisher.publish_and_return(await chat.delete(current_user, message_id))
 
 
 class UnreadController(Controller):

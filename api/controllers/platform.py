@@ -84,6 +84,6 @@ class PlatformController(Controller):
         publisher: NamedDependency[EventPublisher],
     ) -> TicketOut:  # fmt: skip
         """A ticket opened on behalf of a platform customer, auto-assigned as usual."""
-        ticket, deliveries = await platform.open_ticket(settings.platform_issuer_key, data, Limits.from_settings(settings))
-        await publisher.publish(deliveries)
-        return ticket
+        return await publisher.publish_and_return(
+            await platform.open_ticket(settings.platform_issuer_key, data, Limits.from_settings(settings))
+        )

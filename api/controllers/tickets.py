@@ -36,9 +36,7 @@ class TicketsController(Controller):
         settings: NamedDependency[Settings], publisher: NamedDependency[EventPublisher],
     ) -> TicketOut:  # fmt: skip
         """Open a ticket; it is assigned at once to the best available agent, or waits in the queue."""
-        view, deliveries = await tickets.create_ticket(current_user, data, Limits.from_settings(settings))
-        await publisher.publish(deliveries)
-        return view
+        return await publisher.publish_and_return(await tickets.create_ticket(current_user, data, Limits.from_settings(settings)))
 
     @get("/")
     async def list_visible(
@@ -63,9 +61,9 @@ class TicketsController(Controller):
         settings: NamedDependency[Settings], publisher: NamedDependency[EventPublisher],
     ) -> TicketOut:  # fmt: skip
         """An agent takes a queued ticket; an admin assigns a ticket to any agent."""
-        view, deliveries = await tickets.assign(current_user, ticket_id, data.agent_id, Limits.from_settings(settings))
-        await publisher.publish(deliveries)
-        return view
+        return await publisher.publish_and_return(
+            await tickets.assign(current_user, ticket_id, data.agent_id, Limits.from_settings(settings))
+        )
 
     @post("/{ticket_id:str}/status", status_code=HTTP_200_OK)
     async def change_status(
@@ -73,6 +71,6 @@ class TicketsController(Controller):
         settings: NamedDependency[Settings], publisher: NamedDependency[EventPublisher],
     ) -> TicketOut:  # fmt: skip
         """Move the ticket along open -> assigned -> in_progress -> resolved -> closed (resolved -> in_progress reopens)."""
-        view, deliveries = await tickets.change_status(current_user, ticket_id, data.status, Limits.from_settings(settings))
-        await publisher.publish(deliveries)
-        return view
+        return await publisher.publish_and_return(
+            await tickets.change_status(current_user, ticket_id, data.status, Limits.from_settings(settings))
+        )

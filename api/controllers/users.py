@@ -75,6 +75,5 @@ class AdminUsersController(Controller):
         if target.id == current_user.id:
             raise Forbidden("admins cannot disable themselves")
         await users.set_active(target, data.active)
-        target, deliveries = await sessions.revoke_sessions(target)
-        await publisher.publish(deliveries)
+        target = await publisher.publish_and_return(await sessions.revoke_sessions(target))
         return UserEnvelope(user=users.user_out(target, viewer=current_user))

@@ -8,15 +8,25 @@ from __future__ import annotations
 
 from collections.abc import MutableSet
 from dataclasses import dataclass, field
+from typing import Generic, NamedTuple, TypeVar
 
 from core import events, metrics
 from core.clock import iso, to_ms, utcnow
-from core.documents import Conversation, User
+from core.documents import Conversation, Message, User
 from core.events import Delivery
 from core.payloads import ConversationOut, MessageOut
 from core.services import conversations, messages, tickets
 from core.services.conversation_cache import ConversationCache
 from core.services.messages import SendCommand, SendResult
+
+V = TypeVar("V")
+
+
+class Planned(NamedTuple, Generic[V]):
+    """A stored change as its caller answers it (`view`) and the deliveries that announce it."""
+
+    view: V
+    deliveries: list[Delivery]
 
 
 @dataclass(slots=True)
@@ -79,32 +89,32 @@ async def _record_ticket_responses(outcomes: list[Sent]) -> None:
         sent.deliveries += await tickets.record_first_response(result.conversation, result.command.sender_id, at_ms)
 
 
-async def _changed_message_event(event_type: str, message: messages.Message, conversation: Conversation) -> tuple[MessageOut, list[Delivery]]:
+async def _changed_message_event(event_type: str, message: Message, conversation: Conversation) -> Planned[MessageOut]:
     view = messages.message_out(message, await messages.read_states(message.conversation_id))
-    return view, events.message_event(event_type, view, conversation.participant_ids)
+    return Planned(view, events.message_event(event_type, view, conversation.participant_ids))
 
 
-async def edit(user: User, message_id: str, body: str, edit_window_seconds: int) -> tuple[MessageOut, list[Delivery]]:
+async def edit(user: User, message_id: str, body: str, edit_window_seconds: int) -> Planned[MessageOut]:
     """Edit one's message; `message.updated` to all members."""
     message, conversation = await messages.edit_message(user, message_id, body, edit_window_seconds)
     return await _changed_message_event("message.updated", message, conversation)
 
 
-async def delete(user: User, message_id: str) -> tuple[MessageOut, list[Delivery]]:
+async def delete(user: User, message_id: str) -> Planned[MessageOut]:
     """Delete for everyone; `message.deleted` (a tombstone) to all members."""
     message, conversation = await messages.delete_message(user, message_id)
     return await _changed_message_event("message.deleted", message, conversation)
 
 
-async def read(user_id: str, conversation_id: str, message_id: str) -> tuple[int, list[Delivery]]:
-    """Move the read watermark; `receipt.read` to the other members when it moved."""
+async def read(user_id: str, conversation_id: str, message_id: str) -> Planned[int]:
+    """Move the read watermark; the unread count, and `receipt.read` to the other members when it moved."""
     conversation = await conversations.get_for_member(conversation_id, user_id)
     unread, receipt = await messages.mark_read(conversation, user_id, message_id)
     if receipt is None:
-        return unread, []
-    return unread, events.receipt_event(
+        return Planned(unread, [])
+    return Planned(unread, events.receipt_event(
         receipt.conversation_id, user_id, receipt.message_id, receipt.seq, receipt.at, conversation.participant_ids
-    )
+    ))  # fmt: skip
 
 
 async def typing(user_id: str, conversation_id: str, is_typing: bool) -> list[Delivery]:

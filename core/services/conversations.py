@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import secrets
 
-from beanie import PydanticObjectId
 from pymongo.errors import DuplicateKeyError
 
-from core import topics
 from core.clock import iso, iso_from_ms, to_ms
 from core.documents import Conversation, ConversationContext, User
 from core.errors import Forbidden, InvalidInput, NotFound
 from core.payloads import ContextIn, ConversationOut, MessageOut, UnreadSummary
 from core.roles import Role
 from core.services import messages as message_service
+from core.services.lookup import get_by_id
 from core.services.users import find_user
 
 MAX_MEMBERS = 100
@@ -81,9 +80,7 @@ async def open_conversation(
 
 async def find_conversation(conversation_id: str) -> Conversation | None:
     """The conversation with this id, or None (also for malformed ids)."""
-    if not topics.is_object_id(conversation_id):
-        return None
-    return await Conversation.get(PydanticObjectId(conversation_id))
+    return await get_by_id(Conversation, conversation_id)
 
 
 async def get_for_member(conversation_id: str, user_id: str) -> Conversation:
