@@ -52,13 +52,13 @@ async def signed_in_page(browser, system: System, account: Account, *, width: in
     return page
 
 
-def tiny_png() -> bytes:
-    """A valid 2x2 red PNG."""
+def tiny_png(size: int = 2) -> bytes:
+    """A valid red PNG, 2x2 unless told."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
-    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * size for _ in range(size))
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
@@ -179,6 +179,7 @@ async def test_agent_takes_a_ticket_from_the_live_queue(browser, web_system: Sys
     await expect(ticket.locator(".status")).to_have_text("assigned")
     await ticket.click()
     await expect(agent_page.locator("#ticket-controls")).to_be_visible()
+    await expect(agent_page.locator("#ticket-description")).to_have_text("Order 1234 shows delivered but nothing came.")
     await agent_page.locator("#body").fill("Sorry about that, checking with the carrier.")
     await agent_page.locator("#body").press("Enter")
     await expect(customer_page.locator(".message .body").last).to_have_text("Sorry about that, checking with the carrier.")
@@ -246,3 +247,32 @@ async def test_digest_links_open_the_conversation_after_sign_in(browser, web_sys
     await expect(page.get_by_role("button", name="Turn emails on")).to_be_visible()
     me = (await rest.get("/api/auth/me", headers=hana.headers)).json()
     assert me["preferences"] == {"email_notifications": False}
+
+
+async def test_page_details_right_to_left_image_scroll_plain_errors(browser, web_system: System, rest: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19, item 5: errors in plain words, right-to-left text, the newest message in view after an image."""
+    page = await new_page(browser, f"{web_system.api_url}/", width=390, height=760)
+    await page.get_by_role("tab", name="Create account").click()
+    await page.get_by_label("Email").fill("lena@example.com")
+    await page.get_by_label("Password").fill("short")
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page.locator("#auth-error")).to_have_text("Password must be at least 8 characters")
+    await page.context.close()
+
+    lena, omar = await signup(rest, username="Lena"), await signup(rest, username="Omar")
+    cid = (await open_conversation(rest, omar, lena))["id"]
+    for body in [f"line {n}" for n in range(25)] + ["مرحبا، هل الطلب جاهز؟", "plain left to right"]:
+        assert (await rest.post(f"/api/conversations/{cid}/messages", json={"body": body}, headers=omar.headers)).status_code == 201
+    page = await signed_in_page(browser, web_system, lena, width=390)
+    await page.locator("#conversation-list li").first.click()
+    await expect(page.locator(".message .body", has_text="مرحبا")).to_have_css("direction", "rtl")
+    await expect(page.locator(".message .body", has_text="plain left")).to_have_css("direction", "ltr")
+
+    # an image taller than the "near the bottom" margin: once it has loaded, it is still in view
+    await page.locator("#file").set_input_files({"name": "big.png", "mimeType": "image/png", "buffer": tiny_png(240)})
+    await expect(page.locator("#pending-files")).to_contain_text("big.png")
+    await page.locator("#body").press("Enter")
+    await expect(page.locator(".message img[alt='big.png']")).to_have_js_property("naturalWidth", 240)
+    await expect(page.locator(".message").last).to_be_in_viewport(ratio=1)
+    await screenshot(page, "image-sent-390px")
+    assert page.errors == []

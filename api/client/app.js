@@ -5,6 +5,7 @@ import { Api, ApiError } from "./api.js";
 import { adoptQueryLink, clearLink, currentLink, linkConversation } from "./links.js";
 import { Live } from "./live.js";
 import { stickToBottom } from "./stick.js";
+import { plainWords } from "./words.js";
 
 const PAGE = 50;
 const RESEND_AFTER_MS = 10_000;
@@ -57,7 +58,7 @@ function clock(iso) {
 }
 
 function showError(id, error) {
-  $(id).textContent = error ? (error instanceof ApiError ? error.message : String(error.message || error)) : "";
+  $(id).textContent = error ? (error instanceof ApiError ? plainWords(error.message) : String(error.message || error)) : "";
 }
 
 function userName(id) {
@@ -375,6 +376,8 @@ function renderConversationHead() {
     dot.setAttribute("aria-label", `${userName(other[0])} is ${status}`);
   }
   const ticket = ticketOf(c.id);
+  $("ticket-description").hidden = !ticket?.description;
+  $("ticket-description").textContent = ticket?.description ?? "";
   const mayChange = ticket && (ticket.assignee_id === state.me.id || state.me.role === "admin") && NEXT_STATUS[ticket.status];
   $("ticket-controls").hidden = !mayChange;
   if (mayChange) {
@@ -438,7 +441,7 @@ function messageItem(message, history) {
   const mine = message.sender_id === state.me.id;
   const item = el("li", { class: `message${mine ? " mine" : ""}${message.kind === "system" ? " system" : ""}${message.deleted ? " deleted" : ""}`, "data-id": message.id, "data-seq": String(message.seq) });
   if (!mine) item.append(el("div", { class: "sender", text: userName(message.sender_id) }));
-  item.append(el("div", { class: "body", text: message.deleted ? "This message was deleted" : message.body }));
+  item.append(el("div", { class: "body", dir: "auto", text: message.deleted ? "This message was deleted" : message.body }));
   if (!message.deleted) for (const attachment of message.attachments ?? []) item.append(attachmentView(attachment));
   const meta = el("div", { class: "meta" }, el("time", { dateTime: message.created_at, text: clock(message.created_at) }));
   if (message.edited_at && !message.deleted) meta.append(el("span", { text: "edited" }));
@@ -458,7 +461,7 @@ function messageItem(message, history) {
 function pendingItem(pending) {
   const { request } = pending;
   return el("li", { class: "message mine pending", "data-client-msg-id": request.client_msg_id },
-    el("div", { class: "body", text: request.body }),
+    el("div", { class: "body", dir: "auto", text: request.body }),
     el("div", { class: "meta", text: pending.error ? `not sent: ${pending.error}` : "sending…" }));
 }
 
