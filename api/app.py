@@ -32,8 +32,8 @@ from api.limits import RequestLimits
 from api.metrics import metrics
 from api.options import allow_every_method
 from api.publisher import EventPublisher
-from api.requests import StrictJSONRequest
 from api.request_id import install_log_field, request_id_middleware
+from api.requests import StrictJSONRequest
 from api.web_client import client_routes
 from core import __version__
 from core.broker_rights import BrokerRights, MosquittoRights, rights_for

@@ -97,8 +97,8 @@ def document_errors(app: Litestar) -> None:
             handler.responses = {**errors, **(handler.responses or {})}
     components = app.openapi_schema.components.schemas or {}
     for name, struct in [*vars(payloads).items(), *vars(webhook_payloads).items()]:
-        if isinstance(struct, type) and issubclass(struct, Struct) and struct.__struct_config__.forbid_unknown_fields:
-            if name in components:
+        forbids_unknown = isinstance(struct, type) and issubclass(struct, Struct) and struct.__struct_config__.forbid_unknown_fields
+        if forbids_unknown and name in components:
                 components[name].additional_properties = False
                 _document_list_items(components[name], struct)
 

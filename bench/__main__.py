@@ -78,7 +78,7 @@ def cpu_use(processes: dict[str, psutil.Process], previous: dict[str, float] | N
 
 async def _pairs(system: System, api: httpx.AsyncClient, count: int) -> tuple[list, list]:
     pairs, accounts = [], []
-    for n in range(count):
+    for _ in range(count):
         sender, receiver = await signup(api), await signup(api)
         cid = (await open_conversation(api, sender, receiver))["id"]
         accounts += [sender, receiver]
@@ -90,7 +90,11 @@ async def _load_round(system: System, pairs: list, rate: int, duration: float, e
     clients = []
     async with contextlib.AsyncExitStack() as stack:
         for n, (sender, cid, receiver) in enumerate(pairs):
-            out = user_client(system, sender, f"s{n}") if e2e else mqtt_client(system, "mqchat-bridge", system.service_password(), f"mqchat-bridge-bench-{n}")
+            out = (
+                user_client(system, sender, f"s{n}")
+                if e2e
+                else mqtt_client(system, "mqchat-bridge", system.service_password(), f"mqchat-bridge-bench-{n}")
+            )
             inbox = user_client(system, receiver, f"r{n}-{rate}-{int(e2e)}-{time.monotonic_ns()}")
             for client in (out, inbox):
                 client.pending_calls_threshold = 1_000_000
@@ -176,12 +180,19 @@ def _machine() -> dict:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"# mqchat benchmark ({report['broker']}, {report['started']})", "",
-             f"Machine: {report['machine']['cpus']} CPUs, {report['machine']['memory_gb']} GB, load average at start {report['machine']['load_avg']}", "",
-             "| path@rate | achieved msg/s | p50 ms | p95 ms | p99 ms | p99 min–max over runs | max ms | lost |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    machine = report["machine"]
+    lines = [
+        f"# mqchat benchmark ({report['broker']}, {report['started']})", "",
+        f"Machine: {machine['cpus']} CPUs, {machine['memory_gb']} GB, load average at start {machine['load_avg']}", "",
+        "| path@rate | achieved msg/s | p50 ms | p95 ms | p99 ms | p99 min–max over runs | max ms | lost |",
+        "|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
     for key, row in report["load"].items():
         spread = [run["p99_ms"] for run in row["runs"]]
-        lines.append(f"| {key} | {row['achieved_rate']} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | {min(spread)}–{max(spread)} | {row['max_ms']} | {row['lost']} |")
+        lines.append(
+            f"| {key} | {row['achieved_rate']} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} "
+            f"| {min(spread)}–{max(spread)} | {row['max_ms']} | {row['lost']} |"
+        )
     roles = list(next(iter(report["load"].values()))["cpu_ms_per_message"])
     lines += ["", "CPU milliseconds per delivered message, by process (2 cores = 2,000 ms of CPU per second):", "",
               "| path@rate | " + " | ".join(roles) + " |", "|---|" + "---|" * len(roles)]  # fmt: skip

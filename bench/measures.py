@@ -11,11 +11,11 @@ from datetime import timedelta
 import aiomqtt
 import httpx
 import psutil
-
 from beanie import PydanticObjectId
+
 from core.clock import utcnow
 from core.documents import Message
-from core.services.messages.send import _max_seq  # noqa: PLC2701 - the bench fills history the way the service numbers it
+from core.services.messages.send import _max_seq
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

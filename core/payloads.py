@@ -199,7 +199,7 @@ class MessageOut(Struct):
 
 class MessagePage(Struct, omit_defaults=True):
     items: list[MessageOut]
-    next_before: str | None | UnsetType = UNSET
+    next_before: str | UnsetType | None = UNSET
 
 
 class SendMessageRequest(Struct, forbid_unknown_fields=True):

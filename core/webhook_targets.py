@@ -99,7 +99,9 @@ class _CheckedBackend(httpcore.AsyncNetworkBackend):
         address = await permitted_address(host, port, self._allow_private)
         return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
         raise TargetRefused("webhooks do not use unix sockets")
 
     async def sleep(self, seconds: float) -> None:

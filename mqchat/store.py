@@ -47,7 +47,7 @@ async def _answers(uri: str) -> bool:
     try:
         await client.admin.command("ping")
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever the cause, nothing usable answers there
         return False
     finally:
         await client.close()

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from core.logs import resolve_format
 from core.settings import Settings
-from mqchat.banner import addresses, print_banner
 from mqchat import metrics_dir
+from mqchat.banner import addresses, print_banner
 from mqchat.causes import describe, redact_uri
 from mqchat.children import die_with_parent
 from mqchat.probes import NotReady, api_healthy, broker_answers, check_port_free, store_answers
@@ -181,7 +181,9 @@ def _check_ports(settings: Settings) -> None:
             raise StartFailed(component, str(exc)) from None
 
 
-async def _start(settings: Settings, env: dict[str, str], log_format: str, children: list[Child], store_box: list[EmbeddedStore]) -> dict[str, str | int]:
+async def _start(
+    settings: Settings, env: dict[str, str], log_format: str, children: list[Child], store_box: list[EmbeddedStore]
+) -> dict[str, str | int]:
     """Start every part in order and wait for each probe; the facts of the banner."""
     _check_ports(settings)
     if settings.mongodb_uri:
@@ -209,7 +211,7 @@ async def _start(settings: Settings, env: dict[str, str], log_format: str, child
             await _until_ready("broker", lambda: broker_answers(probe_settings), children, EXTERNAL_TIMEOUT)
         except StartFailed as exc:
             raise StartFailed("broker", f"cannot reach the MQTT broker at {host}:{port}: {exc.cause}") from None
-    children.append(api := await _spawn("api", env, log_format))
+    children.append(await _spawn("api", env, log_format))
     for n in range(1, bridge_workers(settings) + 1):
         children.append(await _spawn("bridge", {**env, "MQCHAT_BRIDGE_INSTANCE": f"worker-{n}"}, log_format, f"bridge-{n}"))
     local = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host

@@ -101,7 +101,7 @@ class Platform:
         platform = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 platform.jwks_fetches += 1
                 body = json.dumps(platform.jwks()).encode()
                 self.send_response(200)

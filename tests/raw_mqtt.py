@@ -226,7 +226,7 @@ class _WebSocketWriter:
         await self._ws.send(data)
 
     def close(self) -> None:
-        asyncio.ensure_future(self._ws.close())
+        self._closing = asyncio.ensure_future(self._ws.close())  # kept: a task nobody holds may be collected
 
     @property
     def transport(self) -> Any:

@@ -95,7 +95,7 @@ class System:
         """Start `mqchat up` (after `mqchat mosquitto` for that broker) and wait until /api/health says ok."""
         if self.broker == "mosquitto" and self.mosquitto is None:
             self.start_mosquitto()
-        log = open(self.data_dir.parent / f"{self.data_dir.name}-up.log", "ab")
+        log = open(self.data_dir.parent / f"{self.data_dir.name}-up.log", "ab")  # noqa: SIM115 - the child writes it
         self.process = subprocess.Popen([sys.executable, "-m", "mqchat", "up"], env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -386,7 +386,7 @@ async def kill_bridge_as_stored(
 
 def spawn_component(system: System, component: str) -> subprocess.Popen[bytes]:
     """Start one component (`mqchat store|broker|bridge|api`) of a split deployment on the system's data dir."""
-    log = open(system.data_dir.parent / f"{system.data_dir.name}-{component}.log", "ab")
+    log = open(system.data_dir.parent / f"{system.data_dir.name}-{component}.log", "ab")  # noqa: SIM115 - the child writes it
     return subprocess.Popen([sys.executable, "-m", "mqchat", component], env=system.env, stdout=log, stderr=log)
 
 

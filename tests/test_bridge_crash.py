@@ -14,9 +14,9 @@ from tests.support import (
     Inbox,
     System,
     device,
+    kill_bridge_as_stored,
     open_conversation,
     signup,
-    kill_bridge_as_stored,
     spawn_component,
     user_client,
 )

@@ -303,7 +303,10 @@ SESSION_CASES = [
     Case("publish-qos-3", "MQTT-3.3.1-4", lambda c: packet(PUBLISH, 0x06 | 1, string(c.presence) + pid(1) + PROBE)),
     Case("publish-packet-id-0", "MQTT-2.3.1-1", lambda c: packet(PUBLISH, 0x02 | 1, string(c.presence) + pid(0) + PROBE)),
     Case("publish-empty-topic", "MQTT-4.7.3-1", lambda c: packet(PUBLISH, 0x02 | 1, string("") + pid(1) + PROBE)),
-    Case("publish-wildcard-topic", "MQTT-3.3.2-2", lambda c: packet(PUBLISH, 0x02 | 1, string(f"chat/users/{c.user}/outbox/presence/+") + pid(1) + PROBE)),
+    Case(
+        "publish-wildcard-topic", "MQTT-3.3.2-2",
+        lambda c: packet(PUBLISH, 0x02 | 1, string(f"chat/users/{c.user}/outbox/presence/+") + pid(1) + PROBE),
+    ),
     Case("publish-nul-in-topic", "MQTT-1.5.3-2", lambda c: packet(PUBLISH, 0x02 | 1, string(c.presence + "\x00") + pid(1) + PROBE)),
     Case("publish-invalid-utf8-topic", "MQTT-1.5.3-1", lambda c: packet(PUBLISH, 0x02 | 1, string(c.presence.encode() + b"\xff") + pid(1) + PROBE)),
     Case(  # amqtt read the topic on into the next packet's bytes

@@ -125,5 +125,5 @@ async def test_unacknowledged_messages_are_redelivered_on_resume(system: System,
 async def test_service_connections_send_without_delay(system: System) -> None:
     """Nagle off on the bridge's and API's connections: the 2nd and 3rd event of a message otherwise waited for a delayed ACK."""
     async with core_mqtt.service_client(Settings.load(system.env, env_file=None), "mqchat-api") as client:
-        connection = client._client.socket()  # noqa: SLF001
+        connection = client._client.socket()
         assert connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)

@@ -83,7 +83,7 @@ async def test_broker_restart_services_reconnect_by_themselves(split_system: tup
         processes["broker"] = spawn_component(system, "broker")
         wait_until(lambda: healthy(system), 60, "the broker to come back")
         async with device(system, bob) as bob_web:
-            for attempt in range(30):  # the bridge reconnects with backoff; the client resends until acked
+            for _ in range(30):  # the bridge reconnects with backoff; the client resends until acked
                 async with user_client(system, alice, "again") as client:
                     request = {"conversation_id": cid, "client_msg_id": "after-restart", "body": "back again"}
                     await client.publish(topics.user_outbox(alice.id, "send"), json.dumps(request), qos=1)

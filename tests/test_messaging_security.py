@@ -42,7 +42,8 @@ async def test_outsider_can_neither_read_nor_write(system: System, api: httpx.As
         for channel in ("messages", "receipts", "typing", "#"):
             topic = f"chat/conversations/{cid}/{channel}"
             assert not granted(await spy.client.subscribe(topic, qos=1)), topic
-        await spy.client.publish(topics.user_outbox(mallory.id, "send"), json.dumps({"conversation_id": cid, "client_msg_id": "m1", "body": "intrude"}), qos=1)
+        intrusion = {"conversation_id": cid, "client_msg_id": "m1", "body": "intrude"}
+        await spy.client.publish(topics.user_outbox(mallory.id, "send"), json.dumps(intrusion), qos=1)
         await spy.client.publish(topics.user_outbox(mallory.id, "delete"), json.dumps({"message_id": first["id"]}), qos=1)
         errors = await spy.wait_for(2, "error")
         assert {(e["action"], e["error"]["code"]) for e in errors} == {("send", "not_found"), ("delete", "not_found")}

@@ -41,7 +41,8 @@ async def test_request_flood_is_refused_for_that_user_only(limited_system: Syste
             assert len(accepted) + len(alice_web.events("error")) == 20, "every request got an answer"
 
             # bob is not slowed down by alice's flood
-            await bob_web.client.publish(topics.user_outbox(bob.id, "send"), json.dumps({"conversation_id": cid, "client_msg_id": "b1", "body": "hi"}), qos=1)
+            request = {"conversation_id": cid, "client_msg_id": "b1", "body": "hi"}
+            await bob_web.client.publish(topics.user_outbox(bob.id, "send"), json.dumps(request), qos=1)
             await bob_web.wait_for(1, "message.created")
 
             # a typing flood reaches the others as one indicator per change

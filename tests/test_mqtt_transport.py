@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from core import backoff as backoff_module, broker_rights
+from core import backoff as backoff_module
+from core import broker_rights
 from core.backoff import Backoff
 from core.broker_rights import MosquittoRights
 from core.roles import Role
@@ -43,7 +44,7 @@ async def test_known_accounts_stay_within_their_bound(monkeypatch: pytest.Monkey
     rights = MosquittoRights(SimpleNamespace(jwt_secret="s" * 32), dynsec)  # type: ignore[arg-type]
     for n in range(1_000):
         await rights.ensure_user(f"{n:024x}", Role.CUSTOMER, 0)
-    assert len(rights._known) == 100  # noqa: SLF001
+    assert len(rights._known) == 100
     await rights.ensure_user(f"{999:024x}", Role.CUSTOMER, 0)  # recent: still known, nothing sent
     assert len(dynsec.batches) == 1_000
     await rights.ensure_user(f"{0:024x}", Role.CUSTOMER, 0)  # forgotten: provisioned again (idempotent)

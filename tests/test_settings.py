@@ -75,7 +75,7 @@ def test_fractional_rates_and_blank_values(tmp_path: Path) -> None:
 
 
 def test_a_bad_value_names_its_variable(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="MQCHAT_SEND_BURST.*'lots'"):
+    with pytest.raises(ConfigError, match=r"MQCHAT_SEND_BURST.*'lots'"):
         Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), "MQCHAT_SEND_BURST": "lots"}, env_file=None)
 
 

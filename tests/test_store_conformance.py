@@ -155,8 +155,9 @@ async def test_compare_and_swap_counters_and_null_matching(db: AsyncDatabase) ->
 
     await db.tickets.insert_one({"_id": "t", "status": "open", "assignee_id": None, "first_response_ms": None})
     assert await db.tickets.count_documents({"assignee_id": {"$eq": None}}) == 1
-    claimed = await db.tickets.update_one({"_id": "t", "status": "open", "assignee_id": {"$eq": None}}, {"$set": {"status": "assigned", "assignee_id": "a1"}})
-    again = await db.tickets.update_one({"_id": "t", "status": "open", "assignee_id": {"$eq": None}}, {"$set": {"status": "assigned", "assignee_id": "a2"}})
+    unassigned = {"_id": "t", "status": "open", "assignee_id": {"$eq": None}}
+    claimed = await db.tickets.update_one(unassigned, {"$set": {"status": "assigned", "assignee_id": "a1"}})
+    again = await db.tickets.update_one(unassigned, {"$set": {"status": "assigned", "assignee_id": "a2"}})
     assert (claimed.modified_count, again.modified_count) == (1, 0)
     await db.tickets.update_one({"_id": "t"}, {"$set": {"status": "open", "assignee_id": None}})
     assert (await db.tickets.find_one({"_id": "t"}))["assignee_id"] is None

@@ -8,7 +8,6 @@ A second server is a third origin, not in MQCHAT_EMBED_ORIGINS. Everything runs 
 from __future__ import annotations
 
 import asyncio
-
 import secrets
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -64,7 +63,7 @@ class Site:
         self.origin = f"http://127.0.0.1:{self.port}"
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 query = {key: values[0] for key, values in parse_qs(url.query).items()}
                 if url.path == "/token":

@@ -7,9 +7,9 @@ import asyncio
 import json
 import secrets
 import time
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from core import topics
 from core.errors import InvalidInput
-from core.settings import Settings
 from core.services.webhooks import new_secret
+from core.settings import Settings
 from core.webhook_delivery import post, retry_delay_ms
 from core.webhook_targets import check_resolved, check_url, client
 from mqchat.store import free_port

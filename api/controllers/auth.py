@@ -22,8 +22,8 @@ from core.payloads import (
     UpdateMeRequest,
     UserOut,
 )
-from core.roles import SELF_SIGNUP_ROLES, Role
 from core.platform_tokens import PlatformTokenVerifier
+from core.roles import SELF_SIGNUP_ROLES, Role
 from core.security import verify_password
 from core.services import platform_users, sessions, users
 from core.settings import Settings

@@ -25,7 +25,7 @@ async def store_status(client: AsyncMongoClient) -> str:
     """The store's status: "ok", or "unavailable" when it does not answer a ping within CHECK_TIMEOUT."""
     try:
         await asyncio.wait_for(ping(client), CHECK_TIMEOUT)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure means the store is not usable
         log.warning("health.store_down", extra={"error": type(exc).__name__})
         return "unavailable"
     return "ok"

@@ -44,7 +44,7 @@ class DynsecClient:
                 batch, self._pending = self._pending, []
                 try:
                     responses = await self._send([c for cmds, _ in batch for c in cmds])
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - handed to every waiting caller, none is lost
                     await self.close()
                     for _, waiting in batch:
                         waiting.set_exception(exc)
