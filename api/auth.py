@@ -24,11 +24,10 @@ def _bearer_token(connection: ASGIConnection) -> str:
     return token.strip()
 
 
-async def provide_current_user(request: Request, settings: NamedDependency[Settings]) -> User:
-    """The active user named by the request's bearer token; 401 otherwise (an API key is no user token)."""
-    token = _bearer_token(request)
+async def _signed_in_user(connection: ASGIConnection, jwt_secret: str) -> User:
+    """The active user named by the connection's bearer token; 401 otherwise (an API key is no user token)."""
     try:
-        claims = decode_token(token, settings.jwt_secret)
+        claims = decode_token(_bearer_token(connection), jwt_secret)
     except InvalidToken:
         raise Unauthorized("invalid or expired token") from None
     if claims.kind != ACCESS:
@@ -36,8 +35,28 @@ async def provide_current_user(request: Request, settings: NamedDependency[Setti
     user = await find_user(claims.subject)
     if user is None or not user.active or claims.version != user.token_version:
         raise Unauthorized("invalid or expired token")
-    request.state.user = user
     return user
+
+
+async def provide_current_user(request: Request, settings: NamedDependency[Settings]) -> User:
+    """The signed-in user (found already by a guard, or from the bearer token now); 401 otherwise."""
+    user = getattr(request.state, "user", None)
+    if user is None:
+        user = request.state.user = await _signed_in_user(request, settings.jwt_secret)
+    return user
+
+
+async def require_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Guard of admin routes: 401 without a valid user token, 403 `forbidden` for anyone but an admin.
+
+    Like every guard it runs before the body is read; OPTIONS needs no token.
+    """
+    if connection.scope.get("method") == "OPTIONS":
+        return
+    settings: Settings = connection.app.state.settings
+    user = connection.state.user = await _signed_in_user(connection, settings.jwt_secret)
+    if user.role is not Role.ADMIN:
+        raise Forbidden("admin only")
 
 
 async def require_api_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
@@ -57,9 +76,3 @@ async def require_api_key(connection: ASGIConnection, _: BaseRouteHandler) -> No
         raise Unauthorized("unknown or revoked API key")
     limits: RequestLimits = connection.app.state.limits
     limits.check(limits.platform, str(key.id), "requests for this API key")
-
-
-def require_admin(user: User) -> None:
-    """403 unless `user` is an admin."""
-    if user.role is not Role.ADMIN:
-        raise Forbidden("admin only")

@@ -99,18 +99,24 @@ def document_errors(app: Litestar) -> None:
     for name, struct in [*vars(payloads).items(), *vars(webhook_payloads).items()]:
         forbids_unknown = isinstance(struct, type) and issubclass(struct, Struct) and struct.__struct_config__.forbid_unknown_fields
         if forbids_unknown and name in components:
-                components[name].additional_properties = False
-                _document_list_items(components[name], struct)
+            components[name].additional_properties = False
+            _copy_msgspec_patterns(components[name], struct)
 
 
-def _document_list_items(schema: Schema, struct: type[Struct]) -> None:
-    """Litestar leaves out the rules of list items (`participant_ids` are 24-hex ids): copy msgspec's."""
+def _copy_msgspec_patterns(schema: Schema, struct: type[Struct]) -> None:
+    """Litestar leaves out the patterns of list items (`participant_ids` are 24-hex ids) and those given
+    through `extra_json_schema` (the exact rule of a username): copy msgspec's."""
     fields = msgspec.json.schema(struct)["$defs"][struct.__name__]["properties"]
     for field, rules in fields.items():
-        items = rules.get("items", {})
         target = (schema.properties or {}).get(field)
-        if isinstance(target, Schema) and isinstance(target.items, Schema) and "pattern" in items:
+        if not isinstance(target, Schema):
+            continue
+        items = rules.get("items", {})
+        if isinstance(target.items, Schema) and "pattern" in items:
             target.items.pattern = items["pattern"]
+        pattern = next((r["pattern"] for r in [rules, *rules.get("anyOf", [])] if "pattern" in r), None)
+        if pattern is not None:  # also of an optional field (anyOf with null)
+            target.pattern = pattern
 
 
 EXCEPTION_HANDLERS = {

@@ -24,7 +24,6 @@ from pymongo import AsyncMongoClient
 
 from api.auth import require_admin
 from api.controllers.health import broker_status, store_status
-from core.documents import User
 from core.services.backlogs import Backlogs, read_backlogs
 from core.settings import Settings
 
@@ -84,10 +83,7 @@ async def exposition(settings: Settings, mongo: AsyncMongoClient) -> bytes:
     return await asyncio.to_thread(generate_latest, registry)  # reads every process's files
 
 
-@get("/metrics", include_in_schema=False, media_type=CONTENT_TYPE_LATEST)
-async def metrics(
-    current_user: NamedDependency[User], settings: NamedDependency[Settings], mongo: NamedDependency[AsyncMongoClient]
-) -> Response[bytes]:
+@get("/metrics", include_in_schema=False, media_type=CONTENT_TYPE_LATEST, guards=[require_admin])
+async def metrics(settings: NamedDependency[Settings], mongo: NamedDependency[AsyncMongoClient]) -> Response[bytes]:
     """Prometheus metrics; admins only."""
-    require_admin(current_user)
     return Response(await exposition(settings, mongo), media_type=CONTENT_TYPE_LATEST)

@@ -167,7 +167,7 @@ async def _with_retries(channel: str, send: Callable[[], Awaitable[object]], **c
             log.info("notifier.sent", extra={"channel": channel, **context})
             metrics.NOTIFICATIONS.labels(channel, "sent").inc()
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is retried, then given up with a log line
             log.warning("notifier.send_failed", extra={"channel": channel, "attempt": attempt + 1, "error": repr(exc), **context})
             metrics.NOTIFICATIONS.labels(channel, "failed").inc()
     log.error("notifier.gave_up", extra={"channel": channel, **context})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
 from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -10,8 +12,29 @@ from core.roles import Role
 from core.topics import EXTERNAL_ID_PATTERN
 
 Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+# Characters no display name may hold: control and invisible formatting ones (bidi overrides,
+# zero-width characters) and line/paragraph separators; core.services.users.display_name refuses them.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def _invisible_class() -> str:
+    """INVISIBLE_CATEGORIES as the ranges of a regex character class (\\U escapes: readable in the schema)."""
+    points = [c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in INVISIBLE_CATEGORIES]
+    ranges: list[tuple[int, int]] = []
+    for point in points:
+        if ranges and ranges[-1][1] == point - 1:
+            ranges[-1] = (ranges[-1][0], point)
+        else:
+            ranges.append((point, point))
+    return "".join(f"\\U{low:08x}" + (f"-\\U{high:08x}" if high > low else "") for low, high in ranges)
+
+
+# at least one visible character, none of the invisible ones (the server strips surrounding spaces)
+USERNAME_PATTERN = rf"^(?=.*\S)[^{_invisible_class()}]+$"
 Username = Annotated[str, Meta(
-    min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$",
+    # the rule is checked by core.services.users.display_name, which says in plain words what is wrong;
+    # the schema states it as a pattern (api.errors copies it into the OpenAPI schema)
+    min_length=1, max_length=64, extra_json_schema={"pattern": USERNAME_PATTERN},
     description="A display name (not unique): no control or invisible formatting characters (Unicode Cc, Cf, Zl, Zp), "
     "such as bidi overrides or zero-width characters (400 invalid_input)",
 )]

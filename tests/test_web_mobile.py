@@ -31,7 +31,9 @@ MEASURE = """(tapMin) => {
   for (const node of document.body.querySelectorAll("*")) {
     if (!visible(node) || node.closest(".visually-hidden")) continue;
     const box = node.getBoundingClientRect();
-    if (box.width && (box.left < -0.5 || box.right > width + 0.5)) overflowing.push(`${describe(node)} ${Math.round(box.left)}..${Math.round(box.right)}`);
+    if (box.width && (box.left < -0.5 || box.right > width + 0.5)) {
+      overflowing.push(`${describe(node)} ${Math.round(box.left)}..${Math.round(box.right)}`);
+    }
     // a control whose own text spills out of it (squeezed by its neighbours)
     else if (node.matches("button, select") && node.scrollWidth > node.clientWidth + 1) overflowing.push(`${describe(node)} spills`);
   }

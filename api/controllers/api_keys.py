@@ -17,21 +17,19 @@ class ApiKeysController(Controller):
     path = "/api/admin/api-keys"
     tags = ["admin", "platform"]
     security = [{"BearerToken": []}]
+    guards = [require_admin]
 
     @post("/", status_code=HTTP_201_CREATED)
     async def create(self, data: JSONBody[ApiKeyRequest], current_user: NamedDependency[User]) -> ApiKeyCreated:
         """A new key for `/api/platform/*`; its secret `key` is in this answer only."""
-        require_admin(current_user)
         return await api_keys.create_api_key(data.name, created_by=str(current_user.id))
 
     @get("/")
-    async def list_keys(self, current_user: NamedDependency[User]) -> ApiKeyList:
+    async def list_keys(self) -> ApiKeyList:
         """Every key (name, first characters, creation), never a secret."""
-        require_admin(current_user)
         return ApiKeyList(items=await api_keys.list_api_keys())
 
     @delete("/{key_id:str}", status_code=HTTP_204_NO_CONTENT)
-    async def revoke(self, key_id: FromPath[str], current_user: NamedDependency[User]) -> None:
+    async def revoke(self, key_id: FromPath[str]) -> None:
         """Revoke a key: refused from the next request on."""
-        require_admin(current_user)
         await api_keys.revoke_api_key(key_id)

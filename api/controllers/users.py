@@ -54,11 +54,11 @@ class AdminUsersController(Controller):
     path = "/api/admin/users"
     tags = ["admin"]
     security = [{"BearerToken": []}]
+    guards = [require_admin]
 
     @post("/", status_code=HTTP_201_CREATED)
     async def create_user(self, data: JSONBody[CreateUserRequest], current_user: NamedDependency[User]) -> UserEnvelope:
         """Create a user of any role (admin only)."""
-        require_admin(current_user)
         user = await users.create_user(data.email, data.username, data.password, data.role)
         return UserEnvelope(user=users.user_out(user, viewer=current_user))
 
@@ -68,7 +68,6 @@ class AdminUsersController(Controller):
         publisher: NamedDependency[EventPublisher],
     ) -> UserEnvelope:  # fmt: skip
         """Disable (or re-enable) an account; a disabled user is refused by the API and the broker at once."""
-        require_admin(current_user)
         target = await users.find_user(user_id)
         if target is None:
             raise NotFound("user not found")

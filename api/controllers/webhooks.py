@@ -31,64 +31,56 @@ class WebhooksController(Controller):
     path = "/api/admin/webhooks"
     tags = ["admin", "platform"]
     security = [{"BearerToken": []}]
+    guards = [require_admin]
 
     @post("/", status_code=HTTP_201_CREATED)
     async def create(
         self, data: JSONBody[WebhookRequest], current_user: NamedDependency[User], settings: NamedDependency[Settings]
     ) -> WebhookCreated:
         """A new endpoint; its signing `secret` is in this answer only."""
-        require_admin(current_user)
         return await webhooks.create_endpoint(data, settings, created_by=str(current_user.id))
 
     @get("/")
-    async def list_endpoints(self, current_user: NamedDependency[User]) -> WebhookList:
+    async def list_endpoints(self) -> WebhookList:
         """Every endpoint with its backlog and failures, never a secret."""
-        require_admin(current_user)
         return WebhookList(items=await webhooks.list_endpoints())
 
     @get("/{webhook_id:str}")
-    async def get_endpoint(self, webhook_id: FromPath[str], current_user: NamedDependency[User]) -> WebhookOut:
+    async def get_endpoint(self, webhook_id: FromPath[str]) -> WebhookOut:
         """One endpoint: enabled or why not, backlog, oldest undelivered event, consecutive failures."""
-        require_admin(current_user)
         return await webhooks.describe(await webhooks.get_endpoint(webhook_id))
 
     @patch("/{webhook_id:str}")
     async def update(
-        self, webhook_id: FromPath[str], data: JSONBody[WebhookPatch], current_user: NamedDependency[User],
-        settings: NamedDependency[Settings],
-    ) -> WebhookOut:  # fmt: skip
+        self, webhook_id: FromPath[str], data: JSONBody[WebhookPatch], settings: NamedDependency[Settings]
+    ) -> WebhookOut:
         """Change url, events, description; `enabled: true` re-enables a disabled endpoint."""
-        require_admin(current_user)
         return await webhooks.update_endpoint(webhook_id, data, settings)
 
     @delete("/{webhook_id:str}", status_code=HTTP_204_NO_CONTENT)
-    async def remove(self, webhook_id: FromPath[str], current_user: NamedDependency[User]) -> None:
+    async def remove(self, webhook_id: FromPath[str]) -> None:
         """Delete the endpoint and its pending deliveries."""
-        require_admin(current_user)
         await webhooks.delete_endpoint(webhook_id)
 
     @post("/{webhook_id:str}/test", status_code=HTTP_200_OK)
     async def test(
-        self, webhook_id: FromPath[str], current_user: NamedDependency[User], settings: NamedDependency[Settings]
+        self, webhook_id: FromPath[str], settings: NamedDependency[Settings]
     ) -> WebhookTestOut:
         """Send a `ping` event now and say how the endpoint answered."""
-        require_admin(current_user)
         return await ping(await webhooks.get_endpoint(webhook_id), settings)
 
     @get("/{webhook_id:str}/deliveries")
     async def deliveries(
-        self, webhook_id: FromPath[str], current_user: NamedDependency[User],
+        self, webhook_id: FromPath[str],
         status: Annotated[Literal["pending", "delivered", "failed"] | None, QueryParameter()] = None,
         limit: Annotated[int | None, QueryParameter(ge=1, le=100)] = None,
     ) -> WebhookDeliveryList:  # fmt: skip
         """Recent deliveries, last attempted first: `?status=pending|delivered|failed`."""
-        require_admin(current_user)
         return WebhookDeliveryList(items=await webhooks.list_deliveries(webhook_id, status, limit))
 
     @post("/{webhook_id:str}/replay", status_code=HTTP_200_OK)
     async def replay(
-        self, webhook_id: FromPath[str], data: JSONBody[WebhookReplayRequest], current_user: NamedDependency[User]
+        self, webhook_id: FromPath[str], data: JSONBody[WebhookReplayRequest]
     ) -> WebhookReplayOut:
         """Send again every kept event (30 days) since `since` that the endpoint subscribes to."""
-        require_admin(current_user)
         return WebhookReplayOut(replayed=await webhooks.replay(webhook_id, data.since))

@@ -12,7 +12,7 @@ from core import topics
 from core.clock import iso, iso_from_ms
 from core.documents import User
 from core.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from core.payloads import Preferences, PresenceOut, UserOut
+from core.payloads import INVISIBLE_CATEGORIES, Preferences, PresenceOut, UserOut
 from core.roles import Role
 from core.security import hash_password, verify_password
 
@@ -26,7 +26,6 @@ def normalize_email(email: str) -> str:
 
 
 # control (Cc), invisible formatting (Cf: bidi overrides and isolates, zero-width characters) and line separators
-_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def display_name(username: str) -> str:
@@ -39,7 +38,7 @@ def display_name(username: str) -> str:
     if not name:
         raise InvalidInput("username is empty")
     for char in name:
-        if unicodedata.category(char) in _INVISIBLE:
+        if unicodedata.category(char) in INVISIBLE_CATEGORIES:
             raise InvalidInput(f"username may not contain control or invisible formatting characters (U+{ord(char):04X})")
     return name
 
