@@ -146,6 +146,7 @@ class HealthOut(Struct):
     store: str
     broker: str
     version: str
+    restarts: dict[str, int] = {}  # components `mqchat up` restarted since it started, and how often
 
 
 

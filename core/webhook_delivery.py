@@ -32,15 +32,15 @@ from typing import Any
 
 import httpx
 import msgspec
-from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
 from standardwebhooks.webhooks import Webhook
 
-from core import metrics, topics, webhook_targets
+from core import metrics, webhook_targets
 from core.clock import iso_from_ms, to_ms, utcnow
 from core.db import init_db
 from core.documents import User, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from core.services.lookup import get_by_id
 from core.services.webhooks import delivery_document, insert_deliveries, wants
 from core.settings import Settings
 from core.tasks import cancel_and_wait
@@ -117,7 +117,7 @@ class ExternalIds:
         for uid in user_ids:
             cached = self._known.get(uid)
             if cached is None or time.monotonic() - cached[0] > EXTERNAL_ID_TTL:
-                user = await User.get(PydanticObjectId(uid)) if topics.is_object_id(uid) else None
+                user = await get_by_id(User, uid)
                 cached = self._known[uid] = (time.monotonic(), user.external_id if user else None)
                 if len(self._known) > 100_000:
                     self._known.clear()

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import restarts
 from core.logs import resolve_format
 from core.settings import Settings
 from mqchat import metrics_dir
@@ -120,6 +121,7 @@ async def _restarted(child: Child, log_format: str) -> bool:
     fresh = await _spawn(child.component, child.env, child.log.log_format, child.name)
     child.process, child.log, child.relay = fresh.process, fresh.log, fresh.relay
     child.restarts.append(now)
+    await asyncio.to_thread(restarts.record, Path(child.env["MQCHAT_DATA_DIR"]), child.name)
     return True
 
 
@@ -225,6 +227,7 @@ async def _start(
 async def run_up(settings: Settings, stop: asyncio.Event) -> int:
     """Start everything, wait for a signal or a failing child, stop everything; the exit code."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    restarts.reset(settings.data_dir)
     log_format = resolve_format(settings.log_format)
     stores: list[EmbeddedStore] = []
     children: list[Child] = []

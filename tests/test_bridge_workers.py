@@ -103,3 +103,5 @@ async def test_a_killed_worker_is_restarted_and_its_queued_share_is_served(two_w
         refusals = await flooder.wait_for(1, "error", timeout=30)
         assert {event["error"]["code"] for event in refusals} == {"rate_limited"}
     assert worker_pid(system, "bridge-2") != killed, "mqchat up restarted the worker"
+    health = httpx.get(f"{system.api_url}/api/health", timeout=10).json()
+    assert health["status"] == "ok" and health["restarts"] == {"bridge-2": 1}, "the restart shows in /api/health"

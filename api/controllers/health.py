@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from pymongo import AsyncMongoClient
 
-from core import __version__
+from core import __version__, restarts
 from core.db import ping
 from core.mqtt import service_client
 from core.payloads import HealthOut
@@ -49,8 +49,12 @@ class HealthController(Controller):
 
     @get("/", responses={503: ResponseSpec(HealthOut, description="The store or the broker is down")})
     async def health(self, settings: NamedDependency[Settings], mongo: NamedDependency[AsyncMongoClient]) -> Response[HealthOut]:
-        """Store and broker status; no token needed."""
-        store, broker = await asyncio.gather(store_status(mongo), broker_status(settings))
+        """Store and broker status, and the components `mqchat up` had to restart; no token needed."""
+        store, broker, restarted = await asyncio.gather(
+            store_status(mongo), broker_status(settings), asyncio.to_thread(restarts.read, settings.data_dir)
+        )
         healthy = store == "ok" and broker == "ok"
-        body = HealthOut(status="ok" if healthy else "unavailable", store=store, broker=broker, version=__version__)
+        body = HealthOut(
+            status="ok" if healthy else "unavailable", store=store, broker=broker, version=__version__, restarts=restarted
+        )
         return Response(body, status_code=200 if healthy else 503)

@@ -11,13 +11,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from beanie import PydanticObjectId
-
-from core import topics
 from core.clock import iso
 from core.documents import ApiKey
 from core.errors import NotFound
 from core.payloads import ApiKeyCreated, ApiKeyOut
+from core.services.lookup import get_by_id
 
 KEY_PREFIX = "mqk_"
 SHOWN_PREFIX = 12  # "mqk_" and 8 characters
@@ -49,7 +47,7 @@ async def list_api_keys() -> list[ApiKeyOut]:
 
 async def revoke_api_key(key_id: str) -> None:
     """Delete a key; NotFound if there is none with this id."""
-    found = await ApiKey.get(PydanticObjectId(key_id)) if topics.is_object_id(key_id) else None
+    found = await get_by_id(ApiKey, key_id)
     if found is None:
         raise NotFound("api key not found")
     await found.delete()

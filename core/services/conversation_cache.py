@@ -14,12 +14,11 @@ import time
 from collections.abc import Callable
 
 import msgspec
-from beanie import PydanticObjectId
 from cachetools import TTLCache
 
-from core import topics
 from core.decoding import UNDECODABLE
 from core.documents import Conversation
+from core.services.lookup import get_by_id
 
 DEFAULT_TTL = 30.0  # default of MQCHAT_CONVERSATION_CACHE_TTL
 DEFAULT_SIZE = 10_000  # default of MQCHAT_CONVERSATION_CACHE_SIZE
@@ -67,6 +66,4 @@ class ConversationCache:
 
     @staticmethod
     async def _load(conversation_id: str) -> Conversation | None:
-        if not topics.is_object_id(conversation_id):
-            return None
-        return await Conversation.get(PydanticObjectId(conversation_id))
+        return await get_by_id(Conversation, conversation_id)

@@ -6,14 +6,13 @@ import json
 import logging
 from urllib.parse import urlparse
 
-from beanie import PydanticObjectId
 from py_vapid import Vapid
 from pymongo.errors import DuplicateKeyError
 from pywebpush import WebPushException, webpush_async
 
-from core import topics
 from core.documents import PushSubscription, User
 from core.errors import InvalidInput, NotFound
+from core.services.lookup import get_by_id
 from core.settings import Settings
 
 log = logging.getLogger("mqchat.push")
@@ -39,7 +38,7 @@ async def subscribe(user: User, endpoint: str, p256dh: str, auth: str, settings:
 
 async def unsubscribe(user: User, subscription_id: str) -> None:
     """Remove one of the user's own subscriptions."""
-    subscription = await PushSubscription.get(PydanticObjectId(subscription_id)) if topics.is_object_id(subscription_id) else None
+    subscription = await get_by_id(PushSubscription, subscription_id)
     if subscription is None or subscription.user_id != str(user.id):
         raise NotFound("subscription not found")
     await subscription.delete()

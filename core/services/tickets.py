@@ -17,7 +17,7 @@ from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import ReturnDocument
 
-from core import events, topics
+from core import events
 from core.clock import iso, iso_from_ms, to_ms, utcnow
 from core.documents import (
     Conversation,
@@ -33,6 +33,7 @@ from core.payloads import ContextIn, CreateTicketRequest, HistoryItem, TicketOut
 from core.roles import STAFF_ROLES, Role
 from core.services import assignment
 from core.services.conversations import conversation_out
+from core.services.lookup import get_by_id
 from core.settings import Settings
 
 SYSTEM = "system"
@@ -229,7 +230,7 @@ def _can_see(ticket: Ticket, user: User) -> bool:
 
 async def visible_ticket(user: User, ticket_id: str) -> Ticket:
     """The ticket if `user` may see it; NotFound otherwise."""
-    ticket = await Ticket.get(PydanticObjectId(ticket_id)) if topics.is_object_id(ticket_id) else None
+    ticket = await get_by_id(Ticket, ticket_id)
     if ticket is None or not _can_see(ticket, user):
         raise NotFound("ticket not found")
     return ticket

@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from beanie import PydanticObjectId
 from pymongo.errors import DuplicateKeyError
 
-from core import topics
 from core.clock import iso, iso_from_ms
 from core.documents import User
 from core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from core.payloads import INVISIBLE_CATEGORIES, Preferences, PresenceOut, UserOut
 from core.roles import Role
 from core.security import hash_password, verify_password
+from core.services.lookup import get_by_id
 
 MAX_LIST_LIMIT = 100
 BAD_CREDENTIALS = "invalid email or password"
@@ -70,9 +69,7 @@ async def check_credentials(email: str, password: str) -> User:
 
 async def find_user(user_id: str) -> User | None:
     """The user with this id, or None (also for ids that are not 24-hex)."""
-    if not topics.is_object_id(user_id):
-        return None
-    return await User.get(PydanticObjectId(user_id))
+    return await get_by_id(User, user_id)
 
 
 async def get_active_user(user_id: str) -> User:

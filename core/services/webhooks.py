@@ -11,14 +11,13 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from beanie import PydanticObjectId
 from msgspec import UNSET
 from pymongo.errors import BulkWriteError
 
-from core import topics
 from core.clock import iso, iso_from_ms, to_ms, utcnow
 from core.documents import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from core.errors import InvalidInput, NotFound
+from core.services.lookup import get_by_id
 from core.services.webhook_events import DUPLICATE_KEY, RETENTION
 from core.settings import Settings
 from core.webhook_payloads import (
@@ -70,7 +69,7 @@ async def create_endpoint(request: WebhookRequest, settings: Settings, created_b
 
 async def get_endpoint(endpoint_id: str) -> WebhookEndpoint:
     """The endpoint; NotFound for an unknown or malformed id."""
-    endpoint = await WebhookEndpoint.get(PydanticObjectId(endpoint_id)) if topics.is_object_id(endpoint_id) else None
+    endpoint = await get_by_id(WebhookEndpoint, endpoint_id)
     if endpoint is None:
         raise NotFound("webhook not found")
     return endpoint
