@@ -181,7 +181,7 @@ async def test_errors_keep_the_shape(api: httpx.AsyncClient) -> None:
 async def test_health_and_schema(api: httpx.AsyncClient) -> None:
     health = await api.get("/api/health")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "store": "ok", "broker": "ok", "version": health.json()["version"]}
+    assert health.json() == {"status": "ok", "store": "ok", "broker": "ok", "version": health.json()["version"], "restarts": {}}
     schema = await api.get("/schema/openapi.json")
     assert schema.status_code == 200 and "/api/auth/login" in schema.json()["paths"]
 
