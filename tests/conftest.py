@@ -19,6 +19,7 @@ from tests.support import (
     Account,
     System,
     create_staff,
+    running,
     signup,
     split_deployment,
 )
@@ -38,10 +39,8 @@ def platform() -> Iterator[Platform]:
 
 def _running(tmp_path_factory: pytest.TempPathFactory, broker: str, platform: Platform) -> Iterator[System]:
     data_dir = tmp_path_factory.mktemp(f"mqchat-{broker}") / "data"
-    running = System.on_free_ports(data_dir, broker=broker, **platform.env)
-    running.start()
-    yield running
-    assert running.stop() == 0, "mqchat up did not stop cleanly"
+    with running(System.on_free_ports(data_dir, broker=broker, **platform.env)) as system:
+        yield system
 
 
 @pytest.fixture(scope="session")

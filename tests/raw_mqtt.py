@@ -92,19 +92,22 @@ class RawClient:
         self.writer.write(data)
         await self.writer.drain()
 
+    async def _remaining_length(self) -> int:
+        """The variable-length remaining length that follows a packet's first byte."""
+        length, shift = 0, 0
+        while True:
+            digit = (await self.reader.readexactly(1))[0]
+            length += (digit & 0x7F) << shift
+            shift += 7
+            if not digit & 0x80:
+                return length
+
     async def read(self, timeout: float = 10) -> Packet | None:
         """The next packet from the broker, or None when the connection ends (or nothing comes in time)."""
         try:
             async with asyncio.timeout(timeout):
                 header = await self.reader.readexactly(1)
-                length, shift = 0, 0
-                while True:
-                    digit = (await self.reader.readexactly(1))[0]
-                    length += (digit & 0x7F) << shift
-                    shift += 7
-                    if not digit & 0x80:
-                        break
-                body = await self.reader.readexactly(length)
+                body = await self.reader.readexactly(await self._remaining_length())
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             return None
         return Packet(header[0] >> 4, header[0] & 0x0F, body)
@@ -131,14 +134,8 @@ class RawClient:
                     header = await self.reader.read(1)
                     if not header:
                         return packets
-                    length, shift = 0, 0
-                    while True:
-                        digit = (await self.reader.readexactly(1))[0]
-                        length += (digit & 0x7F) << shift
-                        shift += 7
-                        if not digit & 0x80:
-                            break
-                    packets.append(Packet(header[0] >> 4, header[0] & 0x0F, await self.reader.readexactly(length)))
+                    body = await self.reader.readexactly(await self._remaining_length())
+                    packets.append(Packet(header[0] >> 4, header[0] & 0x0F, body))
         except (asyncio.IncompleteReadError, ConnectionError):
             return packets
         except TimeoutError:

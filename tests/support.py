@@ -348,6 +348,14 @@ async def crashable_device(system: System, account: Account, suffix: str) -> asy
 
 
 @contextmanager
+def running(system: System) -> Iterator[System]:
+    """`system` started (`mqchat up`, healthy), and stopped afterwards, which must end cleanly (exit 0)."""
+    system.start()
+    yield system
+    assert system.stop() == 0, "mqchat up did not stop cleanly"
+
+
+@contextmanager
 def split_deployment(
     system: System, components: tuple[str, ...] = ("broker", "api", "bridge")
 ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:

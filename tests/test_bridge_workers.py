@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from core import topics
-from tests.support import Inbox, System, device, open_conversation, signup
+from tests.support import Inbox, System, device, open_conversation, running, signup
 
 SENDERS = 3
 ROUNDS = 40
@@ -30,10 +30,8 @@ LIMITS = {"MQCHAT_SEND_RATE": "10", "MQCHAT_SEND_BURST": "4"}
 
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[System]:
-    system = System.on_free_ports(tmp_path / "data", broker="mosquitto", MQCHAT_BRIDGE_WORKERS="2", **LIMITS)
-    system.start()
-    yield system
-    assert system.stop() == 0, "mqchat up did not stop cleanly"
+    with running(System.on_free_ports(tmp_path / "data", broker="mosquitto", MQCHAT_BRIDGE_WORKERS="2", **LIMITS)) as system:
+        yield system
 
 
 def worker_pid(system: System, name: str) -> int:

@@ -11,15 +11,13 @@ import httpx
 import pytest
 
 from core import topics
-from tests.support import System, device, open_conversation, signup, user_client
+from tests.support import System, device, open_conversation, running, signup, user_client
 
 
 @pytest.fixture
 def limited_system(tmp_path: Path) -> Iterator[System]:
-    system = System.on_free_ports(tmp_path / "data", MQCHAT_SEND_RATE="2", MQCHAT_SEND_BURST="5")
-    system.start()
-    yield system
-    assert system.stop() == 0
+    with running(System.on_free_ports(tmp_path / "data", MQCHAT_SEND_RATE="2", MQCHAT_SEND_BURST="5")) as system:
+        yield system
 
 
 async def test_request_flood_is_refused_for_that_user_only(limited_system: System) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.browser_support import TIMEOUT_MS, chromium, chromium_mark, expect, new_page
 from tests.browser_support import screenshot as shot
-from tests.support import Account, System, create_staff, open_conversation, signup
+from tests.support import Account, System, create_staff, open_conversation, running, signup
 
 if (mark := chromium_mark()) is not None:
     pytestmark = mark
@@ -24,10 +24,8 @@ if (mark := chromium_mark()) is not None:
 @pytest.fixture(scope="module")
 def web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """A system of its own, so that the ticket goes to this test's agent and no other."""
-    system = System.on_free_ports(tmp_path_factory.mktemp("mqchat-web") / "data")
-    system.start()
-    yield system
-    assert system.stop() == 0
+    with running(System.on_free_ports(tmp_path_factory.mktemp("mqchat-web") / "data")) as system:
+        yield system
 
 
 @pytest.fixture(scope="module")

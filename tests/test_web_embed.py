@@ -25,7 +25,7 @@ from mqchat.store import free_port
 from tests.browser_support import chromium, chromium_mark, expect, new_page
 from tests.browser_support import screenshot as shot
 from tests.platform_support import Platform, account_of, exchange, provisioned
-from tests.support import Account, System, device, open_conversation
+from tests.support import Account, System, device, open_conversation, running
 
 if (mark := chromium_mark()) is not None:
     pytestmark = mark
@@ -98,12 +98,11 @@ def sites(tmp_path_factory: pytest.TempPathFactory, platform: Platform) -> Itera
     shop_port = free_port()
     env = {**platform.env, "MQCHAT_EMBED_ORIGINS": f"http://127.0.0.1:{shop_port}", "MQCHAT_SIGNUP": "closed"}
     system = System.on_free_ports(tmp_path_factory.mktemp("mqchat-embed") / "data", **env)
-    system.start()
-    shop, elsewhere = Site(platform, system.api_url, shop_port), Site(platform, system.api_url)
-    yield system, shop, elsewhere
-    shop.close()
-    elsewhere.close()
-    assert system.stop() == 0
+    with running(system):
+        shop, elsewhere = Site(platform, system.api_url, shop_port), Site(platform, system.api_url)
+        yield system, shop, elsewhere
+        shop.close()
+        elsewhere.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.browser_support import chromium, chromium_mark, expect, new_page, screenshot
-from tests.support import Account, System, create_staff, open_conversation, signup
+from tests.support import Account, System, create_staff, open_conversation, running, signup
 
 if (mark := chromium_mark()) is not None:
     pytestmark = mark
@@ -48,10 +48,8 @@ MEASURE = """(tapMin) => {
 @pytest.fixture(scope="module")
 def mobile_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """A system of its own, so that the ticket goes to this test's agent and no other."""
-    system = System.on_free_ports(tmp_path_factory.mktemp("mqchat-mobile") / "data")
-    system.start()
-    yield system
-    assert system.stop() == 0
+    with running(System.on_free_ports(tmp_path_factory.mktemp("mqchat-mobile") / "data")) as system:
+        yield system
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from tests.support import (
     device,
     kill_bridge_as_stored,
     open_conversation,
+    running,
     signup,
     split_deployment,
     user_client,
@@ -117,13 +118,12 @@ async def receiver() -> AsyncIterator[Receiver]:
 def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """A system whose webhook retries are milliseconds apart (its own, so other modules keep the defaults)."""
     data_dir = tmp_path_factory.mktemp("mqchat-webhooks") / "data"
-    running = System.on_free_ports(
+    system = System.on_free_ports(
         data_dir, MQCHAT_WEBHOOK_RETRY_BASE_MS=RETRY_BASE_MS, MQCHAT_WEBHOOK_TIMEOUT_MS=TIMEOUT_MS,
         MQCHAT_WEBHOOK_DISABLE_AFTER_FAILURES=str(DISABLE_AFTER),
     )
-    running.start()
-    yield running
-    assert running.stop() == 0
+    with running(system):
+        yield system
 
 
 @pytest.fixture

@@ -29,12 +29,6 @@ from core.services import platform_users, sessions, users
 from core.settings import Settings
 
 
-async def signed_in(settings: Settings, rights: BrokerRights, user: User) -> AuthResponse:
-    """Provision the user's broker account (external brokers), then issue their tokens."""
-    await rights.ensure_user(str(user.id), user.role, user.token_version)
-    return await sessions.start_session(settings, user)
-
-
 class AuthController(Controller):
     path = "/api/auth"
     tags = ["auth"]
@@ -50,7 +44,7 @@ class AuthController(Controller):
         if role not in SELF_SIGNUP_ROLES:
             raise Forbidden("agents and admins are created by an admin")
         user = await users.create_user(data.email, data.username, data.password, role)
-        return await signed_in(settings, rights, user)
+        return await sessions.signed_in(settings, rights, user)
 
     @post("/login", status_code=HTTP_200_OK)
     async def login(
@@ -60,7 +54,7 @@ class AuthController(Controller):
         """Exchange email and password for tokens and the MQTT connection block (attempts are limited per account)."""
         limits.check(limits.login, users.normalize_email(data.email), "login attempts for this account")
         user = await users.check_credentials(data.email, data.password)
-        return await signed_in(settings, rights, user)
+        return await sessions.signed_in(settings, rights, user)
 
     @post("/exchange", status_code=HTTP_200_OK)
     async def exchange(
@@ -79,7 +73,7 @@ class AuthController(Controller):
             )
         except platform_users.AccountDisabled as exc:
             raise Unauthorized(exc.message) from None
-        return await signed_in(settings, rights, user)
+        return await sessions.signed_in(settings, rights, user)
 
     @post("/refresh", status_code=HTTP_200_OK)
     async def refresh(
@@ -113,7 +107,7 @@ class AuthController(Controller):
             raise Unauthorized("the current password is wrong")
         await users.set_password(current_user, data.new_password)
         user = await publisher.publish_and_return(await sessions.revoke_sessions(current_user))
-        return await signed_in(settings, rights, user)
+        return await sessions.signed_in(settings, rights, user)
 
     @get("/me", security=[{"BearerToken": []}])
     async def me(self, current_user: NamedDependency[User]) -> UserOut:

@@ -54,8 +54,7 @@ class PlatformController(Controller):
     ) -> AuthResponse:  # fmt: skip
         """Tokens for a platform user, the same answer as a login (for platforms that issue no JWTs)."""
         user = await platform_users.get_platform_user(settings.platform_issuer_key, external_id)
-        await rights.ensure_user(str(user.id), user.role, user.token_version)
-        return await sessions.start_session(settings, user)
+        return await sessions.signed_in(settings, rights, user)
 
     @post("/conversations")
     async def open_conversation(

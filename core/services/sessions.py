@@ -14,6 +14,7 @@ from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 
 from core import events
+from core.broker_rights import BrokerRights
 from core.clock import to_ms, utcnow
 from core.documents import RefreshToken, User
 from core.errors import Unauthorized
@@ -73,6 +74,12 @@ async def start_session(settings: Settings, user: User, family: str | None = Non
         refresh_token=refresh,
         refresh_expires_in=settings.refresh_token_ttl,
     )
+
+
+async def signed_in(settings: Settings, rights: BrokerRights, user: User) -> AuthResponse:
+    """Provision the user's broker account (external brokers), then issue their tokens: every sign-in's answer."""
+    await rights.ensure_user(str(user.id), user.role, user.token_version)
+    return await start_session(settings, user)
 
 
 async def refresh_session(settings: Settings, refresh_token: str) -> tuple[User, AuthResponse]:
