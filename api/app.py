@@ -14,27 +14,14 @@ from litestar.openapi.spec import Components, SecurityScheme
 from pymongo import AsyncMongoClient
 
 from api.auth import provide_current_user
-from api.controllers.admin import AdminStatsController
-from api.controllers.api_keys import ApiKeysController
-from api.controllers.attachments import AttachmentsController
-from api.controllers.auth import AuthController
-from api.controllers.conversations import ConversationsController
-from api.controllers.health import HealthController
-from api.controllers.messages import MessagesController, UnreadController
-from api.controllers.platform import PlatformController
-from api.controllers.push import PushController
-from api.controllers.tickets import TicketsController
-from api.controllers.users import AdminUsersController, UsersController
-from api.controllers.webhooks import WebhooksController
 from api.errors import EXCEPTION_HANDLERS, document_errors
 from api.headers import security_headers
 from api.limits import RequestLimits
-from api.metrics import metrics
 from api.options import allow_every_method
 from api.publisher import EventPublisher
 from api.request_id import install_log_field, request_id_middleware
 from api.requests import StrictJSONRequest
-from api.web_client import client_routes
+from api.routes import route_groups
 from core import __version__
 from core.broker_rights import BrokerRights, MosquittoRights, rights_for
 from core.db import init_db
@@ -94,24 +81,7 @@ def create_app(settings: Settings) -> Litestar:
         return app.state.publisher
 
     app = Litestar(
-        route_handlers=[
-            AuthController,
-            UsersController,
-            AdminUsersController,
-            ConversationsController,
-            MessagesController,
-            UnreadController,
-            TicketsController,
-            AttachmentsController,
-            PushController,
-            AdminStatsController,
-            ApiKeysController,
-            WebhooksController,
-            PlatformController,
-            HealthController,
-            metrics,
-            *client_routes(),
-        ],
+        route_handlers=route_groups(),
         dependencies={
             "settings": Provide(provide_settings, sync_to_thread=False),
             "mongo": Provide(provide_mongo, sync_to_thread=False),

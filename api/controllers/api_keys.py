@@ -7,7 +7,6 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from api.auth import require_admin
 from core.documents import User
 from core.payloads import ApiKeyCreated, ApiKeyList, ApiKeyRequest
 from core.services import api_keys
@@ -16,8 +15,6 @@ from core.services import api_keys
 class ApiKeysController(Controller):
     path = "/api/admin/api-keys"
     tags = ["admin", "platform"]
-    security = [{"BearerToken": []}]
-    guards = [require_admin]
 
     @post("/", status_code=HTTP_201_CREATED)
     async def create(self, data: JSONBody[ApiKeyRequest], current_user: NamedDependency[User]) -> ApiKeyCreated:

@@ -22,7 +22,6 @@ from core.settings import Settings
 class AttachmentsController(Controller):
     path = "/api/attachments"
     tags = ["attachments"]
-    security = [{"BearerToken": []}]
 
     @post("/", status_code=HTTP_201_CREATED, request_max_body_size=None)
     async def upload(

@@ -42,7 +42,6 @@ async def _change_members(
 class ConversationsController(Controller):
     path = "/api/conversations"
     tags = ["conversations"]
-    security = [{"BearerToken": []}]
 
     @post("/")
     async def create(

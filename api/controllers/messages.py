@@ -18,7 +18,6 @@ from core.settings import Settings
 class MessagesController(Controller):
     path = "/api/messages"
     tags = ["messages"]
-    security = [{"BearerToken": []}]
 
     @patch("/{message_id:str}")
     async def edit(
@@ -41,7 +40,6 @@ class MessagesController(Controller):
 class UnreadController(Controller):
     path = "/api/unread"
     tags = ["messages"]
-    security = [{"BearerToken": []}]
 
     @get("/")
     async def unread(self, current_user: NamedDependency[User]) -> UnreadSummary:

@@ -10,7 +10,6 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from api.auth import require_api_key
 from api.publisher import EventPublisher
 from core.broker_rights import BrokerRights
 from core.payloads import (
@@ -33,8 +32,6 @@ from core.settings import Settings
 class PlatformController(Controller):
     path = "/api/platform"
     tags = ["platform"]
-    security = [{"ApiKey": []}]
-    guards = [require_api_key]
 
     @put("/users/{external_id:str}")
     async def upsert_user(

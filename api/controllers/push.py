@@ -16,7 +16,6 @@ from core.settings import Settings
 class PushController(Controller):
     path = "/api/push"
     tags = ["push"]
-    security = [{"BearerToken": []}]
 
     @get("/vapid-public-key")
     async def vapid_public_key(self, current_user: NamedDependency[User], settings: NamedDependency[Settings]) -> VapidKey:

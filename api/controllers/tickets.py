@@ -28,7 +28,6 @@ from core.settings import Settings
 class TicketsController(Controller):
     path = "/api/tickets"
     tags = ["tickets"]
-    security = [{"BearerToken": []}]
 
     @post("/", status_code=HTTP_201_CREATED)
     async def create(
