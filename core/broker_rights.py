@@ -34,8 +34,6 @@ from core.roles import Role
 from core.security import SERVICE_ACCOUNTS, broker_password
 from core.settings import Settings
 
-KNOWN_ACCOUNTS = 100_000  # (user, token version) pairs known to be provisioned, ~200 bytes each
-
 
 @runtime_checkable
 class BrokerRights(Protocol):
@@ -94,7 +92,7 @@ class MosquittoRights:
     def __init__(self, settings: Settings, dynsec: DynsecClient | None = None) -> None:
         self._secret = settings.jwt_secret
         self.dynsec = dynsec or DynsecClient(settings)
-        self._known: LRUCache[tuple[str, int], bool] = LRUCache(KNOWN_ACCOUNTS)
+        self._known: LRUCache[tuple[str, int], bool] = LRUCache(settings.known_broker_accounts)  # (user, token version) known provisioned
 
     async def ensure_user(self, user_id: str, role: Role, version: int) -> None:
         """The user's broker account with its derived password and role rights."""

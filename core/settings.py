@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     typing_keys: Positive = var(100_000, "MQCHAT_TYPING_KEYS")
     announced_ids: Positive = var(100_000, "MQCHAT_ANNOUNCED_IDS")
     presence_users: Positive = var(100_000, "MQCHAT_PRESENCE_USERS")
+    known_broker_accounts: Positive = var(100_000, "MQCHAT_KNOWN_BROKER_ACCOUNTS")  # Mosquitto mode, ~200 bytes each
 
     # --- mail
     notify_delay_ms: int = var(60_000, "MQCHAT_NOTIFY_DELAY_MS")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from core import backoff as backoff_module
-from core import broker_rights
 from core.backoff import Backoff
 from core.broker_rights import MosquittoRights
 from core.roles import Role
+from core.settings import Settings
 
 
 async def test_backoff_doubles_up_to_its_cap_and_resets(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,10 +37,9 @@ class RecordingDynsec:
         return [{} for _ in commands]
 
 
-async def test_known_accounts_stay_within_their_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(broker_rights, "KNOWN_ACCOUNTS", 100)
+async def test_known_accounts_stay_within_their_bound() -> None:
     dynsec = RecordingDynsec()
-    rights = MosquittoRights(SimpleNamespace(jwt_secret="s" * 32), dynsec)  # type: ignore[arg-type]
+    rights = MosquittoRights(Settings().model_copy(update={"jwt_secret": "s" * 32, "known_broker_accounts": 100}), dynsec)
     for n in range(1_000):
         await rights.ensure_user(f"{n:024x}", Role.CUSTOMER, 0)
     assert len(rights._known) == 100
