@@ -163,6 +163,7 @@ async def _with_retries(channel: str, send: Callable[[], Awaitable[object]], **c
         try:
             if await send() is False:
                 log.info("notifier.recipient_gone", extra={"channel": channel, **context})
+                metrics.NOTIFICATIONS.labels(channel, "gone").inc()
                 return
             log.info("notifier.sent", extra={"channel": channel, **context})
             metrics.NOTIFICATIONS.labels(channel, "sent").inc()

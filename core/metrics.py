@@ -86,7 +86,7 @@ NOTIFICATIONS_PENDING = Gauge(
     "mqchat_notifications_pending", "Digest windows open (recipient x conversation) waiting to be sent.", multiprocess_mode="livesum"
 )
 NOTIFICATIONS = Counter(
-    "mqchat_notifications_total", "Notification attempts by channel (email, push) and outcome (sent, failed, gave_up).",
+    "mqchat_notifications_total", "Notification attempts by channel (email, push) and outcome (sent, failed, gave_up, gone).",
     ["channel", "outcome"],
 )  # fmt: skip
 WEBHOOK_ATTEMPTS = Counter(
@@ -111,7 +111,7 @@ for _command_name in sorted(STORE_COMMANDS | {"other"}):
 for _outcome in ("delivered", "retrying", "given_up"):
     WEBHOOK_ATTEMPTS.labels(_outcome)
 for _channel in ("email", "push"):
-    for _outcome in ("sent", "failed", "gave_up"):
+    for _outcome in ("sent", "failed", "gave_up", "gone"):
         NOTIFICATIONS.labels(_channel, _outcome)
 
 

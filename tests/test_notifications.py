@@ -26,10 +26,12 @@ from py_vapid import Vapid
 
 from core import topics
 from mqchat.store import free_port
+from tests.metrics_support import Samples, scrape, scrape_until, value
 from tests.support import (
     Account,
     System,
     crashable_device,
+    create_staff,
     open_conversation,
     signup,
     user_client,
@@ -262,6 +264,10 @@ def browser_keys() -> tuple[ec.EllipticCurvePrivateKey, bytes, dict[str, str]]:
     return private_key, auth_secret, {"p256dh": b64(p256dh), "auth": b64(auth_secret)}
 
 
+def gone_count(samples: Samples) -> float:
+    return value(samples, "mqchat_notifications_total", channel="push", outcome="gone")
+
+
 async def test_each_browser_is_pushed_on_its_own(notify_system: System, push_service: tuple[PushService, str]) -> None:
     """Issue 19, item 3: a dead subscription is retried alone, a 404 one deleted, the working one served at once."""
     system, (service, endpoint) = notify_system, push_service
@@ -282,6 +288,8 @@ async def test_each_browser_is_pushed_on_its_own(notify_system: System, push_ser
             assert registered.status_code == 201
             ids[name] = registered.json()["id"]
 
+        admin = await create_staff(system, api, "admin")
+        gone_before = gone_count((await scrape(api, admin))[1])
         cid = (await open_conversation(api, alice, bob, carol, kind="group", title="Order 1234"))["id"]
         await send_quickly(system, alice, cid, 2, "fanout")
 
@@ -300,6 +308,7 @@ async def test_each_browser_is_pushed_on_its_own(notify_system: System, push_ser
         assert len(service.by_token["expired-1"]) == 1
         gone = await api.delete(f"/api/push/subscriptions/{ids['expired']}", headers=bob.headers)
         assert gone.status_code == 404, "deleted after the 404"
+        await scrape_until(api, admin, {"one more push gone": lambda s: gone_count(s) == gone_before + 1})
         kept = await api.delete(f"/api/push/subscriptions/{ids['dead']}", headers=bob.headers)
         assert kept.status_code == 204, "an unreachable browser is retried, not deleted"
 
