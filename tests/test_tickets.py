@@ -133,6 +133,21 @@ async def test_full_lifecycle(ticket_system: System, tapi: httpx.AsyncClient) ->
         assert all(h["at"].endswith("Z") for h in history)
         updates = await customer_web.wait_for(7, "ticket.updated")
         assert updates[-1]["change"] == {"status": {"from": "resolved", "to": "closed"}}
+
+        # a closed ticket takes no more messages, over MQTT or REST, and says why
+        await customer_web.client.publish(
+            topics.user_outbox(customer.id, "send"),
+            json.dumps({"conversation_id": cid, "client_msg_id": "after-close", "body": "One more thing"}),
+            qos=1,
+        )
+        [refused] = await customer_web.wait_for(1, "error")
+        assert refused["client_msg_id"] == "after-close" and refused["error"]["code"] == "conflict"
+        assert f"ticket #{created['number']} is closed" in refused["error"]["message"]
+        late = {"client_msg_id": "after-close-2", "body": "Hello?"}
+        rest = await api.post(f"/api/conversations/{cid}/messages", json=late, headers=customer.headers)
+        assert rest.status_code == 409 and "open a new ticket" in rest.json()["error"]["message"]
+        stored = (await api.get(f"/api/conversations/{cid}/messages", headers=customer.headers)).json()["items"]
+        assert [m["body"] for m in stored] == ["Hi! Checking your order."]
     desk.kill()
     await desk.wait()
 

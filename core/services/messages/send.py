@@ -16,11 +16,12 @@ from functools import partial
 from typing import Any
 
 from beanie import PydanticObjectId
+from bson import ObjectId
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
 from core.clock import to_ms, utcnow
-from core.documents import SYSTEM_SENDER, AttachmentRef, Conversation, Message
+from core.documents import SYSTEM_SENDER, AttachmentRef, Conversation, Message, Ticket
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from core.services import attachments
 from core.services.conversation_cache import ConversationCache
@@ -122,9 +123,10 @@ async def _claim(
     conversation = await find(conversation_id)
     accepted: list[SendResult] = []
     firsts: dict[tuple[str, str], SendResult] = {}
+    closed = await _closed_ticket(conversation)
     for result in batch:
         try:
-            shown = await _check_send(conversation, result.command)
+            shown = await _check_send(conversation, result.command, closed)
         except DomainError as error:
             result.error = error
             continue
@@ -141,11 +143,24 @@ async def _claim(
     return _Claim(conversation, accepted, list(firsts.values()), conversation.last_seq)
 
 
-async def _check_send(conversation: Conversation | None, command: SendCommand) -> list[AttachmentRef]:
-    """Refuse what may not be sent; the attachments the message will show."""
+async def _closed_ticket(conversation: Conversation | None) -> Conflict | None:
+    """Why a closed ticket's conversation takes no more messages (but the system's); None for any other."""
+    if conversation is None or conversation.ticket_id is None:
+        return None
+    closed = await Ticket.get_pymongo_collection().find_one(
+        {"_id": ObjectId(conversation.ticket_id), "status": "closed"}, projection={"number": 1}
+    )
+    return None if closed is None else Conflict(f"ticket #{closed['number']} is closed: open a new ticket to continue")
+
+
+async def _check_send(conversation: Conversation | None, command: SendCommand, closed: DomainError | None) -> list[AttachmentRef]:
+    """Refuse what may not be sent (`closed`: why the conversation takes no more messages but the system's);
+    the attachments the message will show."""
     is_system = command.sender_id == SYSTEM_SENDER
     if conversation is None or (not is_system and command.sender_id not in conversation.participant_ids):
         raise NotFound("conversation not found")
+    if closed is not None and not is_system:
+        raise closed
     validate_body(command.body, bool(command.attachment_ids))
     if command.reply_to is not None:
         replied = await get_by_id(Message, command.reply_to)
