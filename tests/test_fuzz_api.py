@@ -37,6 +37,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
+@pytest.mark.timeout(600)  # one test item for every operation (subtests): its time grows with the API
 @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck))
 def test_generated_requests(case, amqtt_system: System, fuzz_headers: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
     case.call_and_validate(base_url=amqtt_system.api_url, headers=fuzz_headers)
