@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -15,18 +14,15 @@ from email.policy import default
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-import http_ece
 import httpx
 import pytest
-from aiohttp import web
 from aiosmtpd.controller import Controller
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from py_vapid import Vapid
 
 from core import topics
 from mqchat.store import free_port
 from tests.metrics_support import Samples, scrape, scrape_until, value
+from tests.push_support import BrowserKeys, PushService, vapid_env
+from tests.push_support import push_service as push_stand_in
 from tests.support import (
     Account,
     System,
@@ -54,10 +50,6 @@ def public_url(system: System) -> str:
     return f"http://localhost:{system.api_port}"
 
 
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
     inbox, port = Inbox(), free_port()
@@ -67,47 +59,18 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
     controller.stop()
 
 
-class PushService:
-    """A stand-in push service: records encrypted pushes; answers 201, or 410 once told the subscription is gone,
-    and always 404 for subscriptions whose token starts with `expired`."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict, bytes]] = []
-        self.by_token: dict[str, list[bytes]] = {}
-        self.gone = False
-
-    async def handle(self, request: web.Request) -> web.Response:
-        token, body = request.match_info["token"], await request.read()
-        self.received.append((dict(request.headers), body))
-        self.by_token.setdefault(token, []).append(body)
-        if token.startswith("expired"):
-            return web.Response(status=404)
-        return web.Response(status=410 if self.gone else 201)
-
-
 @pytest.fixture
 async def push_service() -> AsyncIterator[tuple[PushService, str]]:
-    service = PushService()
-    app = web.Application()
-    app.router.add_post("/push/{token}", service.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield service, f"http://127.0.0.1:{port}/push/device-1"
-    await runner.cleanup()
+    async with push_stand_in() as (service, base):
+        yield service, f"{base}/device-1"
 
 
 @pytest.fixture
 def notify_system(tmp_path: Path, smtp: tuple[Inbox, int]) -> Iterator[System]:
-    vapid = Vapid()
-    vapid.generate_keys()
-    public = vapid.public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
     system = System.on_free_ports(
         tmp_path / "data",
         SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp[1]), SMTP_TLS="none", SMTP_FROM="mqchat <chat@shop.example>",
-        VAPID_PRIVATE_KEY=vapid.private_pem().decode(), VAPID_PUBLIC_KEY=b64(public), VAPID_SUBJECT="mailto:ops@shop.example",
-        MQCHAT_NOTIFY_DELAY_MS="1000",
+        MQCHAT_NOTIFY_DELAY_MS="1000", **vapid_env(),
     )  # fmt: skip
     system.start()
     yield system
@@ -203,14 +166,12 @@ async def test_web_push_is_encrypted_and_expired_subscriptions_are_removed(
     notify_system: System, push_service: tuple[PushService, str]
 ) -> None:
     system, (service, endpoint) = notify_system, push_service
-    private_key = ec.generate_private_key(ec.SECP256R1())
-    p256dh = private_key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
-    auth_secret = os.urandom(16)
+    browser = BrowserKeys()
     async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
         alice, bob = await signup(api, username="Alice"), await signup(api)
         key = (await api.get("/api/push/vapid-public-key", headers=bob.headers)).json()["public_key"]
         assert key and len(base64.urlsafe_b64decode(key + "==")) == 65
-        subscription = {"endpoint": endpoint, "keys": {"p256dh": b64(p256dh), "auth": b64(auth_secret)}}
+        subscription = {"endpoint": endpoint, "keys": browser.keys}
         registered = await api.post("/api/push/subscriptions", json=subscription, headers=bob.headers)
         assert registered.status_code == 201
         bad = await api.post("/api/push/subscriptions", json={**subscription, "endpoint": "ftp://x"}, headers=bob.headers)
@@ -225,7 +186,7 @@ async def test_web_push_is_encrypted_and_expired_subscriptions_are_removed(
         [(headers, body)] = service.received
         assert headers["Content-Encoding"] == "aes128gcm"
         assert headers["Authorization"].startswith("vapid t=") and f"k={key}" in headers["Authorization"]
-        payload = json.loads(http_ece.decrypt(body, private_key=private_key, auth_secret=auth_secret, version="aes128gcm"))
+        payload = browser.decrypt(body)
         assert payload["conversation_id"] == cid and payload["count"] == 3 and "Alice" in payload["title"]
 
         # the browser is gone: the push service answers 410 and the subscription is deleted
@@ -256,14 +217,6 @@ async def wait_logged(system: System, event: str, timeout: float = 15, **match: 
     raise AssertionError(f"no {event} {match} in the log")
 
 
-def browser_keys() -> tuple[ec.EllipticCurvePrivateKey, bytes, dict[str, str]]:
-    """A browser's subscription keys: its private key, its auth secret, and the `keys` it registers."""
-    private_key = ec.generate_private_key(ec.SECP256R1())
-    p256dh = private_key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
-    auth_secret = os.urandom(16)
-    return private_key, auth_secret, {"p256dh": b64(p256dh), "auth": b64(auth_secret)}
-
-
 def gone_count(samples: Samples) -> float:
     return value(samples, "mqchat_notifications_total", channel="push", outcome="gone")
 
@@ -279,12 +232,9 @@ async def test_each_browser_is_pushed_on_its_own(notify_system: System, push_ser
     }
     async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
         alice, bob, carol = await signup(api, username="Alice"), await signup(api, username="Bob"), await signup(api)
-        ids, working_key = {}, None
+        ids, browsers = {}, {name: BrowserKeys() for name in endpoints}
         for name, url in endpoints.items():
-            private_key, auth_secret, keys = browser_keys()
-            if name == "working":
-                working_key = (private_key, auth_secret)
-            registered = await api.post("/api/push/subscriptions", json={"endpoint": url, "keys": keys}, headers=bob.headers)
+            registered = await api.post("/api/push/subscriptions", json={"endpoint": url, "keys": browsers[name].keys}, headers=bob.headers)
             assert registered.status_code == 201
             ids[name] = registered.json()["id"]
 
@@ -297,8 +247,7 @@ async def test_each_browser_is_pushed_on_its_own(notify_system: System, push_ser
         sent = await wait_logged(system, "notifier.sent", channel="push", subscription_id=ids["working"])
         assert sent["user_id"] == bob.id
         [body] = service.by_token["working-1"]
-        assert working_key is not None
-        payload = json.loads(http_ece.decrypt(body, private_key=working_key[0], auth_secret=working_key[1], version="aes128gcm"))
+        payload = browsers["working"].decrypt(body)
         assert payload["conversation_id"] == cid and payload["count"] == 2
         await wait_logged(system, "notifier.send_failed", channel="push", subscription_id=ids["dead"])
         assert not log_events(system, "notifier.gave_up"), "the dead browser is still being retried on its own"

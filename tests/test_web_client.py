@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from tests.browser_support import TIMEOUT_MS, chromium, chromium_mark, expect, new_page
+from tests.browser_support import TIMEOUT_MS, chromium, chromium_mark, expect, new_page, signed_in_page
 from tests.browser_support import screenshot as shot
-from tests.support import Account, System, create_staff, open_conversation, running, signup
+from tests.support import System, create_staff, open_conversation, running, signup
 
 if (mark := chromium_mark()) is not None:
     pytestmark = mark
@@ -38,16 +38,6 @@ async def browser(web_system: System) -> AsyncIterator[object]:
 async def rest(web_system: System) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=web_system.api_url, timeout=30) as client:
         yield client
-
-
-async def signed_in_page(browser, system: System, account: Account, *, width: int = 1100):  # type: ignore[no-untyped-def]
-    """A fresh browser context (its own storage) signed in through the login form."""
-    page = await new_page(browser, f"{system.api_url}/", width=width, height=760)
-    await page.get_by_label("Email").fill(account.email)
-    await page.get_by_label("Password").fill(account.password)
-    await page.get_by_role("button", name="Sign in", exact=True).click()
-    await expect(page.locator("#connection")).to_have_text("online")
-    return page
 
 
 def tiny_png(size: int = 2) -> bytes:
