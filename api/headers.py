@@ -16,14 +16,15 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 
 def client_csp(ws_url: str, embed_origins: tuple[str, ...] = ()) -> str:
-    """The web client's policy: its own files, the API, the broker's WebSocket, and mqtt.js's timer worker (a blob).
+    """The web client's policy: its own files, the API, the broker's WebSocket, mqtt.js's timer worker (a blob) and
+    the service worker of Web Push (`/client/sw.js`).
 
     Only the host pages of `MQCHAT_EMBED_ORIGINS` may frame it (docs/web-embed.md); nobody when there are none.
     """
     broker = urlsplit(ws_url)
     ancestors = " ".join(embed_origins) or "'none'"
     return (
-        "default-src 'none'; script-src 'self'; worker-src blob:; style-src 'self'; img-src 'self' blob:; "
+        "default-src 'none'; script-src 'self'; worker-src 'self' blob:; style-src 'self'; img-src 'self' blob:; "
         f"connect-src 'self' {broker.scheme}://{broker.netloc}; form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}"
     )
 

@@ -66,6 +66,7 @@ async def test_two_customers_chat_live_in_the_browser(browser, web_system: Syste
     await alice_page.get_by_role("button", name="Start").click()
     await expect(alice_page.locator("#conversation-title")).to_have_text("Bob")
     await expect(alice_page.locator("#conversation-presence")).to_have_attribute("data-status", "online")
+    await expect(alice_page.locator("#notify")).to_be_hidden()  # this server has no VAPID key: no "Notify me"
 
     # Typing reaches Bob once he has the conversation open; the message arrives live.
     await expect(bob_page.locator("#conversation-list li")).to_have_count(1)

@@ -3,11 +3,13 @@
 
 import * as attachments from "./attachments.js";
 import * as composer from "./composer.js";
+import * as context from "./context.js";
 import * as conversation from "./conversation.js";
 import * as conversations from "./conversations.js";
 import * as embedded from "./embed.js";
 import { adoptQueryLink } from "./links.js";
 import * as messages from "./messages.js";
+import * as notify from "./notify.js";
 import * as picker from "./picker.js";
 import * as presence from "./presence.js";
 import * as routing from "./routing.js";
@@ -20,7 +22,8 @@ import * as typing from "./typing.js";
 // Each module's wire() registers its hooks (hooks.js) and DOM listeners. Handlers of one hook run in this
 // order: the header's title before its ticket part, a message's attachments before its Edit/Delete.
 const MODULES = [session, embedded, conversations, conversation, presence, messages, attachments, composer, typing,
-  tickets, picker, settings, routing];
+  tickets, picker, settings, routing,
+  context, notify];
 
 adoptQueryLink();
 for (const module of MODULES) module.wire();

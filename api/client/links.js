@@ -1,8 +1,14 @@
 // Deep links in the fragment, so they survive the redirect from `/` and the sign-in form (nothing reloads):
 // `#/c/<conversation id>` opens a conversation (email digests and push notifications link there),
 // `#/settings/email` offers to stop email notifications (the digests' List-Unsubscribe).
+// Nothing here runs on import: the service worker (sw.js) imports it too.
 
 const OBJECT_ID = /^[0-9a-f]{24}$/;
+
+/** The fragment that opens conversation `cid` (`#/c/<id>`), or "" (the list) for anything not a conversation id. */
+export function conversationHash(cid) {
+  return typeof cid === "string" && OBJECT_ID.test(cid) ? `#/c/${cid}` : "";
+}
 
 /** Older digests linked `/?conversation=<id>`: the same link, moved into the fragment. */
 export function adoptQueryLink() {
@@ -11,7 +17,7 @@ export function adoptQueryLink() {
   if (!cid) return;
   params.delete("conversation");
   const query = params.toString();
-  history.replaceState(null, "", `${location.pathname}${query ? `?${query}` : ""}${OBJECT_ID.test(cid) ? `#/c/${cid}` : ""}`);
+  history.replaceState(null, "", `${location.pathname}${query ? `?${query}` : ""}${conversationHash(cid)}`);
 }
 
 /** What the current address asks for: {conversation: id}, {settings: "email"} or null. */
@@ -24,7 +30,7 @@ export function currentLink() {
 
 /** Show `#/c/<id>` in the address bar: a reload or a shared bookmark opens it again; Back returns to the list. */
 export function linkConversation(cid, { newEntry = true } = {}) {
-  const hash = `#/c/${cid}`;
+  const hash = conversationHash(cid);
   if (location.hash === hash) return;
   if (newEntry) history.pushState(null, "", hash);
   else history.replaceState(null, "", hash);

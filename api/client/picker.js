@@ -1,5 +1,7 @@
-// The new-conversation dialog: find people, pick one (direct) or several (a group), start.
+// The new-conversation dialog: find people, pick one (direct) or several (a group), say what it is about
+// (an order, a product: context.js), start.
 
+import { pickedContext, resetContext } from "./context.js";
 import { openConversation } from "./conversation.js";
 import { upsertConversation } from "./conversations.js";
 import { $, el, showError } from "./dom.js";
@@ -12,6 +14,7 @@ function openPicker() {
   picked.clear();
   $("picker-query").value = "";
   $("picker-group-title").value = "";
+  resetContext();
   $("picker-results").replaceChildren();
   showError("picker-error", null);
   $("picker").showModal();
@@ -39,6 +42,7 @@ async function createConversation(event) {
   const ids = [...picked];
   const body = ids.length === 1 ? { participant_ids: ids, kind: "direct" } : { participant_ids: ids, kind: "group", title: $("picker-group-title").value.trim() || undefined };
   try {
+    body.context = pickedContext();
     const conversation = await api.post("/api/conversations", body);
     $("picker").close();
     await upsertConversation(conversation);

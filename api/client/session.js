@@ -9,6 +9,7 @@ import { api, config, embed, getLive, setLive, state } from "./state.js";
 
 let authMode = "login";
 let refreshTimer = null;
+let signingOut = false;
 
 function setAuthMode(mode) {
   authMode = mode;
@@ -40,6 +41,9 @@ function showAuth() {
 }
 
 async function signOut() {
+  if (signingOut) return; // an expired session can ask again while the modules let go
+  signingOut = true;
+  await emit("signing-out"); // while the tokens still work (notify.js deletes this browser's push subscription)
   await getLive()?.stop();
   setLive(null);
   api.forget();

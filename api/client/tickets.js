@@ -37,12 +37,19 @@ function renderTickets() {
   }));
 }
 
-/** The open conversation's ticket in its header: the description, and the status for its assignee or an admin. */
+/**
+ * The open conversation's ticket in its header: the description, and the status for its assignee or an admin.
+ * A closed ticket takes no more messages (the server refuses them): a note says so in place of the composer.
+ */
 function renderTicketHead() {
   if (!state.conversations.has(state.openId)) return;
   const ticket = ticketOf(state.openId);
   $("ticket-description").hidden = !ticket?.description;
   $("ticket-description").textContent = ticket?.description ?? "";
+  const closed = ticket?.status === "closed";
+  $("composer").hidden = closed;
+  $("ticket-closed").hidden = !closed;
+  $("ticket-closed").textContent = closed ? `Ticket #${ticket.number} is closed: open a new ticket to continue.` : "";
   const mayChange = ticket && (ticket.assignee_id === state.me.id || state.me.role === "admin") && NEXT_STATUS[ticket.status];
   $("ticket-controls").hidden = !mayChange;
   if (mayChange) {
