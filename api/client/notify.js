@@ -8,7 +8,7 @@ import { conversationHash } from "./links.js";
 import { OPEN_CONVERSATION } from "./notification.js";
 import { api, embed, state } from "./state.js";
 
-const KEPT = "mqchat.push"; // {user_id, id, endpoint}: this browser's subscription and its id on the server
+const KEPT = "mqchat.push"; // {user_id, id}: who subscribed this browser, and the subscription's id on the server
 const SUBSCRIBE_TIMEOUT_MS = 20_000;
 const SIGN_OUT_TIMEOUT_MS = 5_000;
 const NOTES = {
@@ -63,7 +63,7 @@ function isMine(subscription, me) {
 /** Register the subscription with the server (which replaces one with the same endpoint) and remember its id. */
 async function register(subscription, me) {
   const { id } = await api.post("/api/push/subscriptions", subscription.toJSON());
-  localStorage.setItem(KEPT, JSON.stringify({ user_id: me.id, id, endpoint: subscription.endpoint }));
+  localStorage.setItem(KEPT, JSON.stringify({ user_id: me.id, id }));
 }
 
 /**
