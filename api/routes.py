@@ -19,6 +19,7 @@ from api.controllers.auth import AuthController
 from api.controllers.conversations import ConversationsController
 from api.controllers.health import HealthController
 from api.controllers.messages import MessagesController, UnreadController
+from api.controllers.moderation import AdminModerationController, BlocksController, ReportsController
 from api.controllers.platform import PlatformController
 from api.controllers.push import PushController
 from api.controllers.tickets import TicketsController
@@ -44,13 +45,17 @@ def route_groups() -> list[ControllerRouterHandler]:
             TicketsController,
             AttachmentsController,
             PushController,
+            BlocksController,
+            ReportsController,
         ],
     )
     admin = Router(
         path="/",
         security=USER_TOKEN,
         guards=[require_admin],
-        route_handlers=[AdminStatsController, AdminUsersController, ApiKeysController, WebhooksController, metrics],
+        route_handlers=[
+            AdminStatsController, AdminUsersController, ApiKeysController, WebhooksController, AdminModerationController, metrics,
+        ],
     )
     platform = Router(path="/", security=API_KEY, guards=[require_api_key], route_handlers=[PlatformController])
     return [AuthController, HealthController, signed_in, admin, platform, *client_routes()]

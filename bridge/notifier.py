@@ -4,7 +4,7 @@ Runs in the lead bridge worker beside request handling, on its own connection:
 it watches `message.created` on `chat/conversations/+/messages` (from MQTT and
 REST sends alike). For each recipient and conversation the first unseen message
 opens a window of MQCHAT_NOTIFY_DELAY_MS; when it closes, if the recipient has
-no connected device and has not read those messages, they get one email (unless
+no connected device, has not read those messages and has not muted the conversation, they get one email (unless
 they turned email off: the newest messages in text and HTML, with a link that
 opens the conversation in the web client) and one push per browser. Failures are retried with
 backoff and never touch message delivery. Pending windows live in memory: a
@@ -27,6 +27,7 @@ from core import metrics, topics
 from core.documents import Conversation, ReadState, User
 from core.mail import Digest, DigestLine, cut, digest_email, send_email
 from core.mqtt import service_client
+from core.services import member_settings
 from core.services.push import PushSender
 from core.settings import Settings
 
@@ -114,6 +115,9 @@ class Notifier:
         try:
             user = await User.get(PydanticObjectId(user_id))
             if user is None or not user.active or user.presence_status != "offline":
+                return
+            settings = await member_settings.of_member(conversation_id, user_id)
+            if settings is not None and settings.muted:
                 return
             state = await ReadState.get(f"{conversation_id}:{user_id}")
             unread = [m for m in window.messages if m["seq"] > (state.last_read_seq if state else 0)]

@@ -35,6 +35,7 @@ from core.payloads import (
     OutboxDelete,
     OutboxEdit,
     OutboxPresence,
+    OutboxReact,
     OutboxRead,
     OutboxSend,
     OutboxTyping,
@@ -56,6 +57,7 @@ _decoders = {
     "delete": msgspec.json.Decoder(OutboxDelete),
     "read": msgspec.json.Decoder(OutboxRead),
     "typing": msgspec.json.Decoder(OutboxTyping),
+    "react": msgspec.json.Decoder(OutboxReact),
 }
 _presence_decoder = msgspec.json.Decoder(OutboxPresence)
 
@@ -78,6 +80,7 @@ class Pipeline:
 
     def __init__(self, settings: Settings, on_presence_change: Callable[[], None]) -> None:
         self._edit_window = settings.edit_window_seconds
+        self._max_reactions = settings.reactions_per_message
         self.presence = PresenceTracker(on_presence_change, settings.presence_users)
         self.conversations = ConversationCache(settings.conversation_cache_ttl, settings.conversation_cache_size)
         self._requests = TokenBucket(settings.send_rate, settings.send_burst, max_keys=settings.rate_limit_keys)
@@ -245,6 +248,9 @@ class Pipeline:
                 return (await chat.read(request.user_id, body.conversation_id, body.message_id)).deliveries
             case OutboxTyping():
                 return await chat.typing(request.user_id, body.conversation_id, body.typing)
+            case OutboxReact():
+                reacted = await chat.react(request.user_id, body.message_id, body.emoji, body.on, self._max_reactions)
+                return reacted.deliveries
         return []
 
     async def _presence(self, user_id: str, client_id: str, raw: bytes) -> list[Delivery]:

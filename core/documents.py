@@ -358,6 +358,100 @@ class WebhookDelivery(Document):
         ]
 
 
+class ReactionSet(Document):
+    """A message's reactions: `<user id>:<emoji>` entries in the order they were added. `id` is the message id.
+
+    Only ever changed by `$addToSet`/`$pull` of one entry (core.services.reactions), so concurrent
+    reactions all count; created empty by an insert (nx-27017 drops the `$addToSet` of an upsert).
+    """
+
+    id: str  # type: ignore[assignment]
+    conversation_id: str
+    entries: list[str] = Field(default_factory=list)
+
+    class Settings:
+        name = "reactions"
+
+
+class MemberSettings(Document):
+    """One member's own view of one conversation (archived, muted). `id` is `<conversation>:<user>`.
+
+    Written whole (replace with upsert). An archived conversation comes back when a message newer
+    than `archived_seq` arrives, unless it is muted (core.services.member_settings).
+    """
+
+    id: str  # type: ignore[assignment]
+    conversation_id: str
+    user_id: str
+    archived: bool = False
+    archived_seq: int = 0
+    muted: bool = False
+
+    class Settings:
+        name = "member_settings"
+        indexes = [IndexModel([("user_id", ASCENDING)], name="member_settings_user")]
+
+
+class Block(Document):
+    """`blocker_id` blocked `blocked_id`; `id` is `<blocker>:<blocked>`.
+
+    `enforced` is False when the blocked user is staff (agent, admin): recorded for admins,
+    but staff can always reach customers (core.services.blocks).
+    """
+
+    id: str  # type: ignore[assignment]
+    blocker_id: str
+    blocked_id: str
+    enforced: bool
+    created_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "blocks"
+        indexes = [
+            IndexModel([("blocker_id", ASCENDING)], name="blocks_blocker"),
+            IndexModel([("created_at", DESCENDING)], name="blocks_created"),
+        ]
+
+
+class ReportedMessage(BaseModel):
+    """A reported message as it was when reported: kept although its author may edit or delete it."""
+
+    sender_id: str
+    seq: int
+    kind: str
+    body: str
+    attachments: list[AttachmentRef] = Field(default_factory=list)
+    created_at: datetime
+
+
+class Report(Document):
+    """A user's report of a message or a user, for the admins' moderation queue.
+
+    `user_id` is the reported user (a message's author); `message` the reported content as it was.
+    Resolved once (`status` "open" -> "resolved", a compare-and-swap of strings and ints).
+    """
+
+    reporter_id: str
+    user_id: str
+    message_id: str | None = None
+    conversation_id: str | None = None
+    message: ReportedMessage | None = None
+    reason: str
+    status: Literal["open", "resolved"] = "open"
+    created_at: datetime = Field(default_factory=utcnow)
+    created_ms: int = 0
+    resolution_note: str = ""
+    resolved_by: str = ""
+    resolved_ms: int = 0
+
+    class Settings:
+        name = "reports"
+        indexes = [
+            IndexModel([("status", ASCENDING), ("created_ms", ASCENDING)], name="reports_queue"),
+            IndexModel([("reporter_id", ASCENDING), ("status", ASCENDING)], name="reports_reporter"),
+        ]
+
+
 class Counter(Document):
     """A named sequence (ticket numbers), advanced with an atomic `$inc`."""
 
@@ -370,5 +464,5 @@ class Counter(Document):
 
 DOCUMENT_MODELS: list[type[Document]] = [
     User, Conversation, Message, ReadState, Ticket, TicketEvent, AgentLoad, RefreshToken, PushSubscription, ApiKey,
-    Counter, WebhookEndpoint, WebhookEvent, WebhookDelivery,
+    Counter, WebhookEndpoint, WebhookEvent, WebhookDelivery, ReactionSet, MemberSettings, Block, Report,
 ]

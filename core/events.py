@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import msgspec
 
 from core import topics
-from core.payloads import ConversationOut, MessageOut, TicketOut
+from core.payloads import ConversationOut, MessageOut, ReactionOut, TicketOut
 
 _encode = msgspec.json.Encoder().encode
 
@@ -37,6 +37,16 @@ def message_event(event_type: str, message: MessageOut, member_ids: Iterable[str
     return [*_to_inboxes(member_ids, payload), Delivery(topics.conversation(message.conversation_id, "messages"), payload)]
 
 
+def reactions_event(
+    conversation_id: str, message_id: str, user_id: str, emoji: str, on: bool, reactions: list[ReactionOut],
+    member_ids: Iterable[str],
+) -> list[Delivery]:  # fmt: skip
+    """`message.reactions`: someone reacted (or took it back); the message's reactions now, to every member."""
+    payload = _encode({"type": "message.reactions", "conversation_id": conversation_id, "message_id": message_id,
+                       "user_id": user_id, "emoji": emoji, "on": on, "reactions": reactions})  # fmt: skip
+    return [*_to_inboxes(member_ids, payload), Delivery(topics.conversation(conversation_id, "messages"), payload)]
+
+
 def duplicate_ack(message: MessageOut) -> list[Delivery]:
     """A resent request: a fresh `message.created` to the sender's own inbox only (a system message has none)."""
     if message.sender_id is None:
@@ -59,6 +69,12 @@ def receipt_event(
 def conversation_event(event_type: str, conversation: ConversationOut, user_ids: Iterable[str]) -> list[Delivery]:
     """`conversation.created|updated` to the given users' inboxes."""
     return _to_inboxes(user_ids, _encode({"type": event_type, "conversation": conversation}))
+
+
+def settings_event(user_id: str, conversation_id: str, archived: bool, muted: bool) -> list[Delivery]:
+    """`conversation.settings`: a member archived/muted a conversation; to their own devices only."""
+    payload = _encode({"type": "conversation.settings", "conversation_id": conversation_id, "archived": archived, "muted": muted})
+    return _to_inboxes([user_id], payload)
 
 
 def typing_event(conversation_id: str, user_id: str, typing: bool, at: str) -> list[Delivery]:

@@ -28,7 +28,7 @@ BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 PROCESS_SAMPLE_SECONDS = 5.0
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-OUTBOX_ACTIONS = frozenset({"send", "edit", "delete", "read", "typing", "presence"})
+OUTBOX_ACTIONS = frozenset({"send", "edit", "delete", "read", "typing", "react", "presence"})
 STORE_COMMANDS = frozenset({
     "find", "getMore", "insert", "update", "delete", "findAndModify", "aggregate", "count", "distinct",
     "createIndexes", "listIndexes", "listCollections", "ping", "killCursors", "endSessions",

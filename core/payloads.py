@@ -190,6 +190,8 @@ class ConversationOut(Struct):
     updated_at: str
     last_message: MessageOut | None = None
     unread_count: int = 0
+    archived: bool = False  # the viewer's own settings (core.services.member_settings)
+    muted: bool = False
 
 
 class ConversationList(Struct):
@@ -219,6 +221,15 @@ class MessageOut(Struct):
     edited_at: str | None
     deleted: bool
     read_by: list[str]
+    reactions: list[ReactionOut] = []  # core.services.reactions; none on a deleted message
+
+
+class ReactionOut(Struct):
+    """One emoji on a message: how many reacted with it and who (in the order they reacted)."""
+
+    emoji: str
+    count: int
+    user_ids: list[str]
 
 
 class MessagePage(Struct, omit_defaults=True):
@@ -242,6 +253,31 @@ class EditMessageRequest(Struct, forbid_unknown_fields=True):
 
 class ReadRequest(Struct, forbid_unknown_fields=True):
     message_id: ObjectIdStr
+
+
+Emoji = Annotated[str, Meta(min_length=1, max_length=64, description="one emoji (a single grapheme); checked by the service")]
+
+
+class ReactRequest(Struct, forbid_unknown_fields=True):
+    """REST body of `POST /api/messages/{id}/reactions`."""
+
+    emoji: Emoji
+    on: bool = True
+
+
+class ReactionsOut(Struct):
+    """A message's reactions after a change."""
+
+    message_id: str
+    conversation_id: str
+    reactions: list[ReactionOut]
+
+
+class ConversationSettingsRequest(Struct, forbid_unknown_fields=True):
+    """`PATCH /api/conversations/{id}/settings`: the caller's own view of the conversation."""
+
+    archived: bool | None = None
+    muted: bool | None = None
 
 
 class UnreadCount(Struct):
@@ -284,8 +320,86 @@ class OutboxTyping(Struct, forbid_unknown_fields=True):
     typing: bool
 
 
+class OutboxReact(Struct, forbid_unknown_fields=True):
+    message_id: ObjectIdStr
+    emoji: Emoji
+    on: bool = True
+
+
 class OutboxPresence(Struct, forbid_unknown_fields=True):
     status: Literal["online", "away", "offline"]
+
+
+# --- blocks and reports ------------------------------------------------------------------
+
+ReportReason = Annotated[str, Meta(min_length=1, max_length=1000)]
+
+
+class BlockRequest(Struct, forbid_unknown_fields=True):
+    user_id: ObjectIdStr
+
+
+class BlockOut(Struct):
+    """`enforced` is false when the blocked user is staff: recorded, but staff can still reach the blocker."""
+
+    user_id: str
+    enforced: bool
+    created_at: str
+
+
+class BlockList(Struct):
+    items: list[BlockOut]
+
+
+class AdminBlockOut(Struct):
+    blocker_id: str
+    blocked_id: str
+    enforced: bool
+    created_at: str
+
+
+class AdminBlockList(Struct):
+    items: list[AdminBlockOut]
+
+
+class ReportRequest(Struct, forbid_unknown_fields=True):
+    """`POST /api/reports`: exactly one of `message_id` and `user_id`."""
+
+    reason: ReportReason
+    message_id: ObjectIdStr | None = None
+    user_id: ObjectIdStr | None = None
+
+
+class ResolveReportRequest(Struct, forbid_unknown_fields=True):
+    note: Annotated[str, Meta(max_length=2000)] = ""
+
+
+class ReportedMessageOut(Struct):
+    sender_id: str
+    seq: int
+    kind: str
+    body: str
+    attachments: list[AttachmentOut]
+    created_at: str
+
+
+class ReportOut(Struct):
+    id: str
+    reporter_id: str
+    user_id: str
+    message_id: str | None
+    conversation_id: str | None
+    message: ReportedMessageOut | None
+    reason: str
+    status: str
+    created_at: str
+    resolution_note: str
+    resolved_by: str | None
+    resolved_at: str | None
+
+
+class ReportList(Struct):
+    items: list[ReportOut]
 
 
 # --- tickets ----------------------------------------------------------------------------

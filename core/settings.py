@@ -92,6 +92,7 @@ class Settings(BaseSettings):
 
     # --- chat and tickets
     edit_window_seconds: int = var(900, "MQCHAT_EDIT_WINDOW")
+    reactions_per_message: Positive = var(20, "MQCHAT_REACTIONS_PER_MESSAGE")  # different emoji on one message
     agent_capacity: Positive = var(5, "MQCHAT_AGENT_CAPACITY")
     reassign_grace_seconds: int = var(300, "MQCHAT_REASSIGN_GRACE")
     assign_interval_ms: Positive = var(2000, "MQCHAT_ASSIGN_INTERVAL_MS")

@@ -20,7 +20,7 @@ ROOT = "chat"
 MAX_TOPIC_LENGTH = 512
 MAX_TOPIC_LEVELS = 8
 CONVERSATION_CHANNELS = frozenset({"messages", "receipts", "typing"})
-OUTBOX_ACTIONS = frozenset({"send", "edit", "delete", "read", "typing"})
+OUTBOX_ACTIONS = frozenset({"send", "edit", "delete", "read", "typing", "react"})
 OUTBOX_FILTER = f"{ROOT}/users/+/outbox/#"
 # With several bridge workers (shared subscription): requests are spread over the workers,
 # device presence goes to one worker that aggregates it.

@@ -260,3 +260,44 @@ async def test_webhook_recording_fan_out_and_leased_claims(db: AsyncDatabase) ->
     assert failed["consecutive_failures"] == 1
     await db.webhook_endpoints.update_one({"_id": "w", "disabled_reason": ""}, {"$set": {"disabled_reason": "5 failures"}})
     assert await db.webhook_endpoints.count_documents({"disabled_reason": ""}) == 0
+
+
+
+async def test_reaction_sets_grow_and_shrink_atomically_in_order(db: AsyncDatabase) -> None:
+    """core.services.reactions: one document per message holding `<user>:<emoji>` strings, created empty with
+    an insert (nx-27017 drops the `$addToSet` of an upsert), then `$addToSet`/`$pull`ed and read back after
+    the update in insertion order; concurrent adds all count. (An `entries.<n>` path matches nothing on nx-27017.)"""
+    from pymongo import ReturnDocument
+
+    async def react(entry: str, on: bool = True) -> list[str] | None:
+        """The entries just before the update (ReturnDocument.BEFORE), None if there is no set."""
+        update = {"$addToSet": {"entries": entry}} if on else {"$pull": {"entries": entry}}
+        before = await db.reactions.find_one_and_update({"_id": "m1"}, update, return_document=ReturnDocument.BEFORE)
+        return None if before is None else before["entries"]
+
+    assert await react("u1:👍") is None, "no set yet: nothing changed"
+    assert await db.reactions.count_documents({}) == 0
+    await db.reactions.insert_one({"_id": "m1", "entries": []})
+    with pytest.raises(DuplicateKeyError):
+        await db.reactions.insert_one({"_id": "m1", "entries": []})
+    assert await react("u1:👍") == []
+    assert await react("u1:👍") == ["u1:👍"], "a repeat is no second entry"
+    await asyncio.gather(*(react(f"u{n}:❤️") for n in range(2, 22)))
+    entries = (await db.reactions.find_one({"_id": "m1"}))["entries"]
+    assert entries[0] == "u1:👍" and sorted(entries[1:]) == sorted(f"u{n}:❤️" for n in range(2, 22))
+    assert await react("u1:👍", on=False) == entries
+    assert (await db.reactions.find_one({"_id": "m1"}))["entries"] == entries[1:], "taken back, order kept"
+    await db.reactions.insert_one({"_id": "m2", "entries": ["u9:🎉"]})
+    found = await db.reactions.find({"_id": {"$in": ["m1", "m2", "m3"]}}).to_list()
+    assert sorted(doc["_id"] for doc in found) == ["m1", "m2"]
+
+
+async def test_member_settings_replaced_whole_keep_their_types(db: AsyncDatabase) -> None:
+    """core.services.member_settings and blocks: whole documents with string ids, upserted by replace."""
+    await db.member_settings.replace_one({"_id": "c:u"}, {"_id": "c:u", "user_id": "u", "archived_seq": 3, "muted": True}, upsert=True)
+    await db.member_settings.replace_one({"_id": "c:u"}, {"_id": "c:u", "user_id": "u", "archived_seq": 0, "muted": False}, upsert=True)
+    [stored] = await db.member_settings.find({"user_id": "u"}).to_list()
+    assert stored["muted"] is False and stored["archived_seq"] == 0
+    await db.blocks.insert_many([{"_id": "a:b", "enforced": True}, {"_id": "c:d", "enforced": False}])
+    found = await db.blocks.find({"_id": {"$in": ["a:b", "b:a", "c:d"]}}).to_list()
+    assert {doc["_id"]: doc["enforced"] for doc in found} == {"a:b": True, "c:d": False}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 
-from litestar import Controller, Response, delete, get, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -18,6 +18,7 @@ from core.payloads import (
     AddMemberRequest,
     ConversationList,
     ConversationOut,
+    ConversationSettingsRequest,
     CreateConversationRequest,
     MessageOut,
     MessagePage,
@@ -25,7 +26,7 @@ from core.payloads import (
     SendMessageRequest,
     UnreadCount,
 )
-from core.services import chat, conversations, messages
+from core.services import chat, conversations, messages, reactions
 from core.services.messages import CursorPositions, SendCommand
 
 
@@ -57,16 +58,27 @@ class ConversationsController(Controller):
 
     @get("/")
     async def list_mine(
-        self, current_user: NamedDependency[User], limit: PageLimit = None
+        self, current_user: NamedDependency[User], limit: PageLimit = None, archived: bool = False
     ) -> ConversationList:
-        """The caller's conversations, newest activity first, with last message and unread count."""
-        return ConversationList(items=await conversations.list_for_member(str(current_user.id), limit or 100))
+        """The caller's conversations, newest activity first, with last message and unread count;
+        archived ones only with `archived=true`."""
+        return ConversationList(items=await conversations.list_for_member(str(current_user.id), limit or 100, archived))
 
     @get("/{conversation_id:str}")
     async def get_one(self, conversation_id: FromPath[str], current_user: NamedDependency[User]) -> ConversationOut:
         """One conversation (members only)."""
         conversation = await conversations.get_for_member(conversation_id, str(current_user.id))
         return await conversations.describe(conversation, str(current_user.id))
+
+    @patch("/{conversation_id:str}/settings")
+    async def change_settings(
+        self, conversation_id: FromPath[str], data: JSONBody[ConversationSettingsRequest],
+        current_user: NamedDependency[User], publisher: NamedDependency[EventPublisher],
+    ) -> ConversationOut:  # fmt: skip
+        """Archive or mute the conversation for the caller only (members only)."""
+        return await publisher.publish_and_return(
+            await chat.change_settings(str(current_user.id), conversation_id, data.archived, data.muted)
+        )
 
     @post("/{conversation_id:str}/members", status_code=HTTP_200_OK)
     async def add_member(
@@ -100,7 +112,7 @@ class ConversationsController(Controller):
         conversation = await conversations.get_for_member(conversation_id, str(current_user.id))
         page, next_before = await messages.history(conversation, before, after_seq, limit, cursor_positions)
         watermarks = await messages.read_states(conversation_id)
-        items = [messages.stored_message_out(message, watermarks) for message in page]
+        items = await reactions.attach([messages.stored_message_out(message, watermarks) for message in page])
         return MessagePage(items=items) if after_seq is not None else MessagePage(items=items, next_before=next_before)
 
     @post("/{conversation_id:str}/messages")

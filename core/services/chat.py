@@ -14,8 +14,8 @@ from core import events, metrics
 from core.clock import iso, to_ms, utcnow
 from core.documents import Conversation, Message, User
 from core.events import Delivery
-from core.payloads import ConversationOut, MessageOut
-from core.services import conversations, messages, tickets
+from core.payloads import ConversationOut, MessageOut, ReactionsOut
+from core.services import blocks, conversations, member_settings, messages, reactions, tickets
 from core.services.conversation_cache import ConversationCache
 from core.services.messages import SendCommand, SendResult
 
@@ -90,7 +90,7 @@ async def _record_ticket_responses(outcomes: list[Sent]) -> None:
 
 
 async def _changed_message_event(event_type: str, message: Message, conversation: Conversation) -> Planned[MessageOut]:
-    view = messages.message_out(message, await messages.read_states(message.conversation_id))
+    [view] = await reactions.attach([messages.message_out(message, await messages.read_states(message.conversation_id))])
     return Planned(view, events.message_event(event_type, view, conversation.participant_ids))
 
 
@@ -103,7 +103,20 @@ async def edit(user: User, message_id: str, body: str, edit_window_seconds: int)
 async def delete(user: User, message_id: str) -> Planned[MessageOut]:
     """Delete for everyone; `message.deleted` (a tombstone) to all members."""
     message, conversation = await messages.delete_message(user, message_id)
+    await reactions.clear(message_id)
     return await _changed_message_event("message.deleted", message, conversation)
+
+
+async def react(user_id: str, message_id: str, emoji: str, on: bool, max_distinct: int) -> Planned[ReactionsOut]:
+    """React to a message (or take it back); `message.reactions` to every member when that changed anything."""
+    done = await reactions.react(user_id, message_id, emoji, on, max_distinct)
+    cid = done.message.conversation_id
+    view = ReactionsOut(message_id=message_id, conversation_id=cid, reactions=done.reactions)
+    if not done.changed:
+        return Planned(view, [])
+    return Planned(view, events.reactions_event(
+        cid, message_id, user_id, emoji, on, done.reactions, done.conversation.participant_ids
+    ))  # fmt: skip
 
 
 async def read(user_id: str, conversation_id: str, message_id: str) -> Planned[int]:
@@ -119,8 +132,16 @@ async def read(user_id: str, conversation_id: str, message_id: str) -> Planned[i
 
 async def typing(user_id: str, conversation_id: str, is_typing: bool) -> list[Delivery]:
     """A typing indicator for members of the conversation; never stored."""
-    await conversations.get_for_member(conversation_id, user_id)
+    await blocks.check_may_write(await conversations.get_for_member(conversation_id, user_id), user_id)
     return events.typing_event(conversation_id, user_id, is_typing, iso(utcnow()) or "")
+
+
+async def change_settings(user_id: str, conversation_id: str, archived: bool | None, muted: bool | None) -> Planned[ConversationOut]:
+    """A member archives/mutes a conversation for themself; `conversation.settings` to their own devices."""
+    conversation = await conversations.get_for_member(conversation_id, user_id)
+    await member_settings.change(conversation, user_id, archived, muted)
+    view = await conversations.describe(conversation, user_id)
+    return Planned(view, events.settings_event(user_id, conversation_id, view.archived, view.muted))
 
 
 async def conversation_started(

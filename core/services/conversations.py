@@ -8,10 +8,11 @@ import secrets
 from pymongo.errors import DuplicateKeyError
 
 from core.clock import iso, iso_from_ms, to_ms
-from core.documents import Conversation, ConversationContext, User
+from core.documents import Conversation, ConversationContext, MemberSettings, User
 from core.errors import Forbidden, InvalidInput, NotFound
 from core.payloads import ContextIn, ConversationOut, MessageOut, UnreadSummary
 from core.roles import Role
+from core.services import blocks, member_settings
 from core.services import messages as message_service
 from core.services.lookup import get_by_id
 from core.services.users import find_user
@@ -42,7 +43,14 @@ async def create_conversation(
     creator_id = str(creator.id)
     others = [uid for uid in dict.fromkeys(participant_ids) if uid != creator_id]
     await _require_active_users(others[:MAX_MEMBERS])
+    if kind == "direct" and len(others) == 1:
+        await blocks.check_may_write(_pair(creator_id, others[0]), creator_id)
     return await open_conversation([creator_id, *others], kind, title, context, created_by=creator_id)
+
+
+def _pair(a: str, b: str) -> Conversation:
+    """A direct conversation of two users as far as blocks are concerned (not stored)."""
+    return Conversation.model_construct(kind="direct", participant_ids=[a, b])
 
 
 async def open_conversation(
@@ -161,27 +169,34 @@ def conversation_out(
 
 
 async def describe(conversation: Conversation, viewer_id: str) -> ConversationOut:
-    """The conversation with its last message and the viewer's unread count."""
+    """The conversation with its last message and the viewer's unread count and own settings."""
+    return await _described(conversation, viewer_id, await member_settings.of_member(str(conversation.id), viewer_id))
+
+
+async def _described(conversation: Conversation, viewer_id: str, settings: MemberSettings | None) -> ConversationOut:
     last, unread = await asyncio.gather(
         message_service.last_message(conversation), message_service.unread_count(conversation, viewer_id)
     )
-    return conversation_out(conversation, last, unread)
+    view = conversation_out(conversation, last, unread)
+    view.archived, view.muted = member_settings.is_archived(settings, conversation), bool(settings and settings.muted)
+    return view
 
 
-async def list_for_member(user_id: str, limit: int = MAX_LIST) -> list[ConversationOut]:
-    """The member's conversations, newest activity first."""
-    conversations = (
-        await Conversation.find({"participant_ids": user_id})
-        .sort([("updated_ms", -1)])
-        .limit(max(1, min(limit, MAX_LIST)))
-        .to_list()
-    )
-    return list(await asyncio.gather(*(describe(conversation, user_id) for conversation in conversations)))
+async def list_for_member(user_id: str, limit: int = MAX_LIST, archived: bool = False) -> list[ConversationOut]:
+    """The member's conversations, newest activity first: the main list, or only the archived ones."""
+    size = max(1, min(limit, MAX_LIST))
+    mine = await member_settings.of_user(user_id)
+    hidden = sum(1 for s in mine.values() if s.archived)  # at most this many of the newest are archived
+    found = await Conversation.find({"participant_ids": user_id}).sort([("updated_ms", -1)]).limit(size + hidden).to_list()
+    shown = [c for c in found if member_settings.is_archived(mine.get(str(c.id)), c) == archived][:size]
+    return list(await asyncio.gather(*(_described(c, user_id, mine.get(str(c.id))) for c in shown)))
 
 
 async def unread_summary(user_id: str) -> UnreadSummary:
-    """Unread counts of all the member's conversations (only those with unread messages are listed)."""
-    mine = await Conversation.find({"participant_ids": user_id}).to_list()
+    """Unread counts of all the member's conversations (only those with unread messages are listed);
+    muted conversations are listed but left out of the total."""
+    mine, settings = await asyncio.gather(Conversation.find({"participant_ids": user_id}).to_list(), member_settings.of_user(user_id))
     counts = await asyncio.gather(*(message_service.unread_count(c, user_id) for c in mine))
     by_conversation = {str(c.id): n for c, n in zip(mine, counts, strict=True) if n}
-    return UnreadSummary(total=sum(by_conversation.values()), by_conversation=by_conversation)
+    muted = {cid for cid, s in settings.items() if s.muted}
+    return UnreadSummary(total=sum(n for cid, n in by_conversation.items() if cid not in muted), by_conversation=by_conversation)

@@ -23,7 +23,7 @@ from pymongo.errors import BulkWriteError
 from core.clock import to_ms, utcnow
 from core.documents import SYSTEM_SENDER, AttachmentRef, Conversation, Message, Ticket
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
-from core.services import attachments
+from core.services import attachments, blocks
 from core.services.conversation_cache import ConversationCache
 from core.services.lookup import get_by_id
 from core.services.messages.body import validate_body
@@ -121,12 +121,15 @@ async def _claim(
 ) -> _Claim | None:
     """Check a conversation's requests; its claim on the next numbers, or None if nothing is to be stored."""
     conversation = await find(conversation_id)
+    refused = await blocks.refused_writers(conversation) if conversation is not None else {}
     accepted: list[SendResult] = []
     firsts: dict[tuple[str, str], SendResult] = {}
     closed = await _closed_ticket(conversation)
     for result in batch:
         try:
             shown = await _check_send(conversation, result.command, closed)
+            if result.command.sender_id in refused:
+                raise refused[result.command.sender_id]
         except DomainError as error:
             result.error = error
             continue

@@ -1,0 +1,94 @@
+"""Blocks: a user stops another from reaching them in direct conversations.
+
+Once A blocks B, B cannot open a direct conversation with A nor send, react or type in
+their existing ones (`forbidden`); like WhatsApp, A cannot write to B there either until A
+unblocks. Groups and ticket conversations are not affected. Staff (agents, admins) cannot
+be blocked: such a block is recorded (`enforced: false`, visible to admins) but a shop's
+support can always reach its customer.
+"""
+
+from __future__ import annotations
+
+from pymongo.errors import DuplicateKeyError
+
+from core.clock import iso
+from core.documents import Block, Conversation, User
+from core.errors import Forbidden, InvalidInput, NotFound
+from core.payloads import AdminBlockOut, BlockOut
+from core.roles import STAFF_ROLES
+from core.services.users import find_user
+
+MAX_LIST = 100
+
+
+def _key(blocker_id: str, blocked_id: str) -> str:
+    return f"{blocker_id}:{blocked_id}"
+
+
+async def block(blocker: User, user_id: str) -> tuple[BlockOut, bool]:
+    """Block `user_id`; (the block, whether it is new). Blocking again answers the existing block."""
+    blocker_id = str(blocker.id)
+    if user_id == blocker_id:
+        raise InvalidInput("you cannot block yourself")
+    target = await find_user(user_id)
+    if target is None:
+        raise NotFound("user not found")
+    record = Block(id=_key(blocker_id, user_id), blocker_id=blocker_id, blocked_id=user_id,
+                   enforced=target.role not in STAFF_ROLES)  # fmt: skip
+    try:
+        await record.insert()
+        return block_out(record), True
+    except DuplicateKeyError:
+        existing = await Block.get(record.id)
+        if existing is None:  # pragma: no cover - unblocked in between
+            raise
+        return block_out(existing), False
+
+
+async def unblock(blocker_id: str, user_id: str) -> None:
+    """Lift a block; NotFound when there is none."""
+    result = await Block.get_pymongo_collection().delete_one({"_id": _key(blocker_id, user_id)})
+    if result.deleted_count == 0:
+        raise NotFound("you have not blocked this user")
+
+
+async def blocked_by(blocker_id: str) -> list[BlockOut]:
+    """The users `blocker_id` blocked, newest first."""
+    found = await Block.find({"blocker_id": blocker_id}).sort([("created_at", -1)]).limit(MAX_LIST).to_list()
+    return [block_out(record) for record in found]
+
+
+async def recent(limit: int) -> list[AdminBlockOut]:
+    """Every block, newest first (admins), the unenforced ones against staff included."""
+    found = await Block.find({}).sort([("created_at", -1)]).limit(max(1, min(limit, MAX_LIST))).to_list()
+    return [AdminBlockOut(blocker_id=b.blocker_id, blocked_id=b.blocked_id, enforced=b.enforced,
+                          created_at=iso(b.created_at) or "") for b in found]  # fmt: skip
+
+
+def block_out(record: Block) -> BlockOut:
+    return BlockOut(user_id=record.blocked_id, enforced=record.enforced, created_at=iso(record.created_at) or "")
+
+
+async def refusals(a: str, b: str) -> dict[str, Forbidden]:
+    """Who of the pair may not write to the other, and why (one store round trip)."""
+    found = await Block.get_pymongo_collection().find({"_id": {"$in": [_key(a, b), _key(b, a)]}}).to_list()
+    refused: dict[str, Forbidden] = {}
+    for record in found:
+        if record["enforced"]:
+            refused[record["blocked_id"]] = Forbidden("this user does not accept your messages")
+            refused.setdefault(record["blocker_id"], Forbidden("you blocked this user: unblock them to write to them"))
+    return refused
+
+
+async def refused_writers(conversation: Conversation) -> dict[str, Forbidden]:
+    """The members who may not write in this conversation because of a block (only direct ones have any)."""
+    if conversation.kind != "direct" or len(conversation.participant_ids) != 2:
+        return {}
+    return await refusals(*conversation.participant_ids)
+
+
+async def check_may_write(conversation: Conversation, user_id: str) -> None:
+    """Forbidden when a block stands between `user_id` and the other member of a direct conversation."""
+    refusal = (await refused_writers(conversation)).get(user_id)
+    if refusal is not None:
+        raise refusal
