@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from api.params import PageLimit
@@ -22,6 +22,8 @@ from core.payloads import (
     ResolveReportRequest,
 )
 from core.services import blocks, reports
+
+ReportedUser = Annotated[str | None, QueryParameter(pattern=r"^[0-9a-f]{24}$", description="only reports about this user")]
 
 
 class BlocksController(Controller):
@@ -61,9 +63,11 @@ class AdminModerationController(Controller):
     tags = ["admin"]
 
     @get("/reports")
-    async def queue(self, status: FromQuery[Literal["open", "resolved"] | None] = None, limit: PageLimit = None) -> ReportList:
-        """Reports oldest first (at most 100), optionally only open or resolved ones."""
-        return ReportList(items=await reports.queue(status, limit or reports.MAX_LIST))
+    async def queue(
+        self, status: FromQuery[Literal["open", "resolved"] | None] = None, user_id: ReportedUser = None, limit: PageLimit = None
+    ) -> ReportList:
+        """Reports oldest first (at most 100), optionally only open or resolved ones, or those about one user."""
+        return ReportList(items=await reports.queue(status, user_id, limit or reports.MAX_LIST))
 
     @post("/reports/{report_id:str}/resolve", status_code=HTTP_200_OK)
     async def resolve(

@@ -64,9 +64,11 @@ async def _of_user(reporter_id: str, user_id: str) -> Report:
     return Report(reporter_id=reporter_id, user_id=user_id, reason="")
 
 
-async def queue(status: str | None, limit: int) -> list[ReportOut]:
-    """Reports oldest first (a queue), optionally only `open` or `resolved` ones."""
+async def queue(status: str | None, user_id: str | None, limit: int) -> list[ReportOut]:
+    """Reports oldest first (a queue), optionally only `open` or `resolved` ones, or those about one user."""
     query = {"status": status} if status else {}
+    if user_id:
+        query["user_id"] = user_id
     found = await Report.find(query).sort([("created_ms", 1)]).limit(max(1, min(limit, MAX_LIST))).to_list()
     return [report_out(record) for record in found]
 
