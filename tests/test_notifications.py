@@ -140,7 +140,7 @@ async def test_one_email_digest_for_quick_messages(notify_system: System, smtp: 
         assert len(inbox.mails) == 1
 
 
-async def test_no_email_when_present_or_already_read(notify_system: System, smtp: tuple[Inbox, int]) -> None:
+async def test_no_email_when_present_already_read_or_muted(notify_system: System, smtp: tuple[Inbox, int]) -> None:
     system, (inbox, _) = notify_system, smtp
     async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
         alice, bob, carol = await signup(api), await signup(api), await signup(api)
@@ -156,8 +156,16 @@ async def test_no_email_when_present_or_already_read(notify_system: System, smtp
 
         sent = (await api.post(f"/api/conversations/{with_carol}/messages", json={"body": "read me"}, headers=alice.headers)).json()
         await api.post(f"/api/conversations/{with_carol}/read", json={"message_id": sent["id"]}, headers=carol.headers)
-        await asyncio.sleep(3)
-        assert inbox.mails == []
+        # dave muted his conversation with alice (per member: alice's side is not muted); erin did not
+        dave, erin = await signup(api), await signup(api)
+        with_dave, with_erin = (await open_conversation(api, alice, dave))["id"], (await open_conversation(api, alice, erin))["id"]
+        muted = await api.patch(f"/api/conversations/{with_dave}/settings", json={"muted": True}, headers=dave.headers)
+        assert muted.status_code == 200 and muted.json()["muted"] is True
+        await send_quickly(system, alice, with_dave, 2, "to dave")
+        await send_quickly(system, alice, with_erin, 1, "to erin")
+        await wait_mails(inbox, 1)
+        await asyncio.sleep(2)  # dave's would have come by now
+        assert [recipients for recipients, _ in inbox.mails] == [[erin.email]]
         phone.kill()
         await phone.wait()
 
