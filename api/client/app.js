@@ -9,9 +9,11 @@ import * as conversations from "./conversations.js";
 import * as embedded from "./embed.js";
 import { adoptQueryLink } from "./links.js";
 import * as messages from "./messages.js";
+import * as moderation from "./moderation.js";
 import * as notify from "./notify.js";
 import * as picker from "./picker.js";
 import * as presence from "./presence.js";
+import * as reactions from "./reactions.js";
 import * as routing from "./routing.js";
 import * as session from "./session.js";
 import * as settings from "./settings.js";
@@ -20,9 +22,10 @@ import * as tickets from "./tickets.js";
 import * as typing from "./typing.js";
 
 // Each module's wire() registers its hooks (hooks.js) and DOM listeners. Handlers of one hook run in this
-// order: the header's title before its ticket part, a message's attachments before its Edit/Delete.
-const MODULES = [session, embedded, conversations, conversation, presence, messages, attachments, composer, typing,
-  tickets, picker, settings, routing,
+// order: the header's title before its ticket part, a message's attachments before its Edit/Delete, then its
+// reactions and Report.
+const MODULES = [session, embedded, conversations, conversation, presence, messages, attachments, composer, reactions,
+  moderation, typing, tickets, picker, settings, routing,
   context, notify];
 
 adoptQueryLink();

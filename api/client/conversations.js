@@ -10,7 +10,7 @@ function activity(conversation) {
 }
 
 export async function loadConversations() {
-  const { items } = await api.get("/api/conversations");
+  const { items } = await api.get(state.showArchived ? "/api/conversations?archived=true" : "/api/conversations");
   state.conversations = new Map(items.map((c) => [c.id, c]));
   await ensureUsers(items.flatMap((c) => c.participant_ids));
   for (const c of items) for (const id of others(c)) getLive().watchPresence(id);

@@ -31,6 +31,8 @@ export const state = {
   attachments: [], // uploaded for the message being written
   images: new Map(), // attachment id -> object URL
   connectedOnce: false,
+  blocked: new Set(), // users I blocked (moderation.js)
+  showArchived: false, // the list shows my archived conversations instead of the others
 };
 
 let live = null;
