@@ -89,6 +89,12 @@ async def refused_writers(conversation: Conversation) -> dict[str, Forbidden]:
 
 async def check_may_write(conversation: Conversation, user_id: str) -> None:
     """Forbidden when a block stands between `user_id` and the other member of a direct conversation."""
-    refusal = (await refused_writers(conversation)).get(user_id)
+    if conversation.kind == "direct" and len(conversation.participant_ids) == 2:
+        await check_may_write_to(user_id, next(uid for uid in conversation.participant_ids if uid != user_id))
+
+
+async def check_may_write_to(writer_id: str, other_id: str) -> None:
+    """Forbidden when a block stands between the two (either way), for a direct conversation."""
+    refusal = (await refusals(writer_id, other_id)).get(writer_id)
     if refusal is not None:
         raise refusal

@@ -44,13 +44,8 @@ async def create_conversation(
     others = [uid for uid in dict.fromkeys(participant_ids) if uid != creator_id]
     await _require_active_users(others[:MAX_MEMBERS])
     if kind == "direct" and len(others) == 1:
-        await blocks.check_may_write(_pair(creator_id, others[0]), creator_id)
+        await blocks.check_may_write_to(creator_id, others[0])
     return await open_conversation([creator_id, *others], kind, title, context, created_by=creator_id)
-
-
-def _pair(a: str, b: str) -> Conversation:
-    """A direct conversation of two users as far as blocks are concerned (not stored)."""
-    return Conversation.model_construct(kind="direct", participant_ids=[a, b])
 
 
 async def open_conversation(
