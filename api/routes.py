@@ -13,15 +13,19 @@ from litestar.types import ControllerRouterHandler
 
 from api.auth import require_admin, require_api_key
 from api.controllers.admin import AdminStatsController
+from api.controllers.agents import AgentsController
 from api.controllers.api_keys import ApiKeysController
 from api.controllers.attachments import AttachmentsController
 from api.controllers.auth import AuthController
+from api.controllers.canned import CannedController
 from api.controllers.conversations import ConversationsController
+from api.controllers.csat import AdminCsatController, TicketCsatController
 from api.controllers.health import HealthController
 from api.controllers.messages import MessagesController, UnreadController
 from api.controllers.moderation import AdminModerationController, BlocksController, ReportsController
 from api.controllers.platform import PlatformController
 from api.controllers.push import PushController
+from api.controllers.teams import AdminTeamsController, TeamsController, TicketRoutingController
 from api.controllers.tickets import TicketsController
 from api.controllers.users import AdminUsersController, UsersController
 from api.controllers.webhooks import WebhooksController
@@ -43,6 +47,10 @@ def route_groups() -> list[ControllerRouterHandler]:
             MessagesController,
             UnreadController,
             TicketsController,
+            TicketCsatController,
+            TeamsController,
+            AgentsController,
+            CannedController,
             AttachmentsController,
             PushController,
             BlocksController,
@@ -55,6 +63,7 @@ def route_groups() -> list[ControllerRouterHandler]:
         guards=[require_admin],
         route_handlers=[
             AdminStatsController, AdminUsersController, ApiKeysController, WebhooksController, AdminModerationController, metrics,
+            AdminTeamsController, TicketRoutingController, AdminCsatController,
         ],
     )
     platform = Router(path="/", security=API_KEY, guards=[require_api_key], route_handlers=[PlatformController])

@@ -1,8 +1,9 @@
-"""The ticket queue's sweeper: requeues abandoned tickets and assigns the backlog, oldest first.
+"""The ticket queue's sweeper: requeues abandoned tickets and assigns the backlog, oldest first; escalates.
 
-Runs in the bridge every MQCHAT_ASSIGN_INTERVAL_MS, and at once when someone's
+Sweeps in the bridge every MQCHAT_ASSIGN_INTERVAL_MS, and at once when someone's
 presence changes (an agent coming online or going away). Every assignment is a
-compare-and-swap, so several bridges sweeping at once stay correct.
+compare-and-swap, so several bridges sweeping at once stay correct. Every
+MQCHAT_ESCALATION_INTERVAL_MS it escalates tickets waiting too long (core.services.escalation).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pymongo.errors import PyMongoError
 
 from core.broker_rights import BrokerRights
 from core.mqtt.fanout import publish
-from core.services import tickets
+from core.services import escalation, tickets
 from core.services.tickets import Limits
 
 log = logging.getLogger("mqchat.bridge.tickets")
@@ -25,9 +26,10 @@ log = logging.getLogger("mqchat.bridge.tickets")
 class TicketDispatcher:
     """Sweeps the queue periodically or when woken."""
 
-    def __init__(self, limits: Limits, interval: float) -> None:
+    def __init__(self, limits: Limits, interval: float, escalation_interval: float = 30.0) -> None:
         self._limits = limits
         self._interval = interval
+        self._escalation_interval = escalation_interval
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -35,7 +37,22 @@ class TicketDispatcher:
         self._wake.set()
 
     async def run(self, client: aiomqtt.Client, rights: BrokerRights) -> None:
-        """Sweep until cancelled; store errors are logged and retried on the next round."""
+        """Sweep and escalate until cancelled; store errors are logged and retried on the next round."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._sweep(client, rights))
+            tasks.create_task(self._escalate(client, rights))
+
+    async def _escalate(self, client: aiomqtt.Client, rights: BrokerRights) -> None:
+        while True:
+            await asyncio.sleep(self._escalation_interval)
+            try:
+                deliveries = await escalation.escalate_overdue(self._limits.escalate_after_seconds)
+            except PyMongoError as exc:
+                log.warning("tickets.escalation_failed", extra={"error": str(exc)})
+                continue
+            await publish(client, deliveries, rights)
+
+    async def _sweep(self, client: aiomqtt.Client, rights: BrokerRights) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)

@@ -196,7 +196,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     """Consume outbox requests until `stop` is set, reconnecting with exponential backoff."""
     mongo = await init_db(settings)
     rights = rights_for(settings)
-    dispatcher = TicketDispatcher(Limits.from_settings(settings), settings.assign_interval)
+    dispatcher = TicketDispatcher(Limits.from_settings(settings), settings.assign_interval, settings.escalation_interval)
     pipeline = Pipeline(settings, on_presence_change=dispatcher.wake)
     notifying = _start_notifier(settings)
     sending = asyncio.create_task(WebhookSender(settings).run()) if settings.is_lead_bridge else None

@@ -40,6 +40,8 @@ class User(Document):
     created_at: datetime = Field(default_factory=utcnow)
     presence_status: str = "offline"
     last_seen_ms: int | None = None
+    # what a staff member chose (core.services.availability): online | busy | offline
+    availability: str = "online"
     email_notifications: bool = True
     # bumped ($inc) by logout, password change and disabling: older tokens stop working
     token_version: int = 0
@@ -188,6 +190,8 @@ class Ticket(Document):
     assigned_ms: int | None = None
     first_response_ms: int | None = None
     held_until_ms: int = 0  # an auto-assigner holds the open ticket until then (core.services.tickets)
+    team_id: str | None = None  # the team whose queue it is in (core.services.teams); None: every agent's
+    escalated_ms: int | None = None  # when it waited longer than its team's threshold without an answer
 
     class Settings:
         name = "tickets"
@@ -211,6 +215,77 @@ class TicketEvent(Document):
     class Settings:
         name = "ticket_events"
         indexes = [IndexModel([("ticket_id", ASCENDING), ("at", ASCENDING)], name="ticket_events_ticket")]
+
+
+class Team(Document):
+    """A group of agents (shipping, returns, payments...) with its own queue; leads may reassign its tickets.
+
+    Members change by `$addToSet`/`$pull`. `escalate_after_seconds` 0 means MQCHAT_ESCALATE_AFTER.
+    """
+
+    name: str
+    name_key: str  # the lower-cased name: team names are unique regardless of case
+    description: str = ""
+    member_ids: list[str] = Field(default_factory=list)
+    lead_ids: list[str] = Field(default_factory=list)
+    escalate_after_seconds: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "teams"
+        indexes = [IndexModel([("name_key", ASCENDING)], name="teams_name_unique", unique=True)]
+
+
+class TicketRouting(Document):
+    """Which team a ticket's category goes to; one document (`id` "routing"), replaced whole."""
+
+    id: str  # type: ignore[assignment]
+    routes: dict[str, str] = Field(default_factory=dict)  # category -> team id
+    default_team_id: str | None = None  # categories without a route; None: no team (every agent)
+
+    class Settings:
+        name = "ticket_routing"
+
+
+class CannedResponse(Document):
+    """A saved reply an agent inserts with `/short_code`: a team's (`team_id`) or one agent's own (`owner_id`).
+
+    `scope` is `team:<id>` or `user:<id>`; a short code is unique within its scope.
+    """
+
+    short_code: str
+    content: str
+    scope: str
+    team_id: str | None = None
+    owner_id: str | None = None
+    created_by: str
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_ms: int = 0
+
+    class Settings:
+        name = "canned_responses"
+        indexes = [IndexModel([("scope", ASCENDING), ("short_code", ASCENDING)], name="canned_scope_code_unique", unique=True)]
+
+
+class CsatRating(Document):
+    """A customer's satisfaction rating of a resolved ticket; `id` is the ticket id (one answer per ticket)."""
+
+    id: str  # type: ignore[assignment]
+    ticket_id: str
+    customer_id: str
+    agent_id: str | None
+    team_id: str | None
+    rating: int
+    comment: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "csat_ratings"
+        indexes = [
+            IndexModel([("agent_id", ASCENDING), ("created_at", ASCENDING)], name="csat_agent"),
+            IndexModel([("team_id", ASCENDING), ("created_at", ASCENDING)], name="csat_team"),
+            IndexModel([("created_at", ASCENDING)], name="csat_created"),
+        ]
 
 
 class AgentLoad(Document):
@@ -465,4 +540,5 @@ class Counter(Document):
 DOCUMENT_MODELS: list[type[Document]] = [
     User, Conversation, Message, ReadState, Ticket, TicketEvent, AgentLoad, RefreshToken, PushSubscription, ApiKey,
     Counter, WebhookEndpoint, WebhookEvent, WebhookDelivery, ReactionSet, MemberSettings, Block, Report,
+    Team, TicketRouting, CannedResponse, CsatRating,
 ]

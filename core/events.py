@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import msgspec
 
 from core import topics
-from core.payloads import ConversationOut, MessageOut, ReactionOut, TicketOut
+from core.payloads import AgentStatusOut, ConversationOut, CsatOut, MessageOut, ReactionOut, TicketOut
 
 _encode = msgspec.json.Encoder().encode
 
@@ -122,6 +122,17 @@ def members_changed(
 def ticket_event(event_type: str, ticket: TicketOut, change: dict[str, object], user_ids: Iterable[str]) -> list[Delivery]:
     """`ticket.created|updated` on the agents' live queue and to the customer's and assignees' inboxes."""
     payload = _encode({"type": event_type, "ticket": ticket, "change": change})
+    return [Delivery(topics.AGENT_TICKETS, payload), *_to_inboxes((uid for uid in user_ids if uid), payload)]
+
+
+def availability_event(agent: AgentStatusOut) -> list[Delivery]:
+    """`agent.availability` on the desk topic (`chat/agents/tickets`): every agent and admin sees who takes tickets."""
+    return [Delivery(topics.AGENT_TICKETS, _encode({"type": "agent.availability", "agent": agent}))]
+
+
+def csat_event(rating: CsatOut, user_ids: Iterable[str]) -> list[Delivery]:
+    """`csat.submitted` on the desk topic and to the given users' inboxes (the customer's other devices, the agent)."""
+    payload = _encode({"type": "csat.submitted", "csat": rating})
     return [Delivery(topics.AGENT_TICKETS, payload), *_to_inboxes((uid for uid in user_ids if uid), payload)]
 
 

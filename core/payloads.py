@@ -447,11 +447,150 @@ class TicketOut(Struct):
     updated_at: str
     first_response_at: str | None
     history: list[HistoryItem]
+    team_id: str | None = None
+    escalated: bool = False
+    escalated_at: str | None = None
 
 
 class TicketList(Struct):
     items: list[TicketOut]
     next_before: int | None = None
+
+
+# --- support desk: teams, availability, canned responses, satisfaction ratings -------------
+
+TeamName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$")]
+TeamDescription = Annotated[str, Meta(max_length=500)]
+EscalateAfter = Annotated[int, Meta(ge=0, le=30 * 24 * 3600, description="seconds; 0: MQCHAT_ESCALATE_AFTER")]
+Availability = Literal["online", "busy", "offline"]
+
+
+class CreateTeamRequest(Struct, forbid_unknown_fields=True):
+    name: TeamName
+    description: TeamDescription = ""
+    escalate_after_seconds: EscalateAfter = 0
+
+
+class UpdateTeamRequest(Struct, forbid_unknown_fields=True):
+    name: TeamName | None = None
+    description: TeamDescription | None = None
+    escalate_after_seconds: EscalateAfter | None = None
+
+
+class TeamMemberRequest(Struct, forbid_unknown_fields=True):
+    user_id: ObjectIdStr
+    lead: bool = False
+
+
+class AgentStatusOut(Struct):
+    """A staff member's availability: what they chose, whether a device is connected, and the result."""
+
+    user_id: str
+    username: str
+    availability: str  # chosen: online | busy | offline
+    presence: str  # connections: online | away | offline
+    status: str  # effective: offline without a connected device, else the choice
+
+
+class TeamOut(Struct):
+    id: str
+    name: str
+    description: str
+    member_ids: list[str]
+    lead_ids: list[str]
+    escalate_after_seconds: int
+    created_at: str
+    members: list[AgentStatusOut]
+
+
+class TeamList(Struct):
+    items: list[TeamOut]
+
+
+class RoutingBody(Struct, forbid_unknown_fields=True):
+    """Which team each ticket category goes to; other categories go to `default_team_id` (None: every agent)."""
+
+    routes: dict[TicketCategory, ObjectIdStr] = {}
+    default_team_id: ObjectIdStr | None = None
+
+
+class AvailabilityRequest(Struct, forbid_unknown_fields=True):
+    availability: Availability
+
+
+class TicketTeamRequest(Struct, forbid_unknown_fields=True):
+    team_id: ObjectIdStr | None
+
+
+ShortCode = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]
+CannedContent = Annotated[str, Meta(min_length=1, max_length=MAX_BODY_LENGTH)]
+
+
+class CreateCannedRequest(Struct, forbid_unknown_fields=True):
+    short_code: ShortCode
+    content: CannedContent
+    team_id: ObjectIdStr | None = None  # a team's response; without it, the caller's own
+
+
+class UpdateCannedRequest(Struct, forbid_unknown_fields=True):
+    short_code: ShortCode | None = None
+    content: CannedContent | None = None
+
+
+class CannedOut(Struct):
+    id: str
+    short_code: str
+    content: str
+    team_id: str | None
+    owner_id: str | None
+    created_by: str
+    created_at: str
+    updated_at: str
+    expanded: str | None = None  # `content` with the placeholders filled from `?ticket_id=`
+
+
+class CannedList(Struct):
+    items: list[CannedOut]
+
+
+class ExpandRequest(Struct, forbid_unknown_fields=True):
+    ticket_id: ObjectIdStr
+    short_code: ShortCode
+
+
+class ExpandOut(Struct):
+    short_code: str
+    text: str
+
+
+class CsatRequest(Struct, forbid_unknown_fields=True):
+    rating: Annotated[int, Meta(ge=1, le=5)]
+    comment: Annotated[str, Meta(max_length=2000)] = ""
+
+
+class CsatOut(Struct):
+    ticket_id: str
+    customer_id: str
+    agent_id: str | None
+    team_id: str | None
+    rating: int
+    comment: str
+    created_at: str
+
+
+class CsatFigures(Struct):
+    """Ratings of one agent or team (`id`; None: tickets without one), or of everyone."""
+
+    id: str | None
+    count: int
+    average: float | None
+    distribution: dict[str, int]  # "1".."5" -> count
+
+
+class CsatSummary(Struct):
+    overall: CsatFigures
+    by_agent: list[CsatFigures]
+    by_team: list[CsatFigures]
 
 
 class StatsOut(Struct):

@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     agent_capacity: Positive = var(5, "MQCHAT_AGENT_CAPACITY")
     reassign_grace_seconds: int = var(300, "MQCHAT_REASSIGN_GRACE")
     assign_interval_ms: Positive = var(2000, "MQCHAT_ASSIGN_INTERVAL_MS")
+    escalate_after_seconds: int = var(1800, "MQCHAT_ESCALATE_AFTER")  # a team's default threshold; 0: never
+    escalation_interval_ms: Positive = var(30_000, "MQCHAT_ESCALATION_INTERVAL_MS")
 
     # --- limits
     auth_rate_limit: int = var(20, "MQCHAT_AUTH_RATE_LIMIT")
@@ -222,6 +224,11 @@ class Settings(BaseSettings):
     def assign_interval(self) -> float:
         """Seconds between sweeps of the ticket queue (`MQCHAT_ASSIGN_INTERVAL_MS`)."""
         return self.assign_interval_ms / 1000
+
+    @property
+    def escalation_interval(self) -> float:
+        """Seconds between escalation checks (`MQCHAT_ESCALATION_INTERVAL_MS`)."""
+        return self.escalation_interval_ms / 1000
 
     @property
     def notify_delay(self) -> float:

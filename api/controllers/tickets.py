@@ -19,8 +19,9 @@ from core.payloads import (
     TicketList,
     TicketOut,
     TicketStatusName,
+    TicketTeamRequest,
 )
-from core.services import tickets
+from core.services import csat, tickets
 from core.services.tickets import Limits
 from core.settings import Settings
 
@@ -42,11 +43,12 @@ class TicketsController(Controller):
         self, current_user: NamedDependency[User],
         status: Annotated[TicketStatusName | None, QueryParameter()] = None,
         assignee_id: Annotated[str | None, QueryParameter(max_length=24)] = None,
+        team_id: Annotated[str | None, QueryParameter(max_length=24)] = None,
         before: TicketBefore = None,
         limit: PageLimit = None,
     ) -> TicketList:  # fmt: skip
         """Newest first; `before` is the `next_before` ticket number of the previous page."""
-        items, next_before = await tickets.list_tickets(current_user, status, assignee_id, before, limit)
+        items, next_before = await tickets.list_tickets(current_user, status, assignee_id, before, limit, team_id)
         return TicketList(items=items, next_before=next_before)
 
     @get("/{ticket_id:str}")
@@ -69,7 +71,17 @@ class TicketsController(Controller):
         self, ticket_id: FromPath[str], data: JSONBody[StatusRequest], current_user: NamedDependency[User],
         settings: NamedDependency[Settings], publisher: NamedDependency[EventPublisher],
     ) -> TicketOut:  # fmt: skip
-        """Move the ticket along open -> assigned -> in_progress -> resolved -> closed (resolved -> in_progress reopens)."""
+        """Move the ticket along open -> assigned -> in_progress -> resolved -> closed (resolved -> in_progress reopens);
+        a resolved ticket asks its customer for a rating (once)."""
+        view, deliveries = await tickets.change_status(current_user, ticket_id, data.status, Limits.from_settings(settings))
+        return await publisher.publish_and_return((view, [*deliveries, *await csat.request_survey(view)]))
+
+    @post("/{ticket_id:str}/team", status_code=HTTP_200_OK)
+    async def move_to_team(
+        self, ticket_id: FromPath[str], data: JSONBody[TicketTeamRequest], current_user: NamedDependency[User],
+        settings: NamedDependency[Settings], publisher: NamedDependency[EventPublisher],
+    ) -> TicketOut:  # fmt: skip
+        """Put the ticket in another team's queue (null: no team); admins and the leads of its team."""
         return await publisher.publish_and_return(
-            await tickets.change_status(current_user, ticket_id, data.status, Limits.from_settings(settings))
+            await tickets.move_to_team(current_user, ticket_id, data.team_id, Limits.from_settings(settings))
         )

@@ -12,8 +12,10 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from core.clock import to_ms, utcnow
-from core.documents import AgentLoad, User
+from core.documents import AgentLoad, Team, User
 from core.roles import Role
+from core.services.availability import TAKES_TICKETS
+from core.services.lookup import get_by_id
 
 MAX_CLAIM_ATTEMPTS = 50
 _PRESENCE_RANK = {"online": 0, "away": 1}
@@ -31,11 +33,15 @@ async def _loads(agent_ids: list[str]) -> dict[str, AgentLoad]:
     return loads
 
 
-async def candidates(capacity: int) -> list[tuple[str, int]]:
-    """Available agents below capacity, best first: online before away, fewest open, longest since assigned."""
-    agents = await User.find(
+async def candidates(capacity: int, team_id: str | None = None) -> list[tuple[str, int]]:
+    """Available agents below capacity (of the team, if given), best first: online before away, fewest open,
+    longest since assigned. Available: connected, and they chose "online" (not busy, not offline)."""
+    found = await User.find(
         {"role": Role.AGENT.value, "active": True, "presence_status": {"$in": list(_PRESENCE_RANK)}}
     ).to_list()
+    team = await get_by_id(Team, team_id) if team_id else None
+    members = None if team_id is None else set(team.member_ids if team else ())
+    agents = [a for a in found if a.availability == TAKES_TICKETS and (members is None or str(a.id) in members)]
     if not agents:
         return []
     loads = await _loads([str(agent.id) for agent in agents])
@@ -56,10 +62,10 @@ async def claim_slot(agent_id: str, observed: int) -> bool:
     return claimed is not None
 
 
-async def claim_best(capacity: int, only: str | None = None) -> str | None:
-    """Claim a slot of the best available agent (or of `only`), retrying on contention; the agent id or None."""
+async def claim_best(capacity: int, only: str | None = None, team_id: str | None = None) -> str | None:
+    """Claim a slot of the best available agent of the team (or of `only`), retrying on contention; the agent id or None."""
     for _ in range(MAX_CLAIM_ATTEMPTS):
-        ranked = await candidates(capacity)
+        ranked = await candidates(capacity, None if only else team_id)
         if only is not None:
             ranked = [(agent_id, load) for agent_id, load in ranked if agent_id == only] or await _below(only, capacity)
         if not ranked:

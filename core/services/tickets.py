@@ -23,6 +23,7 @@ from core.documents import (
     Conversation,
     ConversationContext,
     Counter,
+    Team,
     Ticket,
     TicketEvent,
     User,
@@ -31,7 +32,7 @@ from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.events import Delivery
 from core.payloads import ContextIn, CreateTicketRequest, HistoryItem, TicketOut
 from core.roles import STAFF_ROLES, Role
-from core.services import assignment
+from core.services import assignment, teams
 from core.services.conversations import conversation_out
 from core.services.lookup import get_by_id
 from core.settings import Settings
@@ -56,10 +57,12 @@ class Limits:
 
     capacity: int
     grace_seconds: int = 300
+    escalate_after_seconds: int = 1800  # a team's default threshold; 0: never
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        return cls(capacity=settings.agent_capacity, grace_seconds=settings.reassign_grace_seconds)
+        return cls(capacity=settings.agent_capacity, grace_seconds=settings.reassign_grace_seconds,
+                   escalate_after_seconds=settings.escalate_after_seconds)  # fmt: skip
 
 
 async def _next_number() -> int:
@@ -97,7 +100,7 @@ async def create_ticket(
     ticket = Ticket(
         id=ticket_id, number=number, customer_id=customer_id, subject=request.subject,
         description=request.description, category=request.category, priority=request.priority,
-        order_id=request.order_id, conversation_id=str(conversation.id),
+        order_id=request.order_id, conversation_id=str(conversation.id), team_id=await teams.route(request.category),
     )  # fmt: skip
     ticket.updated_ms = to_ms(ticket.created_at)
     await ticket.insert()
@@ -171,7 +174,7 @@ async def _auto_assign(ticket: Ticket, limits: Limits) -> list[Delivery]:
     if held.modified_count == 0:  # another assigner has it, or it is no longer open
         return []
     try:
-        agent_id = await assignment.claim_best(limits.capacity)
+        agent_id = await assignment.claim_best(limits.capacity, team_id=ticket.team_id)
         if agent_id is None:
             return []
         done = await _transition(ticket, "assigned", agent_id, SYSTEM)
@@ -220,18 +223,23 @@ def _role_in(ticket: Ticket, user: User) -> set[str]:
     return roles
 
 
-def _can_see(ticket: Ticket, user: User) -> bool:
+async def _can_see(ticket: Ticket, user: User) -> bool:
+    """Admins see all; agents theirs, the queues of their teams (and of no team), every ticket of a team they lead."""
     if user.role is Role.ADMIN:
         return True
     if user.role is Role.AGENT:
-        return ticket.assignee_id == str(user.id) or ticket.status == "open"
+        if ticket.assignee_id == str(user.id) or (ticket.status == "open" and ticket.team_id is None):
+            return True
+        team = await get_by_id(Team, ticket.team_id) if ticket.team_id else None
+        uid = str(user.id)
+        return team is not None and (uid in team.lead_ids or (ticket.status == "open" and uid in team.member_ids))
     return ticket.customer_id == str(user.id)
 
 
 async def visible_ticket(user: User, ticket_id: str) -> Ticket:
     """The ticket if `user` may see it; NotFound otherwise."""
     ticket = await get_by_id(Ticket, ticket_id)
-    if ticket is None or not _can_see(ticket, user):
+    if ticket is None or not await _can_see(ticket, user):
         raise NotFound("ticket not found")
     return ticket
 
@@ -257,22 +265,26 @@ async def change_status(actor: User, ticket_id: str, status: str, limits: Limits
 
 
 async def assign(actor: User, ticket_id: str, agent_id: str | None, limits: Limits) -> tuple[TicketOut, list[Delivery]]:
-    """An agent takes a queued ticket (within capacity); an admin gives any live ticket to any agent."""
+    """An agent takes a queued ticket (within capacity); an admin gives any live ticket to any agent, a team lead
+    a ticket of their team to a member of the team."""
     ticket = await visible_ticket(actor, ticket_id)
-    if actor.role is Role.AGENT:
+    lead_of = await _led_team(ticket, actor) if agent_id is not None else None
+    if actor.role is Role.AGENT and lead_of is None:
         if agent_id not in (None, str(actor.id)):
-            raise Forbidden("agents assign tickets to themselves")
+            raise Forbidden("agents assign tickets to themselves (team leads: to members of their team)")
         if ticket.status != "open":
             raise Conflict("only queued tickets can be taken")
         if await assignment.claim_best(limits.capacity, only=str(actor.id)) is None:
             raise Conflict("you are at capacity")
         target = str(actor.id)
-    elif actor.role is Role.ADMIN:
+    elif actor.role is Role.ADMIN or lead_of is not None:
         if agent_id is None:
             raise InvalidInput("agent_id is required")
         agent = await User.get(PydanticObjectId(agent_id))
         if agent is None or not agent.active or agent.role not in STAFF_ROLES:
             raise InvalidInput("agent_id must be an active agent or admin")
+        if lead_of is not None and agent_id not in lead_of.member_ids:
+            raise Forbidden("team leads assign tickets to members of their team")
         if ticket.status not in ("open", *ACTIVE):
             raise Conflict(f"a {ticket.status} ticket cannot be assigned")
         if ticket.assignee_id == agent_id:
@@ -290,19 +302,71 @@ async def assign(actor: User, ticket_id: str, agent_id: str | None, limits: Limi
     return await ticket_out(done[0]), done[1]
 
 
+async def move_to_team(actor: User, ticket_id: str, team_id: str | None, limits: Limits) -> tuple[TicketOut, list[Delivery]]:
+    """Put a live ticket in another team's queue (None: no team); admins and leads of its current team.
+
+    The assignee keeps it; a queued ticket is offered to the new team's agents at once.
+    """
+    ticket = await visible_ticket(actor, ticket_id)
+    if actor.role is not Role.ADMIN and await _led_team(ticket, actor) is None:
+        raise Forbidden("only admins and the leads of its team move a ticket to another team")
+    if team_id is not None:
+        await teams.get_team(team_id)
+    if ticket.status not in ("open", *ACTIVE):
+        raise Conflict(f"a {ticket.status} ticket cannot change teams")
+    if ticket.team_id == team_id:
+        return await ticket_out(ticket), []
+    moved = await Ticket.get_pymongo_collection().update_one(
+        {"_id": ticket.id, "status": ticket.status, "team_id": {"$eq": ticket.team_id}},
+        {"$set": {"team_id": team_id, "updated_ms": to_ms(utcnow())}},
+    )
+    if moved.modified_count == 0:
+        raise Conflict("the ticket changed meanwhile; reload it")
+    after = await _reload(ticket)
+    change = {"team_id": {"from": ticket.team_id, "to": team_id}}
+    deliveries = events.ticket_event("ticket.updated", await ticket_out(after), change, [after.customer_id, after.assignee_id or ""])
+    if after.status == "open":
+        deliveries += await _auto_assign(after, limits)
+        after = await _reload(after)
+    return await ticket_out(after), deliveries
+
+
+async def _led_team(ticket: Ticket, user: User) -> Team | None:
+    """The ticket's team if `user` is an agent who leads it."""
+    if user.role is not Role.AGENT or ticket.team_id is None:
+        return None
+    team = await get_by_id(Team, ticket.team_id)
+    return team if team is not None and str(user.id) in team.lead_ids else None
+
+
+async def _agent_sees(agent_id: str) -> list[dict[str, object]]:
+    """The tickets an agent may see (as `_can_see`), as the branches of an `$or`."""
+    mine = await teams.teams_of(agent_id)
+    branches: list[dict[str, object]] = [{"assignee_id": agent_id}, {"status": "open", "team_id": {"$eq": None}}]
+    if mine:
+        branches.append({"status": "open", "team_id": {"$in": [str(team.id) for team in mine]}})
+    led = [str(team.id) for team in mine if agent_id in team.lead_ids]
+    if led:
+        branches.append({"team_id": {"$in": led}})
+    return branches
+
+
 async def list_tickets(
-    user: User, status: str | None, assignee_id: str | None, before: int | None, limit: int | None
+    user: User, status: str | None, assignee_id: str | None, before: int | None, limit: int | None, team_id: str | None = None
 ) -> tuple[list[TicketOut], int | None]:
-    """Tickets `user` may see, newest first; customers their own, agents theirs and the queue, admins all."""
+    """Tickets `user` may see, newest first; customers their own, agents theirs and their teams' queues
+    (a lead every ticket of their team), admins all."""
     query: dict[str, object] = {}
     if user.role is Role.AGENT:
-        query["$or"] = [{"assignee_id": str(user.id)}, {"status": "open"}]
+        query["$or"] = await _agent_sees(str(user.id))
     elif user.role is not Role.ADMIN:
         query["customer_id"] = str(user.id)
     if status is not None:
         query["status"] = status
     if assignee_id is not None:
         query["assignee_id"] = assignee_id
+    if team_id is not None:
+        query["team_id"] = team_id
     if before is not None:
         query["number"] = {"$lt": before}
     size = max(1, min(limit or 50, MAX_PAGE))
@@ -337,4 +401,5 @@ async def ticket_out(ticket: Ticket) -> TicketOut:
         created_at=iso(ticket.created_at) or "", updated_at=iso_from_ms(ticket.updated_ms) or "",
         first_response_at=iso_from_ms(ticket.first_response_ms),
         history=[HistoryItem(status=e.status, by=e.by, at=iso(e.at) or "") for e in history],
+        team_id=ticket.team_id, escalated=ticket.escalated_ms is not None, escalated_at=iso_from_ms(ticket.escalated_ms),
     )  # fmt: skip
