@@ -301,3 +301,46 @@ async def test_member_settings_replaced_whole_keep_their_types(db: AsyncDatabase
     await db.blocks.insert_many([{"_id": "a:b", "enforced": True}, {"_id": "c:d", "enforced": False}])
     found = await db.blocks.find({"_id": {"$in": ["a:b", "b:a", "c:d"]}}).to_list()
     assert {doc["_id"]: doc["enforced"] for doc in found} == {"a:b": True, "c:d": False}
+
+
+async def test_support_desk_shapes(db: AsyncDatabase) -> None:
+    """Teams (members by array updates), routing (one replaced document with a map), team queues ($or with a null team)."""
+    team_ids = [ObjectId(), ObjectId()]
+    await db.teams.insert_many([{"_id": team_ids[0], "name_key": "a", "member_ids": [], "lead_ids": []},
+                                {"_id": team_ids[1], "name_key": "b", "member_ids": ["u1"], "lead_ids": []}])  # fmt: skip
+    await db.teams.update_one({"_id": team_ids[0]}, {"$addToSet": {"member_ids": "u1"}})
+    await db.teams.update_one({"_id": team_ids[0]}, {"$addToSet": {"lead_ids": "u1"}})
+    assert len(await db.teams.find({"member_ids": "u1"}).to_list()) == 2
+    await db.teams.update_one({"_id": team_ids[0]}, {"$pull": {"member_ids": "u1", "lead_ids": "u1"}})
+    assert await db.teams.find_one({"_id": team_ids[0]}) == {"_id": team_ids[0], "name_key": "a", "member_ids": [], "lead_ids": []}
+    assert len(await db.teams.find({"_id": {"$in": [*team_ids, ObjectId()]}}).to_list()) == 2
+
+    routing = {"_id": "routing", "routes": {"shipping": str(team_ids[0])}, "default_team_id": None}
+    await db.ticket_routing.replace_one({"_id": "routing"}, routing, upsert=True)
+    routing["routes"] = {"payment": str(team_ids[1])}
+    await db.ticket_routing.replace_one({"_id": "routing"}, routing, upsert=True)
+    assert await db.ticket_routing.find_one({"_id": "routing"}) == routing
+
+    await db.tickets.insert_many([
+        {"_id": "q0", "status": "open", "team_id": None, "assignee_id": None, "escalated_ms": None},
+        {"_id": "q1", "status": "open", "team_id": "t1", "assignee_id": None, "escalated_ms": None},
+        {"_id": "q2", "status": "open", "team_id": "t2", "assignee_id": None, "escalated_ms": None},
+        {"_id": "m1", "status": "assigned", "team_id": "t2", "assignee_id": "u1", "escalated_ms": None},
+        {"_id": "x3", "status": "assigned", "team_id": "t3", "assignee_id": "u9", "escalated_ms": None},
+    ])  # fmt: skip
+    sees = {"$or": [{"assignee_id": "u1"}, {"status": "open", "team_id": {"$eq": None}},
+                    {"status": "open", "team_id": {"$in": ["t1"]}}, {"team_id": {"$in": ["t3"]}}]}  # fmt: skip
+    assert sorted(doc["_id"] for doc in await db.tickets.find(sees).to_list()) == ["m1", "q0", "q1", "x3"]
+    flag = await db.tickets.update_one({"_id": "q1", "escalated_ms": {"$eq": None}}, {"$set": {"escalated_ms": 7}})
+    again = await db.tickets.update_one({"_id": "q1", "escalated_ms": {"$eq": None}}, {"$set": {"escalated_ms": 8}})
+    assert (flag.modified_count, again.modified_count) == (1, 0)
+    waiting = {"status": {"$in": ["open", "assigned"]}, "escalated_ms": {"$eq": None}}
+    assert sorted(doc["_id"] for doc in await db.tickets.find(waiting).to_list()) == ["m1", "q0", "q2", "x3"]
+    moved = await db.tickets.update_one({"_id": "q2", "team_id": {"$eq": "t2"}}, {"$set": {"team_id": None}})
+    assert moved.modified_count == 1 and (await db.tickets.find_one({"_id": "q2"}))["team_id"] is None
+
+    await db.csat_ratings.insert_one({"_id": "q0", "rating": 4, "created_at": datetime(2026, 1, 2, tzinfo=UTC)})
+    with pytest.raises(DuplicateKeyError):
+        await db.csat_ratings.insert_one({"_id": "q0", "rating": 1, "created_at": datetime(2026, 1, 3, tzinfo=UTC)})
+    window = {"created_at": {"$gte": datetime(2026, 1, 1, tzinfo=UTC), "$lt": datetime(2026, 1, 3, tzinfo=UTC)}}
+    assert [doc["rating"] async for doc in db.csat_ratings.find(window, {"rating": 1})] == [4]
