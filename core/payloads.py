@@ -578,6 +578,10 @@ class CsatOut(Struct):
     created_at: str
 
 
+class CsatEnvelope(Struct):
+    csat: CsatOut | None  # None while the ticket is unrated
+
+
 class CsatFigures(Struct):
     """Ratings of one agent or team (`id`; None: tickets without one), or of everyone."""
 

@@ -26,7 +26,8 @@ async def test_survey_rating_and_results(system: System, api: httpx.AsyncClient,
     assert (await api.post(f"/api/tickets/{tid}/assign", json={"agent_id": agent.id}, headers=admin.headers)).status_code == 200
     assert (await api.post(f"/api/tickets/{tid}/team", json={"team_id": team["id"]}, headers=admin.headers)).status_code == 200
     assert_error(await rate(api, customer, tid, rating=5), 409, "conflict")  # not resolved yet
-    assert_error(await api.get(f"/api/tickets/{tid}/csat", headers=customer.headers), 404, "not_found")
+    assert (await api.get(f"/api/tickets/{tid}/csat", headers=customer.headers)).json() == {"csat": None}
+    assert_error(await api.get(f"/api/tickets/{tid}/csat", headers=stranger.headers), 404, "not_found")
 
     async with device(system, customer) as phone, device(system, agent, "desk", topics.AGENT_TICKETS) as desk:
         for status in ("in_progress", "resolved"):
@@ -62,7 +63,7 @@ async def test_survey_rating_and_results(system: System, api: httpx.AsyncClient,
         assert submitted["csat"] == rating
         await phone.wait_for(1, "csat.submitted")
 
-    assert (await api.get(f"/api/tickets/{tid}/csat", headers=agent.headers)).json() == rating
+    assert (await api.get(f"/api/tickets/{tid}/csat", headers=agent.headers)).json() == {"csat": rating}
     assert (await set_status(api, customer, tid, "closed")).status_code == 200
 
     assert_error(await api.get("/api/admin/csat", headers=agent.headers), 403, "forbidden")

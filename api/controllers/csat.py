@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from api.publisher import EventPublisher
 from core.documents import User
-from core.payloads import CsatOut, CsatRequest, CsatSummary
+from core.payloads import CsatEnvelope, CsatOut, CsatRequest, CsatSummary
 from core.services import csat
 
 
@@ -28,9 +28,9 @@ class TicketCsatController(Controller):
         return await publisher.publish_and_return(await csat.submit(current_user, ticket_id, data))
 
     @get("/")
-    async def rating(self, ticket_id: FromPath[str], current_user: NamedDependency[User]) -> CsatOut:
-        """The ticket's rating; 404 while it has none."""
-        return await csat.get_rating(current_user, ticket_id)
+    async def rating(self, ticket_id: FromPath[str], current_user: NamedDependency[User]) -> CsatEnvelope:
+        """`{csat}`: the ticket's rating, null while it has none."""
+        return CsatEnvelope(csat=await csat.get_rating(current_user, ticket_id))
 
 
 class AdminCsatController(Controller):

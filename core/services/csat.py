@@ -16,7 +16,7 @@ from pymongo.errors import DuplicateKeyError
 from core import events
 from core.clock import iso
 from core.documents import CsatRating, User
-from core.errors import Conflict, Forbidden, NotFound
+from core.errors import Conflict, Forbidden
 from core.events import Delivery
 from core.payloads import CsatFigures, CsatOut, CsatRequest, CsatSummary, TicketOut
 from core.services import platform, tickets
@@ -63,13 +63,11 @@ async def submit(customer: User, ticket_id: str, request: CsatRequest) -> tuple[
     return view, events.csat_event(view, [ticket.customer_id, ticket.assignee_id or ""])
 
 
-async def get_rating(viewer: User, ticket_id: str) -> CsatOut:
-    """A ticket's rating, for whoever may see the ticket; 404 while unrated."""
+async def get_rating(viewer: User, ticket_id: str) -> CsatOut | None:
+    """A ticket's rating (None while unrated), for whoever may see the ticket."""
     ticket = await tickets.visible_ticket(viewer, ticket_id)
     rating = await CsatRating.get(str(ticket.id))
-    if rating is None:
-        raise NotFound("this ticket has not been rated")
-    return csat_out(rating)
+    return csat_out(rating) if rating is not None else None
 
 
 def _figures(key: str | None, ratings: list[int]) -> CsatFigures:
