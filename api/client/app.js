@@ -2,10 +2,13 @@
 // everything live. No build step; text is always set with textContent. This file wires the modules and starts.
 
 import * as attachments from "./attachments.js";
+import * as availability from "./availability.js";
+import * as canned from "./canned.js";
 import * as composer from "./composer.js";
 import * as context from "./context.js";
 import * as conversation from "./conversation.js";
 import * as conversations from "./conversations.js";
+import * as csat from "./csat.js";
 import * as embedded from "./embed.js";
 import { adoptQueryLink } from "./links.js";
 import * as messages from "./messages.js";
@@ -26,7 +29,7 @@ import * as typing from "./typing.js";
 // reactions and Report.
 const MODULES = [session, embedded, conversations, conversation, presence, messages, attachments, composer, reactions,
   moderation, typing, tickets, picker, settings, routing,
-  context, notify];
+  context, notify, availability, canned, csat];
 
 adoptQueryLink();
 for (const module of MODULES) module.wire();

@@ -26,6 +26,8 @@ export const state = {
   presence: new Map(), // user id -> status
   typing: new Map(), // user id -> timeout, for the open conversation
   tickets: new Map(),
+  teamIds: new Set(), // teams I am in (staff), whose queues I see
+  ledTeamIds: new Set(), // teams I lead, all of whose tickets I see
   openId: null,
   editing: null,
   attachments: [], // uploaded for the message being written

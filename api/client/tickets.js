@@ -9,15 +9,23 @@ import { api, isStaff, state, ticketOf } from "./state.js";
 const NEXT_STATUS = { assigned: ["in_progress"], in_progress: ["resolved"], resolved: ["in_progress", "closed"] };
 
 export async function loadTickets() {
-  const { items } = await api.get("/api/tickets?limit=100");
+  const [{ items }, teams] = await Promise.all([api.get("/api/tickets?limit=100"), isStaff(state.me) ? api.get("/api/teams") : { items: [] }]);
+  state.teamIds = new Set(teams.items.map((t) => t.id));
+  state.ledTeamIds = new Set(teams.items.filter((t) => t.lead_ids.includes(state.me.id)).map((t) => t.id));
   state.tickets = new Map(items.map((t) => [t.id, t]));
   renderTickets();
+}
+
+/** An agent sees the queues of their teams and of no team, and every ticket of a team they lead (as the server). */
+function agentSees(ticket) {
+  const queued = ticket.status === "open" && (!ticket.team_id || state.teamIds.has(ticket.team_id));
+  return queued || state.ledTeamIds.has(ticket.team_id);
 }
 
 /** A ticket created or changed (live, or answered by the API): keep it if I may see it. */
 function ticketEvent({ ticket }) {
   const mine = [ticket.customer_id, ticket.assignee_id].includes(state.me.id);
-  const visible = mine || state.me.role === "admin" || (state.me.role === "agent" && ticket.status === "open");
+  const visible = mine || state.me.role === "admin" || (state.me.role === "agent" && agentSees(ticket));
   if (visible) state.tickets.set(ticket.id, ticket);
   else state.tickets.delete(ticket.id);
   renderTickets();
@@ -33,6 +41,7 @@ function renderTickets() {
     return el("li", { tabIndex: 0, "data-ticket": String(t.number), onclick: () => member && openConversation(t.conversation_id) },
       el("span", { class: "badge", text: `#${t.number}` }), el("span", { class: "title", text: t.subject }), take ?? el("span"),
       el("span", { class: "ticket-meta" }, el("span", { class: "status", text: t.status.replace("_", " ") }),
+        t.escalated ? el("span", { class: "escalated", text: "escalated" }) : null,
         el("span", { text: `${t.priority} · ${t.category}` })));
   }));
 }
@@ -114,6 +123,7 @@ export function wire() {
   on("start", loadTickets);
   on("ticket.created", ticketEvent);
   on("ticket.updated", ticketEvent);
+  on("ticket.escalated", ticketEvent);
   on("render:head", renderTicketHead);
   for (const tab of document.querySelectorAll("[data-panel]")) tab.addEventListener("click", () => showPanel(tab.dataset.panel));
   $("ticket-form").addEventListener("submit", openTicket);
