@@ -147,7 +147,8 @@ async def test_full_lifecycle(ticket_system: System, tapi: httpx.AsyncClient) ->
         rest = await api.post(f"/api/conversations/{cid}/messages", json=late, headers=customer.headers)
         assert rest.status_code == 409 and "open a new ticket" in rest.json()["error"]["message"]
         stored = (await api.get(f"/api/conversations/{cid}/messages", headers=customer.headers)).json()["items"]
-        assert [m["body"] for m in stored] == ["Hi! Checking your order."]
+        assert [m["body"] for m in stored if m["kind"] != "system"] == ["Hi! Checking your order."]
+        assert [m["client_msg_id"] for m in stored if m["kind"] == "system"] == [f"csat:{created['id']}"], "the rating survey"
     desk.kill()
     await desk.wait()
 
