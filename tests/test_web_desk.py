@@ -3,14 +3,14 @@ responses in the composer, and the customer's rating card when the ticket is res
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from tests.browser_support import chromium, chromium_mark, expect
 from tests.browser_support import screenshot as shot
-from tests.support import System, create_staff, running, signup
+from tests.support import Account, System, create_staff, signup
 from tests.test_tickets import eventually, wait_presence
 from tests.test_web_client import signed_in_page
 
@@ -19,20 +19,13 @@ if (mark := chromium_mark()) is not None:
 
 
 @pytest.fixture(scope="module")
-def desk_web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """A system of its own, so that the ticket goes to this test's agent and no other."""
-    with running(System.on_free_ports(tmp_path_factory.mktemp("mqchat-web-desk") / "data")) as system:
-        yield system
-
-
-@pytest.fixture(scope="module")
-async def browser(desk_web_system: System) -> AsyncIterator[object]:
+async def browser() -> AsyncIterator[object]:
     async with chromium() as browser:
         yield browser
 
 
-async def test_availability_canned_reply_and_rating_card(browser, desk_web_system: System) -> None:  # type: ignore[no-untyped-def]
-    system = desk_web_system
+async def test_availability_canned_reply_and_rating_card(browser, system: System, admin: Account) -> None:  # type: ignore[no-untyped-def]
+    """On the session's shared system: the ticket is given to this test's agent by an admin."""
     async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as rest:
         agent, customer = await create_staff(system, rest, "agent"), await signup(rest, username="Robin")
         saved = await rest.post("/api/canned", json={"short_code": "thanks", "content": "Thanks {{customer.name}}, #{{ticket.id}} is on its way."},
@@ -51,14 +44,17 @@ async def test_availability_canned_reply_and_rating_card(browser, desk_web_syste
 
         opened = await rest.post("/api/tickets", json={"subject": "Lamp arrived broken", "description": "Glass shattered."},
                                  headers=customer.headers)  # fmt: skip
-        assert opened.status_code == 201 and opened.json()["assignee_id"] == agent.id
+        assert opened.status_code == 201
         number = opened.json()["number"]
+        given = await rest.post(f"/api/tickets/{opened.json()['id']}/assign", json={"agent_id": agent.id}, headers=admin.headers)
+        assert given.status_code == 200
 
         customer_page = await signed_in_page(browser, system, customer)
         await customer_page.get_by_role("tab", name="Tickets").click()
         await customer_page.locator("#ticket-list li", has_text="Lamp arrived broken").click()
         await agent_page.get_by_role("tab", name="Tickets").click()
-        await agent_page.locator("#ticket-list li", has_text="Lamp arrived broken").click()
+        mine = agent_page.locator("#ticket-list li", has_text="Lamp arrived broken")
+        await mine.click()
         await expect(agent_page.locator("#ticket-controls")).to_be_visible()
 
         # `/code` offers the reply filled in for this ticket; Tab takes it, Enter sends it
@@ -73,7 +69,7 @@ async def test_availability_canned_reply_and_rating_card(browser, desk_web_syste
 
         # resolved: the customer rates it on the card in the conversation, once
         await agent_page.get_by_label("Status").select_option("in_progress")
-        await expect(agent_page.locator("#ticket-list li .status")).to_have_text("in progress")
+        await expect(mine.locator(".status")).to_have_text("in progress")
         await agent_page.get_by_label("Status").select_option("resolved")
         card = customer_page.locator(".message.system form.csat")
         await expect(card).to_be_visible()
