@@ -564,7 +564,8 @@ class ExpandOut(Struct):
 
 
 class CsatRequest(Struct, forbid_unknown_fields=True):
-    rating: Annotated[int, Meta(ge=1, le=5)]
+    # a whole number 1-5; typed as a number so that 4.0 (the same JSON Schema integer) is accepted as 4
+    rating: Annotated[float, Meta(ge=1, le=5, multiple_of=1)]
     comment: Annotated[str, Meta(max_length=2000)] = ""
 
 

@@ -43,14 +43,14 @@ async def test_survey_rating_and_results(system: System, api: httpx.AsyncClient,
         history = await api.get(f"/api/conversations/{opened['conversation_id']}/messages", headers=customer.headers)
         assert [m["client_msg_id"] for m in history.json()["items"]] == [f"csat:{tid}"]
 
-        for bad in ({"rating": 0}, {"rating": 6}, {"rating": "5"}, {"rating": 4.5}, {}, {"rating": 3, "comment": "x" * 2001},
+        for bad in ({"rating": 0}, {"rating": 6}, {"rating": "5"}, {"rating": 4.5}, {"rating": True}, {}, {"rating": 3, "comment": "x" * 2001},
                     {"rating": {"$gt": 0}}, {"rating": 3, "agent_id": agent.id}):  # fmt: skip
             assert_error(await rate(api, customer, tid, **bad), 400, "invalid_input")
         assert_error(await rate(api, agent, tid, rating=1), 403, "forbidden")
         assert_error(await rate(api, stranger, tid, rating=1), 404, "not_found")
         assert_error(await rate(api, customer, "0" * 24, rating=1), 404, "not_found")
 
-        answered = await rate(api, customer, tid, rating=4, comment="  Quick and kind.  ")
+        answered = await rate(api, customer, tid, rating=4.0, comment="  Quick and kind.  ")  # 4.0 is the integer 4
         assert answered.status_code == 201, answered.text
         rating = answered.json()
         assert {k: rating[k] for k in ("ticket_id", "customer_id", "agent_id", "team_id", "rating", "comment")} == {

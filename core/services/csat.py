@@ -53,7 +53,7 @@ async def submit(customer: User, ticket_id: str, request: CsatRequest) -> tuple[
         raise Conflict("a ticket is rated once it is resolved")
     rating = CsatRating(
         id=str(ticket.id), ticket_id=str(ticket.id), customer_id=ticket.customer_id, agent_id=ticket.assignee_id,
-        team_id=ticket.team_id, rating=request.rating, comment=request.comment.strip(),
+        team_id=ticket.team_id, rating=int(request.rating), comment=request.comment.strip(),
     )  # fmt: skip
     try:
         await rating.insert()
