@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.browser_support import chromium, chromium_mark, expect
+from tests.browser_support import chromium, chromium_mark, expect, signed_in_page
 from tests.browser_support import screenshot as shot
 from tests.support import Account, System, create_staff, signup
 from tests.test_tickets import eventually, wait_presence
-from tests.test_web_client import signed_in_page
 
 if (mark := chromium_mark()) is not None:
     pytestmark = mark
