@@ -63,7 +63,7 @@ def subscriptions(settings: Settings) -> list[str]:
     requests published before the workers re-subscribe are not queued; senders
     then resend (no `message.created`), but one worker need not pay that.
     """
-    if settings.broker == "embedded" or settings.bridge_workers == 1:
+    if settings.broker != "external" or settings.bridge_workers == 1:  # amqtt and NATS have no shared subscriptions
         return [topics.OUTBOX_FILTER, topics.MEMBERSHIP_CONTROL]
     return [topics.SHARED_ACTIONS_FILTER, topics.MEMBERSHIP_CONTROL, *([topics.PRESENCE_FILTER] if settings.is_lead_bridge else [])]
 

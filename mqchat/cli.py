@@ -125,6 +125,18 @@ def mosquitto() -> None:
         sys.exit(2)
 
 
+@main.command("nats")
+def nats_cluster() -> None:
+    """Run a NATS JetStream cluster (MQCHAT_NATS_NODES nodes) with mqchat's auth callout service."""
+    from mqchat.nats import NatsError, run_nats
+
+    try:
+        _run_component(run_nats, sampled_as="nats")
+    except NatsError as exc:
+        click.echo(f"mqchat: {exc}", err=True)
+        sys.exit(2)
+
+
 @main.command()
 def store() -> None:
     """Run only the embedded store (nx-27017) on MQCHAT_STORE_PORT."""
