@@ -89,6 +89,8 @@ async def test_every_node_serves_the_same_users_and_retained_presence(nats_syste
         assert alice.mqtt_password == alice.token, "the cluster takes the access token, like the embedded broker"
         for node in range(NATS_NODES):
             assert await refused(mqtt_client(system.node(node), alice.id, "wrong", f"{alice.id}-x"))
+            async with user_client(system.node(node), alice, f"ws{node}", transport="websockets") as browser:
+                assert granted(await browser.subscribe(topics.user_inbox(alice.id), qos=1))
         # alice online through node 1 (with a Will), bob reads her retained presence through every node
         will = aiomqtt.Will(topics.device_presence(alice.id, f"{alice.id}-phone"), b'{"status": "offline"}', qos=1, retain=True)
         async with user_client(system.node(1), alice, "phone", will=will) as phone:
