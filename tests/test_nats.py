@@ -19,7 +19,20 @@ from nats_jwt.v2.claims import extract_payload_sig_from_jwt
 from core import nats_auth, topics
 from core.acl import Principal
 from core.roles import Role
-from tests.support import NATS_NODES, System, collect, device, granted, mqtt_client, open_conversation, refused, signup, user_client
+from tests.raw_mqtt import RawClient
+from tests.support import (
+    NATS_NODES,
+    System,
+    collect,
+    device,
+    granted,
+    mqtt_client,
+    open_conversation,
+    refused,
+    service_client,
+    signup,
+    user_client,
+)
 
 ALICE, CONV = "a" * 24, "c" * 24
 USER_NKEY = nkeys.from_seed(nkeys.encode_seed(b"u" * 32, nkeys.PREFIX_BYTE_USER)).public_key.decode()  # the server makes one per connection
@@ -160,3 +173,26 @@ async def test_only_mqtt_clients_get_in(nats_system: System) -> None:
     with pytest.raises((nats.errors.Error, NoServersError, OSError)):
         await nats.connect(f"nats://127.0.0.1:{nats_system.nats_port}", user=alice.id, password=alice.token,
                            allow_reconnect=False, connect_timeout=3)  # fmt: skip
+
+
+async def test_wills_fire_only_on_the_clients_own_presence(nats_system: System) -> None:
+    """The cluster checks a Will against the connection's publish permissions when it fires."""
+    system = nats_system
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        alice, bob = await signup(api), await signup(api)
+    own = topics.device_presence(alice.id, f"{alice.id}-raw")
+    forged = topics.device_presence(bob.id, f"{bob.id}-raw")
+    async with service_client(system.node(2)) as watcher:
+        await watcher.subscribe(f"chat/users/{alice.id}/outbox/#", qos=1)
+        await watcher.subscribe(f"chat/users/{bob.id}/outbox/#", qos=1)
+        for will in (forged, own):  # the own Will last: once it arrived, the forged one would have too
+            client, _ = await RawClient.connect(system.node(1).mqtt_port, f"{alice.id}-raw", alice.id, alice.mqtt_password,
+                                                will=(will, b'{"status": "offline"}'))  # fmt: skip
+            client.writer.close()  # gone without DISCONNECT: the Will fires
+        seen = []
+        async with asyncio.timeout(10):
+            async for message in watcher.messages:
+                seen.append(message.topic.value)
+                if message.topic.value == own:
+                    break
+    assert forged not in seen
