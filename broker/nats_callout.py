@@ -10,6 +10,7 @@ with the user's current memberships.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from nats.aio.client import Client as NatsConnection
@@ -33,6 +34,8 @@ from core.settings import Settings
 
 log = logging.getLogger("mqchat.nats.callout")
 
+MAX_CONCURRENT_ANSWERS = 256  # requests being decided at once; more are left unanswered (refused, retried by clients)
+
 
 async def memberships(user_id: str) -> list[str]:
     """Ids of the conversations the user belongs to now."""
@@ -48,6 +51,7 @@ class CalloutService:
         self._issuer = issuer_keys(settings.jwt_secret)
         self._authenticator = Authenticator(settings.jwt_secret)
         self._connection: NatsConnection | None = None
+        self._answering: set[asyncio.Task[None]] = set()
 
     async def start(self, servers: list[str]) -> None:
         """Connect to the cluster (any node; it reconnects to the others) and subscribe to the callout subject."""
@@ -57,14 +61,30 @@ class CalloutService:
     async def close(self) -> None:
         if self._connection is not None:
             await self._connection.drain()
+        await asyncio.gather(*self._answering, return_exceptions=True)
 
     async def _answer(self, message: Msg) -> None:
+        """Answer each request in a task of its own: nats-py runs a subscription's callbacks one at a time,
+        and a reconnection storm (a node died) must not queue every CONNECT behind the store lookups of the others."""
+        if len(self._answering) >= MAX_CONCURRENT_ANSWERS:
+            log.warning("nats.callout_busy", extra={"answering": len(self._answering)})
+            return  # no answer: the server refuses the connection when its request times out, and the client retries
+        task = asyncio.create_task(self._respond(message))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _respond(self, message: Msg) -> None:
         try:
             request = decode_request(message.data)
         except InvalidRequest as exc:
             log.warning("nats.callout_invalid_request", extra={"cause": str(exc)})
-            return  # no answer: the server refuses the connection when its request times out
-        await message.respond(await self.decide(request))
+            return
+        try:
+            answer = await self.decide(request)
+        except Exception as exc:  # noqa: BLE001 - the store failed: the server refuses on time-out, the client retries
+            log.error("nats.callout_failed", extra={"cause": f"{type(exc).__name__}: {exc}", "username": request.username})
+            return
+        await message.respond(answer)
 
     async def decide(self, request: AuthRequest) -> bytes:
         """The signed answer for one request: allowed with its permissions, or refused with a reason."""
