@@ -42,6 +42,7 @@ from core.settings import Settings
 
 KICK_TIMEOUT = 1.0  # per node answer: a membership change is enforced within 2 s
 CONNZ_LIMIT = 10_000  # connections of one user asked of a node
+SYSTEM_CONNECT_TIMEOUT = 5.0  # the cluster unreachable: the change fails (its events are not sent) rather than wait
 
 
 @runtime_checkable
@@ -197,7 +198,9 @@ class NatsRights:
 
     async def _connected(self) -> NatsConnection:
         if self._connection is None or self._connection.is_closed:
-            self._connection = await nats_auth.connect(self._settings.nats_servers, nats_auth.SYSTEM_USER, self._settings.jwt_secret, "mqchat-rights")
+            self._connection = await nats_auth.connect(
+                self._settings.nats_servers, nats_auth.SYSTEM_USER, self._settings.jwt_secret, "mqchat-rights", timeout=SYSTEM_CONNECT_TIMEOUT
+            )
         return self._connection
 
     async def _connections_of(self, connection: NatsConnection, user_id: str) -> list[tuple[str, int]]:
