@@ -85,8 +85,9 @@ class System:
 
     @classmethod
     def on_free_ports(cls, data_dir: Path, broker: str = "amqtt", **extra_env: str) -> System:
-        if broker == "nats":
-            mqtt, ws, nats, routes = (free_ports(NATS_NODES) for _ in range(4))
+        if broker == "nats":  # one block, so the four runs of node ports cannot overlap
+            first = free_ports(4 * NATS_NODES)
+            mqtt, ws, nats, routes = (first + NATS_NODES * run for run in range(4))
             return cls(data_dir, free_port(), mqtt, ws, free_port(), extra_env, broker, nats_port=nats, nats_cluster_port=routes)
         return cls(data_dir, free_port(), free_port(), free_port(), free_port(), extra_env, broker)
 
@@ -197,9 +198,10 @@ async def create_staff(system: System, api: httpx.AsyncClient, role: str) -> Acc
 
 
 def free_ports(count: int) -> int:
-    """The first of `count` consecutive TCP ports on 127.0.0.1 that are all free right now."""
+    """The first of `count` consecutive TCP ports on 127.0.0.1 that are all free right now, below the
+    kernel's ephemeral range (where outgoing connections would take them between this check and the bind)."""
     for _ in range(200):
-        first = random.randint(20_000, 60_000 - count)
+        first = random.randint(20_000, 32_000 - count)
         try:
             for port in range(first, first + count):
                 check_port_free("127.0.0.1", port)
