@@ -61,6 +61,7 @@ def node_config(settings: Settings, node: int) -> dict:
         "server_name": f"mqchat-{node}",
         "listen": f"{local}:{settings.nats_port + node}",
         "log_file": str(home / "nats-server.log"),
+        "pid_file": str(home / "nats-server.pid"),
         "jetstream": {"store_dir": str(home / "jetstream")},
         "mqtt": {"listen": f"{host}:{settings.mqtt_port + node}", "stream_replicas": min(MAX_REPLICAS, settings.nats_nodes)},
         "websocket": {"listen": f"{host}:{settings.ws_port + node}", "no_tls": True},

@@ -14,7 +14,7 @@ from core import topics
 from core.acl import AccessPolicy, Action, Principal
 from core.roles import Role
 from tests.conftest import EVERY_BROKER
-from tests.support import System, collect, create_staff, granted, mqtt_client, open_conversation, service_client, signup
+from tests.support import Account, System, collect, create_staff, granted, mqtt_client, open_conversation, service_client, signup
 
 ALICE, BOB, CONV = "a" * 24, "b" * 24, "c" * 24
 alice = Principal(ALICE, f"{ALICE}-web", Role.CUSTOMER)
@@ -110,7 +110,8 @@ async def test_brokers_enforce_the_matrix(system: System, api: httpx.AsyncClient
     """Every case above on the broker: SUBACKs for subscriptions, what a watcher sees of publishes,
     and what a subscriber receives of the service's publishes."""
     alice_account, carol = await signup(api), await signup(api)
-    agent_account, admin_account = await create_staff(system, api, "agent"), await create_staff(system, api, "admin")
+    admin_account = await create_staff(system, api, "admin")
+    agent_account = await _agent_created_by(api, admin_account)
     conversation = (await open_conversation(api, alice_account, carol))["id"]
     ids = {ALICE: alice_account.id, BOB: agent_account.id, CONV: conversation, admin.name: admin_account.id}
     accounts = {"alice": (alice_account, alice), "agent": (agent_account, agent), "admin": (admin_account, admin)}
@@ -162,6 +163,14 @@ async def test_brokers_enforce_the_matrix(system: System, api: httpx.AsyncClient
     assert set(outcomes) == {key for key in wanted if key[1] is not Action.PUBLISH or key[2].startswith(f"{topics.ROOT}/")}
     wrong = {key: outcome for key, outcome in outcomes.items() if outcome != wanted[key]}
     assert not wrong, f"{system.broker} decided these cases the other way: {wrong}"
+
+
+async def _agent_created_by(api: httpx.AsyncClient, admin_account: Account) -> Account:
+    """An agent created over REST by an admin (quicker than the CLI), logged in."""
+    staff = {"email": f"agent-{secrets.token_hex(4)}@example.com", "username": "agent", "password": "staff-password-1", "role": "agent"}
+    assert (await api.post("/api/admin/users", json=staff, headers=admin_account.headers)).status_code == 201
+    body = (await api.post("/api/auth/login", json={"email": staff["email"], "password": staff["password"]})).json()
+    return Account(body["user"]["id"], staff["email"], staff["password"], body["access_token"], "agent", body)
 
 
 async def _until(watcher: aiomqtt.Client, marker: str) -> list[aiomqtt.Message]:
