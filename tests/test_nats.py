@@ -203,17 +203,18 @@ async def test_wills_fire_only_on_the_clients_own_presence(nats_system: System) 
 
 async def test_a_node_that_dies_is_started_again_and_serves_the_retained_state(nats_system: System) -> None:
     """SIGKILL node 2 (not node 0, which the bridge and the API use): it is started again, rejoins,
-    and serves presence retained while it was down."""
+    and serves the presence retained before it died."""
     system = nats_system
     pid_file = system.data_dir / "nats" / "node-2" / "nats-server.pid"
     killed = int(pid_file.read_text())
     async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
         alice, bob = await signup(api), await signup(api)
-    os.kill(killed, signal.SIGKILL)
-    presence = topics.device_presence(alice.id, f"{alice.id}-web")
     async with user_client(system.node(0), alice, "web") as web:
-        await web.publish(presence, b'{"status": "online"}', qos=1, retain=True)
-        deadline = asyncio.get_running_loop().time() + 30
+        await web.publish(topics.device_presence(alice.id, f"{alice.id}-web"), b'{"status": "online"}', qos=1, retain=True)
+        async with user_client(system.node(1), bob, "n1") as reader:
+            await _retained_online(reader, topics.user_presence(alice.id))  # aggregated and stored before the kill
+        os.kill(killed, signal.SIGKILL)
+        deadline = asyncio.get_running_loop().time() + 60
         while True:
             try:
                 async with user_client(system.node(2), bob, "n2") as reader:
@@ -222,5 +223,4 @@ async def test_a_node_that_dies_is_started_again_and_serves_the_retained_state(n
             except aiomqtt.MqttError:
                 assert asyncio.get_running_loop().time() < deadline, "node 2 did not come back"
                 await asyncio.sleep(0.5)
-        await web.publish(presence, b'{"status": "offline"}', qos=1, retain=True)
     assert int(pid_file.read_text()) != killed
