@@ -186,9 +186,12 @@ class Ticket(Document):
     status: TicketStatus = "open"
     conversation_id: str
     created_at: datetime = Field(default_factory=utcnow)
+    # epoch-ms twins of the times reports bucket by: nx-27017's aggregation cannot compute on datetimes
+    created_ms: int = 0
     updated_ms: int = 0
     assigned_ms: int | None = None
     first_response_ms: int | None = None
+    resolved_ms: int | None = None  # the latest resolution; cleared when the ticket is reopened
     held_until_ms: int = 0  # an auto-assigner holds the open ticket until then (core.services.tickets)
     team_id: str | None = None  # the team whose queue it is in (core.services.teams); None: every agent's
     escalated_ms: int | None = None  # when it waited longer than its team's threshold without an answer
@@ -200,6 +203,10 @@ class Ticket(Document):
             IndexModel([("status", ASCENDING), ("number", ASCENDING)], name="tickets_status_number"),
             IndexModel([("customer_id", ASCENDING), ("number", DESCENDING)], name="tickets_customer"),
             IndexModel([("assignee_id", ASCENDING), ("status", ASCENDING)], name="tickets_assignee_status"),
+            # the reports' time ranges (core.services.analytics)
+            IndexModel([("created_ms", ASCENDING)], name="tickets_created"),
+            IndexModel([("first_response_ms", ASCENDING)], name="tickets_first_response"),
+            IndexModel([("resolved_ms", ASCENDING)], name="tickets_resolved"),
         ]
 
 

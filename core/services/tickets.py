@@ -102,7 +102,7 @@ async def create_ticket(
         description=request.description, category=request.category, priority=request.priority,
         order_id=request.order_id, conversation_id=str(conversation.id), team_id=await teams.route(request.category),
     )  # fmt: skip
-    ticket.updated_ms = to_ms(ticket.created_at)
+    ticket.updated_ms = ticket.created_ms = to_ms(ticket.created_at)
     await ticket.insert()
     await TicketEvent(ticket_id=str(ticket_id), status="open", by=customer_id, at=ticket.created_at).insert()
     deliveries = [
@@ -127,6 +127,10 @@ async def _transition(ticket: Ticket, status: str, assignee_id: str | None, by: 
     update: dict[str, object] = {"status": status, "assignee_id": assignee_id, "updated_ms": now_ms}
     if assignee_id != ticket.assignee_id:
         update["assigned_ms"] = now_ms if assignee_id else None
+    if status == "resolved":
+        update["resolved_ms"] = now_ms
+    elif ticket.status == "resolved" and status != "closed":  # reopened: no longer counts as resolved
+        update["resolved_ms"] = None
     result = await Ticket.get_pymongo_collection().update_one(
         {"_id": ticket.id, "status": ticket.status, "assignee_id": {"$eq": ticket.assignee_id}}, {"$set": update}
     )
