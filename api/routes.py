@@ -17,6 +17,7 @@ from api.controllers.agents import AgentsController
 from api.controllers.analytics import AnalyticsController
 from api.controllers.api_keys import ApiKeysController
 from api.controllers.attachments import AttachmentsController
+from api.controllers.audit import AuditController
 from api.controllers.auth import AuthController
 from api.controllers.canned import CannedController
 from api.controllers.conversations import ConversationsController
@@ -63,7 +64,7 @@ def route_groups() -> list[ControllerRouterHandler]:
         security=USER_TOKEN,
         guards=[require_admin],
         route_handlers=[
-            AdminStatsController, AnalyticsController, AdminUsersController, ApiKeysController, WebhooksController,
+            AdminStatsController, AnalyticsController, AdminUsersController, AuditController, ApiKeysController, WebhooksController,
             AdminModerationController, metrics, AdminTeamsController, TicketRoutingController, AdminCsatController,
         ],
     )

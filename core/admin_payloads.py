@@ -107,6 +107,15 @@ class UserChangeRequest(Struct, forbid_unknown_fields=True):
     role: Role | None = None
 
 
+class ErasureOut(Struct):
+    """An erased account and what the erasure changed."""
+
+    user: AdminUserOut
+    messages: int  # messages turned into tombstones
+    attachments: int  # uploads deleted
+    tickets: int  # tickets whose subject, description and order were removed
+
+
 # --- audit log ----------------------------------------------------------------------------
 
 AuditCursor = Annotated[int, Meta(ge=1)]

@@ -82,6 +82,16 @@ def _user_role(user_id: str) -> dict[str, Any]:
     }
 
 
+def _client_roles(user_id: str, role: Role) -> list[dict[str, str]]:
+    """The dynamic-security roles of a user's broker account: everyone's, their own, and their role's."""
+    roles = [{"rolename": "users"}, {"rolename": f"user-{user_id}"}]
+    if role is Role.AGENT:
+        roles.append({"rolename": "agents"})
+    if role is Role.ADMIN:
+        roles += [{"rolename": "agents"}, {"rolename": "admins"}]
+    return roles
+
+
 def bootstrap_commands(secret: str) -> list[dict[str, Any]]:
     """Static roles and the service accounts; safe to send again (existing objects are kept)."""
     return [
@@ -112,15 +122,10 @@ class MosquittoRights:
         """The user's broker account with its derived password and role rights."""
         if self._known.get((user_id, version)):
             return
-        roles = [{"rolename": "users"}, {"rolename": f"user-{user_id}"}]
-        if role is Role.AGENT:
-            roles.append({"rolename": "agents"})
-        if role is Role.ADMIN:
-            roles += [{"rolename": "agents"}, {"rolename": "admins"}]
         password = broker_password(self._secret, user_id, version)
         await self.dynsec.run([
             _user_role(user_id),
-            {"command": "createClient", "username": user_id, "password": password, "roles": roles},
+            {"command": "createClient", "username": user_id, "password": password, "roles": _client_roles(user_id, role)},
         ])  # fmt: skip
         self._known[(user_id, version)] = True
 
@@ -155,6 +160,8 @@ class MosquittoRights:
             {"command": "setClientPassword", "username": user_id, "password": password},
             {"command": "disableClient", "username": user_id},
         ]
+        if "role" in notice:  # the role may have changed: an existing client keeps the roles it was created with
+            commands.append({"command": "modifyClient", "username": user_id, "roles": _client_roles(user_id, Role(notice["role"]))})
         if notice["active"]:
             commands.append({"command": "enableClient", "username": user_id})
             self._known[(user_id, notice["version"])] = True

@@ -45,6 +45,7 @@ class User(Document):
     email_notifications: bool = True
     # bumped ($inc) by logout, password change and disabling: older tokens stop working
     token_version: int = 0
+    erased_at: datetime | None = None  # set by erasure (core.services.data_rights): the profile is anonymised
 
     @property
     def is_platform_user(self) -> bool:
@@ -53,7 +54,9 @@ class User(Document):
 
     @property
     def contact_email(self) -> str | None:
-        """Where notifications go: the platform's address for platform accounts."""
+        """Where notifications go: the platform's address for platform accounts, nowhere for an erased one."""
+        if self.erased_at is not None:
+            return None
         return self.platform_email if self.is_platform_user else self.email
 
     class Settings:
@@ -534,8 +537,30 @@ class Report(Document):
         ]
 
 
+class AuditEntry(Document):
+    """One admin action (core.services.audit): who did what to which user, key or webhook, and when.
+
+    `seq` numbers the log (a `counters` sequence) and is its page cursor; `details` holds short strings.
+    """
+
+    seq: int
+    at: datetime = Field(default_factory=utcnow)
+    actor_id: str
+    action: str
+    target_type: str
+    target_id: str
+    details: dict[str, str] = Field(default_factory=dict)
+
+    class Settings:
+        name = "audit"
+        indexes = [
+            IndexModel([("seq", DESCENDING)], name="audit_seq_unique", unique=True),
+            IndexModel([("target_id", ASCENDING), ("seq", DESCENDING)], name="audit_target"),
+        ]
+
+
 class Counter(Document):
-    """A named sequence (ticket numbers), advanced with an atomic `$inc`."""
+    """A named sequence (ticket numbers, the audit log), advanced with an atomic `$inc` (core.services.counters)."""
 
     id: str  # type: ignore[assignment]
     value: int = 0
@@ -547,5 +572,5 @@ class Counter(Document):
 DOCUMENT_MODELS: list[type[Document]] = [
     User, Conversation, Message, ReadState, Ticket, TicketEvent, AgentLoad, RefreshToken, PushSubscription, ApiKey,
     Counter, WebhookEndpoint, WebhookEvent, WebhookDelivery, ReactionSet, MemberSettings, Block, Report,
-    Team, TicketRouting, CannedResponse, CsatRating,
+    Team, TicketRouting, CannedResponse, CsatRating, AuditEntry,
 ]

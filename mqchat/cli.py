@@ -195,6 +195,7 @@ def user_create(email: str, password: str, role: str, username: str | None) -> N
     import msgspec
 
     from core.payloads import CreateUserRequest
+    from core.services import audit
     from core.services.users import create_user
 
     try:
@@ -208,6 +209,7 @@ def user_create(email: str, password: str, role: str, username: str | None) -> N
 
     async def action(_: Settings) -> None:
         created = await create_user(request.email, request.username, request.password, request.role)
+        await audit.record(audit.CLI_ACTOR, "user.created", "user", str(created.id), role=created.role.value)
         click.echo(str(created.id))
 
     _one_off(action)
@@ -243,6 +245,7 @@ def api_key_create(name: str) -> None:
     import msgspec
 
     from core.payloads import ApiKeyRequest
+    from core.services import audit
     from core.services.api_keys import create_api_key
 
     try:
@@ -252,7 +255,9 @@ def api_key_create(name: str) -> None:
         sys.exit(2)
 
     async def action(_: Settings) -> None:
-        click.echo((await create_api_key(request.name, created_by="cli")).key)
+        created = await create_api_key(request.name, created_by=audit.CLI_ACTOR)
+        await audit.record(audit.CLI_ACTOR, "api_key.created", "api_key", created.id, name=created.name, prefix=created.prefix)
+        click.echo(created.key)
 
     _one_off(action)
 
@@ -273,9 +278,11 @@ def api_key_list() -> None:
 @click.argument("key_id")
 def api_key_revoke(key_id: str) -> None:
     """Revoke the API key with this id (refused from the next request on)."""
+    from core.services import audit
     from core.services.api_keys import revoke_api_key
 
     async def action(_: Settings) -> None:
         await revoke_api_key(key_id)
+        await audit.record(audit.CLI_ACTOR, "api_key.revoked", "api_key", key_id)
 
     _one_off(action)
