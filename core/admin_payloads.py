@@ -34,7 +34,7 @@ class TicketCountsAt(TicketCounts):
 
 class TicketCountsOf(TicketCounts):
     key: str | None  # the agent or team id; null: unassigned / no team
-    name: str | None  # the agent's username, when known
+    name: str | None  # the agent's username or the team's name, when known
 
 
 class TicketsReport(ReportOut):

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from bson import ObjectId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -47,7 +48,8 @@ async def test_a_desk_day_counted_timed_and_rated_per_agent_and_team(
     system: System, api: httpx.AsyncClient, admin: Account, store: AsyncDatabase
 ) -> None:
     agent, customer = await create_staff(system, api, "agent"), await signup(api)
-    team = f"team-{secrets.token_hex(4)}"
+    team, team_name = str(ObjectId()), f"Shipping {secrets.token_hex(3)}"
+    await store.teams.insert_one({"_id": ObjectId(team), "name": team_name})
     answered, resolved, reopened = [await _ticket(api, customer, admin, agent) for _ in range(3)]
     for ticket in (answered, resolved):
         reply = await api.post(f"/api/conversations/{ticket['conversation_id']}/messages", json={"body": "On it"}, headers=agent.headers)
@@ -56,7 +58,7 @@ async def test_a_desk_day_counted_timed_and_rated_per_agent_and_team(
     await _status(api, agent, reopened, "in_progress", "resolved", "in_progress")  # reopened: not resolved
     await store.tickets.update_many({"number": {"$in": [answered["number"], resolved["number"]]}}, {"$set": {"team_id": team}})
     now_ms = int(time.time() * 1000)
-    await store.csat.insert_many([
+    await store.csat_ratings.insert_many([
         {"ticket_id": t["id"], "agent_id": agent.id, "team_id": t_team, "rating": rating, "created_ms": now_ms}
         for t, t_team, rating in ((answered, team, 5), (resolved, team, 3), (reopened, None, 4))
     ])  # fmt: skip
@@ -74,9 +76,9 @@ async def test_a_desk_day_counted_timed_and_rated_per_agent_and_team(
     by_agent = await report("tickets", team_id=team, group_by="agent")
     assert by_agent["groups"] == [{"key": agent.id, "name": agent.body["user"]["username"], "opened": 2, "resolved": 1}]
     by_team = await report("tickets", agent_id=agent.id, group_by="team")
-    assert sorted(by_team["groups"], key=lambda g: str(g["key"])) == [
+    assert sorted(by_team["groups"], key=lambda g: g["key"] or "") == [
         {"key": None, "name": None, "opened": 1, "resolved": 0},
-        {"key": team, "name": None, "opened": 2, "resolved": 1},
+        {"key": team, "name": team_name, "opened": 2, "resolved": 1},
     ]
 
     first = await report("first-response", agent_id=agent.id)

@@ -87,7 +87,7 @@ class AnalyticsController(Controller):
     dependencies = {"report": Provide(report_query)}
 
     async def _names(self, report: ReportQuery, keys: list[str | None]) -> dict[str, str]:
-        return await analytics.agent_names(keys) if report.group_by == "agent" else {}
+        return await analytics.group_names(report.group_by, keys)
 
     @get("/tickets")
     async def tickets(self, report: NamedDependency[ReportQuery]) -> TicketsReport:

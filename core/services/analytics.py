@@ -9,8 +9,9 @@ computed key falls back to its Python evaluator (~30x slower) and a compound
 `_id` is not grouped at all (docs/store.md), so neither is used.
 
 Tickets carry `team_id` once teams exist; tickets without one group under `null`.
-CSAT ratings are read from the `csat` collection: `{ticket_id, agent_id, team_id,
-rating (1-5), created_ms}`; a rating of 4 or 5 counts as satisfied.
+CSAT ratings are read from the `csat_ratings` collection: `{ticket_id, agent_id,
+team_id, rating (1-5), created_ms}`; a rating of 4 or 5 counts as satisfied. Team
+names come from the `teams` collection (`{_id, name}`) when it exists.
 """
 
 from __future__ import annotations
@@ -21,18 +22,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
 
 from core.clock import iso_from_ms, to_ms, utcnow
 from core.documents import Ticket, User
 from core.errors import InvalidInput
 from core.services.lookup import get_by_id
+from core.topics import is_object_id
 
 Interval = Literal["day", "week"]
 GroupBy = Literal["agent", "team"]
 MAX_BUCKETS = 400
 DEFAULT_DAYS = 30
-CSAT_COLLECTION = "csat"
+CSAT_COLLECTION = "csat_ratings"
+TEAMS_COLLECTION = "teams"
 SATISFIED_FROM = 4
 
 
@@ -173,11 +177,17 @@ def bucket_starts(period: Period) -> list[str]:
     return [iso_from_ms(start) or "" for start in period.boundaries[:-1]]
 
 
-async def agent_names(agent_ids: list[str | None]) -> dict[str, str]:
-    """Usernames of the agents a report names (one lookup each: a report names few agents)."""
-    ids = [agent_id for agent_id in agent_ids if agent_id]
-    found = await asyncio.gather(*(get_by_id(User, agent_id) for agent_id in ids))
-    return {agent_id: user.username for agent_id, user in zip(ids, found, strict=True) if user is not None}
+async def group_names(group_by: GroupBy | None, keys: list[str | None]) -> dict[str, str]:
+    """Agents' usernames or teams' names of a report's groups (one lookup each: a report has few groups)."""
+    ids = [key for key in keys if key and is_object_id(key)]
+    if group_by == "agent":
+        users = await asyncio.gather(*(get_by_id(User, user_id) for user_id in ids))
+        return {user_id: user.username for user_id, user in zip(ids, users, strict=True) if user is not None}
+    if group_by == "team":
+        teams = _collection(TEAMS_COLLECTION)
+        found = await asyncio.gather(*(teams.find_one({"_id": ObjectId(team_id)}, {"name": 1}) for team_id in ids))
+        return {team_id: team["name"] for team_id, team in zip(ids, found, strict=True) if team is not None}
+    return {}
 
 
 def parse_time(value: str | None, name: str, tz: str) -> datetime | None:
