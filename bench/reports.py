@@ -28,6 +28,7 @@ from beanie import PydanticObjectId
 from core.clock import to_ms, utcnow
 from core.db import init_db
 from core.documents import Ticket
+from core.services.analytics import CSAT_COLLECTION
 from core.settings import Settings
 from tests.support import System, create_staff
 
@@ -59,7 +60,8 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
 async def fill(count: int, days: int, agent_ids: list[str], seed: int = 7) -> float:
     """Insert `count` tickets (and CSAT ratings for 30 % of them) in batches; returns tickets per second."""
     rng, now_ms, started = random.Random(seed), to_ms(utcnow()), time.perf_counter()
-    tickets, ratings = Ticket.get_pymongo_collection(), Ticket.get_pymongo_collection().database["csat"]
+    tickets = Ticket.get_pymongo_collection()
+    ratings = tickets.database[CSAT_COLLECTION]
     for offset in range(0, count, 1000):
         docs, rated = [], []
         for number in range(offset, min(offset + 1000, count)):
@@ -118,7 +120,7 @@ async def bench(args: argparse.Namespace) -> dict:
             try:
                 agent_ids = [str(PydanticObjectId()) for _ in range(AGENTS)]
                 report["fill_tickets_per_s"] = round(await fill(args.tickets, args.days, agent_ids))
-                report["csat_ratings"] = await Ticket.get_pymongo_collection().database["csat"].count_documents({})
+                report["csat_ratings"] = await Ticket.get_pymongo_collection().database[CSAT_COLLECTION].estimated_document_count()
             finally:
                 await mongo.close()
             report["reports"] = await time_reports(api, admin.headers, agent_ids[0], args.runs)

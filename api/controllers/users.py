@@ -23,6 +23,7 @@ from core.payloads import (
 )
 from core.roles import Role
 from core.services import audit, data_rights, sessions, users
+from core.topics import is_object_id
 
 
 class UsersController(Controller):
@@ -62,8 +63,11 @@ class AdminUsersController(Controller):
         active: FromQuery[bool | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
     ) -> AdminUserList:
-        """Users whose username or email starts with `q`, deactivated and erased ones too (`active` filters); at most 100."""
-        found = await users.search_users(q, role, limit, by_email=True, active=active)
+        """Users whose username or email starts with `q` (or whose id it is), deactivated and erased ones too (`active` filters); at most 100."""
+        if q and is_object_id(q.strip()):  # an id from the audit log or a report
+            found = [user] if (user := await users.find_user(q.strip())) is not None else []
+        else:
+            found = await users.search_users(q, role, limit, by_email=True, active=active)
         return AdminUserList(items=[_admin_view(user, current_user) for user in found])
 
     @post("/", status_code=HTTP_201_CREATED)
