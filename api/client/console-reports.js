@@ -27,7 +27,7 @@ function bucketLabel(iso, interval) {
 }
 
 function query() {
-  const form = $("report-form");
+  const form = $("analytics-form");
   const start = new Date(Date.now() - (Number(form.days.value) - 1) * DAY_MS);
   const pad = (n) => String(n).padStart(2, "0");
   const params = new URLSearchParams({
@@ -68,15 +68,15 @@ function groupsTable(groupBy, tickets, first, resolution, csat) {
 }
 
 export async function loadReports() {
-  showError("report-error", null);
+  showError("analytics-error", null);
   const params = query();
-  $("report-output").setAttribute("aria-busy", "true");
+  $("analytics-output").setAttribute("aria-busy", "true");
   try {
     const [tickets, first, resolution, csat] = await Promise.all(
       ["tickets", "first-response", "resolution", "csat"].map((name) => api.get(`/api/admin/analytics/${name}?${params}`)));
     const labels = tickets.series.map((p) => bucketLabel(p.start, tickets.interval));
     const toSeconds = (points) => points.map((p) => p.average_seconds);
-    $("report-output").replaceChildren(
+    $("analytics-output").replaceChildren(
       el("div", { class: "figures" },
         card("opened", String(tickets.total.opened)), card("resolved", String(tickets.total.resolved)),
         card("first response", duration(first.total.average_seconds)), card("resolution", duration(resolution.total.average_seconds)),
@@ -93,13 +93,13 @@ export async function loadReports() {
           series: [{ name: "CSAT", values: csat.series.map((p) => p.score) }] }), ["CSAT"])),
       tickets.group_by ? groupsTable(tickets.group_by, tickets, first, resolution, csat) : "");
   } catch (error) {
-    showError("report-error", error);
+    showError("analytics-error", error);
   } finally {
-    $("report-output").removeAttribute("aria-busy");
+    $("analytics-output").removeAttribute("aria-busy");
   }
 }
 
 export function wire() {
-  $("report-form").addEventListener("change", loadReports);
-  $("report-form").addEventListener("submit", (event) => { event.preventDefault(); loadReports(); });
+  $("analytics-form").addEventListener("change", loadReports);
+  $("analytics-form").addEventListener("submit", (event) => { event.preventDefault(); loadReports(); });
 }
