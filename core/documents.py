@@ -288,6 +288,7 @@ class CsatRating(Document):
     rating: int
     comment: str = ""
     created_at: datetime = Field(default_factory=utcnow)
+    created_ms: int = 0  # created_at in epoch ms: the reports bucket by it (core.services.analytics)
 
     class Settings:
         name = "csat_ratings"
@@ -295,6 +296,7 @@ class CsatRating(Document):
             IndexModel([("agent_id", ASCENDING), ("created_at", ASCENDING)], name="csat_agent"),
             IndexModel([("team_id", ASCENDING), ("created_at", ASCENDING)], name="csat_team"),
             IndexModel([("created_at", ASCENDING)], name="csat_created"),
+            IndexModel([("created_ms", ASCENDING)], name="csat_created_ms"),
         ]
 
 

@@ -49,7 +49,7 @@ async def test_a_desk_day_counted_timed_and_rated_per_agent_and_team(
 ) -> None:
     agent, customer = await create_staff(system, api, "agent"), await signup(api)
     team, team_name = str(ObjectId()), f"Shipping {secrets.token_hex(3)}"
-    await store.teams.insert_one({"_id": ObjectId(team), "name": team_name})
+    await store.teams.insert_one({"_id": ObjectId(team), "name": team_name, "name_key": team_name.lower()})
     answered, resolved, reopened = [await _ticket(api, customer, admin, agent) for _ in range(3)]
     for ticket in (answered, resolved):
         reply = await api.post(f"/api/conversations/{ticket['conversation_id']}/messages", json={"body": "On it"}, headers=agent.headers)
