@@ -25,6 +25,7 @@ from api.controllers.messages import MessagesController, UnreadController
 from api.controllers.moderation import AdminModerationController, BlocksController, ReportsController
 from api.controllers.platform import PlatformController
 from api.controllers.push import PushController
+from api.controllers.search import SearchController
 from api.controllers.teams import AdminTeamsController, TeamsController, TicketRoutingController
 from api.controllers.tickets import TicketsController
 from api.controllers.users import AdminUsersController, UsersController
@@ -55,6 +56,7 @@ def route_groups() -> list[ControllerRouterHandler]:
             PushController,
             BlocksController,
             ReportsController,
+            SearchController,
         ],
     )
     admin = Router(
