@@ -72,7 +72,10 @@ async def _ranked(query: Query, scope: list[str]) -> list[Ranked]:
 
 
 async def _cursor(query: Query, before: str, scope: list[str]) -> tuple[int, str]:
-    """Where the previous page ended: the `before` message's (score, id)."""
+    """Where the previous page ended: the `before` message's (score, id), scored on the words it was ranked by."""
+    words = await MessageWords.get_pymongo_collection().find_one({"_id": before}, {"conversation_id": 1, "body": 1})
+    if words is not None and words["conversation_id"] in scope:
+        return score(query, words["body"]), before
     message = await get_by_id(Message, before)
     if message is None or message.conversation_id not in scope:
         raise InvalidInput("before must be a message of the searched conversations")
