@@ -7,7 +7,8 @@ from core.ratelimit import TokenBucket
 from core.settings import Settings
 
 LOGIN_WINDOW = 300.0
-# user directory searches per user: enough for a people picker, too few to enumerate the directory
+# user directory (and, separately, message) searches per user: enough for a people picker or a search
+# box, too few to enumerate the directory or load the store
 SEARCH_RATE = 0.5
 SEARCH_BURST = 30
 
@@ -20,6 +21,7 @@ class RequestLimits:
         self.login = TokenBucket(settings.account_login_limit / LOGIN_WINDOW, settings.account_login_limit, max_keys=keys)
         self.send = TokenBucket(settings.send_rate, settings.send_burst, max_keys=keys)
         self.search = TokenBucket(SEARCH_RATE, SEARCH_BURST, max_keys=keys)
+        self.message_search = TokenBucket(SEARCH_RATE, SEARCH_BURST, max_keys=keys)
         self.platform = TokenBucket(settings.platform_rate, settings.platform_burst, max_keys=keys)
 
     @staticmethod

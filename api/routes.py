@@ -27,6 +27,7 @@ from api.controllers.messages import MessagesController, UnreadController
 from api.controllers.moderation import AdminModerationController, BlocksController, ReportsController
 from api.controllers.platform import PlatformController
 from api.controllers.push import PushController
+from api.controllers.search import SearchController
 from api.controllers.teams import AdminTeamsController, TeamsController, TicketRoutingController
 from api.controllers.tickets import TicketsController
 from api.controllers.users import AdminUsersController, UsersController
@@ -57,6 +58,7 @@ def route_groups() -> list[ControllerRouterHandler]:
             PushController,
             BlocksController,
             ReportsController,
+            SearchController,
         ],
     )
     admin = Router(

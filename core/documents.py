@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from beanie import Document
 from pydantic import BaseModel, Field
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
 
 from core.clock import utcnow
 from core.roles import Role
@@ -126,9 +126,13 @@ class Message(Document):
     attachment_ids: list[str] = Field(default_factory=list)
     attachments: list[AttachmentRef] = Field(default_factory=list)
     reply_to: str | None = None
+    reply_to_seq: int | None = None  # the quoted message's seq: previews of a page are one query per conversation
     created_at: datetime = Field(default_factory=utcnow)
     edited_at: datetime | None = None
     deleted: bool = False
+    # 0 until the search indexer (core.services.search.indexer) has written its MessageWords; set to 0 again
+    # by an edit or a delete. Sending does no search work: the text index is on `message_words`.
+    search_indexed: int = 0
 
     def stored_form(self) -> dict[str, Any]:
         """The document as Beanie would store it, for bulk inserts on the hot path.
@@ -151,7 +155,28 @@ class Message(Document):
             # compound on purpose: nx-27017's find() misses documents through a single-field
             # index on an array (docs/store.md); this one also serves MongoDB
             IndexModel([("attachment_ids", ASCENDING), ("conversation_id", ASCENDING)], name="messages_attachments"),
+            IndexModel([("search_indexed", ASCENDING)], name="messages_search_pending"),
         ]
+
+
+class MessageWords(Document):
+    """What message search finds: a message's folded words (core.services.search.folding.index_terms),
+    written by the search indexer after the message is stored, removed once it is deleted.
+    `id` is the message id; the text index (MESSAGE_SEARCH_INDEX) is created by core.db."""
+
+    id: str  # type: ignore[assignment]
+    conversation_id: str
+    seq: int
+    body: str
+    search_text: str
+
+    class Settings:
+        name = "message_words"
+
+
+# Message search's text index; "none": no stemming or stop words (any language), the terms are folded
+# by mqchat (docs/store.md). Not declared to Beanie: nx-27017 cannot create it twice (core.db).
+MESSAGE_SEARCH_INDEX = IndexModel([("search_text", TEXT)], name="message_words_text", default_language="none")
 
 
 class ReadState(Document):
@@ -572,7 +597,7 @@ class Counter(Document):
 
 
 DOCUMENT_MODELS: list[type[Document]] = [
-    User, Conversation, Message, ReadState, Ticket, TicketEvent, AgentLoad, RefreshToken, PushSubscription, ApiKey,
+    User, Conversation, Message, MessageWords, ReadState, Ticket, TicketEvent, AgentLoad, RefreshToken, PushSubscription, ApiKey,
     Counter, WebhookEndpoint, WebhookEvent, WebhookDelivery, ReactionSet, MemberSettings, Block, Report,
     Team, TicketRouting, CannedResponse, CsatRating, AuditEntry,
 ]

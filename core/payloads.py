@@ -203,6 +203,17 @@ class AttachmentOut(Struct):
     kind: str
 
 
+class ReplyPreview(Struct):
+    """What a reply shows of the message it quotes: the start of its body (empty once deleted)."""
+
+    id: str
+    seq: int
+    sender_id: str | None
+    kind: str
+    body: str
+    deleted: bool
+
+
 class MessageOut(Struct):
     id: str
     conversation_id: str
@@ -218,6 +229,7 @@ class MessageOut(Struct):
     deleted: bool
     read_by: list[str]
     reactions: list[ReactionOut] = []  # core.services.reactions; none on a deleted message
+    reply_preview: ReplyPreview | None = None  # set when reply_to is
 
 
 class ReactionOut(Struct):
@@ -231,6 +243,23 @@ class ReactionOut(Struct):
 class MessagePage(Struct, omit_defaults=True):
     items: list[MessageOut]
     next_before: str | UnsetType | None = UNSET
+
+
+class SnippetPart(Struct):
+    """A piece of a search snippet; `hit` marks a matched word (or the matched beginning of one)."""
+
+    text: str
+    hit: bool
+
+
+class SearchHit(Struct):
+    message: MessageOut
+    snippet: list[SnippetPart]
+
+
+class SearchPage(Struct):
+    items: list[SearchHit]
+    next_before: str | None
 
 
 class SendMessageRequest(Struct, forbid_unknown_fields=True):

@@ -233,6 +233,17 @@ def token(email: str) -> None:
     _one_off(action)
 
 
+@main.command("search-index")
+def search_index() -> None:
+    """Index the words of messages stored before message search existed (safe while mqchat runs)."""
+    from core.services.search.indexer import index_older
+
+    async def action(_: Settings) -> None:
+        click.echo(f"indexed {await index_older()} messages")
+
+    _one_off(action)
+
+
 @main.group("api-key")
 def api_key() -> None:
     """Manage the platform backend's API keys (for /api/platform/*)."""

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import ObjectId
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -191,7 +191,7 @@ async def test_messages_bulk_form_is_what_beanie_stores(system: System) -> None:
         attachment = AttachmentRef(id="f" * 24, filename="a.png", content_type="image/png", size=3, kind="image")
         message = Message(
             id=PydanticObjectId(), conversation_id="c" * 24, seq=7, sender_id="s" * 24, client_msg_id="m-1", kind="image",
-            body="hi", attachment_ids=[attachment.id], attachments=[attachment], reply_to="r" * 24,
+            body="hi", attachment_ids=[attachment.id], attachments=[attachment], reply_to="r" * 24, reply_to_seq=3,
         )  # fmt: skip
         assert message.stored_form() == get_dict(message, to_db=True, keep_nulls=True)
         await Message.get_pymongo_collection().insert_many([message.stored_form()])
@@ -200,11 +200,78 @@ async def test_messages_bulk_form_is_what_beanie_stores(system: System) -> None:
         await message.replace()  # what edits and deletes do: Beanie's own encoding
         raw = await Message.get_pymongo_collection().find_one({"_id": message.id})
         watermarks = {"r" * 24: 7, "s" * 24: 7, "o" * 24: 6}
-        assert stored_message_out(raw, watermarks) == message_out(await Message.get(message.id), watermarks)
-        assert stored_message_out(raw, watermarks).edited_at is not None
+        previews = {"r" * 24: None}
+        assert stored_message_out(raw, watermarks, previews) == message_out(await Message.get(message.id), watermarks, previews)
+        assert stored_message_out(raw, watermarks, {}).edited_at is not None
     finally:
         await client.drop_database(name)
         await client.close()
+
+
+async def test_text_search_over_folded_terms(db: AsyncDatabase) -> None:
+    """core.services.search: a `$text` index over `message_words.search_text` (folded by mqchat,
+    language "none"; created again by each process that starts), every quoted term required,
+    combined with the conversation scope, newest first (string ids); words replaced and removed
+    by the indexer. Quoted replies and a search page's messages are read by `seq $in`."""
+    from pymongo import DeleteOne
+
+    from core.db import ensure_search_index
+    from core.services.search.folding import index_terms, parse_query
+
+    await ensure_search_index(db.message_words)
+    bodies = {
+        1: ("a", "Is the Café open on Sunday?"), 2: ("a", "CAFE closed: coffee shop moved"), 3: ("b", "café in another conversation"),
+        4: ("a", "Привет, КОФЕ здесь"), 5: ("a", "東京で会いましょう"), 6: ("a", "Die Straße ist groß"),
+        7: ("a", "running shoes"), 8: ("a", "snake_case e-mail"),
+    }  # fmt: skip
+
+    def words(n: int, cid: str, body: str) -> UpdateOne:  # what the indexer writes
+        document = {"conversation_id": cid, "seq": n, "body": body, "search_text": index_terms(body)}
+        return UpdateOne({"_id": f"{n:024x}"}, {"$set": document}, upsert=True)
+
+    await db.message_words.bulk_write([words(n, cid, body) for n, (cid, body) in bodies.items()], ordered=False)
+    await ensure_search_index(db.message_words)  # every process does at start; nx-27017 refuses it over documents
+
+    async def found(typed: str, scope: list[str]) -> list[int]:
+        query = parse_query(typed)
+        assert query is not None
+        cursor = db.message_words.find({"$text": {"$search": query.text_search}, "conversation_id": {"$in": scope}}, {"search_text": 0})
+        return [doc["seq"] for doc in await cursor.sort([("_id", -1)]).limit(50).to_list()]
+
+    assert await found("cafe", ["a"]) == [2, 1]
+    assert await found("CAFÉ", ["a", "b"]) == [3, 2, 1]
+    assert await found("caf", ["a"]) == [2, 1], "a word's beginning"
+    assert await found("cafe open", ["a"]) == [1], "every word"
+    assert await found("coffee sunday", ["a"]) == []
+    assert await found("кофе", ["a"]) == [4]
+    assert await found("東京", ["a"]) == [5] and await found("会い", ["a"]) == [5] and await found("京都", ["a"]) == []
+    assert await found("strasse GROSS", ["a"]) == [6]
+    assert await found("run", ["a"]) == [7] and await found("runs", ["a"]) == [], "no stemming"
+    assert await found("snake case", ["a"]) == [8] and await found("mail", ["a"]) == [8]
+    assert await found("cafe", ["z"]) == []
+
+    await db.message_words.bulk_write([words(1, "a", "the cafe moved"), DeleteOne({"_id": f"{2:024x}"})], ordered=False)
+    assert await found("cafe", ["a"]) == [1] and await found("sunday", ["a"]) == []
+
+
+async def test_search_indexer_queue(db: AsyncDatabase) -> None:
+    """core.services.search.indexer: messages waiting for indexing (`search_indexed` 0, indexed),
+    marked done only if their body is still the one indexed; older messages queued with `$exists`."""
+    await db.messages.create_indexes([IndexModel([("search_indexed", ASCENDING)], name="messages_search_pending")])
+    await db.messages.insert_many([
+        {"conversation_id": "a", "seq": n, "body": f"m{n}", "search_indexed": 0} for n in (1, 2, 3)
+    ] + [{"conversation_id": "a", "seq": 4, "body": "older"}])  # fmt: skip
+    pending = await db.messages.find({"search_indexed": 0}, {"body": 1, "seq": 1}).limit(500).to_list()
+    assert sorted(doc["seq"] for doc in pending) == [1, 2, 3]
+    await db.messages.replace_one({"seq": 2}, {"conversation_id": "a", "seq": 2, "body": "edited", "search_indexed": 0})
+    marked = await db.messages.bulk_write([
+        UpdateOne({"_id": doc["_id"], "search_indexed": 0, "body": doc["body"]}, {"$set": {"search_indexed": 1}}) for doc in pending
+    ], ordered=False)  # fmt: skip
+    assert marked.modified_count == 2 and [d["seq"] for d in await db.messages.find({"search_indexed": 0}).to_list()] == [2]
+    await db.messages.update_many({"search_indexed": {"$exists": False}}, {"$set": {"search_indexed": 0}})
+    assert sorted(d["seq"] for d in await db.messages.find({"search_indexed": 0}).to_list()) == [2, 4]
+    quoted = await db.messages.find({"conversation_id": "a", "seq": {"$in": [1, 4, 9]}}).to_list()
+    assert sorted(doc["seq"] for doc in quoted) == [1, 4]
 
 
 async def test_webhook_recording_fan_out_and_leased_claims(db: AsyncDatabase) -> None:

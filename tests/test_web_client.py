@@ -7,6 +7,8 @@ the views are written to `test-artifacts/web-client/` (or `$MQCHAT_TEST_ARTIFACT
 
 from __future__ import annotations
 
+import asyncio
+import re
 import struct
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -328,3 +330,57 @@ async def test_react_report_block_mute_and_archive(browser, web_system: System, 
     await alice_page.get_by_role("button", name="Back to chats").click()
     await expect(alice_page.locator("#conversation-list li")).to_have_count(0)
     assert alice_page.errors == [] and bob_page.errors == []
+async def test_search_jumps_to_messages_and_replies_quote(browser, web_system: System, rest: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    erin, frank = await signup(rest, username="Erin"), await signup(rest, username="Frank")
+    cid = (await open_conversation(rest, erin, frank))["id"]
+    url = f"/api/conversations/{cid}/messages"
+    for n in range(1, 81):
+        body = "the Café order 4711 is packed" if n == 3 else f"note {n}"
+        assert (await rest.post(url, json={"body": body}, headers=erin.headers)).status_code == 201
+    old = (await rest.get(f"{url}?after_seq=2&limit=1", headers=erin.headers)).json()["items"][0]
+    for _ in range(20):  # the search indexer's pass (every 0.5 s) has the words
+        found = await rest.get("/api/search/messages", params={"q": "cafe 4711"}, headers=erin.headers)
+        if found.json()["items"]:
+            break
+        await asyncio.sleep(0.5)
+    page = await signed_in_page(browser, web_system, frank)
+
+    # Search all conversations: the match is marked; choosing it loads the older pages and shows the message.
+    await page.get_by_placeholder("Search messages").fill("cafe 4711")
+    hit = page.locator("#search-results li")
+    await expect(hit).to_have_count(1)
+    await expect(hit.locator("mark")).to_have_text(["Café", "4711"])
+    await expect(hit.locator(".title")).to_have_text("Erin")
+    await hit.click()
+    target = page.locator(f".message[data-id='{old['id']}']")
+    await expect(target).to_be_in_viewport()
+    await expect(target).to_have_class(re.compile("flash"))
+
+    # Search in the open conversation.
+    await page.get_by_role("button", name="Search in this conversation").click()
+    await page.get_by_placeholder("Search in this conversation").fill("note 79")
+    await page.get_by_placeholder("Search in this conversation").press("Enter")
+    await expect(page.locator("#search-here-results li").first.locator("mark")).to_have_text(["note", "79"])
+    await page.locator("#search-here-results li").first.click()
+    await expect(page.locator(".message", has_text="note 79")).to_be_in_viewport()
+    await screenshot(page, "frank-search")
+
+    # Reply: the quote shows the original and goes to it.
+    await page.locator(".message", has_text="the Café order").get_by_role("button", name="Reply").click()
+    await expect(page.locator("#replying")).to_contain_text("Erin: the Café order 4711 is packed")
+    await page.locator("#body").fill("thanks!")
+    await page.locator("#body").press("Enter")
+    mine = page.locator(".message.mine", has_text="thanks!")
+    await expect(mine.locator(".quote")).to_contain_text("the Café order 4711 is packed")
+    await expect(page.locator("#replying")).to_be_hidden()
+    await page.locator(".messages").evaluate("list => list.scrollTop = list.scrollHeight")
+    await mine.locator(".quote").click()
+    await expect(target).to_be_in_viewport()
+    stored = (await rest.get(f"{url}?limit=1", headers=erin.headers)).json()["items"][0]
+    assert stored["body"] == "thanks!" and stored["reply_to"] == old["id"]
+
+    # The original deleted: the quote says so, live.
+    assert (await rest.delete(f"/api/messages/{old['id']}", headers=erin.headers)).status_code == 200
+    await expect(mine.locator(".quote-body")).to_have_text("deleted message")
+    await screenshot(page, "frank-reply")
+    assert page.errors == []

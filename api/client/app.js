@@ -18,7 +18,9 @@ import * as notify from "./notify.js";
 import * as picker from "./picker.js";
 import * as presence from "./presence.js";
 import * as reactions from "./reactions.js";
+import * as replies from "./replies.js";
 import * as routing from "./routing.js";
+import * as search from "./search.js";
 import * as session from "./session.js";
 import * as settings from "./settings.js";
 import { api, embed, getLive, state } from "./state.js";
@@ -26,10 +28,10 @@ import * as tickets from "./tickets.js";
 import * as typing from "./typing.js";
 
 // Each module's wire() registers its hooks (hooks.js) and DOM listeners. Handlers of one hook run in this
-// order: the header's title before its ticket part, a message's attachments before its Edit/Delete, then its
-// reactions and Report.
-const MODULES = [session, embedded, conversations, conversation, presence, messages, attachments, composer, reactions,
-  moderation, typing, tickets, picker, settings, adminConsole, routing,
+// order: the header's title before its ticket part, a message's attachments before its Edit/Delete (and Reply),
+// then its reactions and Report.
+const MODULES = [session, embedded, conversations, conversation, presence, messages, attachments, composer, replies, reactions,
+  moderation, typing, tickets, picker, settings, search, adminConsole, routing,
   context, notify, availability, canned, csat];
 
 adoptQueryLink();

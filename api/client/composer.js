@@ -1,7 +1,7 @@
 // Writing: sending (resent until acknowledged), editing and deleting my messages, the server's refusals.
 
 import { $, el, showError } from "./dom.js";
-import { on, render } from "./hooks.js";
+import { emit, on, render } from "./hooks.js";
 import { getLive, state } from "./state.js";
 import { stopTyping } from "./typing.js";
 
@@ -31,6 +31,7 @@ function submitComposer(event) {
     request.attachment_ids = state.attachments.map((a) => a.id);
     request.kind = state.attachments.every((a) => a.kind === "image") ? "image" : "file";
   }
+  emit("composing", request);
   state.pending.set(request.client_msg_id, { request, sentAt: 0, error: null });
   stopTyping();
   resend(request.client_msg_id);

@@ -2,7 +2,7 @@
 
 import { upsertConversation } from "./conversations.js";
 import { $ } from "./dom.js";
-import { on, render } from "./hooks.js";
+import { emit, on, render } from "./hooks.js";
 import { clearLink, linkConversation } from "./links.js";
 import { loadOlder, markRead, renderMessages } from "./messages.js";
 import { conversationTitle, others, userName } from "./people.js";
@@ -22,6 +22,7 @@ export async function openConversation(cid, { fromLink = false } = {}) {
   state.openId = cid;
   state.editing = null;
   state.typing.clear();
+  emit("conversation-opened", cid);
   $("app-view").classList.add("viewing");
   $("conversation").hidden = false;
   $("empty").hidden = true;

@@ -9,6 +9,8 @@
 //   "conversation-left" (id): the open conversation is no longer mine
 //   "render:<part>" (options): redraw a part: list, head, messages, typing, attachments
 //   "message-item" ({item, meta, message, mine}): add to one message's element while it is drawn
+//   "conversation-opened" (id): a conversation is being opened (before its messages are drawn)
+//   "composing" (request): a message is about to be sent; add to its outbox request (a quote)
 
 const handlers = new Map(); // name -> [handler], in registration order
 

@@ -30,6 +30,7 @@ export const state = {
   ledTeamIds: new Set(), // teams I lead, all of whose tickets I see
   openId: null,
   editing: null,
+  replyingTo: null, // the message the one being written quotes
   attachments: [], // uploaded for the message being written
   images: new Map(), // attachment id -> object URL
   connectedOnce: false,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 
@@ -111,8 +112,8 @@ class ConversationsController(Controller):
         """Newest first with a `before` cursor (`next_before` is null on the last page), or oldest first after `after_seq`."""
         conversation = await conversations.get_for_member(conversation_id, str(current_user.id))
         page, next_before = await messages.history(conversation, before, after_seq, limit, cursor_positions)
-        watermarks = await messages.read_states(conversation_id)
-        items = await reactions.attach([messages.stored_message_out(message, watermarks) for message in page])
+        watermarks, previews = await asyncio.gather(messages.read_states(conversation_id), messages.reply_previews(page))
+        items = await reactions.attach([messages.stored_message_out(message, watermarks, previews) for message in page])
         return MessagePage(items=items) if after_seq is not None else MessagePage(items=items, next_before=next_before)
 
     @post("/{conversation_id:str}/messages")

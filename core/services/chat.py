@@ -6,6 +6,7 @@ So a message sent over REST is delivered exactly as if it had been published.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import MutableSet
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
@@ -52,14 +53,16 @@ async def send(
     """
     outcomes: list[Sent] = []
     watermarks: dict[str, dict[str, int]] = {}
-    for result in await messages.send_many(commands, conversations):
+    results = await messages.send_many(commands, conversations)
+    previews = await messages.reply_previews(r.message.stored_form() for r in results if r.message and r.message.reply_to)
+    for result in results:
         if result.message is None or result.conversation is None:
             outcomes.append(Sent(result))
             continue
         cid = result.command.conversation_id
         if not result.created and cid not in watermarks:  # nobody has read past a message stored just now
             watermarks[cid] = await messages.read_states(cid)
-        view = messages.message_out(result.message, watermarks.get(cid, {}))
+        view = messages.message_out(result.message, watermarks.get(cid, {}), previews)
         to_everyone = result.created or (announced is not None and view.id not in announced)
         if to_everyone and announced is not None:
             announced.add(view.id)
@@ -90,7 +93,10 @@ async def _record_ticket_responses(outcomes: list[Sent]) -> None:
 
 
 async def _changed_message_event(event_type: str, message: Message, conversation: Conversation) -> Planned[MessageOut]:
-    [view] = await reactions.attach([messages.message_out(message, await messages.read_states(message.conversation_id))])
+    watermarks, previews = await asyncio.gather(
+        messages.read_states(message.conversation_id), messages.reply_previews([message.stored_form()])
+    )
+    [view] = await reactions.attach([messages.message_out(message, watermarks, previews)])
     return Planned(view, events.message_event(event_type, view, conversation.participant_ids))
 
 

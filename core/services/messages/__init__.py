@@ -4,7 +4,7 @@
 - `edit`: edits and deletes (tombstones);
 - `history`: pages of stored messages and the cursor positions the caller keeps;
 - `receipts`: read watermarks, unread counts;
-- `views`: the contract's message view; `body`: what a body may be.
+- `views`: the contract's message view (with the preview of a quoted message); `body`: what a body may be.
 """
 
 from core.services.messages.body import validate_body
@@ -12,7 +12,7 @@ from core.services.messages.edit import delete_message, edit_message, get_messag
 from core.services.messages.history import CursorPositions, history, last_message
 from core.services.messages.receipts import Receipt, mark_read, read_states, unread_count
 from core.services.messages.send import SendCommand, SendResult, send_many
-from core.services.messages.views import StoredMessage, message_out, stored_message_out
+from core.services.messages.views import StoredMessage, message_out, reply_previews, stored_message_out
 
 __all__ = [
     "CursorPositions",
@@ -28,6 +28,7 @@ __all__ = [
     "mark_read",
     "message_out",
     "read_states",
+    "reply_previews",
     "send_many",
     "stored_message_out",
     "unread_count",

@@ -30,7 +30,7 @@ async def edit_message(user: User, message_id: str, body: str, edit_window_secon
     if utcnow() - message.created_at > timedelta(seconds=edit_window_seconds):
         raise Forbidden("the edit window has passed")
     validate_body(body, bool(message.attachment_ids))
-    message.body, message.edited_at = body, utcnow()
+    message.body, message.edited_at, message.search_indexed = body, utcnow(), 0  # the indexer finds the new words
     await message.replace()
     return message, conversation
 
@@ -45,6 +45,7 @@ async def delete_message(user: User, message_id: str) -> tuple[Message, Conversa
         raise Forbidden("only the author or an admin may delete a message")
     if not message.deleted:
         message.body, message.attachment_ids, message.attachments, message.deleted = "", [], [], True
+        message.search_indexed = 0  # the indexer removes its words
         message.edited_at = utcnow()
         await message.replace()
     return message, conversation

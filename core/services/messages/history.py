@@ -9,7 +9,7 @@ from core.errors import InvalidInput
 from core.payloads import MessageOut
 from core.services.lookup import get_by_id
 from core.services.messages.receipts import read_states
-from core.services.messages.views import StoredMessage, stored_message_out
+from core.services.messages.views import StoredMessage, reply_previews, stored_message_out
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
@@ -73,4 +73,4 @@ async def last_message(conversation: Conversation) -> MessageOut | None:
     """The newest message of the conversation, if any."""
     conversation_id = str(conversation.id)
     top = await _stored({"conversation_id": conversation_id}, -1, 1)
-    return stored_message_out(top[0], await read_states(conversation_id)) if top else None
+    return stored_message_out(top[0], await read_states(conversation_id), await reply_previews(top)) if top else None

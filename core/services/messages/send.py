@@ -127,7 +127,7 @@ async def _claim(
     closed = await _closed_ticket(conversation)
     for result in batch:
         try:
-            shown = await _check_send(conversation, result.command, closed)
+            shown, reply_to_seq = await _check_send(conversation, result.command, closed)
             if result.command.sender_id in refused:
                 raise refused[result.command.sender_id]
         except DomainError as error:
@@ -139,7 +139,7 @@ async def _claim(
         # retry, REST + MQTT) are found by the idempotency index when inserting.
         key = (result.command.sender_id, result.command.client_msg_id)
         if key not in firsts:
-            result.message, result.created = _new_message(result.command, shown), True
+            result.message, result.created = _new_message(result.command, shown, reply_to_seq), True
             firsts[key] = result
     if not accepted or conversation is None:
         return None
@@ -156,23 +156,28 @@ async def _closed_ticket(conversation: Conversation | None) -> Conflict | None:
     return None if closed is None else Conflict(f"ticket #{closed['number']} is closed: open a new ticket to continue")
 
 
-async def _check_send(conversation: Conversation | None, command: SendCommand, closed: DomainError | None) -> list[AttachmentRef]:
+async def _check_send(
+    conversation: Conversation | None, command: SendCommand, closed: DomainError | None
+) -> tuple[list[AttachmentRef], int | None]:
     """Refuse what may not be sent (`closed`: why the conversation takes no more messages but the system's);
-    the attachments the message will show."""
+    the attachments the message will show and the quoted message's seq."""
     is_system = command.sender_id == SYSTEM_SENDER
     if conversation is None or (not is_system and command.sender_id not in conversation.participant_ids):
         raise NotFound("conversation not found")
     if closed is not None and not is_system:
         raise closed
     validate_body(command.body, bool(command.attachment_ids))
+    reply_to_seq = None
     if command.reply_to is not None:
         replied = await get_by_id(Message, command.reply_to)
         if replied is None or replied.conversation_id != command.conversation_id:
             raise InvalidInput("reply_to must be a message of the same conversation")
-    return await attachments.owned_by(command.sender_id, command.attachment_ids) if command.attachment_ids else []
+        reply_to_seq = replied.seq
+    shown = await attachments.owned_by(command.sender_id, command.attachment_ids) if command.attachment_ids else []
+    return shown, reply_to_seq
 
 
-def _new_message(command: SendCommand, shown: list[AttachmentRef]) -> Message:
+def _new_message(command: SendCommand, shown: list[AttachmentRef], reply_to_seq: int | None) -> Message:
     return Message(
         id=PydanticObjectId(),
         conversation_id=command.conversation_id,
@@ -184,6 +189,7 @@ def _new_message(command: SendCommand, shown: list[AttachmentRef]) -> Message:
         attachment_ids=[ref.id for ref in shown],
         attachments=shown,
         reply_to=command.reply_to,
+        reply_to_seq=reply_to_seq,
     )
 
 
