@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import calibration
+
 
 def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
     result = subprocess.run(
@@ -22,4 +24,22 @@ def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
     assert report["connections"]["held"] == report["connections"]["target"]
     cpu = report["load"]["e2e@50"]["cpu_ms_per_message"]
     assert {"broker", "bridge", "api", "store", "load generator"} <= set(cpu) and cpu["bridge"] > 0
-    assert report_file.with_suffix(".md").exists()
+    assert set(cpu) == set(report["load"]["e2e@50"]["cpu_ref_ms_per_message"])
+    # Comparable runs: the load before every round, a calibration before and after the run, flags that follow them.
+    cal = report["calibration"]
+    assert len(cal["points_ms"]) == 2 and all(point > 0 for point in cal["points_ms"]) and len(cal["drifts"]) == 1
+    for row in report["load"].values():
+        for run in row["runs"]:
+            expected = calibration.round_flags(run["load_before"]) + calibration.drift_flags(*cal["points_ms"])
+            assert run["load_before"] >= 0 and run["flags"] == expected
+    assert report["comparable"]["quiet"] == (report["comparable"]["flagged_rounds"] == 0)
+    markdown = report_file.with_suffix(".md").read_text()
+    assert ("FLAGGED" in markdown) == (not report["comparable"]["quiet"]) and "reference milliseconds" in markdown
+
+
+def test_rounds_on_a_loaded_or_drifting_machine_are_flagged() -> None:
+    assert calibration.round_flags(0.7) == [] and calibration.round_flags(0.71) == ["load 0.71 > 0.7"]
+    assert calibration.drift_flags(100.0, 114.0) == [] and calibration.drift_flags(100.0, 116.0) == ["calibration drift 16% > 15%"]
+    summary = calibration.summary([100.0, 90.0, 120.0])
+    assert summary["drifts"] == [0.1, 0.333] and summary["flagged_runs"] == [1]
+    assert calibration.in_reference_ms({"bridge": 2.0}, summary) == {"bridge": 2.0}  # median point 100 ms = REFERENCE_MS
