@@ -3,6 +3,8 @@
     python -m bench                      # embedded broker, 3 runs of every measure
     python -m bench --broker mosquitto   # Mosquitto (mqchat mosquitto + MQCHAT_BROKER=external)
     python -m bench --quick              # a few seconds, for the smoke test
+    python -m bench --count              # what one chat message costs: store commands, JSON, validation, packets
+    python -m bench --profile --rates 200 --duration 20   # py-spy of every server process during E2E rounds
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import httpx
 import psutil
 from rich.progress import Progress
 
-from bench import calibration
+from bench import calibration, costs, profiling
 from bench.load import LoadResult, run_load
 from bench.measures import fill_history, history_latency, idle_connections, login_throughput
 from core.db import init_db
@@ -44,6 +46,9 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--history-depth", type=int, default=100_000)
     parser.add_argument("--connections", type=int, default=0, help="idle connections to try (default: 1000 embedded, 5000 mosquitto)")
     parser.add_argument("--quick", action="store_true", help="tiny settings for a smoke run")
+    parser.add_argument("--count", type=int, nargs="?", const=100, default=0, metavar="MESSAGES",
+                        help="instead of timing: count what one message costs, over MESSAGES sent one at a time (default 100)")
+    parser.add_argument("--profile", action="store_true", help="instead of the full report: py-spy each server process during one E2E round per rate")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -289,8 +294,56 @@ def plots(report: dict, stem: Path) -> list[str]:
     return [latency_png.name, throughput_png.name]
 
 
+async def count(args: argparse.Namespace) -> dict:
+    """`--count`: a system whose Python children count on SIGUSR1 (bench.counting), and the counts per message."""
+    workdir = Path(tempfile.mkdtemp(prefix="mqchat-count-"))
+    system = System.on_free_ports(workdir / "data", broker=args.broker, **costs.counting_env(workdir))
+    system.start()
+    try:
+        async with httpx.AsyncClient(base_url=system.api_url, timeout=60) as api:
+            return await costs.count_costs(system, api, components(system), workdir, args.count)
+    finally:
+        system.stop()
+
+
+async def profile(args: argparse.Namespace) -> dict:
+    """`--profile`: one E2E round per rate while py-spy records every server process; their top frames."""
+    workdir = Path(tempfile.mkdtemp(prefix="mqchat-profile-"))
+    system = System.on_free_ports(workdir / "data", broker=args.broker)
+    system.start()
+    report: dict = {"broker": args.broker, "machine": _machine(), "rounds": {}}
+    try:
+        async with httpx.AsyncClient(base_url=system.api_url, timeout=60) as api:
+            pairs, _ = await _pairs(system, api, args.pairs)
+            for rate in (int(r) for r in args.rates.split(",")):
+                stem = args.out / f"profile-{args.broker}-{rate}-{time.strftime('%Y%m%dT%H%M%S')}"
+                recording = await profiling.record(components(system), args.duration, stem)
+                result = await _load_round(system, pairs, rate, args.duration, e2e=True)
+                files = await recording.finished()
+                report["rounds"][str(rate)] = {"load": result.as_dict(), "files": {r: p.name for r, p in files.items()},
+                                               "top": {role: profiling.top_frames(path) for role, path in files.items()}}  # fmt: skip
+    finally:
+        system.stop()
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     args = options(argv)
+    if args.profile:
+        args.out.mkdir(parents=True, exist_ok=True)
+        profiled = asyncio.run(profile(args))
+        target = args.out / f"profile-{args.broker}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+        target.write_text(json.dumps(profiled, indent=2))
+        print(json.dumps({rate: {role: top["self"][:8] for role, top in row["top"].items()} for rate, row in profiled["rounds"].items()}, indent=1))
+        return 0
+    if args.count:
+        counted = asyncio.run(count(args))
+        args.out.mkdir(parents=True, exist_ok=True)
+        stem = args.out / f"counts-{args.broker}-{time.strftime('%Y%m%dT%H%M%S')}"
+        stem.with_suffix(".json").write_text(json.dumps(counted, indent=2))
+        stem.with_suffix(".md").write_text(costs.markdown(counted))
+        print(costs.markdown(counted))
+        return 0
     report = asyncio.run(bench(args))
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"{report['broker']}-{time.strftime('%Y%m%dT%H%M%S')}"
