@@ -150,7 +150,7 @@ def _cpu_per_message(results: list[dict]) -> dict[str, float]:
 
 async def bench(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="mqchat-bench-"))
-    system = System.on_free_ports(workdir / "data", broker=args.broker)
+    system = System.on_free_ports(workdir / "data", broker=args.broker, **costs.counting_env(workdir))
     system.start()
     report: dict = {"broker": args.broker, "machine": _machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     points = [calibration.calibrate()]  # before the first run, then after each (bench.calibration.summary)
@@ -164,6 +164,8 @@ async def bench(args: argparse.Namespace) -> dict:
             report["connections"] = await idle_connections(
                 lambda n: user_client(system, owner, f"idle-{n}"), f"chat/users/{owner.id}/inbox", components(system)["broker"].pid, args.connections
             )
+            # Deterministic, so first: what one message costs, counted (bench.costs).
+            report["counts"] = await costs.count_costs(system, api, components(system), workdir, 10 if args.quick else 100)
             load: dict[str, list[dict]] = {}
             with Progress() as progress:
                 task = progress.add_task("load", total=args.runs * len(rates) * 2)
@@ -250,7 +252,8 @@ def markdown(report: dict) -> str:
               f"History at depth {report['history']['depth']}: page {report['history']['page']}, after_seq {report['history']['after_seq']}",
               f"History fill (insert_many): {report['history_fill_docs_per_s']} docs/s",
               f"Logins: {report['login']}", f"Idle connections: {report['connections']}", "",
-              "Figures are medians over the unflagged runs (over all runs where every run is flagged); every run is in the JSON."]  # fmt: skip
+              "Figures are medians over the unflagged runs (over all runs where every run is flagged); every run is in the JSON.",
+              "", *costs.markdown(report["counts"]).replace("# ", "## ", 1).splitlines()]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

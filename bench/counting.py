@@ -17,7 +17,8 @@ What is counted:
 - MQTT packets sent and received by paho clients (the bridge, the API, the bench's
   own clients), by type: every packet goes between a client and the broker, so the
   sum over the clients is what the broker handles;
-- ACL decisions of the embedded broker, by action; asyncio tasks created and timers set.
+- ACL decisions of the embedded broker, by action, and how many the policy evaluated
+  (the rest were remembered); asyncio tasks created and timers set.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ def _py_call(frame: FrameType) -> None:
         counts[f"mqtt.received.{PACKET_TYPES.get(command, 'other')}"] += 1
     elif name == "topic_filtering" and filename.endswith(f"broker{os.sep}plugins.py"):
         counts[f"acl.{getattr(frame.f_locals.get('action'), 'name', 'other').lower()}"] += 1
+    elif name == "allows" and filename.endswith(f"core{os.sep}acl.py"):
+        counts["acl.evaluated"] += 1  # decided by the policy, not remembered
     elif name == "create_task" and filename.endswith(f"asyncio{os.sep}base_events.py"):
         counts["asyncio.tasks"] += 1
     elif name == "call_at" and filename.endswith(f"asyncio{os.sep}base_events.py"):

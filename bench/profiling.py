@@ -20,6 +20,8 @@ from pathlib import Path
 import psutil
 
 RATE = 100  # samples per second
+_IDLE_LEAVES = ("epoll_wait", "select ", "poll ", "nanosleep", "clock_nanosleep")
+_IDLE_FRAMES = ("PyThread_acquire_lock_timed", "_queue_SimpleQueue_get")
 _FRAME = re.compile(r"^(?P<function>[^(]+?) \((?P<file>[^:)]+)(?::\d+)?\)$")
 
 
@@ -72,11 +74,20 @@ def _frame_name(frame: str) -> str:
     return f"{match['function']} ({path})"
 
 
+def _is_idle(frames: list[str]) -> bool:
+    """Waiting, not working: the event loop's poll, or a thread blocked on a lock or queue."""
+    return frames[-1].startswith(_IDLE_LEAVES) or any(f.startswith(_IDLE_FRAMES) for f in frames)
+
+
 def top_frames(raw: Path, count: int = 12) -> dict:
-    """The functions with the most samples: on top of the stack (self) and anywhere in it (inclusive)."""
+    """The functions with the most busy samples: on top of the stack (self) and anywhere in it (inclusive).
+
+    Shares are of the busy samples (idle ones are counted apart); frames found in
+    nearly every busy stack (the runner: click, asyncio's loop) are left out of `inclusive`.
+    """
     own: Counter[str] = Counter()
     anywhere: Counter[str] = Counter()
-    total = 0
+    busy = idle = 0
     for line in raw.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
         if not stack or not samples.isdigit():
@@ -84,9 +95,13 @@ def top_frames(raw: Path, count: int = 12) -> dict:
         n = int(samples)
         frames = [_frame_name(f) for f in stack.split(";") if f.strip()]
         frames = [f for f in frames if not f.startswith(("process ", "thread "))] or frames
-        total += n
+        if _is_idle(frames):
+            idle += n
+            continue
+        busy += n
         own[frames[-1]] += n
         for name in set(frames):
             anywhere[name] += n
-    share = lambda c: [[name, round(n / max(total, 1), 3)] for name, n in c.most_common(count)]  # noqa: E731
-    return {"samples": total, "self": share(own), "inclusive": share(anywhere)}
+    share = lambda c: [[name, round(n / max(busy, 1), 3)] for name, n in c.most_common(count)]  # noqa: E731
+    informative = Counter({name: n for name, n in anywhere.items() if n < 0.9 * busy})
+    return {"busy_samples": busy, "idle_samples": idle, "self": share(own), "inclusive": share(informative)}

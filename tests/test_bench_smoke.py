@@ -1,4 +1,5 @@
-"""Keeps the benchmark runnable: a few seconds of `python -m bench --quick` (no timing assertions)."""
+"""Keeps the benchmark runnable: a few seconds of `python -m bench --quick` (no timing assertions, but the
+counts of what one message costs, which are deterministic)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,17 @@ import sys
 from pathlib import Path
 
 from bench import calibration
+
+
+def _check_counts(counts: dict) -> None:
+    """Counts are deterministic: at one message per batch, one insert and one conversation update per message."""
+    per = counts["per_message"]
+    assert per["bridge"]["store.insert.messages"] == 1 and per["bridge"]["store.update.conversations"] == 1
+    assert per["load generator"]["mqtt.sent.PUBLISH"] == 1 and per["load generator"]["mqtt.received.PUBLISH"] == 1
+    assert per["bridge"]["mqtt.received.PUBLISH"] == 1 and per["bridge"]["mqtt.sent.PUBLISH"] == 3  # both inboxes, the conversation
+    assert per["broker"]["acl.receive"] == 2
+    assert per["broker"]["acl.evaluated"] == per["broker"]["acl.publish"]  # every RECEIVE answer remembered
+    assert counts["history"]["before: next_before"]["store.find.messages"] == 1  # the cursor's position is known: no lookup
 
 
 def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
@@ -35,6 +47,8 @@ def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
     assert report["comparable"]["quiet"] == (report["comparable"]["flagged_rounds"] == 0)
     markdown = report_file.with_suffix(".md").read_text()
     assert ("FLAGGED" in markdown) == (not report["comparable"]["quiet"]) and "reference milliseconds" in markdown
+    _check_counts(report["counts"])
+    assert "Cost of one persisted chat message" in markdown
 
 
 def test_rounds_on_a_loaded_or_drifting_machine_are_flagged() -> None:
