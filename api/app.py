@@ -23,7 +23,7 @@ from api.request_id import install_log_field, request_id_middleware
 from api.requests import StrictJSONRequest
 from api.routes import route_groups
 from core import __version__
-from core.broker_rights import BrokerRights, MosquittoRights, rights_for
+from core.broker_rights import BrokerRights, rights_for
 from core.db import init_db
 from core.platform_tokens import PlatformTokenVerifier
 from core.services.messages import CursorPositions
@@ -50,8 +50,7 @@ def create_app(settings: Settings) -> Litestar:
             yield
         finally:
             await app.state.publisher.stop()
-            if isinstance(rights, MosquittoRights):
-                await rights.dynsec.close()
+            await rights.close()
             await app.state.mongo.close()
 
     rights = rights_for(settings)

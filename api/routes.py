@@ -14,8 +14,10 @@ from litestar.types import ControllerRouterHandler
 from api.auth import require_admin, require_api_key
 from api.controllers.admin import AdminStatsController
 from api.controllers.agents import AgentsController
+from api.controllers.analytics import AnalyticsController
 from api.controllers.api_keys import ApiKeysController
 from api.controllers.attachments import AttachmentsController
+from api.controllers.audit import AuditController
 from api.controllers.auth import AuthController
 from api.controllers.canned import CannedController
 from api.controllers.conversations import ConversationsController
@@ -62,8 +64,8 @@ def route_groups() -> list[ControllerRouterHandler]:
         security=USER_TOKEN,
         guards=[require_admin],
         route_handlers=[
-            AdminStatsController, AdminUsersController, ApiKeysController, WebhooksController, AdminModerationController, metrics,
-            AdminTeamsController, TicketRoutingController, AdminCsatController,
+            AdminStatsController, AnalyticsController, AdminUsersController, AuditController, ApiKeysController, WebhooksController,
+            AdminModerationController, metrics, AdminTeamsController, TicketRoutingController, AdminCsatController,
         ],
     )
     platform = Router(path="/", security=API_KEY, guards=[require_api_key], route_handlers=[PlatformController])

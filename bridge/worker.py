@@ -35,7 +35,7 @@ from bridge.pipeline import Pipeline, StoreUnavailable
 from bridge.ticket_dispatcher import TicketDispatcher
 from core import events, metrics, topics
 from core.backoff import Backoff
-from core.broker_rights import BrokerRights, MosquittoRights, rights_for
+from core.broker_rights import BrokerRights, rights_for
 from core.db import init_db
 from core.mqtt import service_client
 from core.mqtt.acks import acknowledge, manual_acks
@@ -63,7 +63,7 @@ def subscriptions(settings: Settings) -> list[str]:
     requests published before the workers re-subscribe are not queued; senders
     then resend (no `message.created`), but one worker need not pay that.
     """
-    if settings.broker == "embedded" or settings.bridge_workers == 1:
+    if settings.broker != "external" or settings.bridge_workers == 1:  # amqtt and NATS have no shared subscriptions
         return [topics.OUTBOX_FILTER, topics.MEMBERSHIP_CONTROL]
     return [topics.SHARED_ACTIONS_FILTER, topics.MEMBERSHIP_CONTROL, *([topics.PRESENCE_FILTER] if settings.is_lead_bridge else [])]
 
@@ -225,7 +225,6 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
             await cancel_and_wait(sending)
         if notifying is not None:
             await cancel_and_wait(notifying)
-        if isinstance(rights, MosquittoRights):
-            await rights.dynsec.close()
+        await rights.close()
         await mongo.close()
         log.info("bridge.stopped")

@@ -45,6 +45,7 @@ class User(Document):
     email_notifications: bool = True
     # bumped ($inc) by logout, password change and disabling: older tokens stop working
     token_version: int = 0
+    erased_at: datetime | None = None  # set by erasure (core.services.data_rights): the profile is anonymised
 
     @property
     def is_platform_user(self) -> bool:
@@ -53,7 +54,9 @@ class User(Document):
 
     @property
     def contact_email(self) -> str | None:
-        """Where notifications go: the platform's address for platform accounts."""
+        """Where notifications go: the platform's address for platform accounts, nowhere for an erased one."""
+        if self.erased_at is not None:
+            return None
         return self.platform_email if self.is_platform_user else self.email
 
     class Settings:
@@ -186,9 +189,12 @@ class Ticket(Document):
     status: TicketStatus = "open"
     conversation_id: str
     created_at: datetime = Field(default_factory=utcnow)
+    # epoch-ms twins of the times reports bucket by: nx-27017's aggregation cannot compute on datetimes
+    created_ms: int = 0
     updated_ms: int = 0
     assigned_ms: int | None = None
     first_response_ms: int | None = None
+    resolved_ms: int | None = None  # the latest resolution; cleared when the ticket is reopened
     held_until_ms: int = 0  # an auto-assigner holds the open ticket until then (core.services.tickets)
     team_id: str | None = None  # the team whose queue it is in (core.services.teams); None: every agent's
     escalated_ms: int | None = None  # when it waited longer than its team's threshold without an answer
@@ -200,6 +206,10 @@ class Ticket(Document):
             IndexModel([("status", ASCENDING), ("number", ASCENDING)], name="tickets_status_number"),
             IndexModel([("customer_id", ASCENDING), ("number", DESCENDING)], name="tickets_customer"),
             IndexModel([("assignee_id", ASCENDING), ("status", ASCENDING)], name="tickets_assignee_status"),
+            # the reports' time ranges (core.services.analytics)
+            IndexModel([("created_ms", ASCENDING)], name="tickets_created"),
+            IndexModel([("first_response_ms", ASCENDING)], name="tickets_first_response"),
+            IndexModel([("resolved_ms", ASCENDING)], name="tickets_resolved"),
         ]
 
 
@@ -278,6 +288,7 @@ class CsatRating(Document):
     rating: int
     comment: str = ""
     created_at: datetime = Field(default_factory=utcnow)
+    created_ms: int = 0  # created_at in epoch ms: the reports bucket by it (core.services.analytics)
 
     class Settings:
         name = "csat_ratings"
@@ -285,6 +296,7 @@ class CsatRating(Document):
             IndexModel([("agent_id", ASCENDING), ("created_at", ASCENDING)], name="csat_agent"),
             IndexModel([("team_id", ASCENDING), ("created_at", ASCENDING)], name="csat_team"),
             IndexModel([("created_at", ASCENDING)], name="csat_created"),
+            IndexModel([("created_ms", ASCENDING)], name="csat_created_ms"),
         ]
 
 
@@ -527,8 +539,30 @@ class Report(Document):
         ]
 
 
+class AuditEntry(Document):
+    """One admin action (core.services.audit): who did what to which user, key or webhook, and when.
+
+    `seq` numbers the log (a `counters` sequence) and is its page cursor; `details` holds short strings.
+    """
+
+    seq: int
+    at: datetime = Field(default_factory=utcnow)
+    actor_id: str
+    action: str
+    target_type: str
+    target_id: str
+    details: dict[str, str] = Field(default_factory=dict)
+
+    class Settings:
+        name = "audit"
+        indexes = [
+            IndexModel([("seq", DESCENDING)], name="audit_seq_unique", unique=True),
+            IndexModel([("target_id", ASCENDING), ("seq", DESCENDING)], name="audit_target"),
+        ]
+
+
 class Counter(Document):
-    """A named sequence (ticket numbers), advanced with an atomic `$inc`."""
+    """A named sequence (ticket numbers, the audit log), advanced with an atomic `$inc` (core.services.counters)."""
 
     id: str  # type: ignore[assignment]
     value: int = 0
@@ -540,5 +574,5 @@ class Counter(Document):
 DOCUMENT_MODELS: list[type[Document]] = [
     User, Conversation, Message, ReadState, Ticket, TicketEvent, AgentLoad, RefreshToken, PushSubscription, ApiKey,
     Counter, WebhookEndpoint, WebhookEvent, WebhookDelivery, ReactionSet, MemberSettings, Block, Report,
-    Team, TicketRouting, CannedResponse, CsatRating,
+    Team, TicketRouting, CannedResponse, CsatRating, AuditEntry,
 ]

@@ -136,7 +136,7 @@ def csat_event(rating: CsatOut, user_ids: Iterable[str]) -> list[Delivery]:
     return [Delivery(topics.AGENT_TICKETS, payload), *_to_inboxes((uid for uid in user_ids if uid), payload)]
 
 
-def sessions_revoked(user_id: str, version: int, active: bool) -> list[Delivery]:
-    """A user's tokens were revoked (logout, password change, disabled): brokers cut their connections."""
-    notice = {"user_id": user_id, "version": version, "active": active}
+def sessions_revoked(user_id: str, version: int, active: bool, role: str) -> list[Delivery]:
+    """A user's tokens were revoked (logout, password change, disabled, role changed): brokers cut their connections."""
+    notice = {"user_id": user_id, "version": version, "active": active, "role": role}
     return [Delivery(topics.SESSIONS_CONTROL, _encode(notice))]

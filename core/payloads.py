@@ -118,10 +118,6 @@ class PasswordChangeRequest(Struct, forbid_unknown_fields=True):
     new_password: Password
 
 
-class UserStatusRequest(Struct, forbid_unknown_fields=True):
-    active: bool
-
-
 class SignupRequest(Struct, forbid_unknown_fields=True):
     email: Email
     username: Username

@@ -71,11 +71,14 @@ class Settings(BaseSettings):
     public_host: str = var("localhost", "MQCHAT_PUBLIC_HOST")  # default: MQCHAT_HOST unless a loopback/any address
     mqtt_port: int = var(1883, "MQCHAT_MQTT_PORT")
     ws_port: int = var(9001, "MQCHAT_WS_PORT")
-    broker: Literal["embedded", "external"] = var("embedded", "MQCHAT_BROKER")
+    broker: Literal["embedded", "external", "nats"] = var("embedded", "MQCHAT_BROKER")
     mqtt_host: str = var("127.0.0.1", "MQTT_HOST")
     external_mqtt_port: int = var(1883, "MQTT_PORT")
     connect_timeout_ms: Positive = var(10_000, "MQCHAT_CONNECT_TIMEOUT_MS")
     pending_connections_per_address: Positive = var(64, "MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS")
+    nats_nodes: Positive = var(3, "MQCHAT_NATS_NODES")  # MQCHAT_BROKER=nats: node i listens on each base port + i
+    nats_port: int = var(4222, "MQCHAT_NATS_PORT")  # NATS clients (mqchat's callout service and system connection)
+    nats_cluster_port: int = var(6222, "MQCHAT_NATS_CLUSTER_PORT")  # routes between the nodes
     bridge_workers: Positive = var(1, "MQCHAT_BRIDGE_WORKERS")
     bridge_instance: str = var("worker-1", "MQCHAT_BRIDGE_INSTANCE")
 
@@ -282,7 +285,13 @@ class Settings(BaseSettings):
         """URI of the embedded nx-27017 store launched by `mqchat up`."""
         return f"mongodb://127.0.0.1:{self.store_port}"
 
-    def with_broker(self, broker: Literal["embedded", "external"], port: int) -> Settings:
+    @property
+    def nats_servers(self) -> list[str]:
+        """NATS client URLs of the cluster's nodes on this machine (MQCHAT_BROKER=nats)."""
+        host = "127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host
+        return [f"nats://{host}:{self.nats_port + i}" for i in range(self.nats_nodes)]
+
+    def with_broker(self, broker: Literal["embedded", "external", "nats"], port: int) -> Settings:
         """A copy of these settings using the given broker kind on 127.0.0.1:`port`."""
         return self.model_copy(update={"broker": broker, "mqtt_host": "127.0.0.1", "external_mqtt_port": port})
 

@@ -17,13 +17,20 @@ def addresses(settings: Settings, store_uri: str, embedded_store: bool) -> dict[
         "web_client": f"{base}/",
         "api": f"{base}/api",
         "openapi": f"{base}/schema",
-        "mqtt_port": settings.mqtt_port if settings.broker == "embedded" else port,
+        "mqtt_port": port if settings.broker == "external" else settings.mqtt_port,
         "ws_port": settings.ws_port,
-        "ws_url": settings.ws_url if settings.broker == "embedded" else "",
+        "ws_url": "" if settings.broker == "external" else settings.ws_url,
         "data_dir": str(settings.data_dir.resolve()),
-        "broker": "embedded (amqtt)" if settings.broker == "embedded" else f"external at {host}:{port}",
+        "broker": _broker(settings, host, port),
         "store": f"embedded (nx-27017) at {redact_uri(store_uri)}" if embedded_store else f"MongoDB at {redact_uri(store_uri)}",
     }
+
+
+def _broker(settings: Settings, host: str, port: int) -> str:
+    if settings.broker == "nats":
+        last = settings.nats_nodes - 1
+        return f"NATS cluster of {settings.nats_nodes} (MQTT on ports {settings.mqtt_port}-{settings.mqtt_port + last})"
+    return "embedded (amqtt)" if settings.broker == "embedded" else f"external at {host}:{port}"
 
 
 def print_banner(facts: dict[str, str | int]) -> None:

@@ -125,6 +125,18 @@ def mosquitto() -> None:
         sys.exit(2)
 
 
+@main.command("nats")
+def nats_cluster() -> None:
+    """Run a NATS JetStream cluster (MQCHAT_NATS_NODES nodes) with mqchat's auth callout service."""
+    from mqchat.nats import NatsError, run_nats
+
+    try:
+        _run_component(run_nats, sampled_as="nats")
+    except NatsError as exc:
+        click.echo(f"mqchat: {exc}", err=True)
+        sys.exit(2)
+
+
 @main.command()
 def store() -> None:
     """Run only the embedded store (nx-27017) on MQCHAT_STORE_PORT."""
@@ -183,6 +195,7 @@ def user_create(email: str, password: str, role: str, username: str | None) -> N
     import msgspec
 
     from core.payloads import CreateUserRequest
+    from core.services import audit
     from core.services.users import create_user
 
     try:
@@ -196,6 +209,7 @@ def user_create(email: str, password: str, role: str, username: str | None) -> N
 
     async def action(_: Settings) -> None:
         created = await create_user(request.email, request.username, request.password, request.role)
+        await audit.record(audit.CLI_ACTOR, "user.created", "user", str(created.id), role=created.role.value)
         click.echo(str(created.id))
 
     _one_off(action)
@@ -231,6 +245,7 @@ def api_key_create(name: str) -> None:
     import msgspec
 
     from core.payloads import ApiKeyRequest
+    from core.services import audit
     from core.services.api_keys import create_api_key
 
     try:
@@ -240,7 +255,9 @@ def api_key_create(name: str) -> None:
         sys.exit(2)
 
     async def action(_: Settings) -> None:
-        click.echo((await create_api_key(request.name, created_by="cli")).key)
+        created = await create_api_key(request.name, created_by=audit.CLI_ACTOR)
+        await audit.record(audit.CLI_ACTOR, "api_key.created", "api_key", created.id, name=created.name, prefix=created.prefix)
+        click.echo(created.key)
 
     _one_off(action)
 
@@ -261,9 +278,11 @@ def api_key_list() -> None:
 @click.argument("key_id")
 def api_key_revoke(key_id: str) -> None:
     """Revoke the API key with this id (refused from the next request on)."""
+    from core.services import audit
     from core.services.api_keys import revoke_api_key
 
     async def action(_: Settings) -> None:
         await revoke_api_key(key_id)
+        await audit.record(audit.CLI_ACTOR, "api_key.revoked", "api_key", key_id)
 
     _one_off(action)

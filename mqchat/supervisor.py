@@ -40,6 +40,7 @@ log = logging.getLogger("mqchat.up")
 
 STOP_TIMEOUT = 15.0
 READY_TIMEOUT = 60.0
+NATS_TIMEOUT = 120.0  # the cluster elects its JetStream leader and creates the MQTT streams first
 EXTERNAL_TIMEOUT = 10.0  # an external broker that does not answer within this is reported
 STORE_TIMEOUT = 5.0  # MONGODB_URI: the server selection time-out of the start-up ping
 PROBE_INTERVAL = 0.2
@@ -149,9 +150,10 @@ async def _watch(children: list[Child], stop: asyncio.Event, log_format: str) ->
 
 
 def bridge_workers(settings: Settings) -> int:
-    """How many bridge workers to run: one on the embedded broker (it has no shared subscriptions)."""
-    if settings.broker == "embedded" and settings.bridge_workers > 1:
-        log.warning("up.one_bridge_worker", extra={"reason": "amqtt has no shared subscriptions", "asked": settings.bridge_workers})
+    """How many bridge workers to run: one on the embedded broker and on NATS (no shared subscriptions over MQTT)."""
+    if settings.broker != "external" and settings.bridge_workers > 1:
+        reason = "amqtt has no shared subscriptions" if settings.broker == "embedded" else "NATS has no shared MQTT subscriptions"
+        log.warning("up.one_bridge_worker", extra={"reason": reason, "asked": settings.bridge_workers})
         return 1
     return settings.bridge_workers
 
@@ -175,6 +177,11 @@ def _check_ports(settings: Settings) -> None:
     wanted = [] if settings.mongodb_uri else [("store", "127.0.0.1", settings.store_port)]
     if settings.broker == "embedded":
         wanted += [("broker", settings.bind_host, settings.mqtt_port), ("broker", settings.bind_host, settings.ws_port)]
+    if settings.broker == "nats":
+        local = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+        for node in range(settings.nats_nodes):
+            wanted += [("nats", settings.bind_host, settings.mqtt_port + node), ("nats", settings.bind_host, settings.ws_port + node),
+                       ("nats", local, settings.nats_port + node), ("nats", local, settings.nats_cluster_port + node)]  # fmt: skip
     wanted.append(("api", settings.bind_host, settings.api_port))
     for component, host, port in wanted:
         try:
@@ -207,6 +214,10 @@ async def _start(
     if settings.broker == "embedded":
         children.append(await _spawn("broker", env, log_format))
         await _until_ready("broker", lambda: broker_answers(probe_settings), children)
+    elif settings.broker == "nats":
+        nats = await _spawn("nats", env, log_format)
+        children.append(nats)
+        await _until_ready("nats", _reported(nats, "nats.ready", "an MQTT client cannot connect through every node yet"), children, NATS_TIMEOUT)
     else:
         host, port = settings.broker_address
         try:

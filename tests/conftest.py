@@ -2,8 +2,8 @@
 
 `system` is the embedded-broker system; a module that runs on both brokers sets
 `pytestmark = BOTH_BROKERS` and gets each test once per broker (Mosquitto via
-`mqchat mosquitto` + `MQCHAT_BROKER=external`). Each broker's system starts once
-per session, when first asked for.
+`mqchat mosquitto` + `MQCHAT_BROKER=external`); `EVERY_BROKER` adds the NATS cluster
+(`MQCHAT_BROKER=nats`). Each broker's system starts once per session, when first asked for.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from tests.support import (
 
 BROKERS = ("amqtt", "mosquitto")
 BOTH_BROKERS = pytest.mark.parametrize("system", BROKERS, indirect=True)
+# A module that also holds on the NATS cluster (MQCHAT_BROKER=nats, 3 nodes) runs each test on all three.
+EVERY_BROKER = pytest.mark.parametrize("system", (*BROKERS, "nats"), indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +55,12 @@ def amqtt_system(tmp_path_factory: pytest.TempPathFactory, platform: Platform) -
 def mosquitto_system(tmp_path_factory: pytest.TempPathFactory, platform: Platform) -> Iterator[System]:
     """The whole system with Mosquitto as the external broker, started once for the test session."""
     yield from _running(tmp_path_factory, "mosquitto", platform)
+
+
+@pytest.fixture(scope="session")
+def nats_system(tmp_path_factory: pytest.TempPathFactory, platform: Platform) -> Iterator[System]:
+    """The whole system on a 3-node NATS JetStream cluster (`mqchat up`, MQCHAT_BROKER=nats), started once for the test session."""
+    yield from _running(tmp_path_factory, "nats", platform)
 
 
 @pytest.fixture

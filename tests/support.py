@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import secrets
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ import aiomqtt
 import httpx
 
 from core.security import broker_password, issue_service_token
+from mqchat.probes import NotReady, check_port_free
 from mqchat.store import free_port
 
-START_TIMEOUT = 90.0
+START_TIMEOUT = 150.0  # a NATS cluster creates its MQTT streams first
+NATS_NODES = 3
 
 
 @dataclass
@@ -35,9 +38,11 @@ class System:
     ws_port: int
     store_port: int
     extra_env: dict[str, str] = field(default_factory=dict)
-    broker: str = "amqtt"  # or "mosquitto": `mqchat mosquitto` + MQCHAT_BROKER=external
+    broker: str = "amqtt"  # or "mosquitto": `mqchat mosquitto` + MQCHAT_BROKER=external; or "nats": a 3-node cluster
     process: subprocess.Popen[bytes] | None = None
     mosquitto: subprocess.Popen[bytes] | None = None
+    nats_port: int = 0  # "nats": node i uses each of mqtt_port, ws_port, nats_port, nats_cluster_port + i
+    nats_cluster_port: int = 0
 
     @property
     def env(self) -> dict[str, str]:
@@ -56,6 +61,9 @@ class System:
         )
         if self.broker == "mosquitto":
             env.update(MQCHAT_BROKER="external", MQTT_HOST="127.0.0.1", MQTT_PORT=str(self.mqtt_port))
+        if self.broker == "nats":
+            env.update(MQCHAT_BROKER="nats", MQCHAT_NATS_NODES=str(NATS_NODES), MQCHAT_NATS_PORT=str(self.nats_port),
+                       MQCHAT_NATS_CLUSTER_PORT=str(self.nats_cluster_port))  # fmt: skip
         env.update(self.extra_env)
         return env
 
@@ -77,7 +85,15 @@ class System:
 
     @classmethod
     def on_free_ports(cls, data_dir: Path, broker: str = "amqtt", **extra_env: str) -> System:
+        if broker == "nats":  # one block, so the four runs of node ports cannot overlap
+            first = free_ports(4 * NATS_NODES)
+            mqtt, ws, nats, routes = (first + NATS_NODES * run for run in range(4))
+            return cls(data_dir, free_port(), mqtt, ws, free_port(), extra_env, broker, nats_port=nats, nats_cluster_port=routes)
         return cls(data_dir, free_port(), free_port(), free_port(), free_port(), extra_env, broker)
+
+    def node(self, number: int) -> System:
+        """This system as seen through cluster node `number` (its MQTT and WebSocket ports); node 0 is the system itself."""
+        return replace(self, mqtt_port=self.mqtt_port + number, ws_port=self.ws_port + number)
 
     def start_mosquitto(self) -> None:
         """`mqchat mosquitto` on this system's ports, ready when its port answers and it is provisioned."""
@@ -179,6 +195,20 @@ async def create_staff(system: System, api: httpx.AsyncClient, role: str) -> Acc
     body = response.json()
     assert body["user"]["id"] == created.stdout.strip()
     return Account(body["user"]["id"], email, password, body["access_token"], role, body)
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive TCP ports on 127.0.0.1 that are all free right now, below the
+    kernel's ephemeral range (where outgoing connections would take them between this check and the bind)."""
+    for _ in range(200):
+        first = random.randint(20_000, 32_000 - count)
+        try:
+            for port in range(first, first + count):
+                check_port_free("127.0.0.1", port)
+            return first
+        except NotReady:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports found")
 
 
 def mqtt_client(

@@ -11,7 +11,7 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from core import topics
-from tests.conftest import BOTH_BROKERS
+from tests.conftest import EVERY_BROKER
 from tests.support import (
     Account,
     System,
@@ -22,7 +22,7 @@ from tests.support import (
     user_client,
 )
 
-pytestmark = BOTH_BROKERS
+pytestmark = EVERY_BROKER
 
 
 def send_payload(conversation_id: str, client_msg_id: str, body: str, **extra: object) -> bytes:

@@ -262,7 +262,6 @@ async def test_webhook_recording_fan_out_and_leased_claims(db: AsyncDatabase) ->
     assert await db.webhook_endpoints.count_documents({"disabled_reason": ""}) == 0
 
 
-
 async def test_reaction_sets_grow_and_shrink_atomically_in_order(db: AsyncDatabase) -> None:
     """core.services.reactions: one document per message holding `<user>:<emoji>` strings, created empty with
     an insert (nx-27017 drops the `$addToSet` of an upsert), then `$addToSet`/`$pull`ed and read back after
@@ -345,3 +344,28 @@ async def test_support_desk_shapes(db: AsyncDatabase) -> None:
         await db.csat_ratings.insert_one({"_id": "q0", "rating": 1, "created_at": datetime(2026, 1, 3, tzinfo=UTC)})
     window = {"created_at": {"$gte": datetime(2026, 1, 1, tzinfo=UTC), "$lt": datetime(2026, 1, 3, tzinfo=UTC)}}
     assert [doc["rating"] async for doc in db.csat_ratings.find(window, {"rating": 1})] == [4]
+
+
+async def test_report_aggregations_bucket_and_group_epoch_ms_fields(db: AsyncDatabase) -> None:
+    """core.services.analytics: `$match` on an ms range, `$bucket` by given boundaries, `$group` by a plain field
+    (a missing one groups under null), `$avg` of a `$subtract`, an unset field skipped by `$avg`."""
+    day = 86_400_000
+    start = 1_790_000_000_000 - 1_790_000_000_000 % day
+    await db.tickets.insert_many([
+        {"created_ms": start + 1000, "first_response_ms": start + 61_000, "assignee_id": "a", "team_id": "t"},
+        {"created_ms": start + 2000, "first_response_ms": start + 32_000, "assignee_id": "a"},
+        {"created_ms": start + day + 5, "first_response_ms": None, "assignee_id": None, "team_id": "t"},
+        {"created_ms": start + 3 * day, "assignee_id": "b"},  # outside the period
+    ])  # fmt: skip
+    match = {"$match": {"created_ms": {"$gte": start, "$lt": start + 2 * day}}}
+    output = {"count": {"$sum": 1}, "average": {"$avg": {"$subtract": ["$first_response_ms", "$created_ms"]}}}
+    bucket = {"groupBy": "$created_ms", "boundaries": [start, start + day, start + 2 * day], "output": output}
+    bucketed = await (await db.tickets.aggregate([match, {"$bucket": bucket}])).to_list()
+    assert [(int(row["_id"]), row["count"], row["average"]) for row in bucketed] == [(start, 2, 45_000), (start + day, 1, None)]
+    by_agent = await (await db.tickets.aggregate([match, {"$group": {"_id": "$assignee_id", **output}}])).to_list()
+    assert sorted((row["_id"] or "", row["count"]) for row in by_agent) == [("", 1), ("a", 2)]
+    by_team = await (await db.tickets.aggregate([match, {"$group": {"_id": "$team_id", "count": {"$sum": 1}}}])).to_list()
+    assert sorted((row["_id"] or "", row["count"]) for row in by_team) == [("", 1), ("t", 2)]
+    await db.tickets.update_one({"assignee_id": "b"}, {"$set": {"resolved_ms": start + 4 * day}})
+    await db.tickets.update_one({"assignee_id": "b"}, {"$set": {"resolved_ms": None}})
+    assert await db.tickets.count_documents({"resolved_ms": {"$gte": start}}) == 0

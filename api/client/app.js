@@ -6,6 +6,7 @@ import * as availability from "./availability.js";
 import * as canned from "./canned.js";
 import * as composer from "./composer.js";
 import * as context from "./context.js";
+import * as adminConsole from "./console.js";
 import * as conversation from "./conversation.js";
 import * as conversations from "./conversations.js";
 import * as csat from "./csat.js";
@@ -28,7 +29,7 @@ import * as typing from "./typing.js";
 // order: the header's title before its ticket part, a message's attachments before its Edit/Delete, then its
 // reactions and Report.
 const MODULES = [session, embedded, conversations, conversation, presence, messages, attachments, composer, reactions,
-  moderation, typing, tickets, picker, settings, routing,
+  moderation, typing, tickets, picker, settings, adminConsole, routing,
   context, notify, availability, canned, csat];
 
 adoptQueryLink();

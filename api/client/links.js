@@ -1,6 +1,7 @@
 // Deep links in the fragment, so they survive the redirect from `/` and the sign-in form (nothing reloads):
 // `#/c/<conversation id>` opens a conversation (email digests and push notifications link there),
-// `#/settings/email` offers to stop email notifications (the digests' List-Unsubscribe).
+// `#/settings/email` offers to stop email notifications (the digests' List-Unsubscribe),
+// `#/admin/<reports|users|audit>` opens the admin console on that tab (admins).
 // Nothing here runs on import: the service worker (sw.js) imports it too.
 
 const OBJECT_ID = /^[0-9a-f]{24}$/;
@@ -20,12 +21,21 @@ export function adoptQueryLink() {
   history.replaceState(null, "", `${location.pathname}${query ? `?${query}` : ""}${conversationHash(cid)}`);
 }
 
-/** What the current address asks for: {conversation: id}, {settings: "email"} or null. */
+/** What the current address asks for: {conversation: id}, {settings: "email"}, {admin: tab} or null. */
 export function currentLink() {
-  const [, kind, value] = location.hash.match(/^#\/(c|settings)\/([^/]+)$/) ?? [];
+  const [, kind, value] = location.hash.match(/^#\/(c|settings|admin)\/([^/]+)$/) ?? [];
   if (kind === "c" && OBJECT_ID.test(value)) return { conversation: value };
   if (kind === "settings" && value === "email") return { settings: "email" };
+  if (kind === "admin" && ["reports", "users", "audit"].includes(value)) return { admin: value };
   return null;
+}
+
+/** Show `#/admin/<tab>` in the address bar (a reload opens the console there again). */
+export function linkConsole(tab, { newEntry = true } = {}) {
+  const hash = `#/admin/${tab}`;
+  if (location.hash === hash) return;
+  if (newEntry) history.pushState(null, "", hash);
+  else history.replaceState(null, "", hash);
 }
 
 /** Show `#/c/<id>` in the address bar: a reload or a shared bookmark opens it again; Back returns to the list. */

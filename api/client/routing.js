@@ -1,5 +1,6 @@
 // Deep links (links.js) to screens: digests, notifications, reloads and Back open what the address says.
 
+import { hideConsole, showConsole } from "./console.js";
 import { closeConversation, openConversation } from "./conversation.js";
 import { clearLink, currentLink } from "./links.js";
 import { showEmailSettings } from "./settings.js";
@@ -11,6 +12,11 @@ import { embed, getLive, state } from "./state.js";
  */
 export async function followLink({ landing = false } = {}) {
   const link = currentLink();
+  if (link?.admin) {
+    showConsole(link.admin);
+    return;
+  }
+  hideConsole();
   if (link?.conversation && landing && !embed.on) {
     clearLink();
     await openConversation(link.conversation);

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from core.documents import User
-from core.services import webhooks
+from core.services import audit, webhooks
 from core.settings import Settings
 from core.webhook_delivery import ping
 from core.webhook_payloads import (
@@ -26,6 +27,11 @@ from core.webhook_payloads import (
 )
 
 
+def _detail(value: object) -> str:
+    """A changed field as the audit log keeps it."""
+    return ",".join(value) if isinstance(value, list) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
 class WebhooksController(Controller):
     path = "/api/admin/webhooks"
     tags = ["admin", "platform"]
@@ -35,7 +41,9 @@ class WebhooksController(Controller):
         self, data: JSONBody[WebhookRequest], current_user: NamedDependency[User], settings: NamedDependency[Settings]
     ) -> WebhookCreated:
         """A new endpoint; its signing `secret` is in this answer only."""
-        return await webhooks.create_endpoint(data, settings, created_by=str(current_user.id))
+        created = await webhooks.create_endpoint(data, settings, created_by=str(current_user.id))
+        await audit.record(str(current_user.id), "webhook.created", "webhook", created.id, url=created.url, events=",".join(created.events))
+        return created
 
     @get("/")
     async def list_endpoints(self) -> WebhookList:
@@ -49,15 +57,20 @@ class WebhooksController(Controller):
 
     @patch("/{webhook_id:str}")
     async def update(
-        self, webhook_id: FromPath[str], data: JSONBody[WebhookPatch], settings: NamedDependency[Settings]
-    ) -> WebhookOut:
+        self, webhook_id: FromPath[str], data: JSONBody[WebhookPatch], settings: NamedDependency[Settings],
+        current_user: NamedDependency[User],
+    ) -> WebhookOut:  # fmt: skip
         """Change url, events, description; `enabled: true` re-enables a disabled endpoint."""
-        return await webhooks.update_endpoint(webhook_id, data, settings)
+        updated = await webhooks.update_endpoint(webhook_id, data, settings)
+        changed = {field: _detail(value) for field, value in msgspec.structs.asdict(data).items() if value is not msgspec.UNSET}
+        await audit.record(str(current_user.id), "webhook.updated", "webhook", webhook_id, **changed)
+        return updated
 
     @delete("/{webhook_id:str}", status_code=HTTP_204_NO_CONTENT)
-    async def remove(self, webhook_id: FromPath[str]) -> None:
+    async def remove(self, webhook_id: FromPath[str], current_user: NamedDependency[User]) -> None:
         """Delete the endpoint and its pending deliveries."""
         await webhooks.delete_endpoint(webhook_id)
+        await audit.record(str(current_user.id), "webhook.deleted", "webhook", webhook_id)
 
     @post("/{webhook_id:str}/test", status_code=HTTP_200_OK)
     async def test(

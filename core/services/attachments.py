@@ -147,3 +147,16 @@ async def _shown_to(user_id: str, attachment_id: str) -> bool:
         if conversation is not None and user_id in conversation.participant_ids:
             return True
     return False
+
+
+async def uploads_of(uploader_id: str) -> list[AttachmentRef]:
+    """Every file `uploader_id` uploaded (a data export or an erasure)."""
+    return [_ref(grid_out) async for grid_out in _bucket().find({"metadata.uploader_id": uploader_id})]
+
+
+async def delete_uploads_of(uploader_id: str) -> int:
+    """Delete every file `uploader_id` uploaded, content and all; how many there were."""
+    refs = await uploads_of(uploader_id)
+    for ref in refs:
+        await _bucket().delete(ObjectId(ref.id))
+    return len(refs)

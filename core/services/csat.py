@@ -14,7 +14,7 @@ from datetime import datetime
 from pymongo.errors import DuplicateKeyError
 
 from core import events
-from core.clock import iso
+from core.clock import iso, to_ms
 from core.documents import CsatRating, User
 from core.errors import Conflict, Forbidden
 from core.events import Delivery
@@ -55,6 +55,7 @@ async def submit(customer: User, ticket_id: str, request: CsatRequest) -> tuple[
         id=str(ticket.id), ticket_id=str(ticket.id), customer_id=ticket.customer_id, agent_id=ticket.assignee_id,
         team_id=ticket.team_id, rating=int(request.rating), comment=request.comment.strip(),
     )  # fmt: skip
+    rating.created_ms = to_ms(rating.created_at)
     try:
         await rating.insert()
     except DuplicateKeyError:

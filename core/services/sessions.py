@@ -111,4 +111,4 @@ async def revoke_sessions(user: User) -> tuple[User, list[Delivery]]:
     await RefreshToken.get_pymongo_collection().delete_many({"user_id": str(user.id)})
     fresh = await User.get(user.id)
     assert fresh is not None and bumped is not None
-    return fresh, events.sessions_revoked(str(user.id), fresh.token_version, fresh.active)
+    return fresh, events.sessions_revoked(str(user.id), fresh.token_version, fresh.active, fresh.role.value)

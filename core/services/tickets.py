@@ -15,14 +15,12 @@ from dataclasses import dataclass
 
 from beanie import PydanticObjectId
 from bson import ObjectId
-from pymongo import ReturnDocument
 
 from core import events
 from core.clock import iso, iso_from_ms, to_ms, utcnow
 from core.documents import (
     Conversation,
     ConversationContext,
-    Counter,
     Team,
     Ticket,
     TicketEvent,
@@ -32,7 +30,7 @@ from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.events import Delivery
 from core.payloads import ContextIn, CreateTicketRequest, HistoryItem, TicketOut
 from core.roles import STAFF_ROLES, Role
-from core.services import assignment, teams
+from core.services import assignment, counters, teams
 from core.services.conversations import conversation_out
 from core.services.lookup import get_by_id
 from core.settings import Settings
@@ -65,13 +63,6 @@ class Limits:
                    escalate_after_seconds=settings.escalate_after_seconds)  # fmt: skip
 
 
-async def _next_number() -> int:
-    counter = await Counter.get_pymongo_collection().find_one_and_update(
-        {"_id": "tickets"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-    )
-    return int(counter["value"])
-
-
 async def create_ticket(
     customer: User, request: CreateTicketRequest, limits: Limits, context: ContextIn | None = None
 ) -> tuple[TicketOut, list[Delivery]]:
@@ -83,7 +74,7 @@ async def create_ticket(
     if customer.role in STAFF_ROLES:
         raise Forbidden("tickets are opened by customers, merchants and designers")
     customer_id, ticket_id = str(customer.id), PydanticObjectId()
-    number = await _next_number()
+    number = await counters.next_value("tickets")
     if context is None and request.order_id:
         context = ContextIn(type="order", id=request.order_id, title=request.subject)
     conversation = Conversation(
@@ -102,7 +93,7 @@ async def create_ticket(
         description=request.description, category=request.category, priority=request.priority,
         order_id=request.order_id, conversation_id=str(conversation.id), team_id=await teams.route(request.category),
     )  # fmt: skip
-    ticket.updated_ms = to_ms(ticket.created_at)
+    ticket.updated_ms = ticket.created_ms = to_ms(ticket.created_at)
     await ticket.insert()
     await TicketEvent(ticket_id=str(ticket_id), status="open", by=customer_id, at=ticket.created_at).insert()
     deliveries = [
@@ -127,6 +118,10 @@ async def _transition(ticket: Ticket, status: str, assignee_id: str | None, by: 
     update: dict[str, object] = {"status": status, "assignee_id": assignee_id, "updated_ms": now_ms}
     if assignee_id != ticket.assignee_id:
         update["assigned_ms"] = now_ms if assignee_id else None
+    if status == "resolved":
+        update["resolved_ms"] = now_ms
+    elif ticket.status == "resolved" and status != "closed":  # reopened: no longer counts as resolved
+        update["resolved_ms"] = None
     result = await Ticket.get_pymongo_collection().update_one(
         {"_id": ticket.id, "status": ticket.status, "assignee_id": {"$eq": ticket.assignee_id}}, {"$set": update}
     )

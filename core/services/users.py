@@ -80,13 +80,16 @@ async def get_active_user(user_id: str) -> User:
     return user
 
 
-async def search_users(query: str | None, role: Role | None, limit: int, by_email: bool = False) -> list[User]:
-    """Active users whose username (or, with `by_email`, for admins only, email) starts with `query`.
+async def search_users(
+    query: str | None, role: Role | None, limit: int, by_email: bool = False, active: bool | None = True
+) -> list[User]:
+    """Users whose username (or, with `by_email`, for admins only, email) starts with `query`; only active ones
+    unless `active` says otherwise (None: all, for the admin console).
 
     Others' emails are hidden, so matching them would let anyone rebuild an address
     one character at a time (issue 24): non-admins search by username only.
     """
-    conditions: dict[str, object] = {"active": True}
+    conditions: dict[str, object] = {} if active is None else {"active": active}
     if role is not None:
         conditions["role"] = role.value
     if query:
@@ -122,9 +125,12 @@ async def set_password(user: User, password: str) -> None:
     await user.replace()
 
 
-async def set_active(user: User, active: bool) -> None:
-    """Enable or disable an account (the whole document is written)."""
-    user.active = active
+async def set_access(user: User, active: bool | None, role: Role | None) -> None:
+    """Enable or disable an account and/or change its role (the whole document is written)."""
+    if active is not None:
+        user.active = active
+    if role is not None:
+        user.role = role
     await user.replace()
 
 

@@ -1,0 +1,226 @@
+"""The NATS cluster (MQCHAT_BROKER=nats): the callout's answers, every node serving the contract,
+and rights that shrink cutting the connections that had them."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+
+import aiomqtt
+import httpx
+import nats
+import nkeys
+import pytest
+from nats.errors import NoServersError
+from nats_jwt.nkeys_ext import keypair_from_pubkey
+from nats_jwt.v2.claims import extract_payload_sig_from_jwt
+
+from core import nats_auth, topics
+from core.acl import Principal
+from core.roles import Role
+from tests.raw_mqtt import RawClient
+from tests.support import (
+    NATS_NODES,
+    System,
+    collect,
+    device,
+    granted,
+    mqtt_client,
+    open_conversation,
+    refused,
+    service_client,
+    signup,
+    user_client,
+)
+
+ALICE, CONV = "a" * 24, "c" * 24
+USER_NKEY = nkeys.from_seed(nkeys.encode_seed(b"u" * 32, nkeys.PREFIX_BYTE_USER)).public_key.decode()  # the server makes one per connection
+
+
+def test_topics_become_subjects_as_nats_maps_them() -> None:
+    assert nats_auth.subject("chat/users/u/inbox") == "chat.users.u.inbox"
+    assert nats_auth.subject("chat/users/u/outbox/presence/u-web.1") == "chat.users.u.outbox.presence.u-web//1"
+    assert nats_auth.filter_subjects("chat/conversations/c/#") == ["chat.conversations.c", "chat.conversations.c.>"]
+    assert nats_auth.filter_subjects("chat/users/+/outbox/+") == ["chat.users.*.outbox.*"]
+
+
+def test_grants_follow_the_topic_rules() -> None:
+    customer = nats_auth.grant_for(Principal(ALICE, f"{ALICE}-web", Role.CUSTOMER), [CONV])
+    assert customer.publish == (f"chat.users.{ALICE}.outbox.*", f"chat.users.{ALICE}.outbox.presence.{ALICE}-web")
+    assert set(customer.subscribe) == {f"chat.users.{ALICE}.inbox", "chat.presence.*", f"chat.conversations.{CONV}", f"chat.conversations.{CONV}.>"}
+    assert "chat.agents.tickets" in nats_auth.grant_for(Principal(ALICE, f"{ALICE}-desk", Role.AGENT), []).subscribe
+    assert nats_auth.grant_for(Principal(ALICE, f"{ALICE}-ops", Role.ADMIN), [CONV]).subscribe == ("chat", "chat.>")
+    assert nats_auth.grant_for(Principal("mqchat-bridge", "mqchat-bridge-1"), []) == nats_auth.SERVICE_GRANT
+
+
+def _request(secret: str) -> tuple[bytes, nats_auth.AuthRequest]:
+    """An authorization request signed as a server signs it (with a server key of its own)."""
+    server = nkeys.from_seed(nkeys.encode_seed(nats_auth.derived_secret(secret, "test-server"), nkeys.PREFIX_BYTE_SERVER))
+    body = {"iss": server.public_key.decode(), "sub": USER_NKEY, "aud": "nats-authorization-request", "nats": {
+        "server_id": {"id": "NSERVER"}, "user_nkey": USER_NKEY, "client_info": {"type": "mqtt", "mqtt_id": f"{ALICE}-web"},
+        "connect_opts": {"user": ALICE, "pass": "token"}, "type": "authorization_request", "version": 2}}  # fmt: skip
+    signed = b".".join(_b64(part) for part in ({"typ": "JWT", "alg": "ed25519-nkey"}, body))
+    token = signed + b"." + base64.urlsafe_b64encode(server.sign(signed)).rstrip(b"=")
+    return token, nats_auth.decode_request(token)
+
+
+def _b64(part: dict) -> bytes:
+    return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=")
+
+
+def test_requests_are_verified_and_answers_signed_by_the_issuer() -> None:
+    secret = "s" * 32
+    token, request = _request(secret)
+    assert (request.server_id, request.user_nkey, request.username, request.client_id, request.client_type) == (
+        "NSERVER", USER_NKEY, ALICE, f"{ALICE}-web", "mqtt")  # fmt: skip
+    header, payload, signature = token.split(b".")
+    for tampered in (header + b"." + payload[:-4] + b"AAAA." + signature, b"not a jwt", token[:-6]):
+        with pytest.raises(nats_auth.InvalidRequest):
+            nats_auth.decode_request(tampered)
+
+    issuer = nats_auth.issuer_keys(secret)
+    assert issuer.public_key == nats_auth.issuer_keys(secret).public_key != nats_auth.issuer_keys("t" * 32).public_key
+    answer = nats_auth.allow(issuer, request, ALICE, nats_auth.grant_for(Principal(ALICE, f"{ALICE}-web", Role.CUSTOMER), [CONV]))
+    claims = nats_auth.describe_claims(answer.decode())
+    assert (claims["sub"], claims["aud"], claims["iss"], claims["nats"]["type"]) == (
+        USER_NKEY, "NSERVER", issuer.public_key.decode(), "authorization_response")  # fmt: skip
+    user = nats_auth.describe_claims(claims["nats"]["jwt"])
+    assert (user["sub"], user["aud"], user["name"], user["iss"]) == (USER_NKEY, nats_auth.CHAT_ACCOUNT, ALICE, issuer.public_key.decode())
+    keypair_from_pubkey(issuer.public_key).verify(*extract_payload_sig_from_jwt(claims["nats"]["jwt"]))  # raises when forged
+    assert user["nats"]["allowed_connection_types"] == ["MQTT", "MQTT_WS"] and user["nats"]["type"] == "user"
+    assert user["nats"]["pub"]["allow"][0] == f"chat.users.{ALICE}.outbox.*"
+    refusal = nats_auth.describe_claims(nats_auth.refuse(issuer, request, "not authorized").decode())
+    assert refusal["nats"]["error"] == "not authorized" and "jwt" not in refusal["nats"]
+
+
+async def test_every_node_serves_the_same_users_and_retained_presence(nats_system: System) -> None:
+    system = nats_system
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        alice, bob = await signup(api), await signup(api)
+        cid = (await open_conversation(api, alice, bob))["id"]
+        assert alice.mqtt_password == alice.token, "the cluster takes the access token, like the embedded broker"
+        for node in range(NATS_NODES):
+            assert await refused(mqtt_client(system.node(node), alice.id, "wrong", f"{alice.id}-x"))
+            async with user_client(system.node(node), alice, f"ws{node}", transport="websockets") as browser:
+                assert granted(await browser.subscribe(topics.user_inbox(alice.id), qos=1))
+        # alice online through node 1 (with a Will), bob reads her retained presence through every node
+        will = aiomqtt.Will(topics.device_presence(alice.id, f"{alice.id}-phone"), b'{"status": "offline"}', qos=1, retain=True)
+        async with user_client(system.node(1), alice, "phone", will=will) as phone:
+            await phone.publish(topics.device_presence(alice.id, f"{alice.id}-phone"), b'{"status": "online"}', qos=1, retain=True)
+            statuses = []
+            for node in range(NATS_NODES):
+                async with user_client(system.node(node), bob, f"n{node}") as reader:
+                    statuses.append(await _retained_online(reader, topics.user_presence(alice.id)))
+            assert all(s["status"] == "online" and s["user_id"] == alice.id for s in statuses), statuses
+            # a message sent through node 2 reaches a device on node 0
+            async with device(system.node(0), bob, "desk") as desk:
+                async with user_client(system.node(2), alice, "web") as web:
+                    request = {"conversation_id": cid, "client_msg_id": "m1", "body": "across nodes"}
+                    await web.publish(topics.user_outbox(alice.id, "send"), json.dumps(request), qos=1)
+                [created] = await desk.wait_for(1, "message.created")
+                assert created["message"]["body"] == "across nodes"
+
+
+async def _retained_online(reader: aiomqtt.Client, topic: str) -> dict:
+    """The retained value of `topic` once it says online (the lead bridge aggregates presence):
+    subscribed afresh each time, since a broker sends the retained value only on subscribing."""
+    for _ in range(20):
+        await reader.subscribe(topic, qos=1)
+        found = [json.loads(m.payload) for m in await collect(reader, 0.5) if m.retain]  # type: ignore[arg-type]
+        if found and found[-1]["status"] == "online":
+            return found[-1]
+        await reader.unsubscribe(topic)
+    raise AssertionError(f"no retained online presence on {topic}")
+
+
+async def test_a_removed_member_and_a_revoked_token_are_cut_within_two_seconds(nats_system: System) -> None:
+    system = nats_system
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        alice, bob, carol = await signup(api), await signup(api), await signup(api)
+        cid = (await open_conversation(api, alice, bob, carol, kind="group", title="crew"))["id"]
+        conversation = f"chat/conversations/{cid}/#"
+        async with user_client(system.node(1), carol, "phone") as phone:
+            assert granted(await phone.subscribe(conversation, qos=1))
+            removed = await api.delete(f"/api/conversations/{cid}/members/{carol.id}", headers=alice.headers)
+            assert removed.status_code == 200, removed.text
+            assert await _cut_within(phone, 2.0)
+        async with user_client(system.node(2), carol, "phone") as again:
+            assert not granted(await again.subscribe(conversation, qos=1)), "a reconnection gets the rights of now"
+            await api.post(f"/api/conversations/{cid}/messages", json={"body": "after removal"}, headers=alice.headers)
+            assert [m for m in await collect(again, 1.0) if m.topic.value.startswith("chat/conversations/")] == []
+
+        async with user_client(system.node(0), bob, "web") as web:
+            assert (await api.post("/api/auth/logout", headers=bob.headers)).status_code == 204
+            assert await _cut_within(web, 2.0)
+        assert await refused(user_client(system, bob, "web")), "the revoked token no longer connects"
+
+
+async def _cut_within(client: aiomqtt.Client, seconds: float) -> bool:
+    """True when the broker closes the client's connection within `seconds`."""
+    try:
+        await asyncio.wait_for(anext(client.messages), seconds)
+    except aiomqtt.MqttError:
+        return True
+    except TimeoutError:
+        return False
+    return await _cut_within(client, seconds)
+
+
+async def test_only_mqtt_clients_get_in(nats_system: System) -> None:
+    """A plain NATS client is refused by the callout whatever it presents."""
+    async with httpx.AsyncClient(base_url=nats_system.api_url, timeout=30) as api:
+        alice = await signup(api)
+    with pytest.raises((nats.errors.Error, NoServersError, OSError)):
+        await nats.connect(f"nats://127.0.0.1:{nats_system.nats_port}", user=alice.id, password=alice.token,
+                           allow_reconnect=False, connect_timeout=3)  # fmt: skip
+
+
+async def test_wills_fire_only_on_the_clients_own_presence(nats_system: System) -> None:
+    """The cluster checks a Will against the connection's publish permissions when it fires."""
+    system = nats_system
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        alice, bob = await signup(api), await signup(api)
+    own = topics.device_presence(alice.id, f"{alice.id}-raw")
+    forged = topics.device_presence(bob.id, f"{bob.id}-raw")
+    async with service_client(system.node(2)) as watcher:
+        await watcher.subscribe(f"chat/users/{alice.id}/outbox/#", qos=1)
+        await watcher.subscribe(f"chat/users/{bob.id}/outbox/#", qos=1)
+        for will in (forged, own):  # the own Will last: once it arrived, the forged one would have too
+            client, _ = await RawClient.connect(system.node(1).mqtt_port, f"{alice.id}-raw", alice.id, alice.mqtt_password,
+                                                will=(will, b'{"status": "offline"}'))  # fmt: skip
+            client.writer.close()  # gone without DISCONNECT: the Will fires
+        seen = []
+        async with asyncio.timeout(10):
+            async for message in watcher.messages:
+                seen.append(message.topic.value)
+                if message.topic.value == own:
+                    break
+    assert forged not in seen
+
+
+async def test_a_node_that_dies_is_started_again_and_serves_the_retained_state(nats_system: System) -> None:
+    """SIGKILL node 2 (not node 0, which the bridge and the API use): it is started again, rejoins,
+    and serves the presence retained before it died."""
+    system = nats_system
+    pid_file = system.data_dir / "nats" / "node-2" / "nats-server.pid"
+    killed = int(pid_file.read_text())
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        alice, bob = await signup(api), await signup(api)
+    async with user_client(system.node(0), alice, "web") as web:
+        await web.publish(topics.device_presence(alice.id, f"{alice.id}-web"), b'{"status": "online"}', qos=1, retain=True)
+        async with user_client(system.node(1), bob, "n1") as reader:
+            await _retained_online(reader, topics.user_presence(alice.id))  # aggregated and stored before the kill
+        os.kill(killed, signal.SIGKILL)
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            try:
+                async with user_client(system.node(2), bob, "n2") as reader:
+                    assert (await _retained_online(reader, topics.user_presence(alice.id)))["user_id"] == alice.id
+                    break
+            except aiomqtt.MqttError:
+                assert asyncio.get_running_loop().time() < deadline, "node 2 did not come back"
+                await asyncio.sleep(0.5)
+    assert int(pid_file.read_text()) != killed
