@@ -3,6 +3,8 @@
     python -m bench                      # embedded broker, 3 runs of every measure
     python -m bench --broker mosquitto   # Mosquitto (mqchat mosquitto + MQCHAT_BROKER=external)
     python -m bench --quick              # a few seconds, for the smoke test
+    python -m bench --count              # what one chat message costs: store commands, JSON, validation, packets
+    python -m bench --profile --rates 200 --duration 20   # py-spy of every server process during E2E rounds
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import httpx
 import psutil
 from rich.progress import Progress
 
+from bench import calibration, costs, profiling
 from bench.load import LoadResult, run_load
 from bench.measures import fill_history, history_latency, idle_connections, login_throughput
 from core.db import init_db
@@ -43,6 +46,9 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--history-depth", type=int, default=100_000)
     parser.add_argument("--connections", type=int, default=0, help="idle connections to try (default: 1000 embedded, 5000 mosquitto)")
     parser.add_argument("--quick", action="store_true", help="tiny settings for a smoke run")
+    parser.add_argument("--count", type=int, nargs="?", const=100, default=0, metavar="MESSAGES",
+                        help="instead of timing: count what one message costs, over MESSAGES sent one at a time (default 100)")
+    parser.add_argument("--profile", action="store_true", help="instead of the full report: py-spy each server process during one E2E round per rate")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -87,6 +93,7 @@ async def _pairs(system: System, api: httpx.AsyncClient, count: int) -> tuple[li
 
 
 async def _load_round(system: System, pairs: list, rate: int, duration: float, e2e: bool) -> LoadResult:
+    load_before = calibration.load_average()
     clients = []
     async with contextlib.AsyncExitStack() as stack:
         for n, (sender, cid, receiver) in enumerate(pairs):
@@ -105,11 +112,28 @@ async def _load_round(system: System, pairs: list, rate: int, duration: float, e
         before = cpu_use(processes)
         result = await run_load(clients, rate, duration, e2e)
         result.cpu_seconds = cpu_use(processes, before)
+        result.load_before, result.flags = load_before, calibration.round_flags(load_before)
         return result
 
 
 def _median(results: list[dict], key: str) -> float:
     return round(statistics.median(r[key] for r in results), 2)
+
+
+def _comparable(runs: list[dict]) -> list[dict]:
+    """The runs that started on a quiet machine, or all of them when none did (the row says so)."""
+    return [run for run in runs if not run["flags"]] or runs
+
+
+def _summarize_rounds(runs: list[dict], run_calibration: dict) -> dict:
+    """Medians over the comparable runs of one path@rate, CPU per message also in reference milliseconds."""
+    chosen = _comparable(runs)
+    cpu = _cpu_per_message(chosen)
+    return {
+        "runs": runs, **{m: _median(chosen, m) for m in ("achieved_rate", "p50_ms", "p95_ms", "p99_ms", "max_ms", "lost")},
+        "flagged_runs": sum(1 for run in runs if run["flags"]), "median_of": "unflagged" if chosen is not runs else "all",
+        "cpu_ms_per_message": cpu, "cpu_ref_ms_per_message": calibration.in_reference_ms(cpu, run_calibration),
+    }  # fmt: skip
 
 
 def _peak(load: dict[str, dict]) -> dict[str, float]:
@@ -126,9 +150,10 @@ def _cpu_per_message(results: list[dict]) -> dict[str, float]:
 
 async def bench(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="mqchat-bench-"))
-    system = System.on_free_ports(workdir / "data", broker=args.broker)
+    system = System.on_free_ports(workdir / "data", broker=args.broker, **costs.counting_env(workdir))
     system.start()
     report: dict = {"broker": args.broker, "machine": _machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    points = [calibration.calibrate()]  # before the first run, then after each (bench.calibration.summary)
     rates = [int(r) for r in args.rates.split(",")]
     try:
         async with httpx.AsyncClient(base_url=system.api_url, timeout=60) as api:
@@ -139,18 +164,25 @@ async def bench(args: argparse.Namespace) -> dict:
             report["connections"] = await idle_connections(
                 lambda n: user_client(system, owner, f"idle-{n}"), f"chat/users/{owner.id}/inbox", components(system)["broker"].pid, args.connections
             )
+            # Deterministic, so first: what one message costs, counted (bench.costs).
+            report["counts"] = await costs.count_costs(system, api, components(system), workdir, 10 if args.quick else 100)
             load: dict[str, list[dict]] = {}
             with Progress() as progress:
                 task = progress.add_task("load", total=args.runs * len(rates) * 2)
                 for run in range(args.runs):
+                    rounds = []
                     for rate in rates:
                         for e2e in (False, True):
                             result = await _load_round(system, pairs, rate, args.duration, e2e)
-                            load.setdefault(f"{result.path}@{rate}", []).append(result.as_dict())
+                            rounds.append(result)
+                            load.setdefault(f"{result.path}@{rate}", []).append(result)
                             progress.update(task, advance=1, description=f"run {run + 1} {result.path} {rate}/s p99 {result.p99_ms} ms")
-            report["load"] = {key: {"runs": runs, **{m: _median(runs, m) for m in ("achieved_rate", "p50_ms", "p95_ms", "p99_ms", "max_ms", "lost")},
-                                    "cpu_ms_per_message": _cpu_per_message(runs)}
-                              for key, runs in load.items()}  # fmt: skip
+                    points.append(calibration.calibrate())
+                    for result in rounds:
+                        result.run = run
+                        result.flags += calibration.drift_flags(points[-2], points[-1])
+            report["calibration"] = calibration.summary(points)
+            report["load"] = {key: _summarize_rounds([r.as_dict() for r in runs], report["calibration"]) for key, runs in load.items()}
             report["ratios"] = {
                 str(rate): round(report["load"][f"e2e@{rate}"]["achieved_rate"] / max(report["load"][f"raw@{rate}"]["achieved_rate"], 1e-9), 3)
                 for rate in rates
@@ -158,6 +190,7 @@ async def bench(args: argparse.Namespace) -> dict:
             report["peak"] = _peak(report["load"])
             sustainable = [r for r in rates if report["load"][f"e2e@{r}"]["p99_ms"] < SLO_P99_MS and report["load"][f"e2e@{r}"]["lost"] == 0]
             report["max_sustainable_rate"] = max(sustainable, default=0)
+            report["comparable"] = _comparability(report)
 
             mongo = await init_db(Settings.load({"MQCHAT_DATA_DIR": str(workdir)}, env_file=None), system.store_uri)
             try:
@@ -165,13 +198,22 @@ async def bench(args: argparse.Namespace) -> dict:
                 sender, receiver = await signup(api), await signup(api)
                 cid = (await open_conversation(api, sender, receiver))["id"]
                 report["history_fill_docs_per_s"] = round(await fill_history(cid, sender.id, args.history_depth))
+                history_load = calibration.load_average()
                 report["history"] = await history_latency(api, receiver.headers, cid, args.history_depth, 20 if args.quick else 200)
+                report["history"].update(load_before=history_load, flags=calibration.round_flags(history_load))
                 report["login"] = await login_throughput(api, accounts[0].email, accounts[0].password, 2 if args.quick else 10)
             finally:
                 await mongo.close()
     finally:
         system.stop()
     return report
+
+
+def _comparability(report: dict) -> dict:
+    """How many rounds are flagged (loaded machine or drifted calibration): a report with none is quotable."""
+    rounds = [run for row in report["load"].values() for run in row["runs"]]
+    flagged = sum(1 for run in rounds if run["flags"])
+    return {"rounds": len(rounds), "flagged_rounds": flagged, "quiet": flagged == 0}
 
 
 def _machine() -> dict:
@@ -184,20 +226,25 @@ def markdown(report: dict) -> str:
     lines = [
         f"# mqchat benchmark ({report['broker']}, {report['started']})", "",
         f"Machine: {machine['cpus']} CPUs, {machine['memory_gb']} GB, load average at start {machine['load_avg']}", "",
-        "| path@rate | achieved msg/s | p50 ms | p95 ms | p99 ms | p99 min–max over runs | max ms | lost |",
-        "|---|---|---|---|---|---|---|---|",
+        *_comparability_lines(report), "",
+        "| path@rate | achieved msg/s | p50 ms | p95 ms | p99 ms | p99 min–max over runs | max ms | lost | load before | flagged runs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for key, row in report["load"].items():
         spread = [run["p99_ms"] for run in row["runs"]]
+        loads = [run["load_before"] for run in row["runs"]]
+        flagged = f"{row['flagged_runs']} of {len(row['runs'])}" + (" (median of all)" if row["median_of"] == "all" else "")
         lines.append(
             f"| {key} | {row['achieved_rate']} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} "
-            f"| {min(spread)}–{max(spread)} | {row['max_ms']} | {row['lost']} |"
+            f"| {min(spread)}–{max(spread)} | {row['max_ms']} | {row['lost']} | {min(loads)}–{max(loads)} | {flagged} |"
         )
     roles = list(next(iter(report["load"].values()))["cpu_ms_per_message"])
-    lines += ["", "CPU milliseconds per delivered message, by process (2 cores = 2,000 ms of CPU per second):", "",
-              "| path@rate | " + " | ".join(roles) + " |", "|---|" + "---|" * len(roles)]  # fmt: skip
-    for key, row in report["load"].items():
-        lines.append(f"| {key} | " + " | ".join(str(row["cpu_ms_per_message"][r]) for r in roles) + " |")
+    for field, title in (("cpu_ms_per_message", "CPU milliseconds per delivered message, by process (2 cores = 2,000 ms of CPU per second):"),
+                         ("cpu_ref_ms_per_message", f"The same in reference milliseconds (x {report['calibration']['reference_ms_per_cpu_ms']}: "
+                                                    "comparable across machines, bench/calibration.py):")):  # fmt: skip
+        lines += ["", title, "", "| path@rate | " + " | ".join(roles) + " |", "|---|" + "---|" * len(roles)]
+        for key, row in report["load"].items():
+            lines.append(f"| {key} | " + " | ".join(str(row[field][r]) for r in roles) + " |")
     peak = report["peak"]
     lines += ["", f"Peak achieved throughput: E2E {peak['e2e']} msg/s, raw relay {peak['raw']} msg/s (same generator): ratio {peak['ratio']}",
               f"E2E / raw achieved-throughput ratio per rate: {report['ratios']}",
@@ -205,8 +252,21 @@ def markdown(report: dict) -> str:
               f"History at depth {report['history']['depth']}: page {report['history']['page']}, after_seq {report['history']['after_seq']}",
               f"History fill (insert_many): {report['history_fill_docs_per_s']} docs/s",
               f"Logins: {report['login']}", f"Idle connections: {report['connections']}", "",
-              "Figures are medians over the runs; every run is in the JSON."]  # fmt: skip
+              "Figures are medians over the unflagged runs (over all runs where every run is flagged); every run is in the JSON.",
+              "", *costs.markdown(report["counts"]).replace("# ", "## ", 1).splitlines()]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _comparability_lines(report: dict) -> list[str]:
+    """The verdict first: may these figures be quoted, and if not, why."""
+    comparable, cal = report["comparable"], report["calibration"]
+    verdict = "**quiet: every round is comparable**" if comparable["quiet"] else (
+        f"**FLAGGED: {comparable['flagged_rounds']} of {comparable['rounds']} rounds** started with load > "
+        f"{calibration.MAX_LOAD} or ran while the calibration drifted > {calibration.MAX_DRIFT:.0%}; do not quote them"
+    )  # fmt: skip
+    drifted = f", runs flagged for drift: {[n + 1 for n in cal['flagged_runs']]}" if cal["flagged_runs"] else ""
+    return [verdict, "", f"Calibration (CPU ms of the reference workload, before the first run and after each): "
+            f"{cal['points_ms']}, drift per run {cal['drifts']}{drifted}"]  # fmt: skip
 
 
 def plots(report: dict, stem: Path) -> list[str]:
@@ -237,8 +297,56 @@ def plots(report: dict, stem: Path) -> list[str]:
     return [latency_png.name, throughput_png.name]
 
 
+async def count(args: argparse.Namespace) -> dict:
+    """`--count`: a system whose Python children count on SIGUSR1 (bench.counting), and the counts per message."""
+    workdir = Path(tempfile.mkdtemp(prefix="mqchat-count-"))
+    system = System.on_free_ports(workdir / "data", broker=args.broker, **costs.counting_env(workdir))
+    system.start()
+    try:
+        async with httpx.AsyncClient(base_url=system.api_url, timeout=60) as api:
+            return await costs.count_costs(system, api, components(system), workdir, args.count)
+    finally:
+        system.stop()
+
+
+async def profile(args: argparse.Namespace) -> dict:
+    """`--profile`: one E2E round per rate while py-spy records every server process; their top frames."""
+    workdir = Path(tempfile.mkdtemp(prefix="mqchat-profile-"))
+    system = System.on_free_ports(workdir / "data", broker=args.broker)
+    system.start()
+    report: dict = {"broker": args.broker, "machine": _machine(), "rounds": {}}
+    try:
+        async with httpx.AsyncClient(base_url=system.api_url, timeout=60) as api:
+            pairs, _ = await _pairs(system, api, args.pairs)
+            for rate in (int(r) for r in args.rates.split(",")):
+                stem = args.out / f"profile-{args.broker}-{rate}-{time.strftime('%Y%m%dT%H%M%S')}"
+                recording = await profiling.record(components(system), args.duration, stem)
+                result = await _load_round(system, pairs, rate, args.duration, e2e=True)
+                files = await recording.finished()
+                report["rounds"][str(rate)] = {"load": result.as_dict(), "files": {r: p.name for r, p in files.items()},
+                                               "top": {role: profiling.top_frames(path) for role, path in files.items()}}  # fmt: skip
+    finally:
+        system.stop()
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     args = options(argv)
+    if args.profile:
+        args.out.mkdir(parents=True, exist_ok=True)
+        profiled = asyncio.run(profile(args))
+        target = args.out / f"profile-{args.broker}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+        target.write_text(json.dumps(profiled, indent=2))
+        print(json.dumps({rate: {role: top["self"][:8] for role, top in row["top"].items()} for rate, row in profiled["rounds"].items()}, indent=1))
+        return 0
+    if args.count:
+        counted = asyncio.run(count(args))
+        args.out.mkdir(parents=True, exist_ok=True)
+        stem = args.out / f"counts-{args.broker}-{time.strftime('%Y%m%dT%H%M%S')}"
+        stem.with_suffix(".json").write_text(json.dumps(counted, indent=2))
+        stem.with_suffix(".md").write_text(costs.markdown(counted))
+        print(costs.markdown(counted))
+        return 0
     report = asyncio.run(bench(args))
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"{report['broker']}-{time.strftime('%Y%m%dT%H%M%S')}"

@@ -34,6 +34,9 @@ class LoadResult:
     p99_ms: float
     max_ms: float
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # per process, over the round
+    load_before: float = 0.0  # 1-minute load average when the round started
+    flags: list[str] = field(default_factory=list)  # why the round is not comparable (bench.calibration)
+    run: int = 0  # which of the report's runs (passes over every rate) it belongs to
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -57,11 +57,16 @@ class JwtAuthPlugin(BaseAuthPlugin):
 
 
 class TopicAclPlugin(BaseTopicPlugin):
-    """Authorizes publish, subscribe and every delivery with core.acl.AccessPolicy."""
+    """Authorizes publish, subscribe and every delivery with core.acl.AccessPolicy.
+
+    A delivery's answer is remembered per session and topic (broker.decisions) until
+    membership changes, so a conversation's members are not re-checked on every message.
+    """
 
     @dataclass
     class Config:
         policy: Any
+        decisions: Any  # broker.decisions.ReceiveDecisions
 
     async def topic_filtering(
         self, *, session: Session | None = None, topic: str | None = None, action: AmqttAction | None = None
@@ -69,26 +74,36 @@ class TopicAclPlugin(BaseTopicPlugin):
         principal = session_principal(session)
         if principal is None or not topic or action not in _ACTIONS:
             return False
+        decisions = self.config.decisions
+        if action is AmqttAction.RECEIVE and (known := decisions.recall(session, principal, topic)) is not None:
+            return bool(known)
+        generation = decisions.generation()
         try:
             allowed: bool = await self.config.policy.allows(principal, _ACTIONS[action], topic)
         except Exception:
             log.exception("mqtt.acl_error", extra={"topic": topic})
             return False
+        if action is AmqttAction.RECEIVE:
+            decisions.remember(session, principal, topic, allowed, generation)
         if not allowed and action is not AmqttAction.RECEIVE:
             log.info("mqtt.denied", extra={"action": str(action), "topic": topic, "username": principal.name})
         return allowed
 
 
 class MembershipControlPlugin(BasePlugin[BrokerContext]):
-    """Drops cached conversation members when a service announces a membership change."""
+    """Drops cached conversation members, and the RECEIVE answers given from them, when a service announces a membership change."""
 
     @dataclass
     class Config:
         cache: Any
+        decisions: Any  # broker.decisions.ReceiveDecisions
 
     async def on_broker_message_broadcast(self, *, client_id: str, message: ApplicationMessage) -> None:
-        if message.topic == topics.MEMBERSHIP_CONTROL and not self.config.cache.apply_notice(bytes(message.data)):
+        if message.topic != topics.MEMBERSHIP_CONTROL:
+            return
+        if not self.config.cache.apply_notice(bytes(message.data)):
             log.warning("mqtt.bad_membership_notice", extra={"client_id": client_id})
+        self.config.decisions.membership_changed()  # even for a malformed notice: something changed
 
 
 OFFLINE = b'{"status": "offline"}'

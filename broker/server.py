@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from broker.authentication import Authenticator
+from broker.decisions import ReceiveDecisions
 from broker.secure_broker import SecureBroker
 from core.acl import AccessPolicy
 from core.db import init_db
@@ -19,6 +20,7 @@ def build_broker(settings: Settings) -> SecureBroker:
     """A SecureBroker listening on `MQCHAT_MQTT_PORT` (TCP) and `MQCHAT_WS_PORT` (WebSocket, path /mqtt)."""
     host = settings.bind_host
     membership = ConversationCache(settings.conversation_cache_ttl, settings.conversation_cache_size)
+    decisions = ReceiveDecisions(settings.conversation_cache_ttl)
     config = {
         "listeners": {
             "default": {"type": "tcp", "bind": f"{host}:{settings.mqtt_port}"},
@@ -26,8 +28,8 @@ def build_broker(settings: Settings) -> SecureBroker:
         },
         "plugins": {
             "broker.plugins.JwtAuthPlugin": {"authenticator": Authenticator(settings.jwt_secret)},
-            "broker.plugins.TopicAclPlugin": {"policy": AccessPolicy(membership.is_member)},
-            "broker.plugins.MembershipControlPlugin": {"cache": membership},
+            "broker.plugins.TopicAclPlugin": {"policy": AccessPolicy(membership.is_member), "decisions": decisions},
+            "broker.plugins.MembershipControlPlugin": {"cache": membership, "decisions": decisions},
             "broker.plugins.PresenceJanitorPlugin": {},
             "broker.plugins.SessionControlPlugin": {},
             "broker.plugins.MetricsPlugin": {},

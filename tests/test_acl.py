@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from types import SimpleNamespace
 
 import aiomqtt
 import httpx
 import pytest
 
+from broker.decisions import ReceiveDecisions
 from core import topics
 from core.acl import AccessPolicy, Action, Principal
 from core.roles import Role
@@ -87,6 +89,30 @@ async def test_policy(principal: Principal, action: Action, topic: str, allowed:
 def test_parser_refuses_malformed_topics(topic: str) -> None:
     assert topics.parse(topic) is None
 
+
+def test_receive_decisions_are_remembered_per_session_until_membership_changes() -> None:
+    """The embedded broker's remembered RECEIVE answers (broker.decisions): per session, principal and topic."""
+    now = [0.0]
+    decisions = ReceiveDecisions(ttl=30, timer=lambda: now[0])
+    session, other = SimpleNamespace(), SimpleNamespace()
+    inbox, messages = topics.user_inbox(ALICE), topics.conversation(CONV, "messages")
+    for topic, allowed in ((inbox, True), (messages, True), (topics.user_inbox(BOB), False)):
+        assert decisions.recall(session, alice, topic) is None
+        decisions.remember(session, alice, topic, allowed, decisions.generation())
+        assert decisions.recall(session, alice, topic) is allowed
+    assert decisions.recall(other, alice, inbox) is None  # another session decides for itself
+    assert decisions.recall(session, Principal(ALICE, f"{ALICE}-web", Role.ADMIN), inbox) is None  # a resumed session's new principal
+    decisions.membership_changed()
+    assert decisions.recall(session, alice, messages) is None  # conversation answers are decided again
+    assert decisions.recall(session, alice, inbox) is True  # others do not depend on membership
+    # an answer decided across a notice is not kept as current
+    started = decisions.generation()
+    decisions.membership_changed()
+    decisions.remember(session, alice, messages, True, started)
+    assert decisions.recall(session, alice, messages) is None
+    decisions.remember(session, alice, messages, True, decisions.generation())
+    now[0] = 31.0  # the membership cache's own bound if a notice were ever lost
+    assert decisions.recall(session, alice, messages) is None and decisions.recall(session, alice, inbox) is True
 
 PROBE, MARKER, RECEIVED = b'{"acl": "probe"}', b'{"acl": "marker"}', b'{"acl": "receive"}'
 # Where a broker cannot enforce a rule as written, and why (docs/broker.md lists these).

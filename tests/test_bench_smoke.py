@@ -1,4 +1,5 @@
-"""Keeps the benchmark runnable: a few seconds of `python -m bench --quick` (no timing assertions)."""
+"""Keeps the benchmark runnable: a few seconds of `python -m bench --quick` (no timing assertions, but the
+counts of what one message costs, which are deterministic)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,19 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+from bench import calibration
+
+
+def _check_counts(counts: dict) -> None:
+    """Counts are deterministic: at one message per batch, one insert and one conversation update per message."""
+    per = counts["per_message"]
+    assert per["bridge"]["store.insert.messages"] == 1 and per["bridge"]["store.update.conversations"] == 1
+    assert per["load generator"]["mqtt.sent.PUBLISH"] == 1 and per["load generator"]["mqtt.received.PUBLISH"] == 1
+    assert per["bridge"]["mqtt.received.PUBLISH"] == 1 and per["bridge"]["mqtt.sent.PUBLISH"] == 3  # both inboxes, the conversation
+    assert per["broker"]["acl.receive"] == 2
+    assert per["broker"]["acl.evaluated"] == per["broker"]["acl.publish"]  # every RECEIVE answer remembered
+    assert counts["history"]["before: next_before"]["store.find.messages"] == 1  # the cursor's position is known: no lookup
 
 
 def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
@@ -22,4 +36,24 @@ def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
     assert report["connections"]["held"] == report["connections"]["target"]
     cpu = report["load"]["e2e@50"]["cpu_ms_per_message"]
     assert {"broker", "bridge", "api", "store", "load generator"} <= set(cpu) and cpu["bridge"] > 0
-    assert report_file.with_suffix(".md").exists()
+    assert set(cpu) == set(report["load"]["e2e@50"]["cpu_ref_ms_per_message"])
+    # Comparable runs: the load before every round, a calibration before and after the run, flags that follow them.
+    cal = report["calibration"]
+    assert len(cal["points_ms"]) == 2 and all(point > 0 for point in cal["points_ms"]) and len(cal["drifts"]) == 1
+    for row in report["load"].values():
+        for run in row["runs"]:
+            expected = calibration.round_flags(run["load_before"]) + calibration.drift_flags(*cal["points_ms"])
+            assert run["load_before"] >= 0 and run["flags"] == expected
+    assert report["comparable"]["quiet"] == (report["comparable"]["flagged_rounds"] == 0)
+    markdown = report_file.with_suffix(".md").read_text()
+    assert ("FLAGGED" in markdown) == (not report["comparable"]["quiet"]) and "reference milliseconds" in markdown
+    _check_counts(report["counts"])
+    assert "Cost of one persisted chat message" in markdown
+
+
+def test_rounds_on_a_loaded_or_drifting_machine_are_flagged() -> None:
+    assert calibration.round_flags(0.7) == [] and calibration.round_flags(0.71) == ["load 0.71 > 0.7"]
+    assert calibration.drift_flags(100.0, 114.0) == [] and calibration.drift_flags(100.0, 116.0) == ["calibration drift 16% > 15%"]
+    summary = calibration.summary([100.0, 90.0, 120.0])
+    assert summary["drifts"] == [0.1, 0.333] and summary["flagged_runs"] == [1]
+    assert calibration.in_reference_ms({"bridge": 2.0}, summary) == {"bridge": 2.0}  # median point 100 ms = REFERENCE_MS

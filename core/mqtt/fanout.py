@@ -52,8 +52,14 @@ async def _confirmed(client: aiomqtt.Client, confirmations: dict[int, asyncio.Ev
     if not confirmations:
         return
     try:
-        await asyncio.wait_for(asyncio.gather(*(c.wait() for c in confirmations.values())), client.timeout)
+        await asyncio.wait_for(_all_set(list(confirmations.values())), client.timeout)
     except TimeoutError:
         raise aiomqtt.MqttError(f"the broker acknowledged only part of {sent} deliveries in time") from None
     finally:
         internals.forget_unconfirmed(client, confirmations)  # left over only when the broker did not answer
+
+
+async def _all_set(events: list[asyncio.Event]) -> None:
+    """Until every event is set: awaited in turn, not a task each (a batch has up to thousands)."""
+    for event in events:
+        await event.wait()
