@@ -27,6 +27,7 @@ from rich.progress import Progress
 from bench import calibration, costs, profiling
 from bench.load import LoadResult, run_load
 from bench.measures import fill_history, history_latency, idle_connections, login_throughput
+from bench.output import report_stem, write_report
 from core.db import init_db
 from core.settings import Settings
 from tests.support import System, mqtt_client, open_conversation, signup, user_client
@@ -341,20 +342,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.count:
         counted = asyncio.run(count(args))
-        args.out.mkdir(parents=True, exist_ok=True)
-        stem = args.out / f"counts-{args.broker}-{time.strftime('%Y%m%dT%H%M%S')}"
-        stem.with_suffix(".json").write_text(json.dumps(counted, indent=2))
-        stem.with_suffix(".md").write_text(costs.markdown(counted))
-        print(costs.markdown(counted))
+        write_report(report_stem(args.out, f"counts-{args.broker}"), counted, costs.markdown(counted))
         return 0
     report = asyncio.run(bench(args))
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{report['broker']}-{time.strftime('%Y%m%dT%H%M%S')}"
+    stem = report_stem(args.out, report["broker"])
     report["plots"] = plots(report, stem)
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    stem.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
-    print(f"written: {stem}.json, {stem}.md {report['plots']}")
+    write_report(stem, report, markdown(report))
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 import httpx
 from beanie import PydanticObjectId
 
+from bench.output import report_stem, write_report
 from core.clock import to_ms, utcnow
 from core.db import init_db
 from core.documents import Ticket
@@ -144,11 +144,7 @@ def markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = options(argv)
     report = asyncio.run(bench(args))
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"reports-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    stem.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(report_stem(args.out, "reports"), report, markdown(report))
 
 
 if __name__ == "__main__":

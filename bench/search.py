@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import sys
@@ -31,6 +30,7 @@ from beanie import PydanticObjectId
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 
 from bench.measures import percentiles
+from bench.output import report_stem, write_report
 from core.db import init_db
 from core.documents import Message
 from core.services.search.folding import index_terms
@@ -210,12 +210,7 @@ def markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = options(argv)
     report = asyncio.run(bench(args))
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"search-{time.strftime('%Y%m%dT%H%M%S')}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    stem.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
-    print(f"written: {stem}.json, {stem}.md")
+    write_report(report_stem(args.out, "search"), report, markdown(report))
     return 0
 
 
