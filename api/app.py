@@ -56,7 +56,7 @@ def create_app(settings: Settings) -> Litestar:
     rights = rights_for(settings)
     limits = RequestLimits(settings)
     platform_tokens = PlatformTokenVerifier(settings)
-    cursor_positions = CursorPositions()
+    cursor_positions = CursorPositions(settings.cursor_positions)
 
     def provide_settings() -> Settings:
         return settings

@@ -116,6 +116,7 @@ class Settings(BaseSettings):
     announced_ids: Positive = var(100_000, "MQCHAT_ANNOUNCED_IDS")
     presence_users: Positive = var(100_000, "MQCHAT_PRESENCE_USERS")
     known_broker_accounts: Positive = var(100_000, "MQCHAT_KNOWN_BROKER_ACCOUNTS")  # Mosquitto mode, ~200 bytes each
+    cursor_positions: Positive = var(50_000, "MQCHAT_CURSOR_POSITIONS")  # api: message positions, ~250 bytes each
 
     # --- mail
     notify_delay_ms: int = var(60_000, "MQCHAT_NOTIFY_DELAY_MS")

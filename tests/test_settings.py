@@ -108,3 +108,23 @@ def test_every_variable_in_the_readme_is_a_setting() -> None:
     }  # fmt: skip
     aliases = {field.validation_alias for field in Settings.model_fields.values()}
     assert documented and documented <= aliases, sorted(documented - aliases)
+
+
+MEMORY_BOUNDS = {
+    "MQCHAT_CONVERSATION_CACHE_SIZE": "conversation_cache_size",
+    "MQCHAT_RATE_LIMIT_KEYS": "rate_limit_keys",
+    "MQCHAT_TYPING_KEYS": "typing_keys",
+    "MQCHAT_ANNOUNCED_IDS": "announced_ids",
+    "MQCHAT_PRESENCE_USERS": "presence_users",
+    "MQCHAT_KNOWN_BROKER_ACCOUNTS": "known_broker_accounts",
+    "MQCHAT_CURSOR_POSITIONS": "cursor_positions",
+}
+
+
+@pytest.mark.parametrize("variable", sorted(MEMORY_BOUNDS))
+def test_every_in_memory_bound_is_a_positive_setting(tmp_path: Path, variable: str) -> None:
+    field = MEMORY_BOUNDS[variable]
+    assert getattr(Settings.load({"MQCHAT_DATA_DIR": str(tmp_path)}, env_file=None), field) >= 10_000
+    assert getattr(Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), variable: "7"}, env_file=None), field) == 7
+    with pytest.raises(ConfigError, match=variable):
+        Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), variable: "0"}, env_file=None)

@@ -13,7 +13,6 @@ from core.services.messages.views import StoredMessage, reply_previews, stored_m
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
-CURSOR_POSITIONS = 50_000  # remembered message positions, ~250 bytes each
 
 
 class CursorPositions:
@@ -24,7 +23,7 @@ class CursorPositions:
     message of the page just served, and needs no lookup.
     """
 
-    def __init__(self, size: int = CURSOR_POSITIONS) -> None:
+    def __init__(self, size: int) -> None:
         self._known: LRUCache[str, tuple[str, int]] = LRUCache(size)
 
     def remember(self, page: list[StoredMessage]) -> None:
