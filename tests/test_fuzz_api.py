@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.support import System
 
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = 8
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from core.documents import Conversation, Message, PushSubscription, ReadState, T
 from core.events import Delivery
 from core.services import attachments, sessions
 from core.services.conversations import conversation_out
-from core.services.messages.views import stored_message_out
+from core.services.messages.views import reply_previews, stored_message_out
 from core.services.tickets import ticket_out
 
 ERASED_NAME = "Deleted user"
@@ -71,7 +71,8 @@ async def export_chunks(user: User) -> AsyncIterator[bytes]:
     cursor = Message.get_pymongo_collection().find({"sender_id": user_id}).sort([("conversation_id", 1), ("seq", 1)])
     first = True
     while batch := await cursor.to_list(EXPORT_BATCH):
-        encoded = b",".join(_json(stored_message_out(stored, {})) for stored in batch)
+        previews = await reply_previews(batch)
+        encoded = b",".join(_json(stored_message_out(stored, {}, previews)) for stored in batch)
         yield encoded if first else b"," + encoded
         first = False
     yield b"]}"
