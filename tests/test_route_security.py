@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 from litestar import Litestar
+from litestar.exceptions import LitestarDeprecationWarning
 
 from api.app import create_app
 from api.auth import require_admin, require_api_key
@@ -51,3 +54,11 @@ def test_admin_and_platform_routes_are_guarded(app: Litestar) -> None:
             else:
                 assert require_admin not in guards and require_api_key not in guards, route.path
     assert guarded["admin"] >= 5 and guarded["platform"] >= 3
+
+
+def test_every_parameter_is_declared_in_the_current_style() -> None:
+    """Litestar deprecates inferred query parameters; building the app and its schema warns of none."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        create_app(Settings()).openapi_schema  # noqa: B018 - building the schema is the check
+    assert [str(w.message) for w in caught if issubclass(w.category, LitestarDeprecationWarning)] == []

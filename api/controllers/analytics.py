@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import QueryParameter
+from litestar.params import FromQuery, QueryParameter
 
 from core.admin_payloads import (
     CsatReport,
@@ -51,13 +51,13 @@ class ReportQuery:
 
 
 async def report_query(
-    from_: Annotated[str | None, QueryParameter(query="from", max_length=40, description="ISO-8601 date or timestamp")] = None,
+    from_: Annotated[str | None, QueryParameter(name="from", max_length=40, description="ISO-8601 date or timestamp")] = None,
     to: TimeParam = None,
-    interval: Literal["day", "week"] = "day",
+    interval: FromQuery[Literal["day", "week"]] = "day",
     tz: Annotated[str, QueryParameter(min_length=1, max_length=64)] = "UTC",
     agent_id: ObjectIdParam = None,
     team_id: TeamParam = None,
-    group_by: GroupBy | None = None,
+    group_by: FromQuery[GroupBy | None] = None,
 ) -> ReportQuery:
     """The period (`from` inclusive, `to` exclusive; default the last 30 days), whose records, and the grouping."""
     start, end = analytics.parse_time(from_, "from", tz), analytics.parse_time(to, "to", tz)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from api.limits import RequestLimits
@@ -59,7 +59,7 @@ class ConversationsController(Controller):
 
     @get("/")
     async def list_mine(
-        self, current_user: NamedDependency[User], limit: PageLimit = None, archived: bool = False
+        self, current_user: NamedDependency[User], limit: PageLimit = None, archived: FromQuery[bool] = False
     ) -> ConversationList:
         """The caller's conversations, newest activity first, with last message and unread count;
         archived ones only with `archived=true`."""
