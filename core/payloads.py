@@ -73,6 +73,7 @@ class UserOut(Struct, omit_defaults=True):
     email: str | None = None
     preferences: Preferences | None = None
     external_id: str | None = None  # the host platform's id of a platform account
+    active: bool = True  # shown only as false: a deactivated or erased account, still named in others' history
 
 
 class UpdateMeRequest(Struct, forbid_unknown_fields=True):

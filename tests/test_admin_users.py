@@ -83,6 +83,9 @@ async def test_export_then_erase_keeps_others_history_consistent(system: System,
         (1, "", True, []), (2, "", True, []), (3, "ok", False, []),
     ]  # fmt: skip
     assert history[0]["reply_to"] == sent[0]["id"], "the reply still points at the tombstone"
+    named = await api.get(f"/api/users/{leaver.id}", headers=friend.headers)  # others' history still names them
+    assert named.status_code == 200 and (named.json()["username"], named.json()["active"]) == ("Deleted user", False)
+    assert "email" not in named.json()
     assert (await api.get(f"/api/attachments/{upload.json()['id']}", headers=friend.headers)).status_code == 404
     shown = (await api.get(f"/api/tickets/{ticket.json()['id']}", headers=admin.headers)).json()
     assert (shown["subject"], shown["description"], shown["number"]) == ("(erased)", "", ticket.json()["number"])

@@ -21,7 +21,7 @@ from tests.support import (
     user_client,
 )
 
-BURST = 1000  # each kill lands mid-burst with a batch stored and its events not yet published
+BURST = 2000  # long enough that each kill lands mid-burst, with a batch stored and its events not yet published
 KILLS_AT = (0.2, 0.45, 0.7)  # fractions of the burst stored when the bridge is SIGKILLed
 
 

@@ -46,8 +46,11 @@ class UsersController(Controller):
 
     @get("/{user_id:str}")
     async def get_user(self, user_id: FromPath[str], current_user: NamedDependency[User]) -> UserOut:
-        """One user."""
-        return users.user_out(await users.get_active_user(user_id), viewer=current_user)
+        """One user, also a deactivated or erased one (`active: false`): their name still shows in others' history."""
+        user = await users.find_user(user_id)
+        if user is None:
+            raise NotFound("user not found")
+        return users.user_out(user, viewer=current_user)
 
 
 class AdminUsersController(Controller):

@@ -9,7 +9,7 @@ from pymongo.errors import DuplicateKeyError
 
 from core.clock import iso, iso_from_ms
 from core.documents import User
-from core.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from core.errors import Conflict, InvalidInput, Unauthorized
 from core.payloads import INVISIBLE_CATEGORIES, Preferences, PresenceOut, UserOut
 from core.roles import Role
 from core.security import hash_password, verify_password
@@ -72,14 +72,6 @@ async def find_user(user_id: str) -> User | None:
     return await get_by_id(User, user_id)
 
 
-async def get_active_user(user_id: str) -> User:
-    """The active user with this id; NotFound otherwise."""
-    user = await find_user(user_id)
-    if user is None or not user.active:
-        raise NotFound("user not found")
-    return user
-
-
 async def search_users(
     query: str | None, role: Role | None, limit: int, by_email: bool = False, active: bool | None = True
 ) -> list[User]:
@@ -116,6 +108,7 @@ def user_out(user: User, viewer: User | None, show_email: bool = False) -> UserO
         email=user.contact_email if shows_email else None,
         preferences=Preferences(email_notifications=user.email_notifications) if is_self else None,
         external_id=user.external_id,
+        active=user.active,
     )
 
 
