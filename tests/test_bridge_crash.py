@@ -7,6 +7,7 @@ import asyncio
 import json
 
 import httpx
+import pytest
 from pymongo import AsyncMongoClient
 
 from core import topics
@@ -25,6 +26,7 @@ BURST = 2000  # long enough that each kill lands mid-burst, with a batch stored 
 KILLS_AT = (0.2, 0.45, 0.7)  # fractions of the burst stored when the bridge is SIGKILLed
 
 
+@pytest.mark.timeout(400)  # three bridge restarts and a 2,000-message burst on a 2-core machine
 async def test_sigkills_during_burst_lose_and_duplicate_nothing(split_system: tuple[System, dict]) -> None:
     """Killed right after storing a batch, the bridge has not yet published its events: the restarted
     bridge gets the requests again and must announce them to every member, not only to the sender."""

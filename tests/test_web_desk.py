@@ -64,7 +64,8 @@ async def test_availability_canned_reply_and_rating_card(browser, system: System
         await expect(agent_page.locator("#body")).to_have_value(expanded)
         await expect(agent_page.locator("#canned-suggestions")).to_be_hidden()
         await agent_page.locator("#body").press("Enter")
-        await expect(customer_page.locator(".message .body").last).to_have_text(expanded)
+        await expect(agent_page.locator(".message .body").last).to_have_text(expanded, timeout=15_000)  # stored and announced
+        await expect(customer_page.locator(".message .body").last).to_have_text(expanded, timeout=15_000)
 
         # resolved: the customer rates it on the card in the conversation, once
         await agent_page.get_by_label("Status").select_option("in_progress")
