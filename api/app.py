@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from pymongo import AsyncMongoClient
@@ -26,16 +26,24 @@ from core import __version__
 from core.broker_rights import BrokerRights, rights_for
 from core.db import init_db
 from core.platform_tokens import PlatformTokenVerifier
+from core.services import rate_windows
 from core.services.messages import CursorPositions
 from core.settings import Settings
+from core.tasks import cancel_and_wait
 
 AUTH_PATHS = ("/api/auth/login", "/api/auth/signup", "/api/auth/refresh", "/api/auth/password", "/api/auth/exchange")
 MAX_REQUEST_BODY = 64 * 1024
 
 
-async def _is_auth_attempt(request) -> bool:  # type: ignore[no-untyped-def]
-    """Only auth attempts are rate limited here (async: Litestar runs a sync check in a thread per request)."""
-    return request.url.path in AUTH_PATHS
+def _limit_auth_attempts(limits: RequestLimits) -> Callable[[Request], Awaitable[None]]:
+    """A `before_request` hook: auth attempts per client address (before the body is read); other paths pass."""
+
+    async def check(request: Request) -> None:
+        if request.url.path in AUTH_PATHS:
+            address = request.client.host if request.client else "unknown"
+            await limits.check(limits.auth, address, "sign-in attempts from this address")
+
+    return check
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -46,9 +54,12 @@ def create_app(settings: Settings) -> Litestar:
         app.state.mongo = await init_db(settings)
         app.state.publisher = EventPublisher(settings, rights)
         await app.state.publisher.start()
+        sweeping = asyncio.create_task(rate_windows.keep_sweeping()) if limits.shared else None
         try:
             yield
         finally:
+            if sweeping is not None:
+                await cancel_and_wait(sweeping)
             await app.state.publisher.stop()
             await rights.close()
             await app.state.mongo.close()
@@ -95,11 +106,7 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         before_send=[security_headers(settings.ws_url, settings.embed_origins), allow_every_method],
         request_class=StrictJSONRequest,
-        middleware=[
-            RateLimitConfig(
-                rate_limit=("minute", settings.auth_rate_limit), check_throttle_handler=_is_auth_attempt
-            ).middleware
-        ],
+        before_request=_limit_auth_attempts(limits),
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins), expose_headers=["X-Request-ID"]) if settings.cors_origins else None,
         request_max_body_size=MAX_REQUEST_BODY,
         logging_config=None,

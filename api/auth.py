@@ -75,4 +75,4 @@ async def require_api_key(connection: ASGIConnection, _: BaseRouteHandler) -> No
     if key is None:
         raise Unauthorized("unknown or revoked API key")
     limits: RequestLimits = connection.app.state.limits
-    limits.check(limits.platform, str(key.id), "requests for this API key")
+    await limits.check(limits.platform, str(key.id), "requests for this API key")

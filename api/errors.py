@@ -60,8 +60,6 @@ def handle_http_exception(_: Request, exc: HTTPException) -> Response[ErrorRespo
     if status >= 500:
         return handle_internal_error(_, exc)
     headers = dict(exc.headers or {})
-    if status == 429 and "RateLimit-Reset" in headers:
-        headers["Retry-After"] = headers["RateLimit-Reset"]
     if isinstance(exc, ValidationException):
         message = _validation_message(exc)
     else:

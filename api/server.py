@@ -21,11 +21,11 @@ class _Server(uvicorn.Server):
 
 
 async def serve_api(settings: Settings, stop: asyncio.Event) -> None:
-    """Run the REST API on `MQCHAT_API_PORT` until `stop` is set."""
+    """Run the REST API on `MQCHAT_API_PORT` (plus `MQCHAT_API_INSTANCE`) until `stop` is set."""
     config = uvicorn.Config(
         create_app(settings),
         host=settings.bind_host,
-        port=settings.api_port,
+        port=settings.api_listen_port,
         log_config=None,
         access_log=False,
         lifespan="on",

@@ -596,8 +596,24 @@ class Counter(Document):
         name = "counters"
 
 
+class RateWindow(Document):
+    """How many actions one key took in one window of a shared rate limit (core.services.rate_windows).
+
+    `id` is `<limit>|<key>|<window number>`; `n` grows with `$inc`; `until_ms` (epoch ms) is when the
+    window stops mattering, after which it is swept (an int, not a TTL date: nx-27017 stores a `$set`
+    datetime as a string, docs/store.md)."""
+
+    id: str  # type: ignore[assignment]
+    n: int = 0
+    until_ms: int = 0
+
+    class Settings:
+        name = "rate_windows"
+        indexes = [IndexModel([("until_ms", ASCENDING)], name="rate_windows_until")]
+
+
 DOCUMENT_MODELS: list[type[Document]] = [
     User, Conversation, Message, MessageWords, ReadState, Ticket, TicketEvent, AgentLoad, RefreshToken, PushSubscription, ApiKey,
     Counter, WebhookEndpoint, WebhookEvent, WebhookDelivery, ReactionSet, MemberSettings, Block, Report,
-    Team, TicketRouting, CannedResponse, CsatRating, AuditEntry,
+    Team, TicketRouting, CannedResponse, CsatRating, AuditEntry, RateWindow,
 ]

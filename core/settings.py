@@ -84,6 +84,8 @@ class Settings(BaseSettings):
 
     # --- api
     api_port: int = var(8000, "MQCHAT_API_PORT")
+    api_processes: Positive = var(1, "MQCHAT_API_PROCESSES")  # `mqchat up`; default 2 with MQCHAT_BROKER=nats
+    api_instance: int = var(0, "MQCHAT_API_INSTANCE")  # set by `mqchat up`: API process i serves MQCHAT_API_PORT + i
     public_url: str = var("", "MQCHAT_PUBLIC_URL")
     cors_origins: CommaList = var((), "CORS_ORIGINS")
     access_token_ttl: Positive = var(900, "MQCHAT_ACCESS_TOKEN_TTL")
@@ -107,6 +109,7 @@ class Settings(BaseSettings):
     account_login_limit: int = var(10, "MQCHAT_ACCOUNT_LOGIN_LIMIT")
     send_rate: float = var(10.0, "MQCHAT_SEND_RATE")
     send_burst: int = var(30, "MQCHAT_SEND_BURST")
+    rate_limits: Literal["memory", "store"] = var("memory", "MQCHAT_RATE_LIMITS")  # default "store" when MQCHAT_API_PROCESSES > 1
 
     # --- memory bounds of long-running processes (entries kept at most)
     conversation_cache_ttl: float = var(30.0, "MQCHAT_CONVERSATION_CACHE_TTL")
@@ -171,6 +174,11 @@ class Settings(BaseSettings):
         bind_host = _given(data, "bind_host")
         if _given(data, "public_host") is None and bind_host and str(bind_host).strip() not in ("127.0.0.1", "0.0.0.0"):
             data["public_host"] = bind_host
+        if _given(data, "api_processes") is None and str(_given(data, "broker") or "").strip() == "nats":
+            data["api_processes"] = 2
+        processes = str(_given(data, "api_processes") or 1).strip()
+        if _given(data, "rate_limits") is None and processes.isdigit() and int(processes) > 1:
+            data["rate_limits"] = "store"  # several API processes share their limits through the store
         if _given(data, "webhook_allow_private") is None:
             data["webhook_allow_private"] = str(_given(data, "env") or "development").strip() == "development"
         return data
@@ -218,6 +226,11 @@ class Settings(BaseSettings):
         return _pem(value) if isinstance(value, str) else value
 
     # --- derived values
+
+    @property
+    def api_listen_port(self) -> int:
+        """The port this API process serves: MQCHAT_API_PORT plus its instance number under `mqchat up`."""
+        return self.api_port + self.api_instance
 
     @property
     def is_production(self) -> bool:

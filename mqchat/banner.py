@@ -15,7 +15,7 @@ def addresses(settings: Settings, store_uri: str, embedded_store: bool) -> dict[
     host, port = settings.broker_address
     return {
         "web_client": f"{base}/",
-        "api": f"{base}/api",
+        "api": f"{base}/api" + _more_processes(settings),
         "openapi": f"{base}/schema",
         "mqtt_port": port if settings.broker == "external" else settings.mqtt_port,
         "ws_port": settings.ws_port,
@@ -24,6 +24,13 @@ def addresses(settings: Settings, store_uri: str, embedded_store: bool) -> dict[
         "broker": _broker(settings, host, port),
         "store": f"embedded (nx-27017) at {redact_uri(store_uri)}" if embedded_store else f"MongoDB at {redact_uri(store_uri)}",
     }
+
+
+def _more_processes(settings: Settings) -> str:
+    """With several API processes, the ports they serve (each answers the whole API)."""
+    if settings.api_processes == 1:
+        return ""
+    return f" ({settings.api_processes} processes on ports {settings.api_port}-{settings.api_port + settings.api_processes - 1})"
 
 
 def _broker(settings: Settings, host: str, port: int) -> str:

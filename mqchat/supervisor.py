@@ -1,7 +1,8 @@
 """`mqchat up`: the embedded store plus broker, bridge and API as child processes, stopped together.
 
 Each component runs as `python -m mqchat <component>`, so split deployments run
-exactly the same code. Start-up checks the ports first, then starts the parts in
+exactly the same code. MQCHAT_API_PROCESSES API processes run (2 on NATS, else 1), process i
+on MQCHAT_API_PORT + i; several share their rate limits through the store (api.limits). Start-up checks the ports first, then starts the parts in
 order and calls the system ready (`up.ready`, and a banner on a terminal) only once
 each one answered its probe: the store a ping, the broker an MQTT CONNECT, the API
 `/api/health`, every bridge worker its `bridge.connected` report. A part that dies
@@ -23,6 +24,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from core import restarts
@@ -149,6 +151,11 @@ async def _watch(children: list[Child], stop: asyncio.Event, log_format: str) ->
         stopping.cancel()
 
 
+def _api_name(settings: Settings, instance: int) -> str:
+    """"api" alone, or "api-1", "api-2", ... with several API processes (MQCHAT_API_PROCESSES)."""
+    return "api" if settings.api_processes == 1 else f"api-{instance + 1}"
+
+
 def bridge_workers(settings: Settings) -> int:
     """How many bridge workers to run: one on the embedded broker and on NATS (no shared subscriptions over MQTT)."""
     if settings.broker != "external" and settings.bridge_workers > 1:
@@ -182,7 +189,7 @@ def _check_ports(settings: Settings) -> None:
         for node in range(settings.nats_nodes):
             wanted += [("nats", settings.bind_host, settings.mqtt_port + node), ("nats", settings.bind_host, settings.ws_port + node),
                        ("nats", local, settings.nats_port + node), ("nats", local, settings.nats_cluster_port + node)]  # fmt: skip
-    wanted.append(("api", settings.bind_host, settings.api_port))
+    wanted += [("api", settings.bind_host, settings.api_port + instance) for instance in range(settings.api_processes)]
     for component, host, port in wanted:
         try:
             check_port_free(host, port)
@@ -224,11 +231,13 @@ async def _start(
             await _until_ready("broker", lambda: broker_answers(probe_settings), children, EXTERNAL_TIMEOUT)
         except StartFailed as exc:
             raise StartFailed("broker", f"cannot reach the MQTT broker at {host}:{port}: {exc.cause}") from None
-    children.append(await _spawn("api", env, log_format))
+    apis = [await _spawn("api", {**env, "MQCHAT_API_INSTANCE": str(i)}, log_format, _api_name(settings, i)) for i in range(settings.api_processes)]
+    children += apis
     for n in range(1, bridge_workers(settings) + 1):
         children.append(await _spawn("bridge", {**env, "MQCHAT_BRIDGE_INSTANCE": f"worker-{n}"}, log_format, f"bridge-{n}"))
     local = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
-    await _until_ready("api", lambda: api_healthy(f"http://{local}:{settings.api_port}"), children)
+    for instance, api in enumerate(apis):
+        await _until_ready(api.name, partial(api_healthy, f"http://{local}:{settings.api_port + instance}"), children)
     for child in children:
         if child.component == "bridge":
             await _until_ready(child.name, _reported(child, "bridge.connected", "has not connected to the broker"), children)

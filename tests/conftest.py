@@ -39,9 +39,9 @@ def platform() -> Iterator[Platform]:
     issuer.close()
 
 
-def _running(tmp_path_factory: pytest.TempPathFactory, broker: str, platform: Platform) -> Iterator[System]:
+def _running(tmp_path_factory: pytest.TempPathFactory, broker: str, platform: Platform, **extra_env: str) -> Iterator[System]:
     data_dir = tmp_path_factory.mktemp(f"mqchat-{broker}") / "data"
-    with running(System.on_free_ports(data_dir, broker=broker, **platform.env)) as system:
+    with running(System.on_free_ports(data_dir, broker=broker, **platform.env, **extra_env)) as system:
         yield system
 
 
@@ -60,7 +60,8 @@ def mosquitto_system(tmp_path_factory: pytest.TempPathFactory, platform: Platfor
 @pytest.fixture(scope="session")
 def nats_system(tmp_path_factory: pytest.TempPathFactory, platform: Platform) -> Iterator[System]:
     """The whole system on a 3-node NATS JetStream cluster (`mqchat up`, MQCHAT_BROKER=nats), started once for the test session."""
-    yield from _running(tmp_path_factory, "nats", platform)
+    # the default per-account login limit, so that a test can use it up through one API process and see the other refuse
+    yield from _running(tmp_path_factory, "nats", platform, MQCHAT_ACCOUNT_LOGIN_LIMIT="10")
 
 
 @pytest.fixture

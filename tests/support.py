@@ -26,6 +26,7 @@ from mqchat.store import free_port
 
 START_TIMEOUT = 150.0  # a NATS cluster creates its MQTT streams first
 NATS_NODES = 3
+NATS_API_PROCESSES = 2  # `mqchat up` on NATS runs two API processes, on api_port and api_port + 1
 
 
 @dataclass
@@ -72,6 +73,14 @@ class System:
         return f"http://127.0.0.1:{self.api_port}"
 
     @property
+    def api_processes(self) -> int:
+        return NATS_API_PROCESSES if self.broker == "nats" else 1
+
+    def api_url_of(self, instance: int) -> str:
+        """The URL of API process `instance` (0, 1, ...: MQCHAT_API_PORT + instance)."""
+        return f"http://127.0.0.1:{self.api_port + instance}"
+
+    @property
     def store_uri(self) -> str:
         return os.environ.get("MONGODB_URI") or f"mongodb://127.0.0.1:{self.store_port}"
 
@@ -85,10 +94,10 @@ class System:
 
     @classmethod
     def on_free_ports(cls, data_dir: Path, broker: str = "amqtt", **extra_env: str) -> System:
-        if broker == "nats":  # one block, so the four runs of node ports cannot overlap
-            first = free_ports(4 * NATS_NODES)
-            mqtt, ws, nats, routes = (first + NATS_NODES * run for run in range(4))
-            return cls(data_dir, free_port(), mqtt, ws, free_port(), extra_env, broker, nats_port=nats, nats_cluster_port=routes)
+        if broker == "nats":  # one block, so the four runs of node ports and the API ports cannot overlap
+            first = free_ports(4 * NATS_NODES + NATS_API_PROCESSES)
+            mqtt, ws, nats, routes, api = (first + NATS_NODES * run for run in range(5))
+            return cls(data_dir, api, mqtt, ws, free_port(), extra_env, broker, nats_port=nats, nats_cluster_port=routes)
         return cls(data_dir, free_port(), free_port(), free_port(), free_port(), extra_env, broker)
 
     def node(self, number: int) -> System:
@@ -118,7 +127,7 @@ class System:
             if self.process.poll() is not None:
                 raise RuntimeError(f"mqchat up exited with {self.process.returncode}")
             try:
-                if httpx.get(f"{self.api_url}/api/health", timeout=2).status_code == 200:
+                if all(httpx.get(f"{self.api_url_of(i)}/api/health", timeout=2).status_code == 200 for i in range(self.api_processes)):
                     return
             except httpx.HTTPError:
                 pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from litestar.testing import AsyncTestClient
@@ -80,6 +81,25 @@ async def test_rest_sends_are_limited_per_user(system: System, tmp_path: Path) -
         limited = await client.post(url, json={"body": "spam"}, headers=alice.headers)
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
         assert (await client.post(url, json={"body": "hi"}, headers=bob.headers)).status_code == 201
+
+
+async def test_limits_kept_in_the_store_hold_for_every_api_process(system: System, tmp_path: Path) -> None:
+    """MQCHAT_RATE_LIMITS=store: what one process allowed counts in another (here one started after it:
+    two apps cannot share this test's event loop; tests/test_nats.py runs two at once)."""
+    settings = settings_for(system, tmp_path, rate_limits="store", account_login_limit=3, auth_rate_limit=5)
+    target, other = f"{secrets.token_hex(5)}@example.com", f"{secrets.token_hex(5)}@example.com"
+    async with AsyncTestClient(create_app(settings)) as first:
+        for _ in range(3):
+            assert (await first.post("/api/auth/login", json={"email": target, "password": "guess-123"})).status_code == 401
+    async with AsyncTestClient(create_app(settings)) as second:
+        limited = await second.post("/api/auth/login", json={"email": target, "password": "guess-123"})
+        assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limited"
+        assert int(limited.headers["retry-after"]) >= 1
+        assert (await second.post("/api/auth/login", json={"email": other, "password": "guess-123"})).status_code == 401
+        # five attempts from this address so far, through either process: the sixth is refused, whatever the account
+        refused = await second.post("/api/auth/login", json={"email": other, "password": "guess-123"})
+        assert refused.status_code == 429 and "address" in refused.json()["error"]["message"]
+        assert (await second.get("/api/users")).status_code == 401, "other paths are not limited by the auth budget"
 
 
 async def test_security_headers_on_every_response(system: System, tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ class AuthController(Controller):
         limits: NamedDependency[RequestLimits],
     ) -> AuthResponse:  # fmt: skip
         """Exchange email and password for tokens and the MQTT connection block (attempts are limited per account)."""
-        limits.check(limits.login, users.normalize_email(data.email), "login attempts for this account")
+        await limits.check(limits.login, users.normalize_email(data.email), "login attempts for this account")
         user = await users.check_credentials(data.email, data.password)
         return await sessions.signed_in(settings, rights, user)
 

@@ -122,7 +122,7 @@ class ConversationsController(Controller):
         publisher: NamedDependency[EventPublisher], limits: NamedDependency[RequestLimits],
     ) -> Response[MessageOut]:  # fmt: skip
         """Send a message, delivered over MQTT as if published; a resent `client_msg_id` answers 200 with the original."""
-        limits.check(limits.send, str(current_user.id), "messages")
+        await limits.check(limits.send, str(current_user.id), "messages")
         command = SendCommand(
             sender_id=str(current_user.id),
             conversation_id=conversation_id,

@@ -33,6 +33,6 @@ class SearchController(Controller):
     ) -> SearchPage:  # fmt: skip
         """Messages of the caller's conversations having every word of `q` (case- and accent-insensitive,
         a word's beginning is enough), best match first, then newest; rate limited per user."""
-        limits.check(limits.message_search, str(current_user.id), "message searches")
+        await limits.check(limits.message_search, str(current_user.id), "message searches")
         hits, next_before = await message_search.search(str(current_user.id), q, conversation_id, before, limit)
         return SearchPage(items=hits, next_before=next_before)

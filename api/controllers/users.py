@@ -40,7 +40,7 @@ class UsersController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 20,
     ) -> UserList:
         """Active users whose username (admins: or email) starts with `q`; `limit` is clamped to 100; rate limited per user."""
-        limits.check(limits.search, str(current_user.id), "user searches")
+        await limits.check(limits.search, str(current_user.id), "user searches")
         found = await users.search_users(q, role, limit, by_email=current_user.role is Role.ADMIN)
         return UserList(items=[users.user_out(user, viewer=current_user) for user in found])
 
