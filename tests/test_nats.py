@@ -158,6 +158,31 @@ async def test_a_removed_member_and_a_revoked_token_are_cut_within_two_seconds(n
         assert await refused(user_client(system, bob, "web")), "the revoked token no longer connects"
 
 
+async def test_the_two_api_processes_share_rate_limits_and_see_membership_changes_at_once(nats_system: System) -> None:
+    """On NATS `mqchat up` runs two API processes (MQCHAT_API_PROCESSES=2): login attempts used up through one
+    are refused by the other (limits in the store), and a member removed through one is refused by the
+    other on its next request (neither keeps memberships in memory)."""
+    system = nats_system
+    async with httpx.AsyncClient(base_url=system.api_url_of(0), timeout=30) as one, httpx.AsyncClient(
+        base_url=system.api_url_of(1), timeout=30
+    ) as other:
+        alice, bob, carol = await signup(one), await signup(other), await signup(one)
+        guess = {"email": carol.email, "password": "not-her-password-1"}
+        assert [(await one.post("/api/auth/login", json=guess)).status_code for _ in range(10)] == [401] * 10
+        limited = await other.post("/api/auth/login", json={"email": carol.email, "password": carol.password})
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1, limited.text
+        assert (await other.post("/api/auth/login", json={"email": bob.email, "password": bob.password})).status_code == 200
+
+        cid = (await open_conversation(one, alice, bob, carol, kind="group", title="two doors"))["id"]
+        history = f"/api/conversations/{cid}/messages"
+        assert (await other.get(history, headers=bob.headers)).status_code == 200
+        assert (await one.delete(f"/api/conversations/{cid}/members/{bob.id}", headers=alice.headers)).status_code == 200
+        assert (await other.get(history, headers=bob.headers)).status_code == 404
+        assert (await other.post(history, json={"body": "still here?"}, headers=bob.headers)).status_code == 404
+        assert (await other.post(f"/api/conversations/{cid}/members", json={"user_id": bob.id}, headers=alice.headers)).status_code == 200
+        assert (await one.get(history, headers=bob.headers)).status_code == 200, "added back through the other process"
+
+
 async def _cut_within(client: aiomqtt.Client, seconds: float) -> bool:
     """True when the broker closes the client's connection within `seconds`."""
     try:

@@ -24,6 +24,21 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
     assert settings.mongodb_uri == "mongodb://db.example:27017"
 
 
+def test_api_processes_and_where_their_rate_limits_live(tmp_path: Path) -> None:
+    def load(**env: str) -> tuple[int, str, int]:
+        settings = Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), **env}, env_file=None)
+        return settings.api_processes, settings.rate_limits, settings.api_listen_port
+
+    assert load() == (1, "memory", 8000), "one process counts in memory"
+    assert load(MQCHAT_BROKER="nats") == (2, "store", 8000), "two on NATS, sharing their limits"
+    assert load(MQCHAT_BROKER="nats", MQCHAT_API_PROCESSES="1") == (1, "memory", 8000)
+    assert load(MQCHAT_API_PROCESSES="3", MQCHAT_RATE_LIMITS="memory") == (3, "memory", 8000), "as asked"
+    assert load(MQCHAT_RATE_LIMITS="store", MQCHAT_API_INSTANCE="1", MQCHAT_API_PORT="9000") == (1, "store", 9001)
+    for bad in ({"MQCHAT_API_PROCESSES": "0"}, {"MQCHAT_API_PROCESSES": "two"}, {"MQCHAT_RATE_LIMITS": "redis"}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            load(**bad)
+
+
 def test_development_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
     first = Settings.load({"MQCHAT_DATA_DIR": str(tmp_path)}, env_file=None)
     second = Settings.load({"MQCHAT_DATA_DIR": str(tmp_path)}, env_file=None)

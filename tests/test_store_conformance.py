@@ -165,6 +165,35 @@ async def test_compare_and_swap_counters_and_null_matching(db: AsyncDatabase) ->
     assert first_response.modified_count == 1 and await db.tickets.count_documents({"first_response_ms": {"$gt": 0}}) == 1
 
 
+async def test_shared_rate_windows_count_atomically_and_are_swept(db: AsyncDatabase) -> None:
+    """core.services.rate_windows: a conditional `$inc` upsert (with a `$set` int) counts up to a bound and
+    then collides with the existing `_id` (DuplicateKeyError), also under concurrent callers; windows are
+    read back by `_id` and swept by an int field. Not used: `$setOnInsert` (nx-27017 ignores it) and
+    `find_one_and_update` for the bound (on nx-27017 its colliding upsert answers None, not an error)."""
+    await db.rate_windows.create_indexes([IndexModel([("until_ms", ASCENDING)], name="rate_windows_until")])
+
+    async def take(window_id: str, room: int) -> bool:
+        for _ in range(2):  # a window created by another caller at the same moment: once more
+            try:
+                await db.rate_windows.update_one(
+                    {"_id": window_id, "n": {"$lt": room}}, {"$inc": {"n": 1}, "$set": {"until_ms": 2_000}}, upsert=True
+                )
+                return True
+            except DuplicateKeyError:
+                found = await db.rate_windows.find_one({"_id": window_id}, {"n": 1})
+                if found is not None and found["n"] >= room:
+                    return False
+        return False
+
+    results = await asyncio.gather(*(take("login|a@example.com|7", 5) for _ in range(20)))
+    assert sum(results) == 5
+    assert await db.rate_windows.find_one({"_id": "login|a@example.com|7"}) == {"_id": "login|a@example.com|7", "n": 5, "until_ms": 2_000}
+    assert await take("login|a@example.com|7", 6) and not await take("login|a@example.com|7", 6), "a larger room allows more"
+    await db.rate_windows.insert_one({"_id": "login|b|9", "n": 1, "until_ms": 9_000})
+    swept = await db.rate_windows.delete_many({"until_ms": {"$lt": 5_000}})
+    assert swept.deleted_count == 1 and [d["_id"] for d in await db.rate_windows.find({}).to_list()] == ["login|b|9"]
+
+
 async def test_find_by_array_member_through_the_declared_indexes(db: AsyncDatabase) -> None:
     await db.messages.create_indexes([IndexModel([("attachment_ids", ASCENDING), ("conversation_id", ASCENDING)], name="messages_attachments")])
     await db.conversations.create_indexes([IndexModel([("participant_ids", ASCENDING), ("updated_ms", -1)], name="conversations_member_activity")])
