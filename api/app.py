@@ -36,7 +36,8 @@ MAX_REQUEST_BODY = 64 * 1024
 
 
 def _limit_auth_attempts(limits: RequestLimits) -> Callable[[Request], Awaitable[None]]:
-    """A `before_request` hook: auth attempts per client address (before the body is read); other paths pass."""
+    """The app's `before_request` hook: auth attempts per client address (before the body is read); other paths
+    pass. Litestar runs only the innermost layer's hook, so no controller or route may set its own."""
 
     async def check(request: Request) -> None:
         if request.url.path in AUTH_PATHS:
