@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -28,9 +29,13 @@ SERVICE_ACCOUNTS = frozenset({"mqchat-bridge", "mqchat-api"})
 BROKER_ADMIN = "mqchat-admin"  # provisions Mosquitto's dynamic-security plugin
 
 _passwords = CryptContext(schemes=["argon2"], deprecated="auto")
-# A valid hash of a random password: verifying against it when the email is unknown
-# costs the same time as a real check, so response times do not reveal accounts.
-_DUMMY_HASH = _passwords.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A valid hash of a random password, made on first use rather than at every process start: verifying
+    against it when the email is unknown costs the same time as a real check, so response times do not reveal accounts."""
+    return _passwords.hash(secrets.token_urlsafe(16))
 
 
 class InvalidToken(Exception):
@@ -55,7 +60,7 @@ async def hash_password(password: str) -> str:
 async def verify_password(password: str, password_hash: str | None) -> bool:
     """Check a password in a worker thread; with no hash, burn the same time and return False."""
     if password_hash is None:
-        await asyncio.to_thread(_passwords.verify, password, _DUMMY_HASH)
+        await asyncio.to_thread(lambda: _passwords.verify(password, _dummy_hash()))
         return False
     try:
         return await asyncio.to_thread(_passwords.verify, password, password_hash)
