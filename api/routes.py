@@ -13,7 +13,7 @@ from litestar.types import ControllerRouterHandler
 
 from api.auth import require_admin, require_api_key
 from api.controllers.admin import AdminStatsController
-from api.controllers.agents import AgentsController
+from api.controllers.agents import AdminAgentsController, AgentsController
 from api.controllers.analytics import AnalyticsController
 from api.controllers.api_keys import ApiKeysController
 from api.controllers.attachments import AttachmentsController
@@ -67,7 +67,7 @@ def route_groups() -> list[ControllerRouterHandler]:
         guards=[require_admin],
         route_handlers=[
             AdminStatsController, AnalyticsController, AdminUsersController, AuditController, ApiKeysController, WebhooksController,
-            AdminModerationController, metrics, AdminTeamsController, TicketRoutingController, AdminCsatController,
+            AdminModerationController, metrics, AdminTeamsController, TicketRoutingController, AdminCsatController, AdminAgentsController,
         ],
     )
     platform = Router(path="/", security=API_KEY, guards=[require_api_key], route_handlers=[PlatformController])

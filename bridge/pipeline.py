@@ -41,7 +41,7 @@ from core.payloads import (
     OutboxTyping,
 )
 from core.ratelimit import TokenBucket
-from core.services import availability, chat
+from core.services import chat
 from core.services.conversation_cache import ConversationCache
 from core.services.messages import SendCommand
 from core.services.users import find_user
@@ -259,8 +259,7 @@ class Pipeline:
         except UNDECODABLE as exc:
             return self._refused(user_id, "presence", InvalidInput(str(exc)))
         self._counted("presence", "accepted")
-        changed = await self.presence.device_changed(user_id, client_id, status)
-        return [*changed, *await availability.presence_changed(user_id)] if changed else []
+        return await self.presence.device_changed(user_id, client_id, status)
 
 
 async def _active_user(user_id: str) -> User:

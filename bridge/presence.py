@@ -4,7 +4,9 @@ A user is online while any device is online, away while any device is away and
 none online, offline otherwise. The store keeps the aggregate and `last_seen`
 (core.services.presence), so after a restart the bridge rebuilds from the retained
 device states it gets again on subscribe, and `reconcile()` clears users the store
-still shows as present but who have no device left.
+still shows as present but who have no device left. Every published change is
+followed by what depends on presence: a staff member's `agent.availability`
+(core.services.availability), after a device change and after a reconcile alike.
 
 Both maps are bounded (MQCHAT_PRESENCE_USERS users, least recently changed
 forgotten first): a user leaves the device map when their last device goes
@@ -21,7 +23,7 @@ from cachetools import LRUCache
 from core import events, topics
 from core.clock import iso_from_ms, to_ms, utcnow
 from core.events import Delivery
-from core.services import presence
+from core.services import availability, presence
 
 log = logging.getLogger("mqchat.bridge.presence")
 
@@ -32,7 +34,8 @@ _RANK = {"offline": 0, "away": 1, "online": 2}
 class PresenceTracker:
     """Device states of every user, and the aggregate last published for each.
 
-    `record` and `present` store and list presence (core.services.presence by default).
+    `record` and `present` store and list presence (core.services.presence by default); `follow` gives the
+    events that follow a user's presence change (their agent availability by default).
     """
 
     def __init__(
@@ -41,12 +44,14 @@ class PresenceTracker:
         max_users: int = MAX_USERS,
         record: Callable[[str, str, int], Awaitable[None]] = presence.record,
         present: Callable[[], Awaitable[list[str]]] = presence.present_user_ids,
+        follow: Callable[[str], Awaitable[list[Delivery]]] = availability.presence_changed,
     ) -> None:
         self._devices: LRUCache[str, dict[str, str]] = LRUCache(max_users)
         self._published: LRUCache[str, str] = LRUCache(max_users)
         self._on_change = on_change
         self._record = record
         self._present = present
+        self._follow = follow
 
     def _aggregate(self, user_id: str) -> str:
         states = self._devices.get(user_id, {}).values()
@@ -76,7 +81,7 @@ class PresenceTracker:
         self._published[user_id] = status
         self._on_change()
         log.info("presence.changed", extra={"user_id": user_id, "status": status})
-        return events.presence_event(user_id, status, iso_from_ms(now_ms))
+        return [*events.presence_event(user_id, status, iso_from_ms(now_ms)), *await self._follow(user_id)]
 
     async def reconcile(self) -> list[Delivery]:
         """Mark offline every user the store shows present who has no connected device here."""

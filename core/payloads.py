@@ -517,6 +517,24 @@ class AgentStatusOut(Struct):
     status: str  # effective: offline without a connected device, else the choice
 
 
+class AgentOut(Struct):
+    """A staff member on the admins' desk overview: their status, role, load and teams."""
+
+    user_id: str
+    username: str
+    availability: str
+    presence: str
+    status: str
+    role: str
+    open_tickets: int  # assigned + in progress: what MQCHAT_AGENT_CAPACITY limits
+    team_ids: list[str]
+
+
+class AgentList(Struct):
+    items: list[AgentOut]
+    capacity: int  # MQCHAT_AGENT_CAPACITY
+
+
 class TeamOut(Struct):
     id: str
     name: str

@@ -8,12 +8,14 @@ import json
 
 import httpx
 import pytest
+from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from core import topics
 from tests.support import (
     Inbox,
     System,
+    create_staff,
     device,
     kill_bridge_as_stored,
     open_conversation,
@@ -78,7 +80,8 @@ async def test_presence_survives_bridge_restarts(split_system: tuple[System, dic
 
     system, processes = split_system
     async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
-        alice, bob = await signup(api), await signup(api)
+        alice, bob = await signup(api), await create_staff(system, api, "admin")  # bob also watches the desk
+        carol = await create_staff(system, api, "agent")
 
         async def presence_of(user_id: str) -> str:
             return (await api.get(f"/api/users/{user_id}", headers=bob.headers)).json()["presence"]["status"]
@@ -95,17 +98,28 @@ async def test_presence_survives_bridge_restarts(split_system: tuple[System, dic
         await asyncio.sleep(4)  # longer than the bridge's settle time before it reconciles
         assert await presence_of(alice.id) == "online"
 
-        # the phone crashes while the bridge is down: the restarted bridge marks alice offline
+        # the phone crashes while the bridge is down: the restarted bridge marks alice offline (from her Will);
+        # carol, an agent the store shows online with no device left, is marked offline by the reconciliation,
+        # and the desk hears that she no longer takes tickets
         processes["bridge"].kill()
         processes["bridge"].wait()
         phone.kill()
         await phone.wait()
-        processes["bridge"] = spawn_component(system, "bridge")
-        async with device(system, bob, "web2", topics.user_presence(alice.id)) as watcher:
+        mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri_from_file())
+        try:
+            await mongo.mqchat.users.update_one({"_id": ObjectId(carol.id)}, {"$set": {"presence_status": "online"}})
+        finally:
+            await mongo.close()
+        async with device(system, bob, "web2", topics.user_presence(alice.id), topics.AGENT_TICKETS) as watcher:
+            processes["bridge"] = spawn_component(system, "bridge")  # the desk listens before the bridge is back
             for _ in range(100):
                 states = [e["status"] for e in watcher.events(topic=topics.user_presence(alice.id))]
                 if states and states[-1] == "offline":
                     break
                 await asyncio.sleep(0.1)
-        assert states[-1] == "offline"
+            assert states[-1] == "offline"
+            desk = await watcher.wait_for(1, "agent.availability", topics.AGENT_TICKETS)
+        assert desk[-1]["agent"] | {"username": None} == {
+            "user_id": carol.id, "username": None, "availability": "online", "presence": "offline", "status": "offline"}
         assert await presence_of(alice.id) == "offline"
+        assert await presence_of(carol.id) == "offline"

@@ -18,7 +18,7 @@ from core import topics
 from tests.conftest import BROKERS
 from tests.support import Account, System, create_staff, device, running, signup
 from tests.test_api_auth import assert_error
-from tests.test_tickets import eventually, online_agent, open_ticket, ticket, wait_presence
+from tests.test_tickets import eventually, online_agent, open_ticket, set_status, ticket, wait_presence
 
 
 @pytest.fixture(params=BROKERS)
@@ -126,7 +126,36 @@ async def test_routing_team_queues_availability_reassignment_and_escalation(desk
         [gone] = [m for m in team_view["members"] if m["user_id"] == busy_one.id]
         assert (gone["availability"], gone["presence"], gone["status"]) == ("busy", "offline", "offline")
         await eventually(lambda: _offline_announced(lead_web, busy_one))
-    for process in (first_desk, lead_desk):
+
+        # the admins' roster: each member's status and load; erasing an agent requeues their tickets, which go on
+        # to an available agent of the team (keeper, who joined with nothing to do) like any requeued ticket
+        keeper, keeper_desk = await online_agent(system, api)
+        joined = await api.post(f"/api/admin/teams/{shipping['id']}/members", json={"user_id": keeper.id}, headers=admin.headers)
+        assert joined.status_code == 200, joined.text
+        assert (await set_status(api, free_one, parcel["id"], "in_progress")).status_code == 200
+        held = [parcel["id"], card["id"], *(box["id"] for box in boxes)]
+        roster = (await api.get("/api/admin/agents", params={"team_id": shipping["id"]}, headers=admin.headers)).json()
+        by_id = {agent["user_id"]: agent for agent in roster["items"]}
+        assert set(by_id) == {first.id, lead.id, keeper.id} and roster["capacity"] == 5
+        assert (by_id[free_one.id]["status"], by_id[free_one.id]["open_tickets"]) == ("online", len(held))
+        assert [by_id[busy_one.id][key] for key in ("availability", "status", "open_tickets")] == ["busy", "offline", 0]
+        assert (by_id[keeper.id]["open_tickets"], by_id[keeper.id]["team_ids"], by_id[keeper.id]["role"]) == (0, [shipping["id"]], "agent")
+        async with device(system, admin, "console", topics.AGENT_TICKETS) as admin_web:  # free_one may be the lead
+            erased = await api.delete(f"/api/admin/users/{free_one.id}", headers=admin.headers)
+            assert erased.status_code == 200, erased.text
+            for ticket_id in held:
+                after = await ticket(api, admin, ticket_id)
+                assert (after["assignee_id"], after["status"]) == (keeper.id, "assigned"), after
+                assert [h["status"] for h in after["history"][-2:]] == ["open", "assigned"]
+            updates = await admin_web.wait_for(2 * len(held), "ticket.updated")
+        requeued = {e["ticket"]["id"] for e in updates if e["change"].get("assignee_id") == {"from": free_one.id, "to": None}}
+        reassigned = {e["ticket"]["id"] for e in updates if e["change"].get("assignee_id") == {"from": None, "to": keeper.id}}
+        assert requeued == reassigned == set(held)
+        team_view = (await api.get(f"/api/teams/{shipping['id']}", headers=admin.headers)).json()
+        assert free_one.id not in team_view["member_ids"] + team_view["lead_ids"], "an erased agent leaves their teams"
+        roster = (await api.get("/api/admin/agents", params={"team_id": shipping["id"]}, headers=admin.headers)).json()
+        assert {a["user_id"]: a["open_tickets"] for a in roster["items"]} == {busy_one.id: 0, keeper.id: len(held)}
+    for process in (first_desk, lead_desk, keeper_desk):
         if process.returncode is None:
             process.kill()
             await process.wait()
@@ -168,6 +197,18 @@ async def test_team_administration_refuses_bad_requests(system: System, api: htt
         assert_error(await api.put("/api/admin/ticket-routing", json=bad, headers=admin.headers), 400, "invalid_input")
     assert_error(await api.put("/api/admin/ticket-routing", json={}, headers=agent.headers), 403, "forbidden")
     assert (await api.get("/api/admin/ticket-routing", headers=admin.headers)).json() == {"routes": {}, "default_team_id": None}
+
+    # the admins' roster of agents: by team or name; admins only
+    name = agent.body["user"]["username"]
+    [listed] = (await api.get("/api/admin/agents", params={"q": name, "team_id": tid}, headers=admin.headers)).json()["items"]
+    assert listed | {"username": name} == {"user_id": agent.id, "username": name, "availability": "online", "presence": "offline",
+                                            "status": "offline", "role": "agent", "open_tickets": 0, "team_ids": [tid]}  # fmt: skip
+    assert (await api.get("/api/admin/agents", params={"q": "zz-nobody-zz"}, headers=admin.headers)).json()["items"] == []
+    for bad in ({"team_id": "nope"}, {"team_id": {"$ne": 1}}, {"limit": 0}, {"q": "x" * 65}):
+        assert_error(await api.get("/api/admin/agents", params=bad, headers=admin.headers), 400, "invalid_input")
+    assert_error(await api.get("/api/admin/agents", params={"team_id": "0" * 24}, headers=admin.headers), 404, "not_found")
+    for outsider in (agent, customer):
+        assert_error(await api.get("/api/admin/agents", headers=outsider.headers), 403, "forbidden")
     assert (await api.delete(f"/api/admin/teams/{tid}", headers=admin.headers)).status_code == 204
     assert_error(await api.get(f"/api/teams/{tid}", headers=admin.headers), 404, "not_found")
 

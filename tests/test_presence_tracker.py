@@ -1,5 +1,6 @@
 """PresenceTracker, without servers: per-device states aggregate to one presence per user, only changes
-are published, reconcile clears users with no device left, and its maps stay within their bound.
+are published, reconcile clears users with no device left, every published change is followed by what depends on
+it (an agent's availability), and its maps stay within their bound.
 The store is an in-memory one with the shape of core.services.presence."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from bson import ObjectId
 
 from bridge.presence import PresenceTracker
 from core import topics
+from core.events import Delivery
 
 
 class Store:
@@ -25,13 +27,22 @@ class Store:
         return [uid for uid, status in self.status.items() if status in ("online", "away")]
 
 
+    async def follow(self, user_id: str) -> list:
+        """What follows a change (an agent's availability, in the bridge): a marker per user, to count them."""
+        return [Delivery(f"followed/{user_id}", b'{"status": "followed"}')]
+
+
 def tracker(store: Store, max_users: int = 100, changes: list[int] | None = None) -> PresenceTracker:
     counter = changes if changes is not None else []
-    return PresenceTracker(lambda: counter.append(1), max_users, store.record, store.present)
+    return PresenceTracker(lambda: counter.append(1), max_users, store.record, store.present, store.follow)
 
 
 def published(deliveries: list) -> list[tuple[str, str]]:
-    return [(d.topic, json.loads(d.payload)["status"]) for d in deliveries]
+    """The presence events among the deliveries; each must be followed by its follow-up (checked here)."""
+    pairs = [(d.topic, json.loads(d.payload)["status"]) for d in deliveries]
+    presence = pairs[::2]
+    assert pairs[1::2] == [(f"followed/{topic.rsplit('/', 1)[1]}", "followed") for topic, _ in presence], pairs
+    return presence
 
 
 async def test_the_best_device_wins_and_only_changes_are_published() -> None:

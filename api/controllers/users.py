@@ -23,6 +23,8 @@ from core.payloads import (
 )
 from core.roles import Role
 from core.services import audit, data_rights, sessions, users
+from core.services.tickets import Limits
+from core.settings import Settings
 from core.topics import is_object_id
 
 
@@ -117,11 +119,13 @@ class AdminUsersController(Controller):
 
     @delete("/{user_id:str}", status_code=HTTP_200_OK)
     async def erase(
-        self, user_id: FromPath[str], current_user: NamedDependency[User], publisher: NamedDependency[EventPublisher]
-    ) -> ErasureOut:
-        """Erase the user: anonymised profile, message tombstones, uploads deleted, signed out and locked out everywhere."""
+        self, user_id: FromPath[str], current_user: NamedDependency[User], publisher: NamedDependency[EventPublisher],
+        settings: NamedDependency[Settings],
+    ) -> ErasureOut:  # fmt: skip
+        """Erase the user: anonymised profile, message tombstones, uploads deleted, signed out and locked out everywhere;
+        an agent's tickets go back to the queue."""
         target = await _target(user_id, current_user, "erase themselves")
-        erased = await data_rights.erase_user(target)
+        erased = await data_rights.erase_user(target, Limits.from_settings(settings))
         await publisher.publish(erased.deliveries)
         counts = {"messages": erased.messages, "attachments": erased.attachments, "tickets": erased.tickets}
         await audit.record(str(current_user.id), "user.erased", "user", user_id, **{k: str(v) for k, v in counts.items()})

@@ -6,7 +6,8 @@ memberships and tickets stay (numbers, times and statuses count in the reports),
 and the account stays as an anonymised, disabled profile ("Deleted user") that
 can never sign in again. Their uploads, push subscriptions, read positions and
 tokens are deleted; the tickets they opened lose their subject, description and
-order. Both scans go through the user's messages by `sender_id` (a rare admin
+order. An erased agent leaves their teams, and the tickets assigned to them go back
+to the queue (and on to another agent, like any requeued ticket). Both scans go through the user's messages by `sender_id` (a rare admin
 action: no index on the hot insert path for it).
 """
 
@@ -21,12 +22,12 @@ import msgspec
 from bson import ObjectId
 
 from core.clock import iso, iso_from_ms, utcnow
-from core.documents import Conversation, Message, PushSubscription, ReadState, Ticket, User
+from core.documents import Conversation, Message, PushSubscription, ReadState, Team, Ticket, User
 from core.events import Delivery
 from core.services import attachments, sessions
 from core.services.conversations import conversation_out
 from core.services.messages.views import reply_previews, stored_message_out
-from core.services.tickets import ticket_out
+from core.services.tickets import Limits, requeue_assigned_to, ticket_out
 
 ERASED_NAME = "Deleted user"
 ERASED_TICKET_SUBJECT = "(erased)"
@@ -89,8 +90,9 @@ class Erased:
     deliveries: list[Delivery]
 
 
-async def erase_user(user: User) -> Erased:
-    """Anonymise the profile, tombstone the messages, delete uploads and personal traces, revoke every token.
+async def erase_user(user: User, limits: Limits) -> Erased:
+    """Anonymise the profile, tombstone the messages, delete uploads and personal traces, revoke every token;
+    an agent's tickets are requeued (and reassigned within `limits`).
 
     Safe to repeat (an interrupted erasure is finished by running it again).
     """
@@ -101,6 +103,8 @@ async def erase_user(user: User) -> Erased:
     user.erased_at = user.erased_at or utcnow()
     await user.replace()  # first: from here on nobody signs in as them
     user, deliveries = await sessions.revoke_sessions(user)  # tokens; brokers cut and disable the account
+    await Team.get_pymongo_collection().update_many({"member_ids": user_id}, {"$pull": {"member_ids": user_id, "lead_ids": user_id}})
+    deliveries += await requeue_assigned_to(user_id, limits)
     messages = 0
     async for message in Message.find({"sender_id": user_id}):
         if message.deleted and not message.attachments and not message.body:

@@ -209,6 +209,18 @@ async def requeue_abandoned(limits: Limits) -> list[Delivery]:
     return deliveries
 
 
+async def requeue_assigned_to(agent_id: str, limits: Limits) -> list[Delivery]:
+    """Every live ticket of an agent who can no longer work them (erased) goes back to the queue, which is
+    then assigned like after any requeue."""
+    deliveries: list[Delivery] = []
+    for ticket in await Ticket.find({"assignee_id": agent_id, "status": {"$in": list(ACTIVE)}}).to_list():
+        done = await _transition(ticket, "open", None, SYSTEM)
+        if done is not None:
+            await assignment.add_load(agent_id, -1)
+            deliveries += done[1]
+    return [*deliveries, *await assign_backlog(limits)] if deliveries else []
+
+
 def _role_in(ticket: Ticket, user: User) -> set[str]:
     roles = set()
     if ticket.customer_id == str(user.id):
