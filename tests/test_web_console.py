@@ -1,18 +1,23 @@
 """The admin console in a real browser (issue 22, item 6): reports as SVG charts, user management, the audit log,
+the live queue per team, agents with their status and load, the moderation queue, teams, routing and canned replies,
 at desktop width and on a 390 px phone. Screenshots go to `test-artifacts/web-console/`.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from bson import ObjectId
+from pymongo import AsyncMongoClient
 
 from tests.browser_support import chromium, chromium_mark, expect, new_page, screenshot
-from tests.support import Account, System, create_staff, signup
+from tests.support import Account, System, crashable_device, create_staff, open_conversation, signup
 from tests.test_web_mobile import fits
 
 if (mark := chromium_mark()) is not None:
@@ -122,3 +127,199 @@ async def test_the_console_is_for_admins_only(browser, system: System, api: http
     await expect(page.locator("#open-console")).to_be_hidden()
     await expect(page.locator("#console")).to_be_hidden()
     assert not page.errors, page.errors
+
+
+def unexpected(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """The page's errors but the browser's notes of the 4xx answers the test provoked (shown in the page instead)."""
+    return [error for error in page.errors if "the server responded with a status of 4" not in error]
+
+
+async def desk_console_page(browser, system: System, account: Account, tab: str, width: int, height: int = 900):  # type: ignore[no-untyped-def]
+    page = await new_page(browser, f"{system.api_url}/#/admin/{tab}", width=width, height=height)
+    await page.get_by_label("Email").fill(account.email)
+    await page.get_by_label("Password").fill(account.password)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await expect(page.locator("#connection")).to_have_text("online")
+    await expect(page.locator(f"#console-{tab}")).to_be_visible()
+    return page
+
+
+async def report_a_message(api: httpx.AsyncClient, body: str) -> dict:
+    """Someone reports a message someone else sent them: an open report for the moderation queue."""
+    writer, reader = await signup(api), await signup(api)
+    chat = await open_conversation(api, reader, writer)
+    sent = await api.post(f"/api/conversations/{chat['id']}/messages", json={"body": body}, headers=writer.headers)
+    filed = await api.post("/api/reports", json={"message_id": sent.json()["id"], "reason": "rude"}, headers=reader.headers)
+    assert filed.status_code == 201, filed.text
+    return filed.json()
+
+
+async def test_the_desk_console_queue_agents_moderation_teams_routing_and_canned_replies(  # type: ignore[no-untyped-def]
+    browser, system: System, api: httpx.AsyncClient
+) -> None:
+    """An admin sets up a team with its routing, watches its queue and agents live, assigns by hand, clears the
+    moderation queue and writes canned replies; refusals show in the page; the team's lead gets the desk console."""
+    admin, ann, ben = await create_staff(system, api, "admin"), await create_staff(system, api, "agent"), await create_staff(system, api, "agent")
+    customer = await signup(api)
+    name = f"Returns {secrets.token_hex(3)}"
+    ann_name, ben_name = ann.body["user"]["username"], ben.body["user"]["username"]
+    assert (await api.put("/api/agents/me/availability", json={"availability": "busy"}, headers=ann.headers)).status_code == 200
+    ann_desk = await crashable_device(system, ann, "desk")  # connected, but busy: tickets wait in the queue
+    try:
+        page = await desk_console_page(browser, system, admin, "teams", width=1280)
+
+        # teams: create (a duplicate name is refused in the page), add members by name, a lead, rename
+        form = page.locator("#team-form")
+        await form.get_by_label("New team").fill(name)
+        await form.get_by_label("Escalate after (minutes)").fill("45")
+        await form.get_by_role("button", name="Create team").click()
+        card = page.locator(".team-card", has=page.get_by_role("heading", name=name, exact=True))
+        await expect(card).to_have_count(1)
+        await form.get_by_label("New team").fill(name.upper())
+        await form.get_by_role("button", name="Create team").click()
+        await expect(page.locator("#teams-error")).to_have_text("a team with this name exists")
+        team_id = await card.get_attribute("data-team")
+        for who, lead in ((ann_name, True), (ben_name, False)):
+            await card.get_by_label("Add agent").fill(who)
+            await card.get_by_label("as lead").set_checked(lead)
+            await card.get_by_role("button", name="Add", exact=True).click()
+            await expect(card.locator(f".member-row:has-text('{who}')")).to_have_count(1)
+        await card.get_by_label("Add agent").fill("zz-nobody")
+        await card.get_by_role("button", name="Add", exact=True).click()
+        await expect(card.locator(".error")).to_have_text('No active agent or admin is called "zz-nobody".')
+        await expect(card.get_by_label(f"{ann_name} leads {name}")).to_be_checked()
+        await expect(card.get_by_label(f"{ben_name} leads {name}")).not_to_be_checked()
+        name = f"{name} desk"
+        await card.get_by_label("Name", exact=True).fill(name)
+        await card.get_by_role("button", name="Save").click()
+        card = page.locator(f".team-card[data-team='{team_id}']")
+        await expect(card.get_by_role("heading")).to_have_text(name)
+        team = (await api.get(f"/api/teams/{team_id}", headers=admin.headers)).json()
+        assert (team["name"], team["lead_ids"], set(team["member_ids"]), team["escalate_after_seconds"]) == (name, [ann.id], {ann.id, ben.id}, 2700)
+        assert not unexpected(page), page.errors
+        await screenshot(page, "web-console", "teams-desktop")
+
+        # routing: returns go to the team (the shared system's routing is put back in `finally`)
+        await page.get_by_role("tab", name="Routing").click()
+        await page.get_by_label("Team for returns").select_option(team_id)
+        await expect(page.locator("#routing-escalation-returns")).to_have_text("45m 0s")
+        await page.get_by_role("button", name="Save routing").click()
+        await expect(page.locator("#routing-status")).to_contain_text("Saved")
+        routing = (await api.get("/api/admin/ticket-routing", headers=admin.headers)).json()
+        assert routing == {"routes": {"returns": team_id}, "default_team_id": None}
+        await screenshot(page, "web-console", "routing-desktop")
+        await page.get_by_role("tab", name="Teams").click()
+        await card.get_by_role("button", name="Delete team").click()  # confirmed (new_page accepts dialogs)
+        await expect(card.locator(".error")).to_have_text("the routing sends tickets to this team: change it first")
+
+        # the queue: tickets routed to the team appear live and wait, their times counting up
+        await page.get_by_role("tab", name="Queue").click()
+        section = page.locator(f"[data-queue-team='{team_id}']")
+        await expect(section).to_contain_text("nobody waiting")
+        first, second = [(await api.post("/api/tickets", json={"subject": f"Refund {n}", "description": "Broken", "category": "returns"},
+                                          headers=customer.headers)).json() for n in (1, 2)]  # fmt: skip
+        assert first["team_id"] == team_id and first["status"] == "open"
+        row = section.locator(f"[data-queue-ticket='{first['number']}']")
+        await expect(section.locator(".queue-row")).to_have_count(2)
+        await expect(section.locator(".queue-summary")).to_contain_text("2 waiting")
+        before = await row.locator(".waiting").text_content()
+        await expect(row.locator(".waiting")).not_to_have_text(before)  # ticking
+        # escalated (as the bridge's sweep would mark it): the REST reload shows the flag
+        mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri_from_file())
+        try:
+            await mongo.mqchat.tickets.update_one({"_id": ObjectId(first["id"])}, {"$set": {"escalated_ms": 1}})
+        finally:
+            await mongo.close()
+        await page.get_by_role("tab", name="Queue").click()
+        await expect(row.locator(".escalated")).to_have_text("escalated")
+        await expect(section.locator(".queue-summary")).to_contain_text("1 escalated")
+        assert not unexpected(page), page.errors
+        await screenshot(page, "web-console", "queue-desktop")
+        await row.get_by_label(f"Assign ticket #{first['number']}").select_option(label=f"{ben_name} (offline)")
+        await expect(row).to_have_count(0)
+        assert (await api.get(f"/api/tickets/{first['id']}", headers=admin.headers)).json()["assignee_id"] == ben.id
+
+        # agents: status and load, both live
+        await page.get_by_role("tab", name="Agents").click()
+        await page.locator("#agents-form").get_by_label("Team").select_option(team_id)
+        ann_row, ben_row = page.locator(f"[data-agent='{ann.id}']"), page.locator(f"[data-agent='{ben.id}']")
+        await expect(ann_row.locator(".agent-status")).to_have_text("busy")
+        await expect(ben_row.locator(".agent-status")).to_have_text("offline (chose online)")
+        await expect(ann_row.locator(".agent-presence")).to_have_text("online")
+        await expect(ben_row.locator(".agent-load")).to_have_text(re.compile(r"^1 / \d+$"))
+        await expect(page.locator("#agents-rows tr")).to_have_count(2)
+        assert (await api.put("/api/agents/me/availability", json={"availability": "offline"}, headers=ann.headers)).status_code == 200
+        await expect(ann_row.locator(".agent-status")).to_have_text("offline")
+        given = await api.post(f"/api/tickets/{second['id']}/assign", json={"agent_id": ben.id}, headers=admin.headers)
+        assert given.status_code == 200, given.text
+        await expect(ben_row.locator(".agent-load")).to_have_text(re.compile(r"^2 / \d+$"))
+        assert not unexpected(page), page.errors
+        await screenshot(page, "web-console", "agents-desktop")
+
+        # moderation: the copied message, resolved with a note
+        report = await report_a_message(api, f"you are a fool {secrets.token_hex(2)}")
+        await page.get_by_role("tab", name="Moderation").click()
+        report_card = page.locator(f"[data-report='{report['id']}']")
+        await expect(report_card.locator(".reported-message")).to_contain_text(report["message"]["body"])
+        await expect(report_card).to_contain_text("rude")
+        await screenshot(page, "web-console", "moderation-desktop")
+        await report_card.get_by_label("Resolution note").fill("Warned the writer")
+        await report_card.get_by_role("button", name="Resolve").click()
+        await expect(report_card).to_have_count(0)
+        [resolved] = (await api.get(f"/api/admin/reports?status=resolved&user_id={report['user_id']}", headers=admin.headers)).json()["items"]
+        assert (resolved["resolution_note"], resolved["resolved_by"]) == ("Warned the writer", admin.id)
+
+        # canned replies: personal and the team's; a taken short code is refused in the page; edit; delete
+        code = f"thanks-{secrets.token_hex(2)}"
+        await page.get_by_role("tab", name="Canned replies").click()
+        canned = page.locator("#canned-form")
+        for count, scope in enumerate(("me (personal)", f"team {name}"), start=1):
+            await canned.get_by_label("Short code").fill(code)
+            await canned.locator("[name=team_id]").select_option(label=scope)
+            await canned.locator("[name=content]").fill("Thanks {{customer.name}}!")
+            await canned.get_by_role("button", name="Add reply").click()
+            await expect(page.locator(f"[data-canned='{code}']")).to_have_count(count)
+        await expect(page.locator("#canned-error")).to_have_text("")
+        await canned.get_by_label("Short code").fill(code)
+        await canned.locator("[name=team_id]").select_option(label="me (personal)")
+        await canned.locator("[name=content]").fill("again")
+        await canned.get_by_role("button", name="Add reply").click()
+        await expect(page.locator("#canned-error")).to_have_text(f"/{code} exists already")
+        team_reply = page.locator(f"[data-canned='{code}']", has_text=name)
+        await team_reply.get_by_role("button", name=f"Edit /{code}").click()
+        await team_reply.locator("[name=content]").fill("Thank you, {{customer.name}}.")
+        await team_reply.get_by_role("button", name="Save").click()
+        await expect(team_reply.locator(".canned-content")).to_have_text("Thank you, {{customer.name}}.")
+        await page.locator("#canned-filter").select_option(label=f"team {name}")
+        await expect(page.locator("#canned-list > li")).to_have_count(1)
+        assert not unexpected(page), page.errors
+        await screenshot(page, "web-console", "canned-desktop")
+        await page.locator("#canned-filter").select_option(label="my personal replies")
+        await page.locator(f"[data-canned='{code}']").get_by_role("button", name=f"Delete /{code}").click()
+        await expect(page.locator(f"[data-canned='{code}']")).to_have_count(0)
+        mine = (await api.get("/api/canned", params={"q": code}, headers=admin.headers)).json()["items"]
+        assert [(r["team_id"], r["content"]) for r in mine] == [(team_id, "Thank you, {{customer.name}}.")]
+
+        # a phone: every new tab fits 390 px
+        phone = await desk_console_page(browser, system, admin, "queue", width=390, height=844)
+        for tab, ready in (("Queue", f"[data-queue-team='{team_id}']"), ("Agents", "#agents-rows tr"), ("Moderation", "#moderation-list > li"),
+                           ("Teams", f".team-card[data-team='{team_id}']"), ("Routing", "#routing-rows tr"),
+                           ("Canned replies", "#canned-list > li")):  # fmt: skip
+            await phone.get_by_role("tab", name=tab).click()
+            await expect(phone.locator(ready).first).to_be_visible()
+            await fits(phone, f"console {tab} on a phone")
+            await screenshot(phone, "web-console", f"{tab.split()[0].lower()}-phone")
+        assert not unexpected(phone), phone.errors
+
+        # the team's lead: the desk console with the queue and canned replies only, the team's replies theirs to write
+        lead = await desk_console_page(browser, system, ann, "canned", width=1280)
+        await expect(lead.locator("#open-console")).to_have_text("Desk")
+        await expect(lead.locator("[data-console-tab]:visible")).to_have_count(2)
+        await expect(lead.locator(f"[data-canned='{code}']").get_by_role("button", name=f"Edit /{code}")).to_be_visible()
+        await lead.get_by_role("tab", name="Queue").click()
+        await expect(lead.locator(f"[data-queue-team='{team_id}']")).to_contain_text("nobody waiting")
+        assert not unexpected(lead), lead.errors
+    finally:
+        await api.put("/api/admin/ticket-routing", json={}, headers=admin.headers)
+        ann_desk.kill()
+        await ann_desk.wait()

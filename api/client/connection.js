@@ -25,6 +25,7 @@ async function connected() {
     await loadConversations();
     await Promise.all([...state.history.keys()].map(catchUp));
     await loadTickets();
+    emit("reconnected");
   }
   state.connectedOnce = true;
   for (const [clientMsgId, pending] of state.pending) if (!pending.error) resend(clientMsgId);

@@ -5,6 +5,7 @@
 //     "presence" (event), "typing" (conversation id, event)
 //   "signed-in" (user): set up the screen for this user, before connecting
 //   "start": load what the app shows, once connected (awaited together)
+//   "reconnected": the live connection is back after a break (events may have been missed): reload what is shown
 //   "signing-out": let go of what belongs to the user, while the tokens still work (awaited)
 //   "conversation-left" (id): the open conversation is no longer mine
 //   "render:<part>" (options): redraw a part: list, head, messages, typing, attachments

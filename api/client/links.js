@@ -1,10 +1,11 @@
 // Deep links in the fragment, so they survive the redirect from `/` and the sign-in form (nothing reloads):
 // `#/c/<conversation id>` opens a conversation (email digests and push notifications link there),
 // `#/settings/email` offers to stop email notifications (the digests' List-Unsubscribe),
-// `#/admin/<reports|users|audit>` opens the admin console on that tab (admins).
+// `#/admin/<tab>` opens the console on that tab (CONSOLE_TABS; admins, and agents for the queue and canned replies).
 // Nothing here runs on import: the service worker (sw.js) imports it too.
 
 const OBJECT_ID = /^[0-9a-f]{24}$/;
+export const CONSOLE_TABS = ["queue", "agents", "reports", "moderation", "teams", "routing", "canned", "users", "audit"];
 
 /** The fragment that opens conversation `cid` (`#/c/<id>`), or "" (the list) for anything not a conversation id. */
 export function conversationHash(cid) {
@@ -26,7 +27,7 @@ export function currentLink() {
   const [, kind, value] = location.hash.match(/^#\/(c|settings|admin)\/([^/]+)$/) ?? [];
   if (kind === "c" && OBJECT_ID.test(value)) return { conversation: value };
   if (kind === "settings" && value === "email") return { settings: "email" };
-  if (kind === "admin" && ["reports", "users", "audit"].includes(value)) return { admin: value };
+  if (kind === "admin" && CONSOLE_TABS.includes(value)) return { admin: value };
   return null;
 }
 
