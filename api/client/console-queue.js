@@ -135,6 +135,10 @@ export async function loadQueue() {
 /** A ticket created or changed: in the queue while open and mine to see, out of it otherwise. */
 function ticketEvent({ ticket }) {
   if (!loaded) return;
+  if (ticket.status === "open" && ticket.team_id && !teams.some((t) => t.id === ticket.team_id) && state.me.role === "admin") {
+    loadQueue(); // a team created since the queue was loaded
+    return;
+  }
   if (inMyQueue(ticket)) tickets.set(ticket.id, ticket);
   else if (!tickets.delete(ticket.id)) return;
   draw();
