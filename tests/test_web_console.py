@@ -299,6 +299,16 @@ async def test_the_desk_console_queue_agents_moderation_teams_routing_and_canned
         await expect(page.locator(f"[data-canned='{code}']")).to_have_count(0)
         mine = (await api.get("/api/canned", params={"q": code}, headers=admin.headers)).json()["items"]
         assert [(r["team_id"], r["content"]) for r in mine] == [(team_id, "Thank you, {{customer.name}}.")]
+        # an admin manages an agent's personal replies too
+        theirs = await api.post("/api/canned", json={"short_code": f"ann-{code}", "content": "Ann's"}, headers=ann.headers)
+        assert theirs.status_code == 201, theirs.text
+        await page.locator("#canned-show").get_by_label("Personal replies of").fill(ann_name)
+        await page.get_by_role("button", name="Show theirs").click()
+        ann_reply = page.locator(f"[data-canned='ann-{code}']")
+        await expect(ann_reply.locator(".canned-scope")).to_have_text(f"personal, of {ann_name}")
+        await ann_reply.get_by_role("button", name=f"Delete /ann-{code}").click()
+        await expect(ann_reply).to_have_count(0)
+        assert (await api.get("/api/canned", params={"q": f"ann-{code}"}, headers=ann.headers)).json()["items"] == []
 
         # a phone: every new tab fits 390 px
         phone = await desk_console_page(browser, system, admin, "queue", width=390, height=844)

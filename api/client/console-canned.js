@@ -1,7 +1,10 @@
-// The console's canned replies: one's own and one's teams' (admins: every team's), added, edited and deleted
-// by whoever the server lets (admins, the owner of a personal reply, a team's leads: /api/canned).
+// The console's canned replies: one's own and one's teams' (admins: every team's, or another agent's personal
+// ones), added, edited and deleted by whoever the server lets (admins, the owner of a personal reply, a team's
+// leads: /api/canned).
 
+import { findAgent } from "./console-teams.js";
 import { $, el, showError } from "./dom.js";
+import { on } from "./hooks.js";
 import { api, state } from "./state.js";
 
 const MINE = "mine";
@@ -9,6 +12,7 @@ const MINE = "mine";
 let teams = [];
 let items = [];
 let editing = null; // the id of the reply being edited
+let owner = null; // admins: the agent whose personal replies are shown ({user_id, username}), null: mine and my teams'
 
 const teamName = (id) => teams.find((t) => t.id === id)?.name ?? "a team";
 
@@ -43,7 +47,7 @@ function editor(item) {
 }
 
 function cannedRow(item) {
-  const scope = item.team_id ? teamName(item.team_id) : item.owner_id === state.me.id ? "personal" : "someone's personal";
+  const scope = item.team_id ? teamName(item.team_id) : item.owner_id === state.me.id ? "personal" : `personal, of ${owner?.username ?? "someone"}`;
   const writable = state.me.role === "admin" || item.owner_id === state.me.id || (item.team_id !== null && mayWrite(item.team_id));
   return el("li", { class: "canned-row", "data-canned": item.short_code },
     el("span", { class: "title", text: `/${item.short_code}` }),
@@ -76,7 +80,8 @@ function fillSelects() {
 export async function loadCanned({ keepError = false } = {}) {
   if (!keepError) showError("canned-error", null);
   try {
-    const [list, teamList] = await Promise.all([api.get("/api/canned"), api.get("/api/teams")]);
+    const query = owner ? `?owner_id=${owner.user_id}` : "";
+    const [list, teamList] = await Promise.all([api.get(`/api/canned${query}`), api.get("/api/teams")]);
     items = list.items;
     teams = teamList.items;
     fillSelects();
@@ -86,7 +91,27 @@ export async function loadCanned({ keepError = false } = {}) {
   }
 }
 
+/** Admins: show the personal replies of the agent named in the form (empty: mine and my teams' again). */
+async function showOwner(event) {
+  event.preventDefault();
+  const name = event.target.owner.value.trim();
+  showError("canned-error", null);
+  try {
+    owner = name ? await findAgent(name) : null;
+  } catch (error) {
+    showError("canned-error", error);
+    return;
+  }
+  $("canned-filter").value = "";
+  await loadCanned({ keepError: true });
+}
+
 export function wire() {
+  on("signed-in", (me) => {
+    owner = null;
+    for (const node of document.querySelectorAll("#canned-show .admin-only")) node.hidden = me.role !== "admin";
+  });
+  $("canned-show").addEventListener("submit", showOwner);
   $("canned-filter").addEventListener("change", draw);
   $("canned-form").addEventListener("submit", async (event) => {
     event.preventDefault();

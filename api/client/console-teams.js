@@ -18,8 +18,8 @@ async function act(teamId, change) {
   await loadTeams();
 }
 
-/** The one active agent or admin whose name is `name` (or the only one starting with it). */
-async function findAgent(name) {
+/** The one active agent or admin whose name is `name` (or the only one starting with it); admins only. */
+export async function findAgent(name) {
   const { items } = await api.get(`/api/admin/agents?${new URLSearchParams({ q: name, limit: "20" })}`);
   const exact = items.filter((a) => a.username.toLowerCase() === name.toLowerCase());
   const found = exact.length === 1 ? exact : items;
