@@ -410,6 +410,19 @@ async def test_support_desk_shapes(db: AsyncDatabase) -> None:
     assert await db.teams.find_one({"_id": team_ids[0]}) == {"_id": team_ids[0], "name_key": "a", "member_ids": [], "lead_ids": []}
     # listed, not counted: nx-27017's count_documents with `_id: {$in: [ObjectId...]}` answers 0 (docs/store.md)
     assert len(await db.teams.find({"_id": {"$in": [*team_ids, ObjectId()]}}).to_list()) == 2
+    # an erased agent leaves every team at once
+    await db.teams.update_one({"_id": team_ids[0]}, {"$addToSet": {"member_ids": "u1"}})
+    left = await db.teams.update_many({"member_ids": "u1"}, {"$pull": {"member_ids": "u1", "lead_ids": "u1"}})
+    assert left.modified_count == 2 and await db.teams.find({"member_ids": "u1"}).to_list() == []
+    # the admins' roster: a team's active staff by id, role and name prefix, sorted and limited
+    staff = [ObjectId() for _ in range(3)]
+    await db.users.insert_many([
+        {"_id": staff[0], "username": "ann", "role": "agent", "active": True},
+        {"_id": staff[1], "username": "Anna", "role": "admin", "active": True},
+        {"_id": staff[2], "username": "andy", "role": "agent", "active": False},
+    ])  # fmt: skip
+    roster = {"active": True, "role": {"$in": ["agent", "admin"]}, "_id": {"$in": staff}, "username": {"$regex": "^an", "$options": "i"}}
+    assert [doc["username"] for doc in await db.users.find(roster).sort("username").limit(200).to_list()] == ["Anna", "ann"]
 
     routing = {"_id": "routing", "routes": {"shipping": str(team_ids[0])}, "default_team_id": None}
     await db.ticket_routing.replace_one({"_id": "routing"}, routing, upsert=True)
