@@ -26,6 +26,7 @@ from core import __version__
 from core.broker_rights import BrokerRights, rights_for
 from core.db import init_db
 from core.platform_tokens import PlatformTokenVerifier
+from core.security import configure_password_hashing
 from core.services import rate_windows
 from core.services.messages import CursorPositions
 from core.settings import Settings
@@ -65,6 +66,7 @@ def create_app(settings: Settings) -> Litestar:
             await rights.close()
             await app.state.mongo.close()
 
+    configure_password_hashing(settings)
     rights = rights_for(settings)
     limits = RequestLimits(settings)
     platform_tokens = PlatformTokenVerifier(settings)

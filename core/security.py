@@ -20,6 +20,7 @@ import jwt
 from passlib.context import CryptContext
 
 from core.clock import utcnow
+from core.settings import Settings
 
 ALGORITHM = "HS256"
 ACCESS = "access"
@@ -29,6 +30,16 @@ SERVICE_ACCOUNTS = frozenset({"mqchat-bridge", "mqchat-api"})
 BROKER_ADMIN = "mqchat-admin"  # provisions Mosquitto's dynamic-security plugin
 
 _passwords = CryptContext(schemes=["argon2"], deprecated="auto")
+
+
+def configure_password_hashing(settings: Settings) -> None:
+    """Hash new passwords with the settings' argon2id parameters (each process that hashes calls it once at start)."""
+    global _passwords
+    _passwords = CryptContext(
+        schemes=["argon2"], deprecated="auto", argon2__memory_cost=settings.argon2_memory_kib,
+        argon2__rounds=settings.argon2_time_cost, argon2__parallelism=settings.argon2_parallelism,
+    )  # fmt: skip
+    _dummy_hash.cache_clear()
 
 
 @functools.cache

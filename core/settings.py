@@ -26,6 +26,7 @@ from core.roles import Role
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev", "development", "mqchat"})
 MIN_SECRET_LENGTH = 32
 SECRET_FILE = "jwt_secret"
+MIN_ARGON2_MEMORY_KIB, MIN_ARGON2_TIME_COST = 19456, 2
 
 
 DEFAULT_ATTACHMENT_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf")
@@ -94,6 +95,11 @@ class Settings(BaseSettings):
     attachment_max_bytes: int = var(10 * 1024 * 1024, "MQCHAT_ATTACHMENT_MAX_BYTES")
     attachment_types: CommaList = var(DEFAULT_ATTACHMENT_TYPES, "MQCHAT_ATTACHMENT_TYPES")
     embed_origins: CommaList = var((), "MQCHAT_EMBED_ORIGINS")
+    # argon2id for new password hashes (existing hashes keep the parameters they were made with);
+    # production refuses less than OWASP's minimum (19 MiB, 2 passes)
+    argon2_memory_kib: Positive = var(65536, "MQCHAT_ARGON2_MEMORY_KIB")
+    argon2_time_cost: Positive = var(3, "MQCHAT_ARGON2_TIME_COST")
+    argon2_parallelism: Positive = var(4, "MQCHAT_ARGON2_PARALLELISM")
 
     # --- chat and tickets
     edit_window_seconds: int = var(900, "MQCHAT_EDIT_WINDOW")
@@ -331,7 +337,9 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             raise ConfigError(_describe(exc)) from None
         _check_platform(settings)
-        return settings.model_copy(update={"jwt_secret": _resolve_secret(settings)})
+        secret = _resolve_secret(settings)
+        _check_password_hashing(settings)
+        return settings.model_copy(update={"jwt_secret": secret})
 
 
 class _Environ(EnvSettingsSource):
@@ -408,6 +416,17 @@ def _check_platform(settings: Settings) -> None:
         raise ConfigError(
             f"refusing to start in production: MQCHAT_PLATFORM_JWT_SECRET is a placeholder or shorter than "
             f"{MIN_SECRET_LENGTH} characters"
+        )
+
+
+def _check_password_hashing(settings: Settings) -> None:
+    """Production hashes passwords at least as hard as OWASP's argon2id minimum."""
+    if settings.is_production and (
+        settings.argon2_memory_kib < MIN_ARGON2_MEMORY_KIB or settings.argon2_time_cost < MIN_ARGON2_TIME_COST
+    ):
+        raise ConfigError(
+            f"refusing to start in production: MQCHAT_ARGON2_MEMORY_KIB must be at least {MIN_ARGON2_MEMORY_KIB} "
+            f"and MQCHAT_ARGON2_TIME_COST at least {MIN_ARGON2_TIME_COST} (OWASP's argon2id minimum)"
         )
 
 

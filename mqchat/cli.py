@@ -195,6 +195,7 @@ def user_create(email: str, password: str, role: str, username: str | None) -> N
     import msgspec
 
     from core.payloads import CreateUserRequest
+    from core.security import configure_password_hashing
     from core.services import audit
     from core.services.users import create_user
 
@@ -207,7 +208,8 @@ def user_create(email: str, password: str, role: str, username: str | None) -> N
         click.echo(f"mqchat: {exc}", err=True)
         sys.exit(2)
 
-    async def action(_: Settings) -> None:
+    async def action(settings: Settings) -> None:
+        configure_password_hashing(settings)
         created = await create_user(request.email, request.username, request.password, request.role)
         await audit.record(audit.CLI_ACTOR, "user.created", "user", str(created.id), role=created.role.value)
         click.echo(str(created.id))

@@ -58,6 +58,11 @@ class System:
             MQCHAT_ACCOUNT_LOGIN_LIMIT="100000",
             MQCHAT_SEND_RATE="100000",
             MQCHAT_SEND_BURST="100000",
+            # cheap password hashes: the suite signs up thousands of users (the default argon2id costs ~0.2 CPU-s
+            # each); tests/test_settings.py checks the default and production's minimum
+            MQCHAT_ARGON2_MEMORY_KIB="1024",
+            MQCHAT_ARGON2_TIME_COST="1",
+            MQCHAT_ARGON2_PARALLELISM="1",
             MQCHAT_LOG_LEVEL="INFO",
         )
         if self.broker == "mosquitto":

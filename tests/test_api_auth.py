@@ -8,7 +8,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.support import Account, System, signup
+from tests.support import Account, System, create_staff, signup
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
@@ -230,3 +230,18 @@ async def test_names_with_control_or_invisible_characters_are_refused(
 async def test_visible_unicode_names_are_fine(api: httpx.AsyncClient, alice: Account) -> None:
     renamed = await api.patch("/api/auth/me", json={"username": "  Zoë Ådne 日本  "}, headers=alice.headers)
     assert renamed.status_code == 200 and renamed.json()["username"] == "Zoë Ådne 日本"
+
+
+async def test_passwords_are_hashed_with_the_configured_argon2_parameters(api: httpx.AsyncClient, system: System) -> None:
+    """The API (sign-up) and the CLI (`mqchat user create`) both hash with MQCHAT_ARGON2_*: cheap on the test systems."""
+    from bson import ObjectId
+    from pymongo import AsyncMongoClient
+
+    customer, agent = await signup(api), await create_staff(system, api, "agent")
+    mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri_from_file())
+    try:
+        for account in (customer, agent):
+            stored = await mongo.mqchat.users.find_one({"_id": ObjectId(account.id)})
+            assert stored["password_hash"].startswith("$argon2id$v=19$m=1024,t=1,p=1$"), account.role
+    finally:
+        await mongo.close()

@@ -33,6 +33,7 @@ def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
     assert report["load"]["e2e@50"]["lost"] == 0 and report["load"]["raw@50"]["lost"] == 0
     assert report["peak"]["e2e"] == report["load"]["e2e@50"]["achieved_rate"] > 0 and 0 < report["peak"]["ratio"] <= 1.1
     assert report["history"]["page"]["p50_ms"] > 0 and report["login"]["logins_per_s"] > 0
+    assert report["login"]["hash"] == "argon2id m=65536,t=3,p=4", "logins measured with the shipped hashing, not the suite's"
     assert report["connections"]["held"] == report["connections"]["target"]
     cpu = report["load"]["e2e@50"]["cpu_ms_per_message"]
     assert {"broker", "bridge", "api", "store", "load generator"} <= set(cpu) and cpu["bridge"] > 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from core.security import configure_password_hashing, hash_password, verify_password
 from core.settings import ConfigError, Settings
 
 
@@ -60,6 +61,33 @@ def test_production_accepts_a_real_secret(tmp_path: Path) -> None:
     secret = "k" * 40
     settings = Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), "MQCHAT_ENV": "production", "JWT_SECRET": secret}, env_file=None)
     assert settings.is_production and settings.jwt_secret == secret
+
+
+def test_password_hashing_is_owasp_strong_by_default_and_in_production(tmp_path: Path) -> None:
+    defaults = Settings()
+    assert (defaults.argon2_memory_kib, defaults.argon2_time_cost, defaults.argon2_parallelism) == (65536, 3, 4)
+    production = {"MQCHAT_DATA_DIR": str(tmp_path), "MQCHAT_ENV": "production", "JWT_SECRET": "k" * 40}
+    for weak in ({"MQCHAT_ARGON2_MEMORY_KIB": "19455"}, {"MQCHAT_ARGON2_TIME_COST": "1"}):
+        with pytest.raises(ConfigError, match="MQCHAT_ARGON2_MEMORY_KIB must be at least 19456"):
+            Settings.load({**production, **weak}, env_file=None)
+    minimum = {"MQCHAT_ARGON2_MEMORY_KIB": "19456", "MQCHAT_ARGON2_TIME_COST": "2", "MQCHAT_ARGON2_PARALLELISM": "1"}
+    assert Settings.load({**production, **minimum}, env_file=None).argon2_memory_kib == 19456
+    cheap = Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), "MQCHAT_ARGON2_TIME_COST": "1"}, env_file=None)
+    assert cheap.argon2_time_cost == 1, "development may hash cheaply (the test systems do)"
+
+
+async def test_new_hashes_use_the_configured_parameters() -> None:
+    try:
+        configure_password_hashing(Settings(argon2_memory_kib=1024, argon2_time_cost=1, argon2_parallelism=1))
+        cheap = await hash_password("correct-horse-1")
+        assert cheap.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+        configure_password_hashing(Settings())
+        strong = await hash_password("correct-horse-1")
+        assert strong.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+        assert await verify_password("correct-horse-1", cheap), "older hashes keep verifying with their own parameters"
+        assert not await verify_password("wrong-horse-1", cheap) and not await verify_password("x", None)
+    finally:
+        configure_password_hashing(Settings())
 
 
 @pytest.mark.parametrize(
