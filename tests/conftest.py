@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -62,6 +63,29 @@ def nats_system(tmp_path_factory: pytest.TempPathFactory, platform: Platform) ->
     """The whole system on a 3-node NATS JetStream cluster (`mqchat up`, MQCHAT_BROKER=nats), started once for the test session."""
     # the default per-account login limit, so that a test can use it up through one API process and see the other refuse
     yield from _running(tmp_path_factory, "nats", platform, MQCHAT_ACCOUNT_LOGIN_LIMIT="10")
+
+
+@pytest.fixture(scope="session")
+def web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The browser tests' system, apart from the session's: no other tests' agents there to take their tickets."""
+    with running(System.on_free_ports(tmp_path_factory.mktemp("mqchat-web") / "data")) as system:
+        yield system
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    """A headless Chromium for the module's tests (tests.browser_support)."""
+    from tests.browser_support import chromium
+
+    async with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+async def rest(web_system: System) -> AsyncIterator[httpx.AsyncClient]:
+    """A REST client of the browser tests' system."""
+    async with httpx.AsyncClient(base_url=web_system.api_url, timeout=30) as client:
+        yield client
 
 
 @pytest.fixture

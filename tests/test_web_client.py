@@ -11,36 +11,15 @@ import asyncio
 import re
 import struct
 import zlib
-from collections.abc import AsyncIterator, Iterator
 
 import httpx
-import pytest
 
-from tests.browser_support import TIMEOUT_MS, chromium, chromium_mark, expect, new_page, signed_in_page
+from tests.browser_support import TIMEOUT_MS, chromium_mark, expect, new_page, signed_in_page
 from tests.browser_support import screenshot as shot
-from tests.support import System, create_staff, open_conversation, running, signup
+from tests.support import System, create_staff, open_conversation, signup
 
 if (mark := chromium_mark()) is not None:
     pytestmark = mark
-
-
-@pytest.fixture(scope="module")
-def web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """A system of its own, so that the ticket goes to this test's agent and no other."""
-    with running(System.on_free_ports(tmp_path_factory.mktemp("mqchat-web") / "data")) as system:
-        yield system
-
-
-@pytest.fixture(scope="module")
-async def browser(web_system: System) -> AsyncIterator[object]:
-    async with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-async def rest(web_system: System) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=web_system.api_url, timeout=30) as client:
-        yield client
 
 
 def tiny_png(size: int = 2) -> bytes:

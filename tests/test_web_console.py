@@ -8,26 +8,18 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
-from tests.browser_support import chromium, chromium_mark, expect, new_page, screenshot
+from tests.browser_support import chromium_mark, expect, new_page, screenshot
 from tests.support import Account, System, crashable_device, create_staff, open_conversation, signup
 from tests.test_web_mobile import fits
 
 if (mark := chromium_mark()) is not None:
     pytestmark = mark
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    async with chromium() as browser:
-        yield browser
 
 
 async def console_page(browser, system: System, account: Account, width: int, height: int = 900):  # type: ignore[no-untyped-def]

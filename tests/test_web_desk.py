@@ -3,36 +3,20 @@ responses in the composer, and the customer's rating card when the ticket is res
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import httpx
-import pytest
 
-from tests.browser_support import chromium, chromium_mark, expect, signed_in_page
+from tests.browser_support import chromium_mark, expect, signed_in_page
 from tests.browser_support import screenshot as shot
-from tests.support import System, create_staff, running, signup
+from tests.support import System, create_staff, signup
 from tests.test_tickets import eventually, wait_presence
 
 if (mark := chromium_mark()) is not None:
     pytestmark = mark
 
 
-@pytest.fixture(scope="module")
-def desk_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """A system of its own: no other test's agents, tickets or load between this test's agent and customer."""
-    with running(System.on_free_ports(tmp_path_factory.mktemp("mqchat-web-desk") / "data")) as system:
-        yield system
-
-
-@pytest.fixture(scope="module")
-async def browser(desk_system: System) -> AsyncIterator[object]:
-    async with chromium() as browser:
-        yield browser
-
-
-async def test_availability_canned_reply_and_rating_card(browser, desk_system: System) -> None:  # type: ignore[no-untyped-def]
+async def test_availability_canned_reply_and_rating_card(browser, web_system: System) -> None:  # type: ignore[no-untyped-def]
     """The ticket is given to this test's agent by an admin."""
-    system = desk_system
+    system = web_system
     async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as rest:
         agent, customer = await create_staff(system, rest, "agent"), await signup(rest, username="Robin")
         admin = await create_staff(system, rest, "admin")

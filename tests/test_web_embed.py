@@ -22,7 +22,7 @@ import pytest
 from core import topics
 from core.settings import ConfigError, Settings
 from mqchat.store import free_port
-from tests.browser_support import chromium, chromium_mark, expect, new_page
+from tests.browser_support import chromium_mark, expect, new_page
 from tests.browser_support import screenshot as shot
 from tests.platform_support import Platform, account_of, exchange, provisioned
 from tests.support import Account, System, device, open_conversation, running
@@ -103,12 +103,6 @@ def sites(tmp_path_factory: pytest.TempPathFactory, platform: Platform) -> Itera
         yield system, shop, elsewhere
         shop.close()
         elsewhere.close()
-
-
-@pytest.fixture(scope="module")
-async def browser(sites: tuple[System, Site, Site]) -> AsyncIterator[Any]:
-    async with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

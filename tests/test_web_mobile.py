@@ -7,13 +7,11 @@ the on-screen keyboard takes half the height. Screenshots go to `test-artifacts/
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import httpx
 import pytest
 
-from tests.browser_support import chromium, chromium_mark, expect, new_page, screenshot
-from tests.support import Account, System, create_staff, open_conversation, running, signup
+from tests.browser_support import chromium_mark, expect, new_page, screenshot
+from tests.support import Account, System, create_staff, open_conversation, signup
 
 if (mark := chromium_mark()) is not None:
     pytestmark = mark
@@ -45,25 +43,6 @@ MEASURE = """(tapMin) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def mobile_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """A system of its own, so that the ticket goes to this test's agent and no other."""
-    with running(System.on_free_ports(tmp_path_factory.mktemp("mqchat-mobile") / "data")) as system:
-        yield system
-
-
-@pytest.fixture(scope="module")
-async def browser(mobile_system: System) -> AsyncIterator[object]:
-    async with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-async def rest(mobile_system: System) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=mobile_system.api_url, timeout=30) as client:
-        yield client
-
-
 async def fits(page, where: str) -> None:  # type: ignore[no-untyped-def]
     """Nothing sticks out of the viewport sideways, and every visible control is big enough to tap."""
     measured = await page.evaluate(MEASURE, TAP_MIN)
@@ -83,7 +62,7 @@ async def phone_page(browser, system: System, account: Account, size: tuple[int,
 
 
 @pytest.mark.parametrize("size", PHONES, ids=[f"{w}x{h}" for w, h in PHONES])
-async def test_list_and_conversation_are_two_screens(browser, mobile_system: System, rest: httpx.AsyncClient, size) -> None:  # type: ignore[no-untyped-def]
+async def test_list_and_conversation_are_two_screens(browser, web_system: System, rest: httpx.AsyncClient, size) -> None:  # type: ignore[no-untyped-def]
     name = f"{size[0]}x{size[1]}"
     shopper = await signup(rest, username="Maximiliane Oberhuber-Kaltenbrunner")
     seller = await signup(rest, role="merchant", username="Teapots and Kettles of the Northern Highlands Ltd")
@@ -92,7 +71,7 @@ async def test_list_and_conversation_are_two_screens(browser, mobile_system: Sys
         sender = seller if body.startswith("Yes") else shopper
         assert (await rest.post(f"/api/conversations/{cid}/messages", json={"body": body}, headers=sender.headers)).status_code == 201
 
-    page = await phone_page(browser, mobile_system, shopper, size)
+    page = await phone_page(browser, web_system, shopper, size)
     # the list screen: the conversation is not shown beside it
     await expect(page.locator("#conversation-list li")).to_have_count(1)
     await expect(page.locator("#sidebar")).to_be_visible()
@@ -128,10 +107,10 @@ async def test_list_and_conversation_are_two_screens(browser, mobile_system: Sys
     assert page.errors == []
 
 
-async def test_agent_ticket_screen_fits_a_phone(browser, mobile_system: System, rest: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
-    agent = await create_staff(mobile_system, rest, "agent")
+async def test_agent_ticket_screen_fits_a_phone(browser, web_system: System, rest: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
+    agent = await create_staff(web_system, rest, "agent")
     customer = await signup(rest, username="Erin")
-    page = await phone_page(browser, mobile_system, agent, PHONES[0])
+    page = await phone_page(browser, web_system, agent, PHONES[0])
     await page.get_by_role("tab", name="Tickets").click()
     created = await rest.post("/api/tickets", json={
         "subject": "My parcel never arrived and the tracking page says it was delivered",

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from tests.browser_support import chromium, chromium_mark, expect, signed_in_page
+from tests.browser_support import chromium_mark, expect, signed_in_page
 from tests.browser_support import screenshot as shot
 from tests.push_support import BrowserKeys, push_service, vapid_env
 from tests.support import System, create_staff, open_conversation, running, signup
@@ -77,12 +77,6 @@ def push_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     data = tmp_path_factory.mktemp("mqchat-web-push") / "data"
     with running(System.on_free_ports(data, MQCHAT_NOTIFY_DELAY_MS="1000", **vapid_env())) as system:
         yield system
-
-
-@pytest.fixture(scope="module")
-async def browser(push_system: System) -> AsyncIterator[object]:
-    async with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture
