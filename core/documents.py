@@ -77,6 +77,12 @@ class ConversationContext(BaseModel):
     title: str
 
 
+def direct_key_prefix(a: str, b: str) -> str:
+    """The start of the `unique_key` of every direct conversation of the pair `a`, `b` (one per context)."""
+    low, high = sorted((a, b))
+    return f"direct:{low}:{high}:"
+
+
 class Conversation(Document):
     """A direct (two people) or group conversation."""
 
@@ -85,7 +91,7 @@ class Conversation(Document):
     context: ConversationContext | None = None
     participant_ids: list[str]
     created_by: str
-    # "direct:<a>:<b>:<context>" makes a direct conversation unique per pair and context.
+    # "direct:<a>:<b>:<context>" (a < b, `direct_key_prefix`) makes a direct conversation unique per pair and context.
     unique_key: str
     created_at: datetime = Field(default_factory=utcnow)
     last_seq: int = 0

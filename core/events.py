@@ -107,6 +107,12 @@ def membership_changed(conversation_id: str, added: Iterable[str] = (), removed:
     return [Delivery(topics.MEMBERSHIP_CONTROL, _encode(notice))]
 
 
+def conversation_changed(conversation_id: str) -> list[Delivery]:
+    """Something processes keep beside a conversation changed without its members changing (a block between
+    a direct conversation's members, a ticket closed): the same notice, so every process forgets it."""
+    return membership_changed(conversation_id)
+
+
 def members_changed(
     conversation_id: str, view: ConversationOut, added: list[str], removed: list[str], informed: Iterable[str]
 ) -> list[Delivery]:

@@ -82,3 +82,36 @@ async def test_staff_blocks_are_recorded_not_enforced_and_bad_input_is_refused(
     assert (await api.delete("/api/blocks/not-an-id", headers=alice.headers)).status_code == 404
     assert (await api.post("/api/blocks", json={"user_id": agent.id})).status_code == 401
     assert [b["user_id"] for b in (await api.get("/api/blocks", headers=alice.headers)).json()["items"]] == [agent.id]
+
+
+async def block_holds_for_the_next_mqtt_messages(system: System, api: httpx.AsyncClient, rounds: int = 1) -> None:
+    """Bob writes to alice over MQTT (the bridge now keeps the conversation and who may write in it), alice
+    blocks him over REST: his next messages are refused; she unblocks him: they pass. `rounds` messages
+    per step, so that with several bridge workers each of them has served the conversation."""
+    alice, bob = await signup(api), await signup(api)
+    direct = (await open_conversation(api, alice, bob))["id"]
+    async with device(system, alice) as alice_web, device(system, bob) as bob_web:
+
+        async def send_over_mqtt(step: str) -> list[str]:
+            sent = [f"{step}-{n}" for n in range(rounds)]
+            for client_msg_id in sent:
+                request = {"conversation_id": direct, "client_msg_id": client_msg_id, "body": client_msg_id}
+                await bob_web.client.publish(topics.user_outbox(bob.id, "send"), json.dumps(request).encode(), qos=1)
+            return sent
+
+        before = await send_over_mqtt("before")
+        await alice_web.wait_for(rounds, "message.created")
+        assert (await api.post("/api/blocks", json={"user_id": bob.id}, headers=alice.headers)).status_code == 201
+        blocked = await send_over_mqtt("blocked")
+        errors = await bob_web.wait_for(rounds, "error")
+        assert sorted((e["client_msg_id"], e["error"]["code"]) for e in errors) == [(m, "forbidden") for m in blocked]
+        assert (await api.delete(f"/api/blocks/{bob.id}", headers=alice.headers)).status_code == 204
+        after = await send_over_mqtt("after")
+        created = await alice_web.wait_for(2 * rounds, "message.created")
+        assert sorted(e["message"]["client_msg_id"] for e in created) == sorted(before + after)
+    history = (await api.get(f"/api/conversations/{direct}/messages", headers=alice.headers)).json()["items"]
+    assert sorted(m["body"] for m in history) == sorted(before + after), "nothing of the blocked stretch was stored"
+
+
+async def test_a_block_made_over_rest_holds_for_the_bridge_at_once(system: System, api: httpx.AsyncClient) -> None:
+    await block_holds_for_the_next_mqtt_messages(system, api)

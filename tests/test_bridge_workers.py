@@ -1,5 +1,6 @@
 """Two bridge workers on Mosquitto: one killed during a burst is restarted by `mqchat up` and resumes
-its share; the requests queued for it meanwhile are not refused as rate_limited (issue 24, item 4)."""
+its share; the requests queued for it meanwhile are not refused as rate_limited (issue 24, item 4).
+Both workers keep conversations in memory, and a block reaches both at once (issue 26)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import os
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +17,7 @@ import pytest
 
 from core import topics
 from tests.support import Inbox, System, device, open_conversation, running, signup
+from tests.test_blocks import block_holds_for_the_next_mqtt_messages
 
 SENDERS = 3
 ROUNDS = 40
@@ -28,9 +29,10 @@ INTERVAL = 0.25  # each sender: 4 requests/s, about half of them to each worker
 LIMITS = {"MQCHAT_SEND_RATE": "10", "MQCHAT_SEND_BURST": "4"}
 
 
-@pytest.fixture
-def two_workers(tmp_path: Path) -> Iterator[System]:
-    with running(System.on_free_ports(tmp_path / "data", broker="mosquitto", MQCHAT_BRIDGE_WORKERS="2", **LIMITS)) as system:
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    data_dir = tmp_path_factory.mktemp("two-workers") / "data"
+    with running(System.on_free_ports(data_dir, broker="mosquitto", MQCHAT_BRIDGE_WORKERS="2", **LIMITS)) as system:
         yield system
 
 
@@ -103,3 +105,10 @@ async def test_a_killed_worker_is_restarted_and_its_queued_share_is_served(two_w
     assert worker_pid(system, "bridge-2") != killed, "mqchat up restarted the worker"
     health = httpx.get(f"{system.api_url}/api/health", timeout=10).json()
     assert health["status"] == "ok" and health["restarts"] == {"bridge-2": 1}, "the restart shows in /api/health"
+
+
+async def test_a_block_reaches_every_worker_at_once(two_workers: System) -> None:
+    """Requests are shared between the workers, and each keeps who may write in a conversation:
+    the block's notice must reach both (4 messages a step: each worker serves some)."""
+    async with httpx.AsyncClient(base_url=two_workers.api_url, timeout=30) as api:
+        await block_holds_for_the_next_mqtt_messages(two_workers, api, rounds=4)

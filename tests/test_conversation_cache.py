@@ -3,6 +3,7 @@ the store, so these tests watch what the cache keeps: its size bound, its TTL, n
 
 from __future__ import annotations
 
+from core.documents import Conversation
 from core.services.conversation_cache import ConversationCache
 
 
@@ -45,3 +46,39 @@ async def test_a_membership_notice_drops_its_conversation() -> None:
     await cache.get("c3")
     cache.clear()
     assert len(cache) == 0
+
+
+class StoredConversations(ConversationCache):
+    """A cache over conversations that always exist, so that what is derived from them can be watched without a store."""
+
+    @staticmethod
+    async def _load(conversation_id: str) -> Conversation | None:
+        return Conversation.model_construct(id=conversation_id, kind="direct", participant_ids=["u1", "u2"])
+
+
+async def test_what_is_derived_from_a_conversation_is_kept_until_it_is_forgotten() -> None:
+    clock = Clock()
+    cache = StoredConversations(ttl=30.0, timer=clock)
+    asked: list[str] = []
+
+    async def blocked(conversation: Conversation) -> set[str]:
+        asked.append(str(conversation.id))
+        return {"u2"}
+
+    first = await cache.get("c1")
+    assert first is not None
+    assert await cache.derived(first, blocked) == {"u2"} and await cache.derived(first, blocked) == {"u2"}
+    assert asked == ["c1"], "asked of the store once"
+    assert cache.apply_notice(b'{"conversation_id": "c1", "added": [], "removed": []}')
+    assert await cache.derived(first, blocked) == {"u2"} and asked == ["c1", "c1"], "a notice drops it with the conversation"
+    assert await cache.derived(first, blocked) == {"u2"} and len(asked) == 3, "a forgotten conversation's answer is not kept"
+    again = await cache.get("c1")
+    assert again is not None and again is not first
+    await cache.derived(again, blocked)
+    await cache.derived(again, blocked)
+    assert len(asked) == 4, "kept beside the reloaded conversation"
+    clock.now = 31.0
+    expired = await cache.get("c1")
+    assert expired is not None and expired is not again
+    await cache.derived(expired, blocked)
+    assert len(asked) == 5, "and gone with it after the TTL"

@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from api.params import PageLimit
+from api.publisher import EventPublisher
 from core.documents import User
 from core.payloads import (
     AdminBlockList,
@@ -31,9 +32,12 @@ class BlocksController(Controller):
     tags = ["moderation"]
 
     @post("/")
-    async def block(self, data: JSONBody[BlockRequest], current_user: NamedDependency[User]) -> Response[BlockOut]:
+    async def block(
+        self, data: JSONBody[BlockRequest], current_user: NamedDependency[User], publisher: NamedDependency[EventPublisher]
+    ) -> Response[BlockOut]:
         """Block a user (201; 200 when already blocked): they can no longer write to you in direct conversations."""
-        record, created = await blocks.block(current_user, data.user_id)
+        record, created, notices = await blocks.block(current_user, data.user_id)
+        await publisher.publish(notices)
         return Response(record, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
     @get("/")
@@ -42,9 +46,9 @@ class BlocksController(Controller):
         return BlockList(items=await blocks.blocked_by(str(current_user.id)))
 
     @delete("/{user_id:str}", status_code=HTTP_204_NO_CONTENT)
-    async def unblock(self, user_id: FromPath[str], current_user: NamedDependency[User]) -> None:
+    async def unblock(self, user_id: FromPath[str], current_user: NamedDependency[User], publisher: NamedDependency[EventPublisher]) -> None:
         """Lift a block (404 when there is none)."""
-        await blocks.unblock(str(current_user.id), user_id)
+        await publisher.publish(await blocks.unblock(str(current_user.id), user_id))
 
 
 class ReportsController(Controller):

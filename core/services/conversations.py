@@ -8,7 +8,7 @@ import secrets
 from pymongo.errors import DuplicateKeyError
 
 from core.clock import iso, iso_from_ms, to_ms
-from core.documents import Conversation, ConversationContext, MemberSettings, User
+from core.documents import Conversation, ConversationContext, MemberSettings, User, direct_key_prefix
 from core.errors import Forbidden, InvalidInput, NotFound
 from core.payloads import ContextIn, ConversationOut, MessageOut, UnreadSummary
 from core.roles import Role
@@ -22,9 +22,7 @@ MAX_LIST = 100
 
 
 def _direct_key(a: str, b: str, context: ContextIn | None) -> str:
-    low, high = sorted((a, b))
-    about = f"{context.type}:{context.id}" if context else "-"
-    return f"direct:{low}:{high}:{about}"
+    return direct_key_prefix(a, b) + (f"{context.type}:{context.id}" if context else "-")
 
 
 async def _require_active_users(user_ids: list[str]) -> None:

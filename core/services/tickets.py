@@ -135,7 +135,9 @@ async def _transition(ticket: Ticket, status: str, assignee_id: str | None, by: 
         if getattr(ticket, field) != getattr(after, field)
     }
     view = await ticket_out(after)
-    deliveries = events.ticket_event("ticket.updated", view, change, [after.customer_id, ticket.assignee_id or "", after.assignee_id or ""])
+    # a closed ticket's conversation takes no more messages: processes forget their answer (core.services.messages.send)
+    deliveries = events.conversation_changed(after.conversation_id) if "closed" in (ticket.status, status) else []
+    deliveries += events.ticket_event("ticket.updated", view, change, [after.customer_id, ticket.assignee_id or "", after.assignee_id or ""])
     if ticket.assignee_id != after.assignee_id:
         deliveries += await _reseat_assignee(after.conversation_id, ticket.assignee_id, after.assignee_id)
     return after, deliveries

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -22,9 +20,9 @@ from pymongo.errors import BulkWriteError
 
 from core.clock import to_ms, utcnow
 from core.documents import SYSTEM_SENDER, AttachmentRef, Conversation, Message, Ticket
-from core.errors import Conflict, DomainError, InvalidInput, NotFound
+from core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from core.services import attachments, blocks
-from core.services.conversation_cache import ConversationCache
+from core.services.conversation_cache import ConversationCache, Uncached
 from core.services.lookup import get_by_id
 from core.services.messages.body import validate_body
 
@@ -60,16 +58,16 @@ async def send_many(commands: list[SendCommand], conversations: ConversationCach
 
     The whole batch costs two store round trips however many conversations it spans:
     one ordered insert of every new message, one update of the conversations' `last_seq`.
-    A long-running caller (the bridge) passes its `conversations` cache: one store
-    round trip less per conversation and batch, and the numbering continues from
-    the cached `last_seq`.
+    A long-running caller (the bridge) passes its `conversations` cache: no store
+    round trip per conversation and batch for the conversation, its blocks or its
+    ticket's status, and the numbering continues from the cached `last_seq`.
     """
     results = [SendResult(command) for command in commands]
     by_conversation: dict[str, list[SendResult]] = defaultdict(list)
     for result in results:
         by_conversation[result.command.conversation_id].append(result)
-    find = conversations.get if conversations is not None else partial(get_by_id, Conversation)
-    claims = await asyncio.gather(*(_claim(find, cid, batch) for cid, batch in by_conversation.items()))
+    source = conversations if conversations is not None else Uncached()
+    claims = await asyncio.gather(*(_claim(source, cid, batch) for cid, batch in by_conversation.items()))
     accepted = [claim for claim in claims if claim is not None]
     await _insert_numbered(accepted)
     await _touch(accepted)
@@ -116,20 +114,24 @@ class _Claim:
                 result.message, result.error = first.message, first.error
 
 
-async def _claim(
-    find: Callable[[str], Awaitable[Conversation | None]], conversation_id: str, batch: list[SendResult]
-) -> _Claim | None:
-    """Check a conversation's requests; its claim on the next numbers, or None if nothing is to be stored."""
-    conversation = await find(conversation_id)
-    refused = await blocks.refused_writers(conversation) if conversation is not None else {}
+async def _claim(conversations: ConversationCache | Uncached, conversation_id: str, batch: list[SendResult]) -> _Claim | None:
+    """Check a conversation's requests; its claim on the next numbers, or None if nothing is to be stored.
+
+    What the rules derive from the conversation (blocks, a closed ticket) comes with it from
+    `conversations`: the bridge's cache asks the store once, not once per batch."""
+    conversation = await conversations.get(conversation_id)
+    refused: dict[str, str] = {}
+    closed: int | None = None
+    if conversation is not None:
+        refused = await conversations.derived(conversation, blocks.refused_writers)
+        closed = await conversations.derived(conversation, _closed_ticket)
     accepted: list[SendResult] = []
     firsts: dict[tuple[str, str], SendResult] = {}
-    closed = await _closed_ticket(conversation)
     for result in batch:
         try:
             shown, reply_to_seq = await _check_send(conversation, result.command, closed)
             if result.command.sender_id in refused:
-                raise refused[result.command.sender_id]
+                raise Forbidden(refused[result.command.sender_id])
         except DomainError as error:
             result.error = error
             continue
@@ -146,26 +148,27 @@ async def _claim(
     return _Claim(conversation, accepted, list(firsts.values()), conversation.last_seq)
 
 
-async def _closed_ticket(conversation: Conversation | None) -> Conflict | None:
-    """Why a closed ticket's conversation takes no more messages (but the system's); None for any other."""
-    if conversation is None or conversation.ticket_id is None:
+async def _closed_ticket(conversation: Conversation) -> int | None:
+    """The number of the closed ticket whose conversation this is (it takes no more messages but the system's);
+    None for any other. Closing is final, and announced (core.services.tickets) so caches forget the answer."""
+    if conversation.ticket_id is None:
         return None
     closed = await Ticket.get_pymongo_collection().find_one(
         {"_id": ObjectId(conversation.ticket_id), "status": "closed"}, projection={"number": 1}
     )
-    return None if closed is None else Conflict(f"ticket #{closed['number']} is closed: open a new ticket to continue")
+    return None if closed is None else int(closed["number"])
 
 
 async def _check_send(
-    conversation: Conversation | None, command: SendCommand, closed: DomainError | None
+    conversation: Conversation | None, command: SendCommand, closed: int | None
 ) -> tuple[list[AttachmentRef], int | None]:
-    """Refuse what may not be sent (`closed`: why the conversation takes no more messages but the system's);
+    """Refuse what may not be sent (`closed`: the number of the closed ticket whose conversation this is);
     the attachments the message will show and the quoted message's seq."""
     is_system = command.sender_id == SYSTEM_SENDER
     if conversation is None or (not is_system and command.sender_id not in conversation.participant_ids):
         raise NotFound("conversation not found")
     if closed is not None and not is_system:
-        raise closed
+        raise Conflict(f"ticket #{closed} is closed: open a new ticket to continue")
     validate_body(command.body, bool(command.attachment_ids))
     reply_to_seq = None
     if command.reply_to is not None:
