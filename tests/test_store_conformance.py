@@ -40,6 +40,16 @@ async def test_unique_index_refuses_duplicates(db: AsyncDatabase) -> None:
     assert await db.users.count_documents({}) == 1
 
 
+async def test_string_prefix_as_a_range_on_a_unique_key(db: AsyncDatabase) -> None:
+    """core.services.blocks: the direct conversations of a pair, whatever their context, by a range of
+    `unique_key` (`direct:<a>:<b>:` up to the same ending in ";"), not a regex."""
+    await db.conversations.create_indexes([IndexModel([("unique_key", ASCENDING)], name="conversations_unique_key", unique=True)])
+    keys = ["direct:a:b:-", "direct:a:b:order:7", "direct:a:b:product:\U0001f600", "direct:a:bc:-", "direct:a:b;", "direct:a:a:-"]
+    await db.conversations.insert_many([{"unique_key": key} for key in keys])
+    found = await db.conversations.find({"unique_key": {"$gte": "direct:a:b:", "$lt": "direct:a:b;"}}).to_list()
+    assert sorted(doc["unique_key"] for doc in found) == sorted(keys[:3])
+
+
 async def test_lookup_by_object_id_and_field(db: AsyncDatabase) -> None:
     inserted = await db.users.insert_one({"email": "b@example.com", "active": True})
     assert (await db.users.find_one({"_id": ObjectId(str(inserted.inserted_id))}))["email"] == "b@example.com"
