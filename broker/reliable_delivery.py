@@ -28,7 +28,8 @@ Stock `_reader_loop` never enforced keep-alive (its read time-out was ignored: a
 client silent for minutes stayed "online" and its Will never fired), read packet
 fields past the packet's end and acted on malformed packets (issue 23). Here the
 reader closes a connection silent for 1.5 times its keep-alive [MQTT-3.1.2-24]
-(the Will is then published and a persistent session keeps queuing), reads each
+(the Will is then published and a persistent session keeps queuing; one timer per
+connection, broker.keep_alive, not one per packet), reads each
 packet whole and checks it with broker.protocol before amqtt decodes and handles
 it, and closes the connection on any violation, including acknowledgements that
 do not fit the delivery's QoS flow (PUBACK for QoS 2, PUBREC or PUBCOMP for QoS 1,
@@ -64,8 +65,10 @@ from amqtt.session import (
     OUTGOING,
     IncomingApplicationMessage,
     OutgoingApplicationMessage,
+    Session,
 )
 
+from broker.keep_alive import SilenceWatch
 from broker.protocol import MALFORMED, ProtocolViolation, check_packet, read_frame
 from core.tasks import cancel_and_wait
 
@@ -81,6 +84,12 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         self.taken_over = False  # set by SecureBroker when a newer connection takes the session over
         self.protocol_error = False  # set by SecureBroker when it ends the connection for a bad PUBLISH
 
+    def _init_session(self, session: Session) -> None:
+        super()._init_session(session)
+        # amqtt re-armed a write timer on every packet sent, for a handler that does nothing when it
+        # fires (the broker sends no PINGREQ): half the broker's timers per message. Keep-alive is read-side.
+        self.keepalive_timeout = None
+
     def keep_alive_deadline(self) -> float | None:
         """Seconds a connection may stay silent: 1.5 x its keep-alive, or no limit for 0 [MQTT-3.1.2-24]."""
         keep_alive = self.session.keep_alive if self.session is not None else 0
@@ -90,15 +99,15 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         """Read, check and hand on the client's packets until it leaves, breaks a rule or outstays its keep-alive."""
         assert self.session is not None and self._reader_ready is not None
         running: set[asyncio.Task[None]] = set()
+        reader = asyncio.current_task()
+        assert reader is not None
+        silence = SilenceWatch(self.keep_alive_deadline(), reader)
         self._reader_ready.set()
         try:
             while self.reader is not None:
-                try:
-                    async with asyncio.timeout(self.keep_alive_deadline()):
-                        frame = await read_frame(self.reader)
-                except TimeoutError:
-                    log.info("mqtt.keep_alive_expired", extra={"client_id": self.session.client_id})
-                    break
+                silence.waiting()
+                frame = await read_frame(self.reader)
+                silence.heard()
                 if frame is None:
                     break
                 task = await self._handle_frame(*frame)
@@ -110,9 +119,13 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         except (NoDataError, ConnectionError):
             pass  # the stream ended inside a packet
         except asyncio.CancelledError:
-            pass  # stop(): the clean-up below still runs
+            if silence.expired:  # not stop(): this task goes on to clean up, uncancelled
+                reader.uncancel()
+                log.info("mqtt.keep_alive_expired", extra={"client_id": self.session.client_id})
+            # else stop(): the clean-up below still runs
         except Exception:
             log.exception("mqtt.reader_failed", extra={"client_id": self.session.client_id})
+        silence.stop()
         for task in running:
             task.cancel()
         await self.handle_connection_closed()

@@ -24,6 +24,7 @@ from tests.raw_mqtt import (
     CONNACK,
     CONNECT,
     PINGREQ,
+    PINGRESP,
     PUBACK,
     PUBCOMP,
     PUBLISH,
@@ -140,8 +141,13 @@ async def test_silent_connection_is_closed_its_will_sent_and_its_session_kept(sy
     "online", its Will never sent and its QoS 1 events waiting on a dead socket."""
     ctx = context(alice, "silent")
     async with watch_outbox(system, ctx) as watcher:
-        client, _ = await connect(system, ctx, clean=False, keep_alive=2, will=(ctx.presence, OFFLINE))
+        client, _ = await connect(system, ctx, clean=False, keep_alive=1, will=(ctx.presence, OFFLINE))
         assert await client.subscribe(ctx.inbox, 1) == 1
+        for _ in range(2):  # a client that talks within its keep-alive stays, past the first 1.5 x keep-alive
+            await asyncio.sleep(1.0)
+            await client.send(PINGREQ, 0, b"")
+            answer = await client.read()
+            assert answer is not None and answer.type == PINGRESP, "still connected"
         assert await client.closed_by_broker(timeout=10), "closed after 1.5 x keep-alive of silence"
         [will] = await watcher.wait_for(1, topic=ctx.presence)
         assert will == json.loads(OFFLINE)
