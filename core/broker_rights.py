@@ -18,31 +18,24 @@ literal rights through `$CONTROL/dynamic-security/v1`:
 Concurrent calls are sent as one batch (dynamic-security rewrites its JSON file
 on every command message: core.mqtt.dynsec).
 
-A NATS cluster asks mqchat at every connection instead (`NatsRights`): only
-connections whose rights shrank are cut.
+A NATS cluster asks mqchat at every connection instead (`core.nats_rights.NatsRights`):
+only connections whose rights shrank are cut.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from cachetools import LRUCache
-from nats.aio.client import Client as NatsConnection
-from nats.aio.msg import Msg
 
-from core import nats_auth, topics
+from core import topics
 from core.events import Delivery
 from core.mqtt.dynsec import DynsecClient
 from core.roles import Role
 from core.security import SERVICE_ACCOUNTS, broker_password
 from core.settings import Settings
-
-KICK_TIMEOUT = 1.0  # per node answer: a membership change is enforced within 2 s
-CONNZ_LIMIT = 10_000  # connections of one user asked of a node
-SYSTEM_CONNECT_TIMEOUT = 5.0  # the cluster unreachable: the change fails (its events are not sent) rather than wait
 
 
 @runtime_checkable
@@ -168,79 +161,10 @@ class MosquittoRights:
         return commands
 
 
-class NatsRights:
-    """A NATS cluster asks mqchat at every connection (broker.nats_callout), and a connection keeps the
-    permissions it was given: when a membership ends or a user's tokens are revoked, the user's
-    connections on every node are cut through the system account (`$SYS.REQ.SERVER.<id>.KICK`), and
-    their reconnection is decided afresh. A member who is added keeps receiving everything durable
-    on its inbox; it may subscribe to the conversation's topics from its next connection on."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._connection: NatsConnection | None = None
-
-    async def ensure_user(self, user_id: str, role: Role, version: int) -> None:
-        return None
-
-    async def apply(self, deliveries: Iterable[Delivery]) -> None:
-        """Cut the connections of removed members and of users whose sessions were revoked."""
-        users: set[str] = set()
-        for delivery in deliveries:
-            if delivery.topic == topics.SESSIONS_CONTROL:
-                users.add(json.loads(delivery.payload)["user_id"])
-            elif delivery.topic == topics.MEMBERSHIP_CONTROL:
-                users.update(json.loads(delivery.payload)["removed"])
-        if users:
-            await self.cut(users)
-
-    async def cut(self, user_ids: Iterable[str]) -> int:
-        """Close every connection of these users on every node; how many were closed."""
-        connection = await self._connected()
-        closed = 0
-        for user_id in user_ids:
-            for server_id, cid in await self._connections_of(connection, user_id):
-                await connection.request(f"$SYS.REQ.SERVER.{server_id}.KICK", json.dumps({"cid": cid}).encode(), timeout=KICK_TIMEOUT)
-                closed += 1
-        return closed
-
-    async def _connected(self) -> NatsConnection:
-        if self._connection is None or self._connection.is_closed:
-            self._connection = await nats_auth.connect(
-                self._settings.nats_servers, nats_auth.SYSTEM_USER, self._settings.jwt_secret, "mqchat-rights", timeout=SYSTEM_CONNECT_TIMEOUT
-            )
-        return self._connection
-
-    async def _connections_of(self, connection: NatsConnection, user_id: str) -> list[tuple[str, int]]:
-        """(server id, connection id) of the user's open connections, asked of every node at once."""
-        inbox = connection.new_inbox()
-        answers: asyncio.Queue[bytes] = asyncio.Queue()
-
-        async def received(message: Msg) -> None:
-            answers.put_nowait(message.data)
-
-        subscription = await connection.subscribe(inbox, cb=received)
-        found: list[tuple[str, int]] = []
-        try:
-            query = {"user": user_id, "state": 0, "limit": CONNZ_LIMIT}
-            await connection.publish("$SYS.REQ.SERVER.PING.CONNZ", json.dumps(query).encode(), reply=inbox)
-            for _ in range(self._settings.nats_nodes):
-                try:
-                    answer = json.loads(await asyncio.wait_for(answers.get(), KICK_TIMEOUT))
-                except TimeoutError:
-                    break  # a node that does not answer is down: its clients are disconnected anyway
-                server_id = answer["server"]["id"]
-                found += [(server_id, client["cid"]) for client in (answer.get("data") or {}).get("connections") or []]
-        finally:
-            await subscription.unsubscribe()
-        return found
-
-    async def close(self) -> None:
-        if self._connection is not None and not self._connection.is_closed:
-            await self._connection.close()
-
-
-def rights_for(settings: Settings) -> EmbeddedRights | MosquittoRights | NatsRights:
+def rights_for(settings: Settings) -> BrokerRights:
     """The rights keeper for the configured broker."""
     if settings.broker == "nats":
+        from core.nats_rights import NatsRights  # the nats client (~130 ms to import) only where it is used
+
         return NatsRights(settings)
     return MosquittoRights(settings) if settings.broker == "external" else EmbeddedRights()

@@ -8,7 +8,7 @@ contract's topic rules (core.acl) turned into NATS subjects:
 - MQTT topic `a/b/c` is subject `a.b.c`; a `.` inside a level becomes `//`;
   filter `a/b/#` needs `a.b` and `a.b.>`;
 - permissions are fixed for the life of a connection: a membership that ends or a
-  token that is revoked cuts the user's connections (core.broker_rights.NatsRights),
+  token that is revoked cuts the user's connections (core.nats_rights.NatsRights),
   and their reconnection is asked again.
 
 Both JWTs are signed with the issuer account key, derived from JWT_SECRET so every

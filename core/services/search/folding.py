@@ -18,7 +18,7 @@ import re
 import sys
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 PREFIX_MIN = 3  # shorter beginnings would match most messages
 PREFIX_MAX = 15  # a query word longer than this matches whole words only
@@ -37,10 +37,16 @@ _UNSEGMENTED = (
 )
 
 
-# combining marks (Unicode M*) dropped, and letters without a decomposition that readers
-# still take for their base letter spelled out
-_FOLDED = {point: None for point in range(sys.maxunicode + 1) if unicodedata.category(chr(point)).startswith("M")}
-_FOLDED.update(str.maketrans({"ø": "o", "đ": "d", "ħ": "h", "ł": "l", "ŧ": "t", "\u0131": "i", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d"}))
+@cache
+def _folding_table() -> dict[int, str | int | None]:
+    """The `str.translate` table: combining marks (Unicode M*) dropped, and letters without a decomposition
+    that readers still take for their base letter spelled out. Built on the first text that is not ASCII
+    (~140 ms: every code point is looked at), not at import by every process that imports this."""
+    table: dict[int, str | int | None] = {point: None for point in range(sys.maxunicode + 1) if unicodedata.category(chr(point)).startswith("M")}
+    table.update(str.maketrans({"ø": "o", "đ": "d", "ħ": "h", "ł": "l", "ŧ": "t", "\u0131": "i", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d"}))
+    return table
+
+
 _UNSEGMENTED_CLASS = "".join(f"\\U{low:08x}-\\U{high:08x}" for low, high in _UNSEGMENTED)
 # a run of unsegmented characters, or a word: letters and digits of other scripts (Python's \w is L*, N* and "_")
 _RUN = re.compile(f"(?P<unsegmented>[{_UNSEGMENTED_CLASS}]+)|(?P<word>[^\\W_{_UNSEGMENTED_CLASS}]+)")
@@ -51,7 +57,7 @@ def fold(text: str) -> str:
     if text.isascii():
         return text.lower()
     decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
-    return decomposed.translate(_FOLDED)
+    return decomposed.translate(_folding_table())
 
 
 @dataclass(frozen=True, slots=True)
