@@ -78,7 +78,11 @@ class Request:
 class Pipeline:
     """Turns a batch of outbox deliveries into stored changes and the deliveries to publish."""
 
-    def __init__(self, settings: Settings, on_presence_change: Callable[[], None]) -> None:
+    def __init__(
+        self, settings: Settings, on_presence_change: Callable[[], None],
+        on_messages_written: Callable[[int], None] = lambda batch_size: None,
+    ) -> None:  # fmt: skip
+        """`on_messages_written(batch_size)`: after a batch that stored, edited or deleted messages (the search indexer)."""
         self._edit_window = settings.edit_window_seconds
         self._max_reactions = settings.reactions_per_message
         self.presence = PresenceTracker(on_presence_change, settings.presence_users)
@@ -91,6 +95,8 @@ class Pipeline:
         self.fence_topic = topics.bridge_fence(settings.bridge_instance)
         self._fence: bytes | None = None  # while set, this connection's backlog is being replayed
         self._outcomes: list[tuple[str, str]] = []  # (action, outcome) of the batch, counted once it is done
+        self._on_messages_written = on_messages_written
+        self._wrote_messages = False  # in the batch being processed
 
     def reconnected(self) -> bytes:
         """A new broker connection; returns the fence to publish on `fence_topic` once subscribed to it.
@@ -113,11 +119,14 @@ class Pipeline:
     async def process(self, batch: list[aiomqtt.Message]) -> list[Delivery]:
         """Handle a batch in order; returns everything to publish. Raises StoreUnavailable."""
         self._outcomes.clear()
+        self._wrote_messages = False
         try:
             out = await self._process(batch)
         except BaseException:
             self._announced.clear()  # what this batch announced will not be published
             raise
+        if self._wrote_messages:
+            self._on_messages_written(len(batch))
         for action, outcome in self._outcomes:  # a batch retried after a store failure is counted once
             metrics.OUTBOX_REQUESTS.labels(metrics.outbox_action(action), outcome).inc()
         return out
@@ -219,6 +228,7 @@ class Pipeline:
                 out += self._refused(command.sender_id, "send", error, command.client_msg_id)
             else:
                 self._counted("send", "accepted" if sent.result.created else "duplicate")
+                self._wrote_messages |= sent.result.created
                 if sent.message is not None:
                     log.debug("bridge.stored", extra={
                         "client_msg_id": command.client_msg_id, "message_id": sent.message.id,
@@ -234,6 +244,7 @@ class Pipeline:
         except DomainError as error:
             return self._refused(request.user_id, request.action, error)
         self._counted(request.action, "accepted")
+        self._wrote_messages |= request.action in ("edit", "delete")
         return deliveries
 
     async def _apply(self, request: Request) -> list[Delivery]:

@@ -14,7 +14,8 @@ without counting against users' rate limits.
 On an external broker several workers (`MQCHAT_BRIDGE_WORKERS` > 1) share the
 requests through `$share/mqchat-bridge/...`; the lead worker (`worker-1`) also
 aggregates device presence, sweeps the ticket queue, sends webhooks
-(core.webhook_delivery) and indexes new messages for search (core.services.search.indexer). The embedded broker has no shared subscriptions: one
+(core.webhook_delivery) and indexes new messages for search (core.services.search.indexer, woken
+by the batches that wrote messages). The embedded broker has no shared subscriptions: one
 worker does everything. A batch's webhook events are recorded before its events
 are published, so its requests are acknowledged only once they are recorded.
 """
@@ -41,7 +42,7 @@ from core.mqtt import service_client
 from core.mqtt.acks import acknowledge, manual_acks
 from core.mqtt.fanout import publish, send_in_order
 from core.services import webhook_events
-from core.services.search import indexer
+from core.services.search.indexer import SearchIndexer
 from core.services.tickets import Limits
 from core.settings import Settings
 from core.tasks import cancel_and_wait
@@ -198,10 +199,11 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     mongo = await init_db(settings)
     rights = rights_for(settings)
     dispatcher = TicketDispatcher(Limits.from_settings(settings), settings.assign_interval, settings.escalation_interval)
-    pipeline = Pipeline(settings, on_presence_change=dispatcher.wake)
+    search = SearchIndexer()  # run by the lead worker only; waking it elsewhere does nothing
+    pipeline = Pipeline(settings, on_presence_change=dispatcher.wake, on_messages_written=search.wake)
     notifying = _start_notifier(settings)
     sending = asyncio.create_task(WebhookSender(settings).run()) if settings.is_lead_bridge else None
-    indexing = asyncio.create_task(indexer.keep_indexing()) if settings.is_lead_bridge else None
+    indexing = asyncio.create_task(search.run()) if settings.is_lead_bridge else None
     backoff = Backoff(0.5)
     try:
         while not stop.is_set():

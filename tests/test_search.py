@@ -9,6 +9,7 @@ import httpx
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
+from core.services.search.indexer import BUSY_BATCH, SearchIndexer
 from tests.support import Account, System, open_conversation, signup
 
 
@@ -29,7 +30,7 @@ async def bodies(api: httpx.AsyncClient, account: Account, q: str, **params: Any
 
 
 async def indexed(api: httpx.AsyncClient, account: Account, q: str, count: int) -> None:
-    """Wait until the search indexer (a pass every 0.5 s) has written the words: `q` finds `count` messages."""
+    """Wait until the search indexer has written the words (REST sends are found by its poll, every 2 s): `q` finds `count` messages."""
     for _ in range(20):
         if len(await bodies(api, account, q)) == count:
             return
@@ -144,3 +145,31 @@ async def test_messages_stored_before_search_are_indexed_by_the_command(system: 
     assert system.cli("search-index").stdout.strip().startswith("indexed ")
     assert await bodies(api, alice, "bucher") == ["Ancient Bücher"] and await bodies(api, alice, "first") == ["first"]
     assert system.cli("search-index").stdout.strip().startswith("indexed "), "a second run (and its start over documents) works"
+
+
+async def test_the_indexer_runs_when_woken_and_leaves_a_backlog_to_the_bridge() -> None:
+    """Without a store: `index` only records its passes. A wake-up brings a pass long before the poll; while
+    the bridge's batches are large (a backlog) no pass comes, and one comes once they stop."""
+    passes: asyncio.Queue[None] = asyncio.Queue()
+
+    async def index() -> int:
+        passes.put_nowait(None)
+        return 0
+
+    woken = SearchIndexer(index, pause=0.5, poll=600.0, max_lag=600.0)
+    polling = SearchIndexer(index, pause=0.5, poll=0.05)
+    running = asyncio.create_task(woken.run())
+    try:
+        woken.wake(1)
+        await asyncio.wait_for(passes.get(), 10)
+        for _ in range(20):  # the bridge works through a backlog for twice the pause between passes: large batches
+            woken.wake(BUSY_BATCH)
+            await asyncio.sleep(0.05)
+        assert passes.empty(), "no pass while the bridge is busy"
+        await asyncio.wait_for(passes.get(), 10)
+        running.cancel()
+        running = asyncio.create_task(polling.run())
+        await asyncio.wait_for(passes.get(), 10)  # never woken: the poll finds what other processes wrote
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)

@@ -1,17 +1,28 @@
 """The search indexer: writes the words of messages after they are stored, off the sending path.
 
 Sending stores a message with `search_indexed` 0; an edit or a delete sets it to 0 again.
-Every POLL_SECONDS the lead bridge worker (and `mqchat search-index`, once) takes those
+The lead bridge worker's SearchIndexer (and `mqchat search-index`, once) takes those
 messages in batches, writes their MessageWords (or removes them for a deleted message)
 and sets `search_indexed` to 1 where the body is still the one indexed, so an edit made
-meanwhile is indexed on the next pass. A new message is found by search within about a
-second; sending pays for none of it (docs/store.md, docs/benchmarks.md).
+meanwhile is indexed on the next pass. Sending pays for none of it (docs/store.md,
+docs/benchmarks.md).
+
+When: the bridge wakes the indexer after each batch that wrote messages (a pass at
+once, then at most one per PAUSE seconds: a new message is found within about a
+second); what other processes write (REST sends and edits in the API, other bridge
+workers) is found by a slow poll every FALLBACK_POLL seconds. Indexing a message
+costs the store about twice what storing it did (its FTS5 table), so while the
+bridge works through a backlog (batches of BUSY_BATCH requests or more) the store is
+left to it: the indexer waits until the bridge's batches are small again, at most
+MAX_LAG seconds after its last pass, and then indexes everything waiting at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 
 from pymongo import DeleteOne, UpdateOne
 from pymongo.errors import PyMongoError
@@ -22,7 +33,10 @@ from core.services.search.folding import index_terms
 log = logging.getLogger("mqchat.search")
 
 BATCH = 500
-POLL_SECONDS = 0.5
+PAUSE = 1.0  # seconds at least between passes: what is written meanwhile is indexed together
+FALLBACK_POLL = 2.0  # seconds: a pass also without a wake-up, for what other processes wrote
+BUSY_BATCH = 20  # a bridge batch this large means a backlog: sending goes first
+MAX_LAG = 60.0  # seconds: a backlog delays indexing at most this long after the last pass
 
 
 async def index_pending() -> int:
@@ -55,13 +69,41 @@ async def index_older() -> int:
     return await index_pending()
 
 
-async def keep_indexing() -> None:
-    """Index what arrives, until cancelled; store outages are logged and waited out."""
-    while True:
-        try:
-            await index_pending()
-        except PyMongoError as exc:
-            log.warning("search.store_unavailable", extra={"error": str(exc)})
-        except Exception:  # a bug must not stop indexing for good: log it and try again
-            log.exception("search.index_failed")
-        await asyncio.sleep(POLL_SECONDS)
+class SearchIndexer:
+    """Runs `index` (a pass over what waits) when woken by this process's writes, at least every `poll` seconds."""
+
+    def __init__(
+        self, index: Callable[[], Awaitable[int]] = index_pending, pause: float = PAUSE, poll: float = FALLBACK_POLL,
+        max_lag: float = MAX_LAG,
+    ) -> None:  # fmt: skip
+        self._index, self._pause, self._poll, self._max_lag = index, pause, poll, max_lag
+        self._woken = asyncio.Event()
+        self._busy_until = 0.0  # time.monotonic() until which the bridge counts as working through a backlog
+
+    def wake(self, batch_size: int) -> None:
+        """This process wrote messages, in a batch of `batch_size` requests: index them soon, or once the backlog
+        a large batch shows is through."""
+        if batch_size >= BUSY_BATCH:
+            self._busy_until = time.monotonic() + self._pause
+        self._woken.set()
+
+    async def run(self) -> None:
+        """Index until cancelled; store outages are logged and waited out."""
+        last_pass = time.monotonic()
+        while True:
+            try:
+                async with asyncio.timeout(self._poll):
+                    await self._woken.wait()
+            except TimeoutError:
+                pass
+            while (now := time.monotonic()) < min(self._busy_until, last_pass + self._max_lag):
+                await asyncio.sleep(min(self._busy_until, last_pass + self._max_lag) - now)
+            self._woken.clear()  # what is written from now on takes the next pass
+            try:
+                await self._index()
+            except PyMongoError as exc:
+                log.warning("search.store_unavailable", extra={"error": str(exc)})
+            except Exception:  # a bug must not stop indexing for good: log it and try again
+                log.exception("search.index_failed")
+            last_pass = time.monotonic()
+            await asyncio.sleep(self._pause)
