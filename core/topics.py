@@ -6,7 +6,7 @@
     chat/conversations/{cid}/{messages|receipts|typing}
     chat/presence/{uid}                         aggregated presence (retained)
     chat/agents/tickets                         live ticket queue for agents and admins
-    chat/system/membership                      service-only: membership changed (broker cache)
+    chat/system/membership                      service-only: a conversation's members (or blocks, ticket closed) changed: caches drop it
     chat/system/sessions                        service-only: a user's sessions were revoked
     chat/system/fence/{instance}                service-only: a bridge worker marks where its resumed backlog ends
 """

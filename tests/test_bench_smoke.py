@@ -12,13 +12,16 @@ from bench import calibration
 
 
 def _check_counts(counts: dict) -> None:
-    """Counts are deterministic: at one message per batch, one insert and one conversation update per message."""
+    """Counts are deterministic: at one message per batch, one insert and one conversation update per message,
+    no other store command on the message's path, no timer per packet in the embedded broker."""
     per = counts["per_message"]
     assert per["bridge"]["store.insert.messages"] == 1 and per["bridge"]["store.update.conversations"] == 1
     assert per["load generator"]["mqtt.sent.PUBLISH"] == 1 and per["load generator"]["mqtt.received.PUBLISH"] == 1
     assert per["bridge"]["mqtt.received.PUBLISH"] == 1 and per["bridge"]["mqtt.sent.PUBLISH"] == 3  # both inboxes, the conversation
+    assert "store.find.blocks" not in per["bridge"], "who may write is kept beside the cached conversation"
     assert per["broker"]["acl.receive"] == 2
     assert per["broker"]["acl.evaluated"] == per["broker"]["acl.publish"]  # every RECEIVE answer remembered
+    assert per["broker"].get("asyncio.timers", 0) < 2, "no timer per packet (there were 12 per message: keep-alive)"
     assert counts["history"]["before: next_before"]["store.find.messages"] == 1  # the cursor's position is known: no lookup
 
 
