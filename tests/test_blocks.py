@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -84,10 +85,11 @@ async def test_staff_blocks_are_recorded_not_enforced_and_bad_input_is_refused(
     assert [b["user_id"] for b in (await api.get("/api/blocks", headers=alice.headers)).json()["items"]] == [agent.id]
 
 
-async def block_holds_for_the_next_mqtt_messages(system: System, api: httpx.AsyncClient, rounds: int = 1) -> None:
+async def block_holds_for_the_next_mqtt_messages(system: System, api: httpx.AsyncClient, rounds: int = 1, pace: float = 0.0) -> None:
     """Bob writes to alice over MQTT (the bridge now keeps the conversation and who may write in it), alice
     blocks him over REST: his next messages are refused; she unblocks him: they pass. `rounds` messages
-    per step, so that with several bridge workers each of them has served the conversation."""
+    per step, so that with several bridge workers each of them has served the conversation, `pace`
+    seconds apart (within a low send rate limit)."""
     alice, bob = await signup(api), await signup(api)
     direct = (await open_conversation(api, alice, bob))["id"]
     async with device(system, alice) as alice_web, device(system, bob) as bob_web:
@@ -97,6 +99,7 @@ async def block_holds_for_the_next_mqtt_messages(system: System, api: httpx.Asyn
             for client_msg_id in sent:
                 request = {"conversation_id": direct, "client_msg_id": client_msg_id, "body": client_msg_id}
                 await bob_web.client.publish(topics.user_outbox(bob.id, "send"), json.dumps(request).encode(), qos=1)
+                await asyncio.sleep(pace)
             return sent
 
         before = await send_over_mqtt("before")

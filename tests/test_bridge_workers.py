@@ -109,6 +109,6 @@ async def test_a_killed_worker_is_restarted_and_its_queued_share_is_served(two_w
 
 async def test_a_block_reaches_every_worker_at_once(two_workers: System) -> None:
     """Requests are shared between the workers, and each keeps who may write in a conversation:
-    the block's notice must reach both (4 messages a step: each worker serves some)."""
+    the block's notice must reach both (4 messages a step: each worker serves some; paced for LIMITS)."""
     async with httpx.AsyncClient(base_url=two_workers.api_url, timeout=30) as api:
-        await block_holds_for_the_next_mqtt_messages(two_workers, api, rounds=4)
+        await block_holds_for_the_next_mqtt_messages(two_workers, api, rounds=4, pace=0.1)
