@@ -62,6 +62,10 @@ _decoders = {
 _presence_decoder = msgspec.json.Decoder(OutboxPresence)
 
 
+def _never(_: aiomqtt.Message) -> bool:
+    return False
+
+
 class StoreUnavailable(Exception):
     """The store failed; the batch must be retried, not acknowledged."""
 
@@ -110,11 +114,13 @@ class Pipeline:
         if fence == self._fence:
             self._fence = None
 
-    async def process(self, batch: list[aiomqtt.Message]) -> list[Delivery]:
-        """Handle a batch in order; returns everything to publish. Raises StoreUnavailable."""
+    async def process(self, batch: list[aiomqtt.Message], replayed: Callable[[aiomqtt.Message], bool] = _never) -> list[Delivery]:
+        """Handle a batch in order; returns everything to publish. Raises StoreUnavailable.
+
+        Requests that are `replayed` (a queue's redeliveries and backlog) do not count against rate limits."""
         self._outcomes.clear()
         try:
-            out = await self._process(batch)
+            out = await self._process(batch, replayed)
         except BaseException:
             self._announced.clear()  # what this batch announced will not be published
             raise
@@ -125,7 +131,7 @@ class Pipeline:
     def _counted(self, action: str, outcome: str) -> None:
         self._outcomes.append((action, outcome))
 
-    async def _process(self, batch: list[aiomqtt.Message]) -> list[Delivery]:
+    async def _process(self, batch: list[aiomqtt.Message], replayed: Callable[[aiomqtt.Message], bool]) -> list[Delivery]:
         out: list[Delivery] = []
         sends: list[SendCommand] = []
         try:
@@ -146,7 +152,8 @@ class Pipeline:
                     continue
                 raw = bytes(message.payload or b"")
                 try:
-                    self._check_rate(parsed.owner)
+                    if not replayed(message):
+                        self._check_rate(parsed.owner)
                     request = self._decode(parsed.owner, parsed.rest, raw)
                 except RateLimited as error:  # refused unread: reading a flood's payloads would defeat the limit
                     out += self._refused(parsed.owner, parsed.rest, error)
