@@ -12,7 +12,9 @@ arrives before it is the backlog queued while the worker was away, replayed
 without counting against users' rate limits.
 
 On an external broker several workers (`MQCHAT_BRIDGE_WORKERS` > 1) share the
-requests through `$share/mqchat-bridge/...`; the lead worker (`worker-1`) also
+requests through `$share/mqchat-bridge/...`; on NATS they pull them from one
+durable JetStream consumer (bridge.request_queue) and acknowledge them there,
+with the same rule: only once their events are confirmed. The lead worker (`worker-1`) also
 aggregates device presence, sweeps the ticket queue, sends webhooks
 (core.webhook_delivery) and indexes new messages for search (core.services.search.indexer). The embedded broker has no shared subscriptions: one
 worker does everything. A batch's webhook events are recorded before its events
