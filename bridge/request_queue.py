@@ -11,6 +11,9 @@ them to a worker again, and the store's idempotency key absorbs the repeat.
 
 The connection is native NATS, as the bridge service account (its service token,
 decided by the auth callout, which allows it core.nats_auth.QUEUE_GRANT only).
+QoS 0 requests (typing, mostly) are not stored by nats-server: the workers get
+them from a core NATS queue group on the outbox subjects, one worker each, at
+most once, as MQTT promises for QoS 0.
 It does not reconnect by itself: a lost connection ends the worker's session,
 whose outer loop connects again with a fresh token.
 """
@@ -29,8 +32,9 @@ from nats.errors import ConnectionClosedError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import ServiceUnavailableError
 
+from core import topics
 from core.mqtt import service_password
-from core.nats_auth import QUEUE_ACCOUNT, QUEUE_CONSUMER, QUEUE_STREAM, QUEUE_SUBJECT_PREFIX, queue_filter, topic_of
+from core.nats_auth import QUEUE_ACCOUNT, QUEUE_CONSUMER, QUEUE_STREAM, QUEUE_SUBJECT_PREFIX, queue_filter, subject, topic_of
 from core.settings import Settings
 
 log = logging.getLogger("mqchat.bridge.queue")
@@ -38,6 +42,7 @@ log = logging.getLogger("mqchat.bridge.queue")
 REDELIVER_AFTER = 10.0  # seconds a fetched request may stay unacknowledged before another worker gets it
 MAX_ACK_PENDING = 20_000  # requests handed out and not yet acknowledged, over all workers
 PULL_WAIT = 1.0  # how long one pull request waits for requests
+MQTT_QOS_HEADER = "Nmqtt-Pub"  # nats-server's header on a message an MQTT client published: its QoS
 
 
 class QueueLost(Exception):
@@ -86,6 +91,7 @@ class RequestQueue:
             durable_name=QUEUE_CONSUMER, filter_subject=queue_filter(), ack_policy=AckPolicy.EXPLICIT,
             ack_wait=REDELIVER_AFTER, deliver_policy=DeliverPolicy.NEW, max_ack_pending=MAX_ACK_PENDING, max_deliver=-1,
         ))  # fmt: skip
+        await self._connection.subscribe(subject(topics.ACTIONS_FILTER), queue=QUEUE_CONSUMER, cb=self._at_most_once)
         self._since = time.time()
         self._pending.clear()
 
@@ -119,14 +125,25 @@ class RequestQueue:
                 self._pending[id(delivery)] = request
                 self.arrivals.put(delivery)
 
+    def redelivered(self, delivery: aiomqtt.Message) -> bool:
+        """Handed out before: the worker that had it may have stored it and died before its events went out."""
+        request = self._pending.get(id(delivery))
+        return request is not None and request.metadata.num_delivered > 1
+
     def replayed(self, delivery: aiomqtt.Message) -> bool:
-        """A request handed out before (its first worker counted it) or stored before this worker began:
+        """Redelivered (its first worker counted it) or stored before this worker began:
         exempt from the rate limit, like the backlog of an MQTT session."""
         request = self._pending.get(id(delivery))
-        if request is None:
-            return False
-        metadata = request.metadata
-        return metadata.num_delivered > 1 or metadata.timestamp.timestamp() < self._since
+        return request is not None and (self.redelivered(delivery) or request.metadata.timestamp.timestamp() < self._since)
+
+    async def _at_most_once(self, message: Msg) -> None:
+        """A QoS 0 request (nats-server stores only QoS 1 and 2): one worker of the queue group gets it, or none."""
+        if (message.headers or {}).get(MQTT_QOS_HEADER) != "0":
+            return  # QoS 1 and 2 come from the queue
+        if len(self.arrivals) >= 4 * self._batch:
+            log.warning("bridge.qos0_request_dropped", extra={"subject": message.subject})  # the worker is behind: at most once
+            return
+        self.arrivals.put(aiomqtt.Message(topic_of(message.subject), message.data, 0, False, 0, None))
 
     async def acknowledge(self, batch: list[aiomqtt.Message]) -> None:
         """Acknowledge the batch's requests (the worker confirmed their events)."""

@@ -101,7 +101,7 @@ async def _store_until_done(pipeline: Pipeline, batch: list[aiomqtt.Message], qu
     backoff = Backoff(0.2)
     while True:
         try:
-            return await pipeline.process(batch, queue.replayed) if queue is not None else await pipeline.process(batch)
+            return await pipeline.process(batch, queue)
         except StoreUnavailable as exc:
             log.warning("bridge.store_unavailable", extra={"error": str(exc), "retry_in": backoff.delay, "batch": len(batch)})
         except Exception:

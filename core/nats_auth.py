@@ -104,11 +104,11 @@ class Grant:
 
 SERVICE_GRANT = Grant(publish=(topics.ROOT, f"{topics.ROOT}.>"), subscribe=(topics.ROOT, f"{topics.ROOT}.>"))
 _CONSUMER = f"{QUEUE_STREAM}.{QUEUE_CONSUMER}"
-# The bridge's native connection: create/read the queue's consumer, pull from it, acknowledge; nothing else.
+# The bridge's native connection: create/read the queue's consumer, pull from it, acknowledge; hear QoS 0 requests.
 QUEUE_GRANT = Grant(
     publish=(f"$JS.API.CONSUMER.DURABLE.CREATE.{_CONSUMER}", f"$JS.API.CONSUMER.INFO.{_CONSUMER}",
              f"$JS.API.CONSUMER.MSG.NEXT.{_CONSUMER}", f"$JS.ACK.{_CONSUMER}.>"),
-    subscribe=("_INBOX.>",),
+    subscribe=("_INBOX.>", subject(topics.ACTIONS_FILTER)),  # and QoS 0 requests, which nats-server does not store
 )  # fmt: skip
 
 
