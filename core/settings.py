@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     connect_timeout_ms: Positive = var(10_000, "MQCHAT_CONNECT_TIMEOUT_MS")
     pending_connections_per_address: Positive = var(64, "MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS")
     nats_nodes: Positive = var(3, "MQCHAT_NATS_NODES")  # MQCHAT_BROKER=nats: node i listens on each base port + i
-    nats_port: int = var(4222, "MQCHAT_NATS_PORT")  # NATS clients (mqchat's callout service and system connection)
+    nats_port: int = var(4222, "MQCHAT_NATS_PORT")  # NATS clients (mqchat's callout service, system connection, request queue)
     nats_cluster_port: int = var(6222, "MQCHAT_NATS_CLUSTER_PORT")  # routes between the nodes
     bridge_workers: Positive = var(1, "MQCHAT_BRIDGE_WORKERS")  # default 2 with MQCHAT_BROKER=nats
     bridge_instance: str = var("worker-1", "MQCHAT_BRIDGE_INSTANCE")
