@@ -5,7 +5,8 @@ one batch (one insert for the whole batch), from conversations kept in a cache
 that membership notices (`chat/system/membership`) invalidate. A resent request
 whose message is already stored is announced to every member again unless this
 worker published that message on its current broker connection (the events of a
-bridge killed after storing may never have gone out). A refused request
+bridge killed after storing may never have gone out); with a work queue (NATS),
+unless the queue handed it out for the first time. A refused request
 becomes an `error` event on the sender's inbox. A store failure raises
 StoreUnavailable so the worker retries the whole batch without acknowledging it
 (idempotent).
@@ -16,8 +17,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableSet
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiomqtt
 import msgspec
@@ -60,6 +62,18 @@ _decoders = {
     "react": msgspec.json.Decoder(OutboxReact),
 }
 _presence_decoder = msgspec.json.Decoder(OutboxPresence)
+
+
+class Queued(Protocol):
+    """What a work queue knows about each delivery it handed out (bridge.request_queue)."""
+
+    def redelivered(self, message: aiomqtt.Message) -> bool:
+        """Handed out before: the worker that had it may have stored it and died before its events went out."""
+        ...
+
+    def replayed(self, message: aiomqtt.Message) -> bool:
+        """Redelivered, or waiting since before this worker began: exempt from the rate limit."""
+        ...
 
 
 class StoreUnavailable(Exception):
@@ -116,12 +130,15 @@ class Pipeline:
         if fence == self._fence:
             self._fence = None
 
-    async def process(self, batch: list[aiomqtt.Message]) -> list[Delivery]:
-        """Handle a batch in order; returns everything to publish. Raises StoreUnavailable."""
+    async def process(self, batch: list[aiomqtt.Message], queue: Queued | None = None) -> list[Delivery]:
+        """Handle a batch in order; returns everything to publish. Raises StoreUnavailable.
+
+        With a work `queue` (NATS), what it says about each request replaces the fence and the
+        announced ids: a duplicate is announced to every member again only when redelivered."""
         self._outcomes.clear()
         self._wrote_messages = False
         try:
-            out = await self._process(batch)
+            out = await self._process(batch, queue)
         except BaseException:
             self._announced.clear()  # what this batch announced will not be published
             raise
@@ -134,9 +151,10 @@ class Pipeline:
     def _counted(self, action: str, outcome: str) -> None:
         self._outcomes.append((action, outcome))
 
-    async def _process(self, batch: list[aiomqtt.Message]) -> list[Delivery]:
+    async def _process(self, batch: list[aiomqtt.Message], queue: Queued | None) -> list[Delivery]:
         out: list[Delivery] = []
         sends: list[SendCommand] = []
+        announced = self._announced if queue is None else None  # what the consecutive `sends` are checked against
         try:
             for message in batch:
                 if message.topic.value == self.fence_topic:
@@ -155,7 +173,8 @@ class Pipeline:
                     continue
                 raw = bytes(message.payload or b"")
                 try:
-                    self._check_rate(parsed.owner)
+                    if queue is None or not queue.replayed(message):
+                        self._check_rate(parsed.owner)
                     request = self._decode(parsed.owner, parsed.rest, raw)
                 except RateLimited as error:  # refused unread: reading a flood's payloads would defeat the limit
                     out += self._refused(parsed.owner, parsed.rest, error)
@@ -167,11 +186,16 @@ class Pipeline:
                     self._counted(request.action, "collapsed")
                     continue
                 if request.action == "send":
+                    if queue is not None:  # a redelivered run of sends is checked against nothing: announced to all
+                        wanted = set() if queue.redelivered(message) else None
+                        if (wanted is None) != (announced is None):
+                            out += await self._flush(sends, announced)
+                            announced = wanted
                     sends.append(_send_command(request))
                     continue
-                out += await self._flush(sends)
+                out += await self._flush(sends, announced)
                 out += await self._handle(request)
-            out += await self._flush(sends)
+            out += await self._flush(sends, announced)
         except DuplicateKeyError:
             raise  # handled inside the services; reaching here is a bug, not an outage
         except (PyMongoError, OSError) as exc:
@@ -218,11 +242,11 @@ class Pipeline:
         except UNDECODABLE as exc:
             raise InvalidInput(str(exc)) from None
 
-    async def _flush(self, sends: list[SendCommand]) -> list[Delivery]:
+    async def _flush(self, sends: list[SendCommand], announced: MutableSet[str] | None) -> list[Delivery]:
         if not sends:
             return []
         out: list[Delivery] = []
-        for sent in await chat.send(sends, self.conversations, self._announced):
+        for sent in await chat.send(sends, self.conversations, announced):
             error, command = sent.result.error, sent.result.command
             if error is not None:
                 out += self._refused(command.sender_id, "send", error, command.client_msg_id)

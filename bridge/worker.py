@@ -12,7 +12,9 @@ arrives before it is the backlog queued while the worker was away, replayed
 without counting against users' rate limits.
 
 On an external broker several workers (`MQCHAT_BRIDGE_WORKERS` > 1) share the
-requests through `$share/mqchat-bridge/...`; the lead worker (`worker-1`) also
+requests through `$share/mqchat-bridge/...`; on NATS they pull them from one
+durable JetStream consumer (bridge.request_queue) and acknowledge them there,
+with the same rule: only once their events are confirmed. The lead worker (`worker-1`) also
 aggregates device presence, sweeps the ticket queue, sends webhooks
 (core.webhook_delivery) and indexes new messages for search (core.services.search.indexer, woken
 by the batches that wrote messages). The embedded broker has no shared subscriptions: one
@@ -33,6 +35,7 @@ from pymongo.errors import PyMongoError
 
 from bridge.notifier import Notifier
 from bridge.pipeline import Pipeline, StoreUnavailable
+from bridge.request_queue import Arrivals, QueueLost, RequestQueue
 from bridge.ticket_dispatcher import TicketDispatcher
 from core import events, metrics, topics
 from core.backoff import Backoff
@@ -58,27 +61,31 @@ STABLE_CONNECTION = 10.0
 
 
 def subscriptions(settings: Settings) -> list[str]:
-    """What this worker consumes; every worker also hears membership notices (its conversation cache).
+    """What this worker consumes over MQTT; every worker also hears membership notices (its conversation cache).
 
     One worker uses a plain subscription: Mosquitto 2.0.11 forgets the *shared*
     subscriptions of offline persistent sessions when it restarts (measured), so
     requests published before the workers re-subscribe are not queued; senders
-    then resend (no `message.created`), but one worker need not pay that.
+    then resend (no `message.created`), but one worker need not pay that. On NATS
+    the requests come from the request queue (bridge.request_queue), not over MQTT.
     """
-    if settings.broker != "external" or settings.bridge_workers == 1:  # amqtt and NATS have no shared subscriptions
+    lead_presence = [topics.PRESENCE_FILTER] if settings.is_lead_bridge else []
+    if settings.broker == "nats":
+        return [topics.MEMBERSHIP_CONTROL, *lead_presence]
+    if settings.broker == "embedded" or settings.bridge_workers == 1:  # amqtt has no shared subscriptions
         return [topics.OUTBOX_FILTER, topics.MEMBERSHIP_CONTROL]
-    return [topics.SHARED_ACTIONS_FILTER, topics.MEMBERSHIP_CONTROL, *([topics.PRESENCE_FILTER] if settings.is_lead_bridge else [])]
+    return [topics.SHARED_ACTIONS_FILTER, topics.MEMBERSHIP_CONTROL, *lead_presence]
 
 
-async def _next_batch(client: aiomqtt.Client) -> tuple[list[aiomqtt.Message], float]:
+async def _next_batch(messages: aiomqtt.client.MessagesIterator | Arrivals) -> tuple[list[aiomqtt.Message], float]:
     """Wait for one delivery, then take what else arrives within BATCH_WINDOW (at most MAX_BATCH);
     the batch and when its first delivery arrived (`time.perf_counter()`)."""
-    batch = [await anext(client.messages)]
+    batch = [await anext(messages)]
     arrived = time.perf_counter()
-    if not len(client.messages):
+    if not len(messages):
         await asyncio.sleep(BATCH_WINDOW)
-    while len(client.messages) and len(batch) < MAX_BATCH:
-        batch.append(await anext(client.messages))
+    while len(messages) and len(batch) < MAX_BATCH:
+        batch.append(await anext(messages))
     metrics.BRIDGE_BATCH.observe(len(batch))
     return batch, arrived
 
@@ -90,12 +97,12 @@ def _observe_latency(stage: str, batch: list[aiomqtt.Message], arrived: float) -
         metrics.BRIDGE_LATENCY.labels(stage).observe(elapsed)
 
 
-async def _store_until_done(pipeline: Pipeline, batch: list[aiomqtt.Message]) -> list[events.Delivery]:
+async def _store_until_done(pipeline: Pipeline, batch: list[aiomqtt.Message], queue: RequestQueue | None) -> list[events.Delivery]:
     """Process the batch, retrying with backoff while the store is unavailable; what to publish."""
     backoff = Backoff(0.2)
     while True:
         try:
-            return await pipeline.process(batch)
+            return await pipeline.process(batch, queue)
         except StoreUnavailable as exc:
             log.warning("bridge.store_unavailable", extra={"error": str(exc), "retry_in": backoff.delay, "batch": len(batch)})
         except Exception:
@@ -117,15 +124,18 @@ async def _record_until_done(deliveries: list[events.Delivery]) -> None:
 
 
 async def _acknowledge_when_confirmed(
-    client: aiomqtt.Client, batch: list[aiomqtt.Message], arrived: float, confirmed: Awaitable[None],
-    previous: asyncio.Task[None] | None,
+    client: aiomqtt.Client, queue: RequestQueue | None, batch: list[aiomqtt.Message], arrived: float,
+    confirmed: Awaitable[None], previous: asyncio.Task[None] | None,
 ) -> None:
-    """PUBACK the batch's requests once its events are confirmed, after the batch before it (MQTT keeps PUBACK order)."""
+    """Acknowledge the batch's requests (PUBACK, or to the request queue) once its events are confirmed,
+    after the batch before it (MQTT keeps PUBACK order)."""
     await confirmed
     _observe_latency("confirmed", batch, arrived)
     if previous is not None:
         await previous
     acknowledge(client, batch)
+    if queue is not None:
+        await queue.acknowledge(batch)
 
 
 def _internal_errors(batch: list[aiomqtt.Message]) -> list[events.Delivery]:
@@ -154,35 +164,53 @@ async def _reconcile_presence(client: aiomqtt.Client, pipeline: Pipeline, rights
     await publish(client, await pipeline.presence.reconcile(), rights)
 
 
+async def _pump(client: aiomqtt.Client, arrivals: Arrivals) -> None:
+    """On NATS: the MQTT deliveries join the requests pulled from the queue."""
+    async for message in client.messages:
+        arrivals.put(message)
+
+
 async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights) -> None:
     client = manual_acks(service_client(settings, "mqchat-bridge", settings.bridge_instance, clean_session=False))
     fence = pipeline.reconnected()
-    async with client, asyncio.TaskGroup() as tasks:
-        # Not awaited before consuming: a resumed session's queued deliveries come first,
-        # and they wait for our acknowledgements.
-        for topic_filter in subscriptions(settings):
-            tasks.create_task(client.subscribe(topic_filter, qos=1))
-        tasks.create_task(_raise_fence(client, pipeline, fence))
-        log.info("bridge.connected", extra={"instance": settings.bridge_instance, "filters": subscriptions(settings)})
-        metrics.BRIDGE_CONNECTED.set(1)
-        if settings.is_lead_bridge:
-            tasks.create_task(_reconcile_presence(client, pipeline, rights))
-            tasks.create_task(dispatcher.run(client, rights))
-        # Pipelined: while the broker confirms one batch's events, the next batch is stored.
-        # Events go out in batch order on the one connection, and requests are acknowledged
-        # in order, each only after its own events were confirmed.
-        in_flight: deque[asyncio.Task[None]] = deque()
-        while True:
-            batch, arrived = await _next_batch(client)
-            deliveries = await _store_until_done(pipeline, batch)
-            await _record_until_done(deliveries)
-            _observe_latency("stored", batch, arrived)
-            await rights.apply(deliveries)
-            confirmed = send_in_order(client, deliveries)
-            previous = in_flight[-1] if in_flight else None
-            in_flight.append(tasks.create_task(_acknowledge_when_confirmed(client, batch, arrived, confirmed, previous)))
-            while in_flight and (in_flight[0].done() or len(in_flight) > MAX_BATCHES_IN_FLIGHT):
-                await in_flight.popleft()
+    queue = RequestQueue(settings, MAX_BATCH) if settings.broker == "nats" else None
+    try:
+        async with client, asyncio.TaskGroup() as tasks:
+            # Not awaited before consuming: a resumed session's queued deliveries come first,
+            # and they wait for our acknowledgements.
+            for topic_filter in subscriptions(settings):
+                tasks.create_task(client.subscribe(topic_filter, qos=1))
+            tasks.create_task(_raise_fence(client, pipeline, fence))
+            messages: aiomqtt.client.MessagesIterator | Arrivals = client.messages
+            if queue is not None:  # NATS: requests come from the queue, the rest over MQTT
+                await queue.open()
+                tasks.create_task(queue.pull())
+                tasks.create_task(_pump(client, queue.arrivals))
+                messages = queue.arrivals
+            log.info("bridge.connected", extra={"instance": settings.bridge_instance, "filters": subscriptions(settings)})
+            metrics.BRIDGE_CONNECTED.set(1)
+            if settings.is_lead_bridge:
+                tasks.create_task(_reconcile_presence(client, pipeline, rights))
+                tasks.create_task(dispatcher.run(client, rights))
+            # Pipelined: while the broker confirms one batch's events, the next batch is stored.
+            # Events go out in batch order on the one connection, and requests are acknowledged
+            # in order, each only after its own events were confirmed.
+            in_flight: deque[asyncio.Task[None]] = deque()
+            while True:
+                batch, arrived = await _next_batch(messages)
+                deliveries = await _store_until_done(pipeline, batch, queue)
+                await _record_until_done(deliveries)
+                _observe_latency("stored", batch, arrived)
+                await rights.apply(deliveries)
+                confirmed = send_in_order(client, deliveries)
+                previous = in_flight[-1] if in_flight else None
+                acknowledging = _acknowledge_when_confirmed(client, queue, batch, arrived, confirmed, previous)
+                in_flight.append(tasks.create_task(acknowledging))
+                while in_flight and (in_flight[0].done() or len(in_flight) > MAX_BATCHES_IN_FLIGHT):
+                    await in_flight.popleft()
+    finally:
+        if queue is not None:
+            await queue.close()
 
 
 def _start_notifier(settings: Settings) -> asyncio.Task[None] | None:
@@ -218,7 +246,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
             metrics.BRIDGE_CONNECTED.set(0)
             try:
                 consuming.result()
-            except (aiomqtt.MqttError, OSError, ExceptionGroup) as exc:
+            except (aiomqtt.MqttError, OSError, QueueLost, ExceptionGroup) as exc:
                 if time.monotonic() - started > STABLE_CONNECTION:
                     backoff.reset()
                 causes = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)

@@ -5,7 +5,9 @@ service wherever it is connected); the credentials are checked exactly as on the
 embedded broker (broker.authentication.Authenticator: user id + access token, or
 a service account + service token; the client id must start with the username),
 and the answer carries the connection's permissions (core.nats_auth.grant_for)
-with the user's current memberships.
+with the user's current memberships. Only MQTT connections get in, except the
+bridge workers' native NATS connection (named `mqchat-bridge-...`), which may
+only consume the request queue (core.nats_auth.QUEUE_GRANT).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from core.documents import Conversation
 from core.nats_auth import (
     AUTH_USER,
     CALLOUT_SUBJECT,
+    QUEUE_ACCOUNT,
+    QUEUE_CONNECTION_TYPES,
+    QUEUE_GRANT,
     AuthRequest,
     InvalidRequest,
     allow,
@@ -88,10 +93,14 @@ class CalloutService:
 
     async def decide(self, request: AuthRequest) -> bytes:
         """The signed answer for one request: allowed with its permissions, or refused with a reason."""
-        if request.client_type != "mqtt":
+        if request.client_type not in ("mqtt", "nats"):
             return refuse(self._issuer, request, "only MQTT clients may connect")
         principal = await self._authenticator.authenticate(request.username, request.password, request.client_id, None)
         if principal is None:
             return refuse(self._issuer, request, "not authorized")
+        if request.client_type == "nats":  # only the bridge workers' connection to the request queue
+            if principal.name != QUEUE_ACCOUNT:
+                return refuse(self._issuer, request, "only MQTT clients may connect")
+            return allow(self._issuer, request, principal.name, QUEUE_GRANT, QUEUE_CONNECTION_TYPES)
         conversations = [] if principal.is_service else await memberships(principal.name)
         return allow(self._issuer, request, principal.name, grant_for(principal, conversations))

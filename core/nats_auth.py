@@ -45,7 +45,16 @@ SYSTEM_ACCOUNT = "SYS"  # mqchat's services cut connections through it
 AUTH_USER = "mqchat-auth"
 SYSTEM_USER = "mqchat-system"
 CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH"
-CONNECTION_TYPES = ("MQTT", "MQTT_WS")  # mqchat's clients and services all speak MQTT
+CONNECTION_TYPES = ("MQTT", "MQTT_WS")  # mqchat's clients and services speak MQTT...
+QUEUE_CONNECTION_TYPES = ("STANDARD",)  # ...except the bridge workers' native connection to the request queue
+
+# The request queue (docs/broker.md): nats-server stores every MQTT QoS 1 publish in its `$MQTT_msgs`
+# stream (interest retention, R3) under `$MQTT.msgs.<subject>` *before* it sends the PUBACK; the bridge
+# workers share one durable pull consumer on the outbox actions there.
+QUEUE_STREAM = "$MQTT_msgs"
+QUEUE_SUBJECT_PREFIX = "$MQTT.msgs."
+QUEUE_CONSUMER = "mqchat-bridge"
+QUEUE_ACCOUNT = "mqchat-bridge"  # the service account whose native connection may consume it
 
 
 class InvalidRequest(Exception):
@@ -72,6 +81,11 @@ def subject(topic: str) -> str:
     return "".join("." if c == "/" else "//" if c == "." else ">" if c == "#" else c for c in topic).replace("+", "*")
 
 
+def topic_of(nats_subject: str) -> str:
+    """The MQTT topic of a subject without wildcards (the inverse of `subject`)."""
+    return nats_subject.replace("//", "\0").replace(".", "/").replace("\0", ".")
+
+
 def filter_subjects(topic_filter: str) -> list[str]:
     """The subjects a client must be allowed to subscribe to for an MQTT filter (`a/#` is `a` and `a.>`)."""
     if topic_filter.endswith("/#"):
@@ -89,6 +103,18 @@ class Grant:
 
 
 SERVICE_GRANT = Grant(publish=(topics.ROOT, f"{topics.ROOT}.>"), subscribe=(topics.ROOT, f"{topics.ROOT}.>"))
+_CONSUMER = f"{QUEUE_STREAM}.{QUEUE_CONSUMER}"
+# The bridge's native connection: create/read the queue's consumer, pull from it, acknowledge; hear QoS 0 requests.
+QUEUE_GRANT = Grant(
+    publish=(f"$JS.API.CONSUMER.DURABLE.CREATE.{_CONSUMER}", f"$JS.API.CONSUMER.INFO.{_CONSUMER}",
+             f"$JS.API.CONSUMER.MSG.NEXT.{_CONSUMER}", f"$JS.ACK.{_CONSUMER}.>"),
+    subscribe=("_INBOX.>", subject(topics.ACTIONS_FILTER)),  # and QoS 0 requests, which nats-server does not store
+)  # fmt: skip
+
+
+def queue_filter() -> str:
+    """The queue consumer's filter: the outbox actions (`chat/users/+/outbox/+`; device presence is not work to share)."""
+    return QUEUE_SUBJECT_PREFIX + subject(topics.ACTIONS_FILTER)
 
 
 def grant_for(principal: Principal, conversation_ids: Iterable[str]) -> Grant:
@@ -115,7 +141,7 @@ class AuthRequest:
     user_nkey: str
     username: str
     password: str
-    client_id: str  # the MQTT client id ("" for a NATS connection)
+    client_id: str  # the MQTT client id, or a NATS connection's name
     client_type: str  # "mqtt", "websocket", "nats", ...
 
 
@@ -136,7 +162,7 @@ def decode_request(token: bytes) -> AuthRequest:
         info, options = request.get("client_info", {}), request.get("connect_opts", {})
         return AuthRequest(
             server_id=request["server_id"]["id"], user_nkey=request["user_nkey"], username=options.get("user", ""),
-            password=options.get("pass", ""), client_id=info.get("mqtt_id", ""), client_type=info.get("type", ""),
+            password=options.get("pass", ""), client_id=info.get("mqtt_id") or info.get("name", ""), client_type=info.get("type", ""),
         )  # fmt: skip
     except InvalidRequest:
         raise
@@ -164,12 +190,14 @@ def _response(issuer: nkeys.KeyPair, request: AuthRequest, **answer: str) -> byt
     return claims.encode(issuer, claims).encode()
 
 
-def allow(issuer: nkeys.KeyPair, request: AuthRequest, name: str, grant: Grant) -> bytes:
+def allow(
+    issuer: nkeys.KeyPair, request: AuthRequest, name: str, grant: Grant, connection_types: tuple[str, ...] = CONNECTION_TYPES
+) -> bytes:
     """The signed answer placing the connection in the chat account with `grant`."""
     user = UserClaims(sub=request.user_nkey, name=name, aud=CHAT_ACCOUNT)
     user.nats.pub = Permission(allow=list(grant.publish), deny=list(grant.publish_deny))
     user.nats.sub = Permission(allow=list(grant.subscribe))
-    user.nats.allowed_connection_types = list(CONNECTION_TYPES)
+    user.nats.allowed_connection_types = list(connection_types)
     return _response(issuer, request, jwt=user.encode(issuer))
 
 

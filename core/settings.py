@@ -78,9 +78,9 @@ class Settings(BaseSettings):
     connect_timeout_ms: Positive = var(10_000, "MQCHAT_CONNECT_TIMEOUT_MS")
     pending_connections_per_address: Positive = var(64, "MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS")
     nats_nodes: Positive = var(3, "MQCHAT_NATS_NODES")  # MQCHAT_BROKER=nats: node i listens on each base port + i
-    nats_port: int = var(4222, "MQCHAT_NATS_PORT")  # NATS clients (mqchat's callout service and system connection)
+    nats_port: int = var(4222, "MQCHAT_NATS_PORT")  # NATS clients (mqchat's callout service, system connection, request queue)
     nats_cluster_port: int = var(6222, "MQCHAT_NATS_CLUSTER_PORT")  # routes between the nodes
-    bridge_workers: Positive = var(1, "MQCHAT_BRIDGE_WORKERS")
+    bridge_workers: Positive = var(1, "MQCHAT_BRIDGE_WORKERS")  # default 2 with MQCHAT_BROKER=nats
     bridge_instance: str = var("worker-1", "MQCHAT_BRIDGE_INSTANCE")
 
     # --- api
@@ -180,8 +180,10 @@ class Settings(BaseSettings):
         bind_host = _given(data, "bind_host")
         if _given(data, "public_host") is None and bind_host and str(bind_host).strip() not in ("127.0.0.1", "0.0.0.0"):
             data["public_host"] = bind_host
-        if _given(data, "api_processes") is None and str(_given(data, "broker") or "").strip() == "nats":
-            data["api_processes"] = 2
+        if str(_given(data, "broker") or "").strip() == "nats":  # a cluster: two of each share the work
+            for name in ("api_processes", "bridge_workers"):
+                if _given(data, name) is None:
+                    data[name] = 2
         processes = str(_given(data, "api_processes") or 1).strip()
         if _given(data, "rate_limits") is None and processes.isdigit() and int(processes) > 1:
             data["rate_limits"] = "store"  # several API processes share their limits through the store

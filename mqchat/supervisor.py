@@ -157,10 +157,10 @@ def _api_name(settings: Settings, instance: int) -> str:
 
 
 def bridge_workers(settings: Settings) -> int:
-    """How many bridge workers to run: one on the embedded broker and on NATS (no shared subscriptions over MQTT)."""
-    if settings.broker != "external" and settings.bridge_workers > 1:
-        reason = "amqtt has no shared subscriptions" if settings.broker == "embedded" else "NATS has no shared MQTT subscriptions"
-        log.warning("up.one_bridge_worker", extra={"reason": reason, "asked": settings.bridge_workers})
+    """How many bridge workers to run: one on the embedded broker (no shared subscriptions), else MQCHAT_BRIDGE_WORKERS
+    (on Mosquitto they share a shared subscription, on NATS the request queue's consumer: 2 by default)."""
+    if settings.broker == "embedded" and settings.bridge_workers > 1:
+        log.warning("up.one_bridge_worker", extra={"reason": "amqtt has no shared subscriptions", "asked": settings.bridge_workers})
         return 1
     return settings.bridge_workers
 

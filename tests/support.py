@@ -436,6 +436,13 @@ async def kill_bridge_as_stored(
     return killed_at
 
 
+def worker_pid(system: System, name: str) -> int:
+    """The pid `mqchat up` last logged for the component `name` (e.g. bridge-2)."""
+    log = system.data_dir.parent / f"{system.data_dir.name}-up.log"
+    started = [json.loads(line) for line in log.read_text().splitlines() if '"up.component_started"' in line]
+    return [entry["pid"] for entry in started if entry["component"] == name][-1]
+
+
 def spawn_component(system: System, component: str) -> subprocess.Popen[bytes]:
     """Start one component (`mqchat store|broker|bridge|api`) of a split deployment on the system's data dir."""
     log = open(system.data_dir.parent / f"{system.data_dir.name}-{component}.log", "ab")  # noqa: SIM115 - the child writes it

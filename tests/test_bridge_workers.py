@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from core import topics
-from tests.support import Inbox, System, device, open_conversation, running, signup
+from tests.support import Inbox, System, device, open_conversation, running, signup, worker_pid
 from tests.test_blocks import block_holds_for_the_next_mqtt_messages
 
 SENDERS = 3
@@ -34,13 +34,6 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     data_dir = tmp_path_factory.mktemp("two-workers") / "data"
     with running(System.on_free_ports(data_dir, broker="mosquitto", MQCHAT_BRIDGE_WORKERS="2", **LIMITS)) as system:
         yield system
-
-
-def worker_pid(system: System, name: str) -> int:
-    """The pid `mqchat up` last logged for the component `name` (e.g. bridge-2)."""
-    log = system.data_dir.parent / f"{system.data_dir.name}-up.log"
-    started = [json.loads(line) for line in log.read_text().splitlines() if '"up.component_started"' in line]
-    return [entry["pid"] for entry in started if entry["component"] == name][-1]
 
 
 def client_msg_id(message: dict[str, Any]) -> Any:

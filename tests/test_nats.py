@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import signal
+from contextlib import AsyncExitStack
 
 import aiomqtt
 import httpx
@@ -15,8 +16,11 @@ import nats
 import nkeys
 import pytest
 from nats.errors import NoServersError
+from nats.js.api import AckPolicy
 from nats_jwt.nkeys_ext import keypair_from_pubkey
 from nats_jwt.v2.claims import extract_payload_sig_from_jwt
+from prometheus_client.mmap_dict import MmapedDict
+from pymongo import AsyncMongoClient
 
 from core import nats_auth, topics
 from core.acl import Principal
@@ -34,6 +38,7 @@ from tests.support import (
     service_client,
     signup,
     user_client,
+    worker_pid,
 )
 
 ALICE, CONV = "a" * 24, "c" * 24
@@ -45,6 +50,8 @@ def test_topics_become_subjects_as_nats_maps_them() -> None:
     assert nats_auth.subject("chat/users/u/outbox/presence/u-web.1") == "chat.users.u.outbox.presence.u-web//1"
     assert nats_auth.filter_subjects("chat/conversations/c/#") == ["chat.conversations.c", "chat.conversations.c.>"]
     assert nats_auth.filter_subjects("chat/users/+/outbox/+") == ["chat.users.*.outbox.*"]
+    for topic in ("chat/users/u/outbox/send", "chat/users/u/outbox/presence/u-web.1"):
+        assert nats_auth.topic_of(nats_auth.subject(topic)) == topic
 
 
 def test_grants_follow_the_topic_rules() -> None:
@@ -194,13 +201,36 @@ async def _cut_within(client: aiomqtt.Client, seconds: float) -> bool:
     return await _cut_within(client, seconds)
 
 
-async def test_only_mqtt_clients_get_in(nats_system: System) -> None:
-    """A plain NATS client is refused by the callout whatever it presents."""
-    async with httpx.AsyncClient(base_url=nats_system.api_url, timeout=30) as api:
+async def test_only_mqtt_clients_and_the_bridges_queue_connection_get_in(nats_system: System) -> None:
+    """A plain NATS client is refused by the callout, whatever user or service it presents, except the bridge
+    service account, which gets the request queue's consumer and nothing else."""
+    system = nats_system
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
         alice = await signup(api)
-    with pytest.raises((nats.errors.Error, NoServersError, OSError)):
-        await nats.connect(f"nats://127.0.0.1:{nats_system.nats_port}", user=alice.id, password=alice.token,
-                           allow_reconnect=False, connect_timeout=3)  # fmt: skip
+    server = f"nats://127.0.0.1:{system.nats_port}"
+    for user, password, name in ((alice.id, alice.token, alice.id), ("mqchat-api", system.service_password("mqchat-api"), "mqchat-api-x")):
+        with pytest.raises((nats.errors.Error, NoServersError, OSError)):
+            await nats.connect(server, user=user, password=password, name=name, allow_reconnect=False, connect_timeout=3)
+    violations: list[Exception] = []
+
+    async def on_error(error: Exception) -> None:
+        violations.append(error)
+
+    queue = await nats.connect(server, user="mqchat-bridge", password=system.service_password(), name="mqchat-bridge-test",
+                               allow_reconnect=False, connect_timeout=3, error_cb=on_error)  # fmt: skip
+    try:
+        info = await queue.jetstream().consumer_info(nats_auth.QUEUE_STREAM, nats_auth.QUEUE_CONSUMER)
+        assert info.config.filter_subject == nats_auth.queue_filter() == "$MQTT.msgs.chat.users.*.outbox.*"
+        assert info.config.ack_policy == AckPolicy.EXPLICIT and info.config.durable_name == "mqchat-bridge"
+        await queue.subscribe("chat.>")
+        await queue.flush()
+        for _ in range(50):
+            if violations:
+                break
+            await asyncio.sleep(0.1)
+        assert "permissions violation" in str(violations).lower(), violations
+    finally:
+        await queue.close()
 
 
 async def test_wills_fire_only_on_the_clients_own_presence(nats_system: System) -> None:
@@ -249,3 +279,68 @@ async def test_a_node_that_dies_is_started_again_and_serves_the_retained_state(n
                 assert asyncio.get_running_loop().time() < deadline, "node 2 did not come back"
                 await asyncio.sleep(0.5)
     assert int(pid_file.read_text()) != killed
+
+
+SENDERS, EACH = 6, 40  # a burst of 240 requests into one group conversation, from devices on every node
+
+
+def accepted_by(system: System, pid: int) -> float:
+    """Outbox requests process `pid` accepted (its counter file in `mqchat up`'s metrics directory; a dead process's stays)."""
+    path = system.data_dir / "metrics" / f"counter_{pid}.db"
+    if not path.exists():
+        return 0.0
+    values = MmapedDict.read_all_values_from_file(str(path))
+    return sum(value for key, value, *_ in values if '"mqchat_outbox_requests_total"' in key and '"accepted"' in key)
+
+
+async def test_two_workers_share_the_request_queue_and_a_killed_one_loses_nothing(nats_system: System) -> None:
+    """`mqchat up` on NATS runs two bridge workers on one durable JetStream consumer: a burst from devices on
+    every node is shared by both, bridge-2 is SIGKILLed in the middle of it, and still every request is stored
+    once with gap-free `seq`, every member gets every message (by id), and `mqchat up` restarts bridge-2."""
+    system = nats_system
+    first, killed = worker_pid(system, "bridge-1"), worker_pid(system, "bridge-2")
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api, AsyncExitStack() as stack:
+        carol = await signup(api)
+        senders = [await signup(api) for _ in range(SENDERS)]
+        cid = (await open_conversation(api, carol, *senders, kind="group", title="burst"))["id"]
+        members = [carol, *senders]
+        inboxes = [await stack.enter_async_context(device(system.node(n % NATS_NODES), member)) for n, member in enumerate(members)]
+
+        async def burst(sender_index: int) -> None:
+            sender, client = senders[sender_index], inboxes[sender_index + 1].client
+            for n in range(EACH):
+                request = {"conversation_id": cid, "client_msg_id": f"b-{n}", "body": f"{sender_index}/{n}"}
+                await client.publish(topics.user_outbox(sender.id, "send"), json.dumps(request), qos=1)
+
+        mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri)
+        messages = mongo.mqchat.messages
+        try:
+            sending = asyncio.gather(*(burst(i) for i in range(SENDERS)))
+            while await messages.count_documents({"conversation_id": cid}) < SENDERS * EACH // 4:
+                await asyncio.sleep(0.01)
+            os.kill(killed, signal.SIGKILL)
+            killed_at = await messages.count_documents({"conversation_id": cid})
+            await sending  # every PUBACK came: the cluster owns every request now
+            for _ in range(600):
+                if await messages.count_documents({"conversation_id": cid}) >= SENDERS * EACH:
+                    break
+                await asyncio.sleep(0.1)
+            stored = await messages.find({"conversation_id": cid}).sort("seq", 1).to_list()
+        finally:
+            await mongo.close()
+        assert killed_at < SENDERS * EACH, "killed in the middle of the burst"
+        assert len(stored) == SENDERS * EACH, "every request stored exactly once"
+        assert {(m["sender_id"], m["client_msg_id"]) for m in stored} == {(s.id, f"b-{n}") for s in senders for n in range(EACH)}
+        assert [m["seq"] for m in stored] == list(range(1, SENDERS * EACH + 1)), "seq unique and gap-free"
+        ids = {str(m["_id"]) for m in stored}
+        for member, inbox in zip(members, inboxes, strict=True):
+            for _ in range(300):
+                if {event["message"]["id"] for event in inbox.events("message.created")} >= ids:
+                    break
+                await asyncio.sleep(0.1)
+            assert {event["message"]["id"] for event in inbox.events("message.created")} == ids, f"{member.id} missed messages"
+    assert accepted_by(system, first) > 0 and accepted_by(system, killed) > 0, "both workers took requests from the queue"
+    restarted = worker_pid(system, "bridge-2")
+    assert restarted != killed, "mqchat up restarted the killed worker"
+    health = httpx.get(f"{system.api_url}/api/health", timeout=10).json()
+    assert health["restarts"].get("bridge-2", 0) >= 1, health

@@ -40,6 +40,14 @@ def test_api_processes_and_where_their_rate_limits_live(tmp_path: Path) -> None:
             load(**bad)
 
 
+def test_bridge_workers_default_to_two_on_nats(tmp_path: Path) -> None:
+    def workers(**env: str) -> int:
+        return Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), **env}, env_file=None).bridge_workers
+
+    assert (workers(), workers(MQCHAT_BROKER="external"), workers(MQCHAT_BROKER="nats")) == (1, 1, 2)
+    assert workers(MQCHAT_BROKER="nats", MQCHAT_BRIDGE_WORKERS="3") == 3, "as asked"
+
+
 def test_development_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
     first = Settings.load({"MQCHAT_DATA_DIR": str(tmp_path)}, env_file=None)
     second = Settings.load({"MQCHAT_DATA_DIR": str(tmp_path)}, env_file=None)

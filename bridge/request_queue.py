@@ -1,0 +1,153 @@
+"""The request queue on NATS (MQCHAT_BROKER=nats): outbox requests pulled from a durable JetStream consumer.
+
+nats-server stores every MQTT QoS 1 PUBLISH in its `$MQTT_msgs` stream (interest
+retention, replicated like the MQTT state) and waits for that store to succeed
+before it sends the PUBACK. Every bridge worker pulls from one durable consumer
+on that stream, filtered to the outbox actions (core.nats_auth.queue_filter):
+each request goes to one worker at a time; the worker acknowledges it only once
+its events are confirmed, and JetStream keeps it until then. A worker that dies
+leaves its requests unacknowledged: after REDELIVER_AFTER seconds JetStream hands
+them to a worker again, and the store's idempotency key absorbs the repeat.
+
+The connection is native NATS, as the bridge service account (its service token,
+decided by the auth callout, which allows it core.nats_auth.QUEUE_GRANT only).
+QoS 0 requests (typing, mostly) are not stored by nats-server: the workers get
+them from a core NATS queue group on the outbox subjects, one worker each, at
+most once, as MQTT promises for QoS 0.
+It does not reconnect by itself: a lost connection ends the worker's session,
+whose outer loop connects again with a fresh token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiomqtt
+import nats
+from nats.aio.client import Client as NatsConnection
+from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import ServiceUnavailableError
+
+from core import topics
+from core.mqtt import service_password
+from core.nats_auth import QUEUE_ACCOUNT, QUEUE_CONSUMER, QUEUE_STREAM, QUEUE_SUBJECT_PREFIX, queue_filter, subject, topic_of
+from core.settings import Settings
+
+log = logging.getLogger("mqchat.bridge.queue")
+
+REDELIVER_AFTER = 10.0  # seconds a fetched request may stay unacknowledged before another worker gets it
+MAX_ACK_PENDING = 20_000  # requests handed out and not yet acknowledged, over all workers
+PULL_WAIT = 1.0  # how long one pull request waits for requests
+MQTT_QOS_HEADER = "Nmqtt-Pub"  # nats-server's header on a message an MQTT client published: its QoS
+
+
+class QueueLost(Exception):
+    """The connection to the request queue closed; the worker connects again."""
+
+
+class Arrivals:
+    """What a worker consumes, in arrival order: its MQTT deliveries and the requests pulled from the queue."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+
+    def put(self, message: aiomqtt.Message) -> None:
+        self._queue.put_nowait(message)
+
+    def __len__(self) -> int:
+        return self._queue.qsize()
+
+    def __aiter__(self) -> Arrivals:
+        return self
+
+    async def __anext__(self) -> aiomqtt.Message:
+        return await self._queue.get()
+
+
+class RequestQueue:
+    """One worker's share of the request queue: pulls into `arrivals` (which the worker's MQTT deliveries join),
+    acknowledges what the worker handled."""
+
+    def __init__(self, settings: Settings, batch: int) -> None:
+        self._settings = settings
+        self.arrivals = Arrivals()
+        self._batch = batch
+        self._connection: NatsConnection | None = None
+        self._pending: dict[int, Msg] = {}  # id() of the delivery handed to the worker -> its JetStream message
+        self._since = time.time()
+
+    async def open(self) -> None:
+        """Connect as the bridge service account and make sure the durable consumer exists (it never changes)."""
+        name = f"{QUEUE_ACCOUNT}-{self._settings.bridge_instance}"
+        self._connection = await nats.connect(
+            self._settings.nats_servers, user=QUEUE_ACCOUNT, password=service_password(self._settings, QUEUE_ACCOUNT),
+            name=name, connect_timeout=5, allow_reconnect=False,
+        )  # fmt: skip
+        await self._connection.jetstream().add_consumer(QUEUE_STREAM, ConsumerConfig(
+            durable_name=QUEUE_CONSUMER, filter_subject=queue_filter(), ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=REDELIVER_AFTER, deliver_policy=DeliverPolicy.NEW, max_ack_pending=MAX_ACK_PENDING, max_deliver=-1,
+        ))  # fmt: skip
+        await self._connection.subscribe(subject(topics.ACTIONS_FILTER), queue=QUEUE_CONSUMER, cb=self._at_most_once)
+        self._since = time.time()
+        self._pending.clear()
+
+    async def close(self) -> None:
+        """Close the connection; what was pulled and not acknowledged is redelivered later."""
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed:
+            await connection.close()
+
+    async def pull(self) -> None:
+        """Pull requests into `arrivals` while the worker keeps up (at most two batches waiting); raises QueueLost."""
+        assert self._connection is not None
+        subscription = await self._connection.jetstream().pull_subscribe_bind(QUEUE_CONSUMER, QUEUE_STREAM)
+        while True:
+            if self._connection.is_closed:
+                raise QueueLost("the connection to the request queue closed")
+            if len(self.arrivals) >= 2 * self._batch:
+                await asyncio.sleep(0.005)
+                continue
+            try:
+                fetched = await subscription.fetch(self._batch, timeout=PULL_WAIT)
+            except TimeoutError:  # nothing to do (nats-py raises its own subclass, or asyncio's)
+                continue
+            except ServiceUnavailableError:  # the consumer has no leader yet (just created, or its node died)
+                await asyncio.sleep(PULL_WAIT / 4)
+                continue
+            except ConnectionClosedError as exc:
+                raise QueueLost(str(exc)) from None
+            for request in fetched:
+                delivery = aiomqtt.Message(topic_of(request.subject.removeprefix(QUEUE_SUBJECT_PREFIX)), request.data, 0, False, 0, None)
+                self._pending[id(delivery)] = request
+                self.arrivals.put(delivery)
+
+    def redelivered(self, delivery: aiomqtt.Message) -> bool:
+        """Handed out before: the worker that had it may have stored it and died before its events went out."""
+        request = self._pending.get(id(delivery))
+        return request is not None and request.metadata.num_delivered > 1
+
+    def replayed(self, delivery: aiomqtt.Message) -> bool:
+        """Redelivered (its first worker counted it) or stored before this worker began:
+        exempt from the rate limit, like the backlog of an MQTT session."""
+        request = self._pending.get(id(delivery))
+        return request is not None and (self.redelivered(delivery) or request.metadata.timestamp.timestamp() < self._since)
+
+    async def _at_most_once(self, message: Msg) -> None:
+        """A QoS 0 request (nats-server stores only QoS 1 and 2): one worker of the queue group gets it, or none."""
+        if (message.headers or {}).get(MQTT_QOS_HEADER) != "0":
+            return  # QoS 1 and 2 come from the queue
+        if len(self.arrivals) >= 4 * self._batch:
+            log.warning("bridge.qos0_request_dropped", extra={"subject": message.subject})  # the worker is behind: at most once
+            return
+        self.arrivals.put(aiomqtt.Message(topic_of(message.subject), message.data, 0, False, 0, None))
+
+    async def acknowledge(self, batch: list[aiomqtt.Message]) -> None:
+        """Acknowledge the batch's requests (the worker confirmed their events)."""
+        for delivery in batch:
+            request = self._pending.pop(id(delivery), None)
+            if request is not None:
+                await request.ack()
