@@ -99,6 +99,11 @@ def _created_ms(doc: dict[str, Any]) -> dict[str, int]:
     return {"created_ms": to_ms(doc["created_at"])}
 
 
+def _as_read(doc: dict[str, Any], name: str) -> Any:
+    """A compare-and-swap's condition that the field is still as read: its value, or still missing (stored before the counters)."""
+    return doc.get(name, {"$exists": False})
+
+
 async def _apply(increments: Increments) -> None:
     updates = []
     for (day, agent, team), values in increments.items():
@@ -118,7 +123,7 @@ async def _roll_tickets(docs: Iterable[dict[str, Any]]) -> int:
         state = [{**doc, **fixed}.get(name) for name in STATE_FIELDS]
         current = json.dumps(state)
         swapped = await tickets.update_one(
-            {"_id": doc["_id"], "rollup": doc.get("rollup", ""), "rollup_due": doc["rollup_due"]},
+            {"_id": doc["_id"], "rollup": _as_read(doc, "rollup"), "rollup_due": _as_read(doc, "rollup_due")},
             {"$set": {"rollup": current, "rollup_due": 0, **fixed}},
         )
         if swapped.modified_count == 0:  # changed or rolled up meanwhile: whoever swapped counts it
@@ -136,7 +141,7 @@ async def _roll_ratings(docs: Iterable[dict[str, Any]]) -> int:
     for doc in docs:
         fixed = _created_ms(doc)
         swapped = await ratings.update_one(
-            {"_id": doc["_id"], "rollup_due": doc["rollup_due"]}, {"$set": {"rollup_due": 0, **fixed}}
+            {"_id": doc["_id"], "rollup_due": _as_read(doc, "rollup_due")}, {"$set": {"rollup_due": 0, **fixed}}
         )
         if swapped.modified_count:
             rolled += 1
@@ -159,28 +164,33 @@ async def sync_rating(rating_id: str) -> None:
         await _roll_ratings([doc])
 
 
-async def _roll_due(collection: AsyncCollection, projection: dict[str, int], roll: Any) -> int:
-    rolled, batch = 0, []
-    async for doc in collection.find({"rollup_due": {"$gt": 0}}, projection).sort([("_id", 1)]):
-        batch.append(doc)
-        if len(batch) >= BATCH:
-            rolled, batch = rolled + await roll(batch), []
-    return rolled + (await roll(batch) if batch else 0)
+async def _roll_all(query: dict[str, Any]) -> tuple[int, int]:
+    """Roll up the tickets and ratings `query` finds, in batches; (tickets, ratings) this call counted."""
+    counted = []
+    for collection, projection, roll in (
+        (Ticket.get_pymongo_collection(), TICKET_FIELDS, _roll_tickets),
+        (CsatRating.get_pymongo_collection(), RATING_FIELDS, _roll_ratings),
+    ):
+        rolled, batch = 0, []
+        async for doc in collection.find(query, projection).sort([("_id", 1)]):
+            batch.append(doc)
+            if len(batch) >= BATCH:
+                rolled, batch = rolled + await roll(batch), []
+        counted.append(rolled + (await roll(batch) if batch else 0))
+    return counted[0], counted[1]
 
 
 async def sync_due() -> tuple[int, int]:
     """Roll up every ticket and rating with uncounted changes (the bridge's sweep); (tickets, ratings) counted."""
-    tickets = await _roll_due(Ticket.get_pymongo_collection(), TICKET_FIELDS, _roll_tickets)
-    ratings = await _roll_due(CsatRating.get_pymongo_collection(), RATING_FIELDS, _roll_ratings)
-    return tickets, ratings
+    return await _roll_all({"rollup_due": {"$gt": 0}})
 
 
 async def backfill() -> tuple[int, int]:
-    """Count tickets and ratings stored before the counters existed (and give them `created_ms`); idempotent."""
-    older = {"rollup_due": {"$exists": False}}
-    await Ticket.get_pymongo_collection().update_many(older, {"$set": {"rollup": "", "rollup_due": 1}})
-    await CsatRating.get_pymongo_collection().update_many(older, {"$set": {"rollup_due": 1}})
-    return await sync_due()
+    """Count tickets and ratings stored before the counters existed (giving them `created_ms`), then anything due;
+    idempotent, and safe while mqchat runs (the older ones are not due, so the bridge's sweep leaves them to this)."""
+    older = await _roll_all({"rollup_due": {"$exists": False}})
+    due = await sync_due()
+    return older[0] + due[0], older[1] + due[1]
 
 
 async def rebuild() -> tuple[int, int]:
