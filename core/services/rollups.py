@@ -20,7 +20,9 @@ then `$inc` of the difference between the two states: a retried or concurrent
 roll-up loses the swap and counts nothing, so nothing is counted twice. A change
 whose roll-up did not happen (a process stopped between the two writes) stays
 due, and the bridge's sweep rolls it up. Ratings never change: they are rolled up
-once (`rollup_due` 1 -> 0).
+once (`rollup_due` 1 -> 0). Tickets and ratings stored before the counters have
+neither field; `backfill` swaps them 500 at a time in one bulk write, marking its
+own with a token (`rollup_by`) to know which swaps were its own.
 
 What remains: a process stopped between the swap and the `$inc` (two consecutive
 writes) loses that one change; `mqchat desk-rollups --check` finds the difference
@@ -30,8 +32,8 @@ and `--rebuild` recounts (docs/operations.md).
 from __future__ import annotations
 
 import json
+import secrets
 from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
 from pymongo import UpdateOne
@@ -115,39 +117,57 @@ async def _apply(increments: Increments) -> None:
         await counters().bulk_write(updates, ordered=False)
 
 
-async def _roll_tickets(docs: Iterable[dict[str, Any]]) -> int:
+Swap = tuple[dict[str, Any], dict[str, Any]]  # a compare-and-swap's filter and `$set`
+
+
+async def _swapped(collection: AsyncCollection, swaps: list[Swap], token: str | None) -> list[bool]:
+    """Which of these compare-and-swaps took effect: one at a time, or, with a backfill's `token`, in one bulk write.
+
+    A backfill swaps documents never counted. Only a backfill writes `rollup_by`, and only one swap of such a
+    document can succeed (later ones find `rollup_due`), so the documents carrying this run's token are the ones
+    it swapped, whatever changed them since.
+    """
+    if token is None:
+        return [(await collection.update_one(where, {"$set": update})).modified_count == 1 for where, update in swaps]
+    writes = [UpdateOne(where, {"$set": {**update, "rollup_by": token}}) for where, update in swaps]
+    if (await collection.bulk_write(writes, ordered=False)).modified_count == len(swaps):
+        return [True] * len(swaps)
+    ids = [where["_id"] for where, _ in swaps]
+    mine = {doc["_id"] async for doc in collection.find({"_id": {"$in": ids}, "rollup_by": token}, {"_id": 1})}
+    return [where["_id"] in mine for where, _ in swaps]
+
+
+async def _roll_tickets(docs: list[dict[str, Any]], token: str | None = None) -> int:
     """Roll up these tickets (as read, with TICKET_FIELDS); how many were this call's to count."""
-    tickets, increments, rolled = Ticket.get_pymongo_collection(), defaultdict(dict), 0
+    swaps, states = [], []
     for doc in docs:
         fixed = _created_ms(doc)
-        state = [{**doc, **fixed}.get(name) for name in STATE_FIELDS]
-        current = json.dumps(state)
-        swapped = await tickets.update_one(
+        states.append([{**doc, **fixed}.get(name) for name in STATE_FIELDS])
+        swaps.append((
             {"_id": doc["_id"], "rollup": _as_read(doc, "rollup"), "rollup_due": _as_read(doc, "rollup_due")},
-            {"$set": {"rollup": current, "rollup_due": 0, **fixed}},
-        )
-        if swapped.modified_count == 0:  # changed or rolled up meanwhile: whoever swapped counts it
-            continue
-        rolled += 1
-        if doc.get("rollup"):
-            _ticket_facts(json.loads(doc["rollup"]), increments, -1)
-        _ticket_facts(state, increments, 1)
+            {"rollup": json.dumps(states[-1]), "rollup_due": 0, **fixed},
+        ))  # fmt: skip
+    increments: Increments = defaultdict(dict)
+    won = await _swapped(Ticket.get_pymongo_collection(), swaps, token)
+    for doc, state, mine in zip(docs, states, won, strict=True):
+        if mine:  # else changed or rolled up meanwhile: whoever swapped counts it
+            if doc.get("rollup"):
+                _ticket_facts(json.loads(doc["rollup"]), increments, -1)
+            _ticket_facts(state, increments, 1)
     await _apply(increments)
-    return rolled
+    return sum(won)
 
 
-async def _roll_ratings(docs: Iterable[dict[str, Any]]) -> int:
-    ratings, increments, rolled = CsatRating.get_pymongo_collection(), defaultdict(dict), 0
-    for doc in docs:
-        fixed = _created_ms(doc)
-        swapped = await ratings.update_one(
-            {"_id": doc["_id"], "rollup_due": _as_read(doc, "rollup_due")}, {"$set": {"rollup_due": 0, **fixed}}
-        )
-        if swapped.modified_count:
-            rolled += 1
-            _rating_facts({**doc, **fixed}, increments)
+async def _roll_ratings(docs: list[dict[str, Any]], token: str | None = None) -> int:
+    fixed = [_created_ms(doc) for doc in docs]
+    swaps = [({"_id": doc["_id"], "rollup_due": _as_read(doc, "rollup_due")}, {"rollup_due": 0, **f}) for doc, f in zip(docs, fixed, strict=True)]
+    increments: Increments = defaultdict(dict)
+    won = await _swapped(CsatRating.get_pymongo_collection(), swaps, token)
+    for doc, f, mine in zip(docs, fixed, won, strict=True):
+        if mine:
+            _rating_facts({**doc, **f}, increments)
     await _apply(increments)
-    return rolled
+    return sum(won)
 
 
 async def sync_ticket(ticket_id: Any) -> None:
@@ -164,7 +184,7 @@ async def sync_rating(rating_id: str) -> None:
         await _roll_ratings([doc])
 
 
-async def _roll_all(query: dict[str, Any]) -> tuple[int, int]:
+async def _roll_all(query: dict[str, Any], token: str | None = None) -> tuple[int, int]:
     """Roll up the tickets and ratings `query` finds, in batches; (tickets, ratings) this call counted."""
     counted = []
     for collection, projection, roll in (
@@ -175,8 +195,8 @@ async def _roll_all(query: dict[str, Any]) -> tuple[int, int]:
         async for doc in collection.find(query, projection).sort([("_id", 1)]):
             batch.append(doc)
             if len(batch) >= BATCH:
-                rolled, batch = rolled + await roll(batch), []
-        counted.append(rolled + (await roll(batch) if batch else 0))
+                rolled, batch = rolled + await roll(batch, token), []
+        counted.append(rolled + (await roll(batch, token) if batch else 0))
     return counted[0], counted[1]
 
 
@@ -188,7 +208,7 @@ async def sync_due() -> tuple[int, int]:
 async def backfill() -> tuple[int, int]:
     """Count tickets and ratings stored before the counters existed (giving them `created_ms`), then anything due;
     idempotent, and safe while mqchat runs (the older ones are not due, so the bridge's sweep leaves them to this)."""
-    older = await _roll_all({"rollup_due": {"$exists": False}})
+    older = await _roll_all({"rollup_due": {"$exists": False}}, token=secrets.token_hex(8))
     due = await sync_due()
     return older[0] + due[0], older[1] + due[1]
 
