@@ -524,3 +524,13 @@ async def test_desk_counters_inc_upserts_swaps_and_reads(db: AsyncDatabase) -> N
     again = await db.tickets.update_one({"_id": "new", "rollup": "", "rollup_due": 2}, {"$set": {"rollup": '["a"]', "rollup_due": 0}})
     assert (stale.modified_count, swapped.modified_count, again.modified_count) == (0, 1, 0)
     assert await db.tickets.count_documents({"rollup_due": {"$gt": 0}}) == 1
+
+    # the backfill: swaps of documents without the fields in one unordered bulk write, its own found by token
+    older = [ObjectId() for _ in range(3)]
+    await db.tickets.insert_many([{"_id": oid, "created_ms": 7} for oid in older])
+    await db.tickets.update_one({"_id": older[1]}, {"$inc": {"rollup_due": 1}})  # changed meanwhile
+    never = {"rollup": {"$exists": False}, "rollup_due": {"$exists": False}}
+    swaps = [UpdateOne({"_id": oid, **never}, {"$set": {"rollup": "[]", "rollup_due": 0, "rollup_by": "run1"}}) for oid in older]
+    assert (await db.tickets.bulk_write(swaps, ordered=False)).modified_count == 2
+    mine = await db.tickets.find({"_id": {"$in": older}, "rollup_by": "run1"}, {"_id": 1}).to_list()
+    assert sorted(doc["_id"] for doc in mine) == sorted([older[0], older[2]])
