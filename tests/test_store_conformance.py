@@ -512,6 +512,14 @@ async def test_desk_counters_inc_upserts_swaps_and_reads(db: AsyncDatabase) -> N
         {"_id": "0|b|t", "day_ms": 0, "agent_id": "b", "team_id": "t"},
     ]
     assert [doc["_id"] for doc in await db.desk_rollups.find({**window, "agent_id": ""}).to_list()] == []
+    # core.services.analytics: `$group` by a plain field, `$sum` of flat counters (missing from every document
+    # of a group: 0 on MongoDB, null on nx-27017; read with `or 0`)
+    sums = {name: {"$sum": f"${name}"} for name in ("o_t", "o_37", "cn_t")}
+    by_day = await (await db.desk_rollups.aggregate([{"$match": {"day_ms": {"$gte": 0, "$lt": 2 * 86_400_000}}},
+                                                      {"$group": {"_id": "$day_ms", **sums}}])).to_list()  # fmt: skip
+    assert sorted((int(r["_id"]), r["o_t"], r["o_37"] or 0, r["cn_t"] or 0) for r in by_day) == [(0, 3, 1, 1), (86_400_000, 1, 0, 0)]
+    by_agent = await (await db.desk_rollups.aggregate([{"$match": window}, {"$group": {"_id": "$agent_id", **sums}}])).to_list()
+    assert sorted((r["_id"], r["o_t"] or 0, r["cn_t"] or 0) for r in by_agent) == [("a", 3, 0), ("b", 0, 1)]
 
     await db.tickets.insert_many([{"_id": "old", "created_ms": 5}, {"_id": "new", "rollup": "", "rollup_due": 1}])
     marked = await db.tickets.update_many({"rollup_due": {"$exists": False}}, {"$set": {"rollup": "", "rollup_due": 1}})

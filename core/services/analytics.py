@@ -1,14 +1,16 @@
 """Support desk reports over time: tickets opened and resolved, first-response and resolution times, CSAT.
 
 Reports sum the desk's counters (core.services.rollups): one document per UTC day,
-agent and team, with day totals and 15-minute slots. A day that lies inside one
-bucket of the report adds its totals; a day a bucket boundary cuts (a local
-midnight elsewhere than at 00:00 UTC, or the period's edges) adds its slots on
-either side (the smaller side summed, the other the total minus it). So a report
-reads one small document per (day, agent, team) in its period instead of every
-ticket, in any time zone whose offset is a whole number of quarter hours (all in
-use since 1979; a boundary inside a quarter hour counts that quarter with the
-bucket its start falls in).
+agent and team, with day totals and 15-minute slots. A `$group` by day sums the
+period's documents (the shape nx-27017 runs in SQL): a day inside one bucket of
+the report adds its totals; a day a bucket boundary cuts (a local midnight
+elsewhere than at 00:00 UTC, or the period's edges) adds the slots of its
+smaller pieces to their buckets and the total minus them to the largest. So a
+report reads per day, not per ticket, in any time zone whose offset is a whole
+number of quarter hours (all in use since 1979; a boundary inside a quarter hour
+counts that quarter with the bucket its start falls in). Per agent or team it is
+a `$group` by that field, less what the period's first and last UTC days hold
+outside it.
 
 A ticket counts for its current assignee and team (`null` without one); a CSAT
 rating for the agent and team it was credited to; a rating of 4 or 5 counts as
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -142,22 +145,29 @@ def _pieces(day_ms: int, boundaries: list[int]) -> Pieces:
     return pieces
 
 
-def _split(doc: dict[str, Any], names: list[str], pieces: Pieces) -> list[tuple[int, dict[str, int]]]:
-    """The day's counters `names` per bucket: the largest piece is the total minus the others' slots."""
-    largest = max(range(len(pieces)), key=lambda i: pieces[i][2] - pieces[i][1])
-    rest = {name: doc.get(rollups.field(name, None), 0) for name in names}
-    split = []
+def _largest(pieces: Pieces) -> int:
+    return max(range(len(pieces)), key=lambda i: pieces[i][2] - pieces[i][1])
+
+
+def _cut_off(days: Iterable[Pieces]) -> list[int]:
+    """The slots of the days' pieces other than their largest: the ones a report sums one by one."""
+    slots = {slot for pieces in days for i, (_, first, end) in enumerate(pieces) if i != _largest(pieces) for slot in range(first, end)}
+    return sorted(slots)
+
+
+def _split(row: dict[str, Any], names: list[str], pieces: Pieces) -> list[tuple[int | None, dict[str, int]]]:
+    """A day's sums of the counters `names` per bucket (None: outside the period): the largest piece is the
+    day's total minus the other pieces' slots."""
+    largest = _largest(pieces)
+    rest = {name: int(row.get(rollups.field(name, None)) or 0) for name in names}
+    split: list[tuple[int | None, dict[str, int]]] = []
     for i, (bucket, first, end) in enumerate(pieces):
-        if i == largest:
-            continue
-        part = {name: sum(doc.get(rollups.field(name, slot), 0) for slot in range(first, end)) for name in names}
-        for name, value in part.items():
-            rest[name] -= value
-        if bucket is not None:
+        if i != largest:
+            part = {name: sum(int(row.get(rollups.field(name, slot)) or 0) for slot in range(first, end)) for name in names}
             split.append((bucket, part))
-    if pieces[largest][0] is not None:
-        split.append((pieces[largest][0], rest))
-    return split
+            for name, value in part.items():
+                rest[name] -= value
+    return [*split, (pieces[largest][0], rest)]
 
 
 def _stat(sums: dict[str, int], figure: Figure) -> Stat:
@@ -166,41 +176,52 @@ def _stat(sums: dict[str, int], figure: Figure) -> Stat:
     return Stat(count=count, average=average)
 
 
+async def _sums(match: dict[str, Any], key: str, fields: list[str]) -> list[dict[str, Any]]:
+    """`$group` by a plain field with `$sum` of plain fields: the shape nx-27017 runs in SQL (docs/store.md)."""
+    pipeline = [{"$match": match}, {"$group": {"_id": f"${key}", **{name: {"$sum": f"${name}"} for name in fields}}}]
+    return await (await rollups.counters().aggregate(pipeline)).to_list()
+
+
 async def measure(figures: list[Figure], period: Period, scope: Scope, group_by: GroupBy | None = None) -> list[Measured]:
-    """Each figure per bucket of the period, in total, and per agent or team when `group_by` is given."""
+    """Each figure per bucket of the period, in total, and per agent or team when `group_by` is given.
+
+    The series is one `$group` by day over the period's counters: each day's totals, and the slots of the
+    pieces a bucket boundary cuts off it. The groups are a `$group` by agent or team of the totals, less what
+    the first and last UTC days hold outside the period.
+    """
     names = sorted({name for figure in figures for name in (figure.count, figure.total) if name})
     first_day = period.start_ms - period.start_ms % rollups.DAY_MS
-    query: dict[str, Any] = {"day_ms": {"$gte": first_day, "$lt": period.end_ms}}
+    days = {day: _pieces(day, period.boundaries) for day in range(first_day, period.end_ms, rollups.DAY_MS)}
+    match: dict[str, Any] = {"day_ms": {"$gte": first_day, "$lt": period.end_ms}}
     if scope.agent_id is not None:
-        query["agent_id"] = scope.agent_id
+        match["agent_id"] = scope.agent_id
     if scope.team_id is not None:
-        query["team_id"] = scope.team_id
-    days = range(first_day, period.end_ms, rollups.DAY_MS)
-    pieces = {day: _pieces(day, period.boundaries) for day in days}
-    whole_days = all(len(p) == 1 for p in pieces.values())
-    projection = {"day_ms": 1, "agent_id": 1, "team_id": 1, **{rollups.field(name, None): 1 for name in names}} if whole_days else None
+        match["team_id"] = scope.team_id
+    totals = [rollups.field(name, None) for name in names]
+    slots = [rollups.field(name, slot) for name in names for slot in _cut_off(days.values())]
     buckets = [dict.fromkeys(names, 0) for _ in period.boundaries[:-1]]
+    for row in await _sums(match, "day_ms", totals + slots):
+        for bucket, values in _split(row, names, days[int(row["_id"])]):
+            if bucket is not None:
+                for name, value in values.items():
+                    buckets[bucket][name] += value
     groups: dict[str | None, dict[str, int]] = {}
-    key_field = "team_id" if group_by == "team" else "agent_id"
-    async for doc in rollups.counters().find(query, projection):
-        day_pieces = pieces.get(doc["day_ms"])
-        if day_pieces is None:  # pragma: no cover - the query asks for these days only
-            continue
-        if len(day_pieces) == 1:
-            split = [] if day_pieces[0][0] is None else [(day_pieces[0][0], {n: doc.get(rollups.field(n, None), 0) for n in names})]
-        else:
-            split = _split(doc, names, day_pieces)
-        group = groups.setdefault(doc[key_field] or None, dict.fromkeys(names, 0)) if group_by else None
-        for bucket, values in split:
-            for name, value in values.items():
-                buckets[bucket][name] += value
-                if group is not None:
-                    group[name] += value
-    totals = {name: sum(bucket[name] for bucket in buckets) for name in names}
+    if group_by:
+        key = "team_id" if group_by == "team" else "agent_id"
+        for row in await _sums(match, key, totals):
+            groups[row["_id"] or None] = {name: int(row.get(rollups.field(name, None)) or 0) for name in names}
+        for day in {first_day, max(days)}:  # the days the period starts or ends inside of
+            if any(bucket is None for bucket, _, _ in days[day]):
+                async for doc in rollups.counters().find({**match, "day_ms": day}):
+                    outside = [values for bucket, values in _split(doc, names, days[day]) if bucket is None]
+                    for values in outside:
+                        for name, value in values.items():
+                            groups[doc[key] or None][name] -= value
+    everything = {name: sum(bucket[name] for bucket in buckets) for name in names}
     return [
         Measured(
             series=[_stat(bucket, figure) for bucket in buckets],
-            total=_stat(totals, figure),
+            total=_stat(everything, figure),
             groups={key: _stat(sums, figure) for key, sums in groups.items() if sums.get(figure.count)},
         )
         for figure in figures
