@@ -95,8 +95,8 @@ async def create_ticket(
     )  # fmt: skip
     ticket.updated_ms = ticket.created_ms = to_ms(ticket.created_at)
     await ticket.insert()
-    await rollups.sync_ticket(ticket.id)
     await TicketEvent(ticket_id=str(ticket_id), status="open", by=customer_id, at=ticket.created_at).insert()
+    await rollups.sync_ticket(ticket.id)
     deliveries = [
         *events.membership_changed(str(conversation.id), added=[customer_id]),
         *events.conversation_event("conversation.created", conversation_out(conversation), [customer_id]),
@@ -130,9 +130,9 @@ async def _transition(ticket: Ticket, status: str, assignee_id: str | None, by: 
     )
     if result.modified_count == 0:
         return None
-    if counted:
-        await rollups.sync_ticket(ticket.id)
     await TicketEvent(ticket_id=str(ticket.id), status=status, by=by, assignee_id=assignee_id).insert()  # type: ignore[arg-type]
+    if counted:  # after the history entry, which readers of the changed ticket expect at once
+        await rollups.sync_ticket(ticket.id)
     after = await _reload(ticket)
     change = {
         field: {"from": getattr(ticket, field), "to": getattr(after, field)}
