@@ -6,14 +6,17 @@
 
 Starts mqchat on free ports (embedded store, nx-27017, unless MONGODB_URI is set),
 fills tickets and CSAT ratings straight into the store (20 agents, 4 teams, 80 %
-answered, 60 % resolved, 30 % rated), then times each report over REST as an
-admin: the median, min and max of the runs, written as JSON and Markdown to bench/results/.
+answered, 60 % resolved, 30 % rated), counts them into the desk counters as
+`mqchat desk-rollups` does after an upgrade (timed), then times each report over
+REST as an admin: the median, min and max of the runs, written as JSON and Markdown
+to bench/results/.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import tempfile
@@ -27,8 +30,8 @@ from beanie import PydanticObjectId
 from bench.output import report_stem, write_report
 from core.clock import to_ms, utcnow
 from core.db import init_db
-from core.documents import Ticket
-from core.services.analytics import CSAT_COLLECTION
+from core.documents import CsatRating, Ticket
+from core.services import rollups
 from core.settings import Settings
 from tests.support import System, create_staff
 
@@ -41,6 +44,8 @@ REPORTS = {  # name -> (path, query)
     "first response, 30 days, per team": ("first-response", {"group_by": "team"}),
     "resolution, 30 days, one agent": ("resolution", {"agent": True}),
     "csat, 90 days by week, per agent": ("csat", {"days": 90, "interval": "week", "group_by": "agent"}),
+    "tickets, 30 days by day in Europe/Berlin, per team": ("tickets", {"tz": "Europe/Berlin", "group_by": "team"}),
+    "csat, 30 days by day in Asia/Kolkata": ("csat", {"tz": "Asia/Kolkata"}),
 }
 
 
@@ -58,10 +63,10 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def fill(count: int, days: int, agent_ids: list[str], seed: int = 7) -> float:
-    """Insert `count` tickets (and CSAT ratings for 30 % of them) in batches; returns tickets per second."""
+    """Insert `count` tickets (and CSAT ratings for 30 % of them) in batches, as stored before the desk counters
+    (uncounted, `rollups.backfill` counts them); returns tickets per second."""
     rng, now_ms, started = random.Random(seed), to_ms(utcnow()), time.perf_counter()
-    tickets = Ticket.get_pymongo_collection()
-    ratings = tickets.database[CSAT_COLLECTION]
+    tickets, ratings = Ticket.get_pymongo_collection(), CsatRating.get_pymongo_collection()
     for offset in range(0, count, 1000):
         docs, rated = [], []
         for number in range(offset, min(offset + 1000, count)):
@@ -75,7 +80,7 @@ async def fill(count: int, days: int, agent_ids: list[str], seed: int = 7) -> fl
                 first_response_ms=created_ms + rng.randrange(60_000, 4 * 3_600_000) if answered else None,
                 resolved_ms=min(now_ms, created_ms + rng.randrange(600_000, 3 * DAY_MS)) if resolved else None,
             )  # fmt: skip
-            docs.append({**ticket.model_dump(by_alias=True, exclude={"revision_id"}), "team_id": team})
+            docs.append({**ticket.model_dump(by_alias=True, exclude={"revision_id", "rollup", "rollup_due"}), "team_id": team})
             if resolved and rng.random() < 0.5:
                 rated.append({"ticket_id": str(ticket.id), "agent_id": agent, "team_id": team, "rating": rng.randint(1, 5),
                               "created_ms": ticket.resolved_ms})  # fmt: skip
@@ -89,12 +94,12 @@ async def time_reports(api: httpx.AsyncClient, headers: dict, agent_id: str, run
     """Each report `runs` times: median, min and max milliseconds, and what the last answer counted."""
     results = {}
     for name, (path, spec) in REPORTS.items():
-        query = {k: v for k, v in spec.items() if k in ("interval", "group_by")}
+        query = {k: v for k, v in spec.items() if k in ("interval", "group_by", "tz")}
         if spec.get("agent"):
             query["agent_id"] = agent_id
         end = utcnow()
         query["from"] = datetime.fromtimestamp((to_ms(end) - spec.get("days", 30) * DAY_MS) / 1000, UTC).isoformat()
-        samples, body = [], {}
+        samples, body, load_before = [], {}, os.getloadavg()[0]
         for _ in range(runs):
             started = time.perf_counter()
             response = await api.get(f"/api/admin/analytics/{path}", params=query, headers=headers)
@@ -103,7 +108,7 @@ async def time_reports(api: httpx.AsyncClient, headers: dict, agent_id: str, run
             body = response.json()
         results[name] = {
             "median_ms": round(statistics.median(samples), 1), "min_ms": round(min(samples), 1), "max_ms": round(max(samples), 1),
-            "buckets": len(body["series"]), "groups": len(body["groups"]), "total": body["total"],
+            "buckets": len(body["series"]), "groups": len(body["groups"]), "total": body["total"], "load_before": round(load_before, 2),
         }  # fmt: skip
     return results
 
@@ -120,7 +125,11 @@ async def bench(args: argparse.Namespace) -> dict:
             try:
                 agent_ids = [str(PydanticObjectId()) for _ in range(AGENTS)]
                 report["fill_tickets_per_s"] = round(await fill(args.tickets, args.days, agent_ids))
-                report["csat_ratings"] = await Ticket.get_pymongo_collection().database[CSAT_COLLECTION].estimated_document_count()
+                report["csat_ratings"] = await CsatRating.get_pymongo_collection().estimated_document_count()
+                started = time.perf_counter()
+                report["rolled_up"] = await rollups.backfill()  # what `mqchat desk-rollups` does after an upgrade
+                report["rollup_backfill_s"] = round(time.perf_counter() - started, 1)
+                report["rollup_documents"] = await rollups.counters().estimated_document_count()
             finally:
                 await mongo.close()
             report["reports"] = await time_reports(api, admin.headers, agent_ids[0], args.runs)
@@ -133,11 +142,12 @@ def markdown(report: dict) -> str:
     lines = [
         f"# mqchat desk reports ({report['started']})", "",
         f"{report['tickets']:,} tickets over {report['days']} days, {report['csat_ratings']:,} CSAT ratings, "
-        f"{AGENTS} agents, {TEAMS} teams; {report['runs']} runs of each report over REST.", "",
-        "| report | median ms | min–max ms | buckets | groups |", "|---|---|---|---|---|",
+        f"{AGENTS} agents, {TEAMS} teams; {report['runs']} runs of each report over REST.",
+        f"Counted into {report['rollup_documents']:,} counter documents in {report['rollup_backfill_s']} s.", "",
+        "| report | median ms | min–max ms | buckets | groups | load before |", "|---|---|---|---|---|---|",
     ]  # fmt: skip
     for name, row in report["reports"].items():
-        lines.append(f"| {name} | {row['median_ms']} | {row['min_ms']}–{row['max_ms']} | {row['buckets']} | {row['groups']} |")
+        lines.append(f"| {name} | {row['median_ms']} | {row['min_ms']}–{row['max_ms']} | {row['buckets']} | {row['groups']} | {row['load_before']} |")
     return "\n".join(lines) + "\n"
 
 

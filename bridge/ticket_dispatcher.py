@@ -3,7 +3,9 @@
 Sweeps in the bridge every MQCHAT_ASSIGN_INTERVAL_MS, and at once when someone's
 presence changes (an agent coming online or going away). Every assignment is a
 compare-and-swap, so several bridges sweeping at once stay correct. Every
-MQCHAT_ESCALATION_INTERVAL_MS it escalates tickets waiting too long (core.services.escalation).
+MQCHAT_ESCALATION_INTERVAL_MS it escalates tickets waiting too long (core.services.escalation)
+and counts ticket changes and ratings the desk counters missed (core.services.rollups: a process
+stopped between a change and its roll-up).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pymongo.errors import PyMongoError
 
 from core.broker_rights import BrokerRights
 from core.mqtt.fanout import publish
-from core.services import escalation, tickets
+from core.services import escalation, rollups, tickets
 from core.services.tickets import Limits
 
 log = logging.getLogger("mqchat.bridge.tickets")
@@ -47,6 +49,7 @@ class TicketDispatcher:
             await asyncio.sleep(self._escalation_interval)
             try:
                 deliveries = await escalation.escalate_overdue(self._limits.escalate_after_seconds)
+                await rollups.sync_due()
             except PyMongoError as exc:
                 log.warning("tickets.escalation_failed", extra={"error": str(exc)})
                 continue

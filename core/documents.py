@@ -229,6 +229,9 @@ class Ticket(Document):
     held_until_ms: int = 0  # an auto-assigner holds the open ticket until then (core.services.tickets)
     team_id: str | None = None  # the team whose queue it is in (core.services.teams); None: every agent's
     escalated_ms: int | None = None  # when it waited longer than its team's threshold without an answer
+    # the desk counters (core.services.rollups): the state last counted (JSON) and the changes not counted yet
+    rollup: str = ""
+    rollup_due: int = 1
 
     class Settings:
         name = "tickets"
@@ -241,6 +244,7 @@ class Ticket(Document):
             IndexModel([("created_ms", ASCENDING)], name="tickets_created"),
             IndexModel([("first_response_ms", ASCENDING)], name="tickets_first_response"),
             IndexModel([("resolved_ms", ASCENDING)], name="tickets_resolved"),
+            IndexModel([("rollup_due", ASCENDING)], name="tickets_rollup_due"),
         ]
 
 
@@ -320,6 +324,7 @@ class CsatRating(Document):
     comment: str = ""
     created_at: datetime = Field(default_factory=utcnow)
     created_ms: int = 0  # created_at in epoch ms: the reports bucket by it (core.services.analytics)
+    rollup_due: int = 1  # 1 until the desk counters count it (core.services.rollups)
 
     class Settings:
         name = "csat_ratings"
@@ -328,6 +333,7 @@ class CsatRating(Document):
             IndexModel([("team_id", ASCENDING), ("created_at", ASCENDING)], name="csat_team"),
             IndexModel([("created_at", ASCENDING)], name="csat_created"),
             IndexModel([("created_ms", ASCENDING)], name="csat_created_ms"),
+            IndexModel([("rollup_due", ASCENDING)], name="csat_rollup_due"),
         ]
 
 
@@ -618,8 +624,29 @@ class RateWindow(Document):
         indexes = [IndexModel([("until_ms", ASCENDING)], name="rate_windows_until")]
 
 
+class DeskRollup(Document):
+    """The desk's counters of one UTC day, agent and team (core.services.rollups); written only with `$inc` upserts.
+
+    Besides these fields it holds `<measure>_t` and `<measure>_<slot>` integers (flat names: nx-27017 stores the
+    dotted paths of an upsert's `$inc` as literal keys).
+    """
+
+    id: str  # type: ignore[assignment]
+    day_ms: int
+    agent_id: str  # "" for none
+    team_id: str  # "" for none
+
+    class Settings:
+        name = "desk_rollups"
+        indexes = [
+            IndexModel([("day_ms", ASCENDING)], name="desk_rollups_day"),
+            IndexModel([("agent_id", ASCENDING), ("day_ms", ASCENDING)], name="desk_rollups_agent"),
+            IndexModel([("team_id", ASCENDING), ("day_ms", ASCENDING)], name="desk_rollups_team"),
+        ]
+
+
 DOCUMENT_MODELS: list[type[Document]] = [
     User, Conversation, Message, MessageWords, ReadState, Ticket, TicketEvent, AgentLoad, RefreshToken, PushSubscription, ApiKey,
     Counter, WebhookEndpoint, WebhookEvent, WebhookDelivery, ReactionSet, MemberSettings, Block, Report,
-    Team, TicketRouting, CannedResponse, CsatRating, AuditEntry, RateWindow,
+    Team, TicketRouting, CannedResponse, CsatRating, AuditEntry, RateWindow, DeskRollup,
 ]

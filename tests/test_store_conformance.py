@@ -466,7 +466,8 @@ async def test_support_desk_shapes(db: AsyncDatabase) -> None:
 
 
 async def test_report_aggregations_bucket_and_group_epoch_ms_fields(db: AsyncDatabase) -> None:
-    """core.services.analytics: `$match` on an ms range, `$bucket` by given boundaries, `$group` by a plain field
+    """core.services.analytics_scan (the full scans `mqchat desk-rollups --check` compares the counters with):
+    `$match` on an ms range, `$bucket` by given boundaries, `$group` by a plain field
     (a missing one groups under null), `$avg` of a `$subtract`, an unset field skipped by `$avg`."""
     day = 86_400_000
     start = 1_790_000_000_000 - 1_790_000_000_000 % day
@@ -488,3 +489,56 @@ async def test_report_aggregations_bucket_and_group_epoch_ms_fields(db: AsyncDat
     await db.tickets.update_one({"assignee_id": "b"}, {"$set": {"resolved_ms": start + 4 * day}})
     await db.tickets.update_one({"assignee_id": "b"}, {"$set": {"resolved_ms": None}})
     assert await db.tickets.count_documents({"resolved_ms": {"$gte": start}}) == 0
+
+
+async def test_desk_counters_inc_upserts_swaps_and_reads(db: AsyncDatabase) -> None:
+    """core.services.rollups: `$inc` upserts of flat counter names (with `$set` of the cell) under a string `_id`,
+    in an unordered `bulk_write`; the tickets' compare-and-swap of (`rollup`, `rollup_due`) and the backfill's
+    marking of documents without the fields; core.services.analytics' range read with a projection of totals."""
+    def cell(day: int, agent: str, counts: dict[str, int]) -> UpdateOne:
+        return UpdateOne({"_id": f"{day}|{agent}|t"}, {"$inc": counts, "$set": {"day_ms": day, "agent_id": agent, "team_id": "t"}}, upsert=True)
+
+    first = [cell(0, "a", {"o_t": 1, "o_37": 1, "fs_t": 500, "fs_37": 500}), cell(86_400_000, "", {"o_t": 1, "o_2": 1})]
+    await db.desk_rollups.bulk_write(first, ordered=False)
+    second = [cell(0, "a", {"o_t": 2, "o_40": 2, "fs_t": -500, "fs_37": -500}), cell(0, "b", {"cn_t": 1})]
+    await db.desk_rollups.bulk_write(second, ordered=False)
+    assert await db.desk_rollups.find_one({"_id": "0|a|t"}) == {
+        "_id": "0|a|t", "day_ms": 0, "agent_id": "a", "team_id": "t", "o_t": 3, "o_37": 1, "o_40": 2, "fs_t": 0, "fs_37": 0,
+    }  # fmt: skip
+    window = {"day_ms": {"$gte": 0, "$lt": 86_400_000}, "team_id": "t"}
+    totals = await db.desk_rollups.find(window, {"day_ms": 1, "agent_id": 1, "team_id": 1, "o_t": 1}).sort([("_id", 1)]).to_list()
+    assert totals == [
+        {"_id": "0|a|t", "day_ms": 0, "agent_id": "a", "team_id": "t", "o_t": 3},
+        {"_id": "0|b|t", "day_ms": 0, "agent_id": "b", "team_id": "t"},
+    ]
+    assert [doc["_id"] for doc in await db.desk_rollups.find({**window, "agent_id": ""}).to_list()] == []
+    # core.services.analytics: `$group` by a plain field, `$sum` of flat counters (missing from every document
+    # of a group: 0 on MongoDB, null on nx-27017; read with `or 0`)
+    sums = {name: {"$sum": f"${name}"} for name in ("o_t", "o_37", "cn_t")}
+    by_day = await (await db.desk_rollups.aggregate([{"$match": {"day_ms": {"$gte": 0, "$lt": 2 * 86_400_000}}},
+                                                      {"$group": {"_id": "$day_ms", **sums}}])).to_list()  # fmt: skip
+    assert sorted((int(r["_id"]), r["o_t"], r["o_37"] or 0, r["cn_t"] or 0) for r in by_day) == [(0, 3, 1, 1), (86_400_000, 1, 0, 0)]
+    by_agent = await (await db.desk_rollups.aggregate([{"$match": window}, {"$group": {"_id": "$agent_id", **sums}}])).to_list()
+    assert sorted((r["_id"], r["o_t"] or 0, r["cn_t"] or 0) for r in by_agent) == [("a", 3, 0), ("b", 0, 1)]
+
+    await db.tickets.insert_many([{"_id": "old", "created_ms": 5}, {"_id": "new", "rollup": "", "rollup_due": 1}])
+    marked = await db.tickets.update_many({"rollup_due": {"$exists": False}}, {"$set": {"rollup": "", "rollup_due": 1}})
+    assert marked.modified_count == 1
+    await db.tickets.update_one({"_id": "new"}, {"$set": {"assignee_id": "a"}, "$inc": {"rollup_due": 1}})  # a change
+    due = await db.tickets.find({"rollup_due": {"$gt": 0}}).sort([("_id", 1)]).to_list()
+    assert [(doc["_id"], doc["rollup_due"]) for doc in due] == [("new", 2), ("old", 1)]
+    stale = await db.tickets.update_one({"_id": "new", "rollup": "", "rollup_due": 1}, {"$set": {"rollup": "[]", "rollup_due": 0}})
+    swapped = await db.tickets.update_one({"_id": "new", "rollup": "", "rollup_due": 2}, {"$set": {"rollup": '["a"]', "rollup_due": 0}})
+    again = await db.tickets.update_one({"_id": "new", "rollup": "", "rollup_due": 2}, {"$set": {"rollup": '["a"]', "rollup_due": 0}})
+    assert (stale.modified_count, swapped.modified_count, again.modified_count) == (0, 1, 0)
+    assert await db.tickets.count_documents({"rollup_due": {"$gt": 0}}) == 1
+
+    # the backfill: swaps of documents without the fields in one unordered bulk write, its own found by token
+    older = [ObjectId() for _ in range(3)]
+    await db.tickets.insert_many([{"_id": oid, "created_ms": 7} for oid in older])
+    await db.tickets.update_one({"_id": older[1]}, {"$inc": {"rollup_due": 1}})  # changed meanwhile
+    never = {"rollup": {"$exists": False}, "rollup_due": {"$exists": False}}
+    swaps = [UpdateOne({"_id": oid, **never}, {"$set": {"rollup": "[]", "rollup_due": 0, "rollup_by": "run1"}}) for oid in older]
+    assert (await db.tickets.bulk_write(swaps, ordered=False)).modified_count == 2
+    mine = await db.tickets.find({"_id": {"$in": older}, "rollup_by": "run1"}, {"_id": 1}).to_list()
+    assert sorted(doc["_id"] for doc in mine) == sorted([older[0], older[2]])

@@ -19,7 +19,7 @@ from core.documents import CsatRating, User
 from core.errors import Conflict, Forbidden
 from core.events import Delivery
 from core.payloads import CsatFigures, CsatOut, CsatRequest, CsatSummary, TicketOut
-from core.services import platform, tickets
+from core.services import platform, rollups, tickets
 
 SURVEY_PREFIX = "csat:"
 SURVEY_BODY = "How would you rate the help you got with ticket #{number}? Rate it from 1 (poor) to 5 (excellent); a comment is welcome."
@@ -60,6 +60,7 @@ async def submit(customer: User, ticket_id: str, request: CsatRequest) -> tuple[
         await rating.insert()
     except DuplicateKeyError:
         raise Conflict("this ticket has been rated already") from None
+    await rollups.sync_rating(rating.id)
     view = csat_out(rating)
     return view, events.csat_event(view, [ticket.customer_id, ticket.assignee_id or ""])
 

@@ -30,7 +30,7 @@ from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.events import Delivery
 from core.payloads import ContextIn, CreateTicketRequest, HistoryItem, TicketOut
 from core.roles import STAFF_ROLES, Role
-from core.services import assignment, counters, teams
+from core.services import assignment, counters, rollups, teams
 from core.services.conversations import conversation_out
 from core.services.lookup import get_by_id
 from core.settings import Settings
@@ -96,6 +96,7 @@ async def create_ticket(
     ticket.updated_ms = ticket.created_ms = to_ms(ticket.created_at)
     await ticket.insert()
     await TicketEvent(ticket_id=str(ticket_id), status="open", by=customer_id, at=ticket.created_at).insert()
+    await rollups.sync_ticket(ticket.id)
     deliveries = [
         *events.membership_changed(str(conversation.id), added=[customer_id]),
         *events.conversation_event("conversation.created", conversation_out(conversation), [customer_id]),
@@ -122,12 +123,16 @@ async def _transition(ticket: Ticket, status: str, assignee_id: str | None, by: 
         update["resolved_ms"] = now_ms
     elif ticket.status == "resolved" and status != "closed":  # reopened: no longer counts as resolved
         update["resolved_ms"] = None
+    counted = "assigned_ms" in update or "resolved_ms" in update  # what the desk counters count changes
     result = await Ticket.get_pymongo_collection().update_one(
-        {"_id": ticket.id, "status": ticket.status, "assignee_id": {"$eq": ticket.assignee_id}}, {"$set": update}
+        {"_id": ticket.id, "status": ticket.status, "assignee_id": {"$eq": ticket.assignee_id}},
+        {"$set": update, **({"$inc": {"rollup_due": 1}} if counted else {})},
     )
     if result.modified_count == 0:
         return None
     await TicketEvent(ticket_id=str(ticket.id), status=status, by=by, assignee_id=assignee_id).insert()  # type: ignore[arg-type]
+    if counted:  # after the history entry, which readers of the changed ticket expect at once
+        await rollups.sync_ticket(ticket.id)
     after = await _reload(ticket)
     change = {
         field: {"from": getattr(ticket, field), "to": getattr(after, field)}
@@ -327,10 +332,11 @@ async def move_to_team(actor: User, ticket_id: str, team_id: str | None, limits:
         return await ticket_out(ticket), []
     moved = await Ticket.get_pymongo_collection().update_one(
         {"_id": ticket.id, "status": ticket.status, "team_id": {"$eq": ticket.team_id}},
-        {"$set": {"team_id": team_id, "updated_ms": to_ms(utcnow())}},
+        {"$set": {"team_id": team_id, "updated_ms": to_ms(utcnow())}, "$inc": {"rollup_due": 1}},
     )
     if moved.modified_count == 0:
         raise Conflict("the ticket changed meanwhile; reload it")
+    await rollups.sync_ticket(ticket.id)
     after = await _reload(ticket)
     change = {"team_id": {"from": ticket.team_id, "to": team_id}}
     deliveries = events.ticket_event("ticket.updated", await ticket_out(after), change, [after.customer_id, after.assignee_id or ""])
@@ -390,10 +396,11 @@ async def record_first_response(conversation: Conversation, sender_id: str, at_m
         return []
     result = await Ticket.get_pymongo_collection().update_one(
         {"_id": ObjectId(conversation.ticket_id), "assignee_id": sender_id, "first_response_ms": {"$eq": None}},
-        {"$set": {"first_response_ms": at_ms}},
+        {"$set": {"first_response_ms": at_ms}, "$inc": {"rollup_due": 1}},
     )
-    if result.modified_count == 0:
+    if result.modified_count == 0:  # answered before (or a retried batch: its roll-up, if missed, is the sweep's)
         return []
+    await rollups.sync_ticket(ObjectId(conversation.ticket_id))
     ticket = await Ticket.get(PydanticObjectId(conversation.ticket_id))
     assert ticket is not None
     change = {"first_response_at": {"from": None, "to": iso_from_ms(at_ms)}}
