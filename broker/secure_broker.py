@@ -48,6 +48,13 @@ Each override below fixes one reproduced hole (tests/test_broker_security.py):
     PUBLISHes it had already acknowledged but not yet routed: the last message of a
     burst sent just before DISCONNECT was lost in about half the runs. Here they are
     routed first, then the disconnect (and its Will) is handled.
+(j) A resumed session's offline queue and retained messages were sent, and their
+    PUBACKs awaited, before the connection's loop started, and a SUBSCRIBE's retained
+    messages were awaited inside it: SUBACKs (and the routing of the client's own
+    PUBLISHes) waited until the client had acknowledged them all. The bridge, which
+    acknowledges a delivery only once it has handled it, re-subscribed after a
+    SIGKILL with thousands queued and timed out (10 s) before its SUBACKs came. Here
+    those deliveries are started in order and left to finish on their own.
 
 Also, for speed: amqtt asked its topic plugins through a task per plugin and check
 (every delivery's RECEIVE check included), and ran each plugin's handler of a received
@@ -70,6 +77,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Coroutine
 from typing import Any
 
 from amqtt.adapters import BufferReader, ReaderAdapter, WriterAdapter
@@ -324,9 +332,13 @@ class SecureBroker(Broker):
             return
         session, handler = self._sessions.get(target.client_id, (None, None))
         if session is target and handler is not None:  # not a session replaced since the snapshot
-            task = asyncio.create_task(handler.mqtt_publish(topic, broadcast["data"], qos, retain=False))
-            self._deliveries.add(task)
-            task.add_done_callback(self._delivery_done)
+            self._start_delivery(handler.mqtt_publish(topic, broadcast["data"], qos, retain=False))
+
+    def _start_delivery(self, delivery: Coroutine[Any, Any, Any]) -> None:
+        """Send one message in the background (tasks start in the order they are created), never awaited: (j)."""
+        task = asyncio.create_task(delivery)
+        self._deliveries.add(task)
+        task.add_done_callback(self._delivery_done)
 
     def _delivery_done(self, task: asyncio.Task[Any]) -> None:
         """(d) Every delivery task's outcome is retrieved: a failure is logged, never left unseen."""
@@ -368,25 +380,19 @@ class SecureBroker(Broker):
         handler = self._get_handler(session)
         if handler is None or not self._is_subscribed(session, topic_filter):
             return
-        deliveries = []
         for topic, retained in list(self._retained_messages.items()):
             if self._matches(topic, topic_filter) and await self._topic_filtering(session, topic, Action.RECEIVE):
-                deliveries.append(handler.mqtt_publish(topic, retained.data, min(qos, retained.qos or qos), retain=True))
-        if deliveries:
-            await asyncio.gather(*deliveries, return_exceptions=True)
+                self._start_delivery(handler.mqtt_publish(topic, retained.data, min(qos, retained.qos or qos), retain=True))
 
     async def _publish_session_retained_messages(self, session: Session) -> None:
         # (c) messages queued while offline are re-checked: rights may have changed since.
         handler = self._get_handler(session)
         if handler is None:
             return
-        deliveries = []
         while not session.retained_messages.empty():
             queued = session.retained_messages.get_nowait()
             if await self._topic_filtering(session, queued.topic, Action.RECEIVE):
-                deliveries.append(handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False))
-        if deliveries:
-            await asyncio.gather(*deliveries, return_exceptions=True)
+                self._start_delivery(handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False))
 
     async def disconnect_user(self, user_id: str) -> int:
         """Close every live connection of `user_id` (their tokens were revoked); returns how many."""
