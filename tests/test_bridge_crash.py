@@ -18,10 +18,12 @@ from tests.support import (
     create_staff,
     device,
     kill_bridge_as_stored,
+    logged_events,
     open_conversation,
     signup,
     spawn_component,
     user_client,
+    wait_stored,
 )
 
 BURST = 2000  # long enough that each kill lands mid-burst, with a batch stored and its events not yet published
@@ -49,10 +51,7 @@ async def test_sigkills_during_burst_lose_and_duplicate_nothing(split_system: tu
             try:
                 killed_at = await kill_bridge_as_stored(system, processes, messages, cid, BURST, KILLS_AT)
                 await sending
-                for _ in range(600):
-                    if await messages.count_documents({"conversation_id": cid}) >= BURST:
-                        break
-                    await asyncio.sleep(0.1)
+                await wait_stored(messages, cid, BURST, timeout=60)
                 for _ in range(300):  # every stored message must also reach bob live
                     if len(received_ids(bob_web)) >= BURST:
                         break
@@ -63,6 +62,9 @@ async def test_sigkills_during_burst_lose_and_duplicate_nothing(split_system: tu
                 await mongo.close()
 
     assert all(0 < count < BURST for count in killed_at), f"killed in the middle of the burst: {killed_at}"
+    # each restarted bridge re-subscribed at once, its session's backlog queued: none timed out and reconnected
+    assert logged_events(system, "bridge", "bridge.disconnected") == []
+    assert len(logged_events(system, "bridge", "bridge.connected")) == 1 + len(KILLS_AT)
     assert len(stored) == BURST
     assert [m["seq"] for m in stored] == list(range(1, BURST + 1))
     assert [m["client_msg_id"] for m in stored] == [f"burst-{n}" for n in range(BURST)], "order kept"

@@ -27,7 +27,9 @@ from tests.support import (
     service_client,
     signup,
     spawn_component,
+    stored_up_to,
     user_client,
+    wait_stored,
     wait_until,
 )
 
@@ -173,17 +175,14 @@ async def test_two_workers_share_a_burst_and_survive_sigkill(two_workers: tuple[
                     await client.publish(topics.user_outbox(alice.id, "send"), json.dumps(request), qos=1)
 
             sending = asyncio.create_task(burst())
-            while await mongo.mqchat.messages.count_documents({"conversation_id": cid}) < BURST // 3:
+            while not await stored_up_to(mongo.mqchat.messages, cid, BURST // 3):
                 await asyncio.sleep(0.05)
             processes["worker-2"].kill()
             processes["worker-2"].wait()
             killed_at = await mongo.mqchat.messages.count_documents({"conversation_id": cid})
             await sending
             processes["worker-2"] = _worker(system, 2)
-            for _ in range(900):
-                if await mongo.mqchat.messages.count_documents({"conversation_id": cid}) >= BURST:
-                    break
-                await asyncio.sleep(0.1)
+            await wait_stored(mongo.mqchat.messages, cid, BURST, timeout=90)
             await asyncio.sleep(1.5)
         stored = await mongo.mqchat.messages.find({"conversation_id": cid}).sort("seq", 1).to_list()
     finally:
