@@ -82,6 +82,11 @@ class System:
     def api_processes(self) -> int:
         return NATS_API_PROCESSES if self.broker == "nats" else 1
 
+    @property
+    def bridge_workers(self) -> int:
+        """How many bridge workers `mqchat up` runs here (two on NATS unless told; one otherwise)."""
+        return int(self.extra_env.get("MQCHAT_BRIDGE_WORKERS", 2 if self.broker == "nats" else 1))
+
     def api_url_of(self, instance: int) -> str:
         """The URL of API process `instance` (0, 1, ...: MQCHAT_API_PORT + instance)."""
         return f"http://127.0.0.1:{self.api_port + instance}"

@@ -200,12 +200,17 @@ async def test_a_burst_over_several_conversations_resolves_taken_seqs_and_resend
         acks = {e["message"]["client_msg_id"]: e["message"] for e in await alice_web.wait_for(len(burst), "message.created")}
 
     assert acks["c-dup"] == {**stored_c, "read_by": []}, "a resent request gets the original"
-    assert [(acks[k]["body"], acks[k]["seq"]) for k in ("a-1", "a-2", "b-1", "b-2", "c-1")] == [
-        ("a1", 1), ("a2", 2), ("b1", 3), ("b2", 4), ("c1", 2)
-    ]
+    seqs = {key: acks[key]["seq"] for key in ("a-1", "a-2", "b-1", "b-2", "c-1")}
+    one_worker = system.bridge_workers == 1
+    if one_worker:
+        assert seqs == {"a-1": 1, "a-2": 2, "b-1": 3, "b-2": 4, "c-1": 2}
+    else:  # requests published at once may be stored by either worker first (docs/broker.md): numbered, not ordered
+        assert {seqs["a-1"], seqs["a-2"]} == {1, 2} and {seqs["b-1"], seqs["b-2"]} == {3, 4} and seqs["c-1"] == 2
     for cid, bodies in ((a, ["a1", "a2"]), (b, ["b0", "b-other", "b1", "b2"]), (c, ["c0", "c1"])):
         page = (await api.get(f"/api/conversations/{cid}/messages", params={"after_seq": 0}, headers=bob.headers)).json()["items"]
-        assert [(m["seq"], m["body"]) for m in page] == list(enumerate(bodies, start=1))
+        assert [m["seq"] for m in page] == list(range(1, len(bodies) + 1))
+        stored = [m["body"] for m in page]
+        assert stored == bodies if one_worker else sorted(stored) == sorted(bodies)
     listed = {item["id"]: item for item in (await api.get("/api/conversations", headers=bob.headers)).json()["items"]}
     assert [listed[cid]["last_message"]["seq"] for cid in (a, b, c)] == [2, 4, 2]
 
