@@ -93,7 +93,7 @@ async def _round(system: System, api: httpx.AsyncClient, admin: Account, pairs: 
         **result.as_dict(), **stored, "collisions": int(collisions), "resent": int(resent),
         "collisions_per_10k": round(collisions * 10_000 / max(stored["stored"], 1), 1),
         "delivered_twice": sum(count - 1 for count in bodies.values()),
-        "arrived_after_higher_seq": sum(_after_higher(seqs) for seqs in arrivals.values()),
+        "arrivedout_of_order_seq": sum(out_of_order(seqs) for seqs in arrivals.values()),
         "cores_used": {role: round(seconds / elapsed, 2) for role, seconds in result.cpu_seconds.items()},
         "machine_busy": round(machine_busy, 2),
     }  # fmt: skip
@@ -118,12 +118,12 @@ async def _check_store(conversation_ids: list[str]) -> dict:
         seqs = [seq for seq, _ in rows]
         repeats += len(seqs) - len(set(seqs))
         gaps += seqs[-1] - len(set(seqs))
-        reordered += _after_higher([sent for _, sent in rows])
+        reordered += out_of_order([sent for _, sent in rows])
     return {"stored_total": sum(requests.values()), "stored_twice": sum(n - 1 for n in requests.values()),
             "seq_gaps": gaps, "seq_repeats": repeats, "numbered_out_of_send_order": reordered}  # fmt: skip
 
 
-def _after_higher(values: list) -> int:
+def out_of_order(values: list) -> int:
     """How many values come after a higher one (0 for an increasing list)."""
     late = 0
     for top, item in zip(itertools.accumulate(values, max), values[1:], strict=False):
@@ -149,7 +149,7 @@ def markdown(report: dict) -> str:
                 f"| {workers} | {row['run'] + 1} | {row['offered_rate']} | {row['load_before']} | {'; '.join(row['flags']) or '-'} "
                 f"| {row['achieved_rate']} | {row['p50_ms']} | {row['p99_ms']} | {row['lost']} | {row['stored']} "
                 f"| {row['collisions']} ({row['collisions_per_10k']}) | {row['seq_gaps']} / {row['seq_repeats']} | {row['stored_twice']} "
-                f"| {row['delivered_twice']} | {row['numbered_out_of_send_order']} | {row['arrived_after_higher_seq']} | {cores} "
+                f"| {row['delivered_twice']} | {row['numbered_out_of_send_order']} | {row['arrivedout_of_order_seq']} | {cores} "
                 f"| {row['machine_busy']:.0%} |"
             )
     return "\n".join(lines) + "\n"
