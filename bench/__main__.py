@@ -55,6 +55,7 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
                         help="load: the full report; workers: E2E rounds per bridge worker count (bench.workers); "
                              "flood: closed-loop floods, every acknowledged message counted (bench.flood)")
     parser.add_argument("--workers", default="1,2", help="--measure workers: the bridge worker counts to compare")
+    parser.add_argument("--kill-worker", action="store_true", help="--measure workers: SIGKILL the last worker halfway through every round")
     parser.add_argument("--paths", default="raw,e2e", help="--measure flood: raw (the broker alone) and/or e2e (through the bridge)")
     parser.add_argument("--window", type=int, default=50, help="--measure flood: unacknowledged PUBLISHes per publisher")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -315,7 +316,7 @@ def _measure(args: argparse.Namespace) -> int:
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if args.measure == "workers":
         counts, rates = [int(n) for n in args.workers.split(",")], [int(r) for r in args.rates.split(",")]
-        report = asyncio.run(workers.measure_workers(args.broker, counts, rates, args.duration, args.runs, args.pairs))
+        report = asyncio.run(workers.measure_workers(args.broker, counts, rates, args.duration, args.runs, args.pairs, args.kill_worker))
         render = workers.markdown
     else:
         report = asyncio.run(flood.measure_flood(args.broker, args.paths.split(","), args.duration, args.window, args.runs, args.pairs))

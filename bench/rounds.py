@@ -43,9 +43,16 @@ def _free_name(found: dict[str, psutil.Process], role: str) -> str:
 
 
 def cpu_use(processes: dict[str, psutil.Process], previous: dict[str, float] | None = None) -> dict[str, float]:
-    """CPU seconds each process used so far, or (given `previous`) since then."""
-    now = {role: sum(p.cpu_times()[:2]) for role, p in processes.items()}
+    """CPU seconds each process used so far, or (given `previous`) since then (0 for one killed meanwhile)."""
+    now = {role: _cpu_seconds(p, (previous or {}).get(role, 0.0)) for role, p in processes.items()}
     return {role: round(now[role] - previous[role], 2) for role in now} if previous else now
+
+
+def _cpu_seconds(process: psutil.Process, otherwise: float) -> float:
+    try:
+        return sum(process.cpu_times()[:2])
+    except psutil.NoSuchProcess:
+        return otherwise
 
 
 async def make_pairs(system: System, api: httpx.AsyncClient, count: int) -> tuple[list[tuple[Account, str, Account]], list[Account]]:

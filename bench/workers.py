@@ -9,12 +9,15 @@ Mosquitto), the same pairs and rates, and per round:
 - in the store, per conversation: `seq` 1..n without gap or repeat, every message sent
   stored once, and how many of a sender's messages were numbered out of the order sent;
 - at the receivers: messages delivered twice, and deliveries arriving after a higher `seq`;
+- with `kill`: the last bridge worker is SIGKILLed halfway through each round (`mqchat up`
+  restarts it), and the same checks say whether anything was lost or stored twice;
 - CPU seconds of every process (each bridge worker apart) and how busy the whole machine
   was (neighbours included): where the machine, not the bridge, is the limit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import tempfile
 from collections import Counter, defaultdict
@@ -24,7 +27,7 @@ import httpx
 import psutil
 
 from bench import calibration
-from bench.rounds import load_round, make_pairs
+from bench.rounds import components, load_round, make_pairs
 from core.db import init_db
 from core.documents import Message
 from core.settings import Settings
@@ -32,9 +35,11 @@ from tests.metrics_support import scrape, value
 from tests.support import Account, System, create_staff
 
 
-async def measure_workers(broker: str, worker_counts: list[int], rates: list[int], duration: float, runs: int, pairs: int) -> dict:
+async def measure_workers(
+    broker: str, worker_counts: list[int], rates: list[int], duration: float, runs: int, pairs: int, kill: bool = False
+) -> dict:
     """Every worker count's rounds; runs pass over every rate in turn, with a calibration after each run."""
-    report: dict = {"worker_counts": worker_counts, "rates": rates, "duration_s": duration, "pairs": pairs, "systems": {}}
+    report: dict = {"worker_counts": worker_counts, "rates": rates, "duration_s": duration, "pairs": pairs, "kill": kill, "systems": {}}
     points = [calibration.calibrate()]
     for workers in worker_counts:
         workdir = Path(tempfile.mkdtemp(prefix=f"mqchat-bench-workers{workers}-"))
@@ -50,7 +55,7 @@ async def measure_workers(broker: str, worker_counts: list[int], rates: list[int
                     for run in range(runs):
                         started = len(rounds)
                         for rate in rates:
-                            rounds.append({"run": run, **await _round(system, api, admin, made, rate, duration)})
+                            rounds.append({"run": run, **await _round(system, api, admin, made, rate, duration, kill)})
                         points.append(calibration.calibrate())
                         for row in rounds[started:]:
                             row["flags"] += calibration.drift_flags(points[-2], points[-1])
@@ -63,7 +68,7 @@ async def measure_workers(broker: str, worker_counts: list[int], rates: list[int
     return report
 
 
-async def _round(system: System, api: httpx.AsyncClient, admin: Account, pairs: list, rate: int, duration: float) -> dict:
+async def _round(system: System, api: httpx.AsyncClient, admin: Account, pairs: list, rate: int, duration: float, kill: bool) -> dict:
     arrivals: dict[str, list[int]] = defaultdict(list)  # conversation id -> seq in arrival order
     bodies: Counter = Counter()
 
@@ -75,7 +80,9 @@ async def _round(system: System, api: httpx.AsyncClient, admin: Account, pairs: 
     _, before = await scrape(api, admin)
     stored_before = (await _check_store([cid for _, cid, _ in pairs]))["stored_total"]
     psutil.cpu_percent()  # starts the machine-wide measurement
+    killer = asyncio.create_task(_kill_last_worker(system, duration / 2)) if kill else None
     result = await load_round(system, pairs, rate, duration, e2e=True, on_arrival=arrived)
+    killed = await killer if killer else None
     machine_busy = psutil.cpu_percent() / 100
     _, after = await scrape(api, admin)
 
@@ -90,13 +97,21 @@ async def _round(system: System, api: httpx.AsyncClient, admin: Account, pairs: 
     collisions = refused - resent
     elapsed = result.received / max(result.achieved_rate, 1e-9)
     return {
-        **result.as_dict(), **stored, "collisions": int(collisions), "resent": int(resent),
+        **result.as_dict(), **stored, "killed": killed, "collisions": int(collisions), "resent": int(resent),
         "collisions_per_10k": round(collisions * 10_000 / max(stored["stored"], 1), 1),
         "delivered_twice": sum(count - 1 for count in bodies.values()),
         "arrivedout_of_order_seq": sum(out_of_order(seqs) for seqs in arrivals.values()),
         "cores_used": {role: round(seconds / elapsed, 2) for role, seconds in result.cpu_seconds.items()},
         "machine_busy": round(machine_busy, 2),
     }  # fmt: skip
+
+
+async def _kill_last_worker(system: System, after: float) -> str:
+    """SIGKILL the last bridge worker `after` seconds from now; its role name."""
+    await asyncio.sleep(after)
+    role, victim = [(role, p) for role, p in components(system).items() if role.startswith("bridge")][-1]
+    victim.kill()
+    return role
 
 
 async def _check_store(conversation_ids: list[str]) -> dict:
@@ -136,7 +151,7 @@ def markdown(report: dict) -> str:
     lines = [
         f"# Bridge workers ({report['broker']}, {report['started']})", "",
         f"{report['pairs']} pairs, {report['duration_s']} s per rate; calibration {report['calibration']['points_ms']} "
-        f"(drifts {report['calibration']['drifts']})", "",
+        f"(drifts {report['calibration']['drifts']})" + ("; the last worker SIGKILLed halfway through every round" if report["kill"] else ""), "",
         "| workers | run | rate | load before | flags | achieved msg/s | p50 ms | p99 ms | lost | stored | collisions (per 10k) "
         "| seq gaps / repeats | stored twice | delivered twice | numbered out of send order | arrived after higher seq "
         "| cores used by process | machine busy |",
