@@ -78,7 +78,7 @@ async def _round(system: System, api: httpx.AsyncClient, admin: Account, pairs: 
         bodies[message["body"]] += 1
 
     _, before = await scrape(api, admin)
-    stored_before = (await _check_store([cid for _, cid, _ in pairs]))["stored_total"]
+    checked_before = await _check_store([cid for _, cid, _ in pairs])
     psutil.cpu_percent()  # starts the machine-wide measurement
     killer = asyncio.create_task(_kill_last_worker(system, duration / 2)) if kill else None
     result = await load_round(system, pairs, rate, duration, e2e=True, on_arrival=arrived)
@@ -91,8 +91,9 @@ async def _round(system: System, api: httpx.AsyncClient, admin: Account, pairs: 
 
     refused = grown("mqchat_store_write_errors_total", command="insert", error="DuplicateKey")
     resent = grown("mqchat_outbox_requests_total", action="send", outcome="duplicate")
-    stored = await _check_store([cid for _, cid, _ in pairs])
-    stored["stored"] = stored["stored_total"] - stored_before
+    checked = await _check_store([cid for _, cid, _ in pairs])
+    stored = {key: checked[key] - checked_before[key] for key in checked}  # this round's share of each count
+    stored["stored"] = stored.pop("stored_total")
     stored["lost_in_store"] = result.sent - stored["stored"]
     collisions = refused - resent
     elapsed = result.received / max(result.achieved_rate, 1e-9)
@@ -152,7 +153,7 @@ def markdown(report: dict) -> str:
         f"# Bridge workers ({report['broker']}, {report['started']})", "",
         f"{report['pairs']} pairs, {report['duration_s']} s per rate; calibration {report['calibration']['points_ms']} "
         f"(drifts {report['calibration']['drifts']})" + ("; the last worker SIGKILLed halfway through every round" if report["kill"] else ""), "",
-        "| workers | run | rate | load before | flags | achieved msg/s | p50 ms | p99 ms | lost | stored | collisions (per 10k) "
+        "| workers | run | rate | load before | flags | achieved msg/s | p50 ms | p99 ms | lost: delivered / stored | collisions (per 10k) "
         "| seq gaps / repeats | stored twice | delivered twice | numbered out of send order | arrived after higher seq "
         "| cores used by process | machine busy |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -162,7 +163,7 @@ def markdown(report: dict) -> str:
             cores = ", ".join(f"{role} {used}" for role, used in row["cores_used"].items())
             lines.append(
                 f"| {workers} | {row['run'] + 1} | {row['offered_rate']} | {row['load_before']} | {'; '.join(row['flags']) or '-'} "
-                f"| {row['achieved_rate']} | {row['p50_ms']} | {row['p99_ms']} | {row['lost']} | {row['stored']} "
+                f"| {row['achieved_rate']} | {row['p50_ms']} | {row['p99_ms']} | {row['lost']} / {row['lost_in_store']} | {row['stored']} "
                 f"| {row['collisions']} ({row['collisions_per_10k']}) | {row['seq_gaps']} / {row['seq_repeats']} | {row['stored_twice']} "
                 f"| {row['delivered_twice']} | {row['numbered_out_of_send_order']} | {row['arrivedout_of_order_seq']} | {cores} "
                 f"| {row['machine_busy']:.0%} |"
