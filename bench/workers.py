@@ -101,7 +101,7 @@ async def _round(system: System, api: httpx.AsyncClient, admin: Account, pairs: 
         **result.as_dict(), **stored, "killed": killed, "collisions": int(collisions), "resent": int(resent),
         "collisions_per_10k": round(collisions * 10_000 / max(stored["stored"], 1), 1),
         "delivered_twice": sum(count - 1 for count in bodies.values()),
-        "arrivedout_of_order_seq": sum(out_of_order(seqs) for seqs in arrivals.values()),
+        "arrived_after_higher_seq": sum(out_of_order(seqs) for seqs in arrivals.values()),
         "cores_used": {role: round(seconds / elapsed, 2) for role, seconds in result.cpu_seconds.items()},
         "machine_busy": round(machine_busy, 2),
     }  # fmt: skip
@@ -165,7 +165,7 @@ def markdown(report: dict) -> str:
                 f"| {workers} | {row['run'] + 1} | {row['offered_rate']} | {row['load_before']} | {'; '.join(row['flags']) or '-'} "
                 f"| {row['achieved_rate']} | {row['p50_ms']} | {row['p99_ms']} | {row['lost']} / {row['lost_in_store']} | {row['stored']} "
                 f"| {row['collisions']} ({row['collisions_per_10k']}) | {row['seq_gaps']} / {row['seq_repeats']} | {row['stored_twice']} "
-                f"| {row['delivered_twice']} | {row['numbered_out_of_send_order']} | {row['arrivedout_of_order_seq']} | {cores} "
+                f"| {row['delivered_twice']} | {row['numbered_out_of_send_order']} | {row['arrived_after_higher_seq']} | {cores} "
                 f"| {row['machine_busy']:.0%} |"
             )
     return "\n".join(lines) + "\n"
