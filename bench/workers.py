@@ -55,7 +55,7 @@ async def measure_workers(
                     for run in range(runs):
                         started = len(rounds)
                         for rate in rates:
-                            rounds.append({"run": run, **await _round(system, api, admin, made, rate, duration, kill)})
+                            rounds.append({**await _round(system, api, admin, made, rate, duration, kill), "run": run})
                         points.append(calibration.calibrate())
                         for row in rounds[started:]:
                             row["flags"] += calibration.drift_flags(points[-2], points[-1])
