@@ -72,13 +72,13 @@ async def _receive(
 
 async def run_load(
     pairs: list[tuple[aiomqtt.Client, str, str, aiomqtt.Client, str]], rate: int, duration: float, e2e: bool,
-    on_arrival: Callable[[dict], None] | None = None,
+    on_arrival: Callable[[dict], None] | None = None, stall: float = STALL,
 ) -> LoadResult:
     """pairs: (sender client, sender id, conversation id, receiver client, receiver id), all connected.
 
     Receivers must already be subscribed to their inbox. `on_arrival` is given every event that counts as an
     arrival (a repeat too); the n-th message sent carries `<scheduled time>|<n>` as its body and, on the E2E
-    path, the client_msg_id `b<n>-<round start>`.
+    path, the client_msg_id `b<n>-<round start>`. The backlog is waited for until nothing arrived for `stall` s.
     """
     total = int(rate * duration)
     latencies: list[float] = []
@@ -104,7 +104,7 @@ async def run_load(
     received = -1
     while len(latencies) < total and len(latencies) > received:
         received = len(latencies)
-        await asyncio.wait(receivers, timeout=STALL)
+        await asyncio.wait(receivers, timeout=stall)
     for task in receivers:
         task.cancel()
     elapsed = max(max(arrivals, default=start) - start, 1e-6)

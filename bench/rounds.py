@@ -11,7 +11,7 @@ import httpx
 import psutil
 
 from bench import calibration
-from bench.load import LoadResult, run_load
+from bench.load import STALL, LoadResult, run_load
 from tests.support import Account, System, mqtt_client, open_conversation, signup, user_client
 
 
@@ -90,14 +90,15 @@ async def connected(system: System, pairs: list, tag: str, e2e: bool):  # type: 
 
 
 async def load_round(
-    system: System, pairs: list, rate: int, duration: float, e2e: bool, on_arrival: Callable[[dict], None] | None = None
+    system: System, pairs: list, rate: int, duration: float, e2e: bool,
+    on_arrival: Callable[[dict], None] | None = None, stall: float = STALL,
 ) -> LoadResult:
     """One open-loop round (bench.load.run_load) with the CPU each process used and the load before it."""
     load_before = calibration.load_average()
     async with connected(system, pairs, str(rate), e2e) as clients:
         processes = components(system)
         before = cpu_use(processes)
-        result = await run_load(clients, rate, duration, e2e, on_arrival)
+        result = await run_load(clients, rate, duration, e2e, on_arrival, stall)
         result.cpu_seconds = cpu_use(processes, before)
         result.load_before, result.flags = load_before, calibration.round_flags(load_before)
         return result

@@ -27,12 +27,15 @@ import httpx
 import psutil
 
 from bench import calibration
+from bench.load import STALL
 from bench.rounds import components, load_round, make_pairs
 from core.db import init_db
 from core.documents import Message
 from core.settings import Settings
 from tests.metrics_support import scrape, value
 from tests.support import Account, System, create_staff
+
+KILLED_STALL = 30.0  # seconds without an arrival before a round with a killed worker counts the rest as lost
 
 
 async def measure_workers(
@@ -81,7 +84,8 @@ async def _round(system: System, api: httpx.AsyncClient, admin: Account, pairs: 
     checked_before = await _check_store([cid for _, cid, _ in pairs])
     psutil.cpu_percent()  # starts the machine-wide measurement
     killer = asyncio.create_task(_kill_last_worker(system, duration / 2)) if kill else None
-    result = await load_round(system, pairs, rate, duration, e2e=True, on_arrival=arrived)
+    # A killed worker is restarted after a back-off (1 s, then 2 s, 4 s, ...) and must reconnect: wait for it.
+    result = await load_round(system, pairs, rate, duration, e2e=True, on_arrival=arrived, stall=KILLED_STALL if kill else STALL)
     killed = await killer if killer else None
     machine_busy = psutil.cpu_percent() / 100
     _, after = await scrape(api, admin)
