@@ -38,7 +38,7 @@ from bench.rounds import components, connected, cpu_use, make_pairs
 from core import topics
 from tests.support import System
 
-STALL = 5.0  # after the flood, wait while deliveries keep coming; stop after this long without one
+STALL = 20.0  # after the flood, wait while deliveries keep coming; stop after this long without one (a 45 s flood paused 5 s)
 
 
 @dataclass
