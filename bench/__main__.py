@@ -5,13 +5,14 @@
     python -m bench --quick              # a few seconds, for the smoke test
     python -m bench --count              # what one chat message costs: store commands, JSON, validation, packets
     python -m bench --profile --rates 200 --duration 20   # py-spy of every server process during E2E rounds
+    python -m bench --measure workers --broker mosquitto --workers 1,2 --rates 300,1000 --duration 10
+    python -m bench --measure flood --duration 10 --runs 5   # nothing acknowledged lost at the broker's limit
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import platform
 import statistics
@@ -24,13 +25,13 @@ import httpx
 import psutil
 from rich.progress import Progress
 
-from bench import calibration, costs, profiling
-from bench.load import LoadResult, run_load
+from bench import calibration, costs, flood, profiling, workers
 from bench.measures import fill_history, history_latency, idle_connections, login_throughput
 from bench.output import report_stem, write_report
+from bench.rounds import components, load_round, make_pairs
 from core.db import init_db
 from core.settings import Settings
-from tests.support import System, mqtt_client, open_conversation, signup, user_client
+from tests.support import System, open_conversation, signup, user_client
 
 RESULTS = Path(__file__).parent / "results"
 SLO_P99_MS = 100.0
@@ -50,6 +51,13 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, nargs="?", const=100, default=0, metavar="MESSAGES",
                         help="instead of timing: count what one message costs, over MESSAGES sent one at a time (default 100)")
     parser.add_argument("--profile", action="store_true", help="instead of the full report: py-spy each server process during one E2E round per rate")
+    parser.add_argument("--measure", choices=["load", "workers", "flood"], default="load",
+                        help="load: the full report; workers: E2E rounds per bridge worker count (bench.workers); "
+                             "flood: closed-loop floods, every acknowledged message counted (bench.flood)")
+    parser.add_argument("--workers", default="1,2", help="--measure workers: the bridge worker counts to compare")
+    parser.add_argument("--kill-worker", action="store_true", help="--measure workers: SIGKILL the last worker halfway through every round")
+    parser.add_argument("--paths", default="raw,e2e", help="--measure flood: raw (the broker alone) and/or e2e (through the bridge)")
+    parser.add_argument("--window", type=int, default=50, help="--measure flood: unacknowledged PUBLISHes per publisher")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -57,64 +65,6 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         args.connections = args.connections or 20
     args.connections = args.connections or (5000 if args.broker == "mosquitto" else 1000)
     return args
-
-
-def components(system: System) -> dict[str, psutil.Process]:
-    """The system's processes by role: broker, bridge, api, store, and this load generator."""
-    assert system.process is not None
-    found = {"load generator": psutil.Process()}
-    roots = [psutil.Process(system.process.pid)] + ([psutil.Process(system.mosquitto.pid)] if system.mosquitto else [])
-    for child in (c for root in roots for c in root.children(recursive=True)):
-        cmdline = " ".join(child.cmdline())
-        if child.name() == "mosquitto":
-            found["broker"] = child
-        elif "nx_27017" in cmdline:
-            found["store"] = child
-        else:
-            for role in ("broker", "bridge", "api"):
-                if cmdline.endswith(f"mqchat {role}"):
-                    found[role] = child
-    return found
-
-
-def cpu_use(processes: dict[str, psutil.Process], previous: dict[str, float] | None = None) -> dict[str, float]:
-    """CPU seconds each process used so far, or (given `previous`) since then."""
-    now = {role: sum(p.cpu_times()[:2]) for role, p in processes.items()}
-    return {role: round(now[role] - previous[role], 2) for role in now} if previous else now
-
-
-async def _pairs(system: System, api: httpx.AsyncClient, count: int) -> tuple[list, list]:
-    pairs, accounts = [], []
-    for _ in range(count):
-        sender, receiver = await signup(api), await signup(api)
-        cid = (await open_conversation(api, sender, receiver))["id"]
-        accounts += [sender, receiver]
-        pairs.append((sender, cid, receiver))
-    return pairs, accounts
-
-
-async def _load_round(system: System, pairs: list, rate: int, duration: float, e2e: bool) -> LoadResult:
-    load_before = calibration.load_average()
-    clients = []
-    async with contextlib.AsyncExitStack() as stack:
-        for n, (sender, cid, receiver) in enumerate(pairs):
-            out = (
-                user_client(system, sender, f"s{n}")
-                if e2e
-                else mqtt_client(system, "mqchat-bridge", system.service_password(), f"mqchat-bridge-bench-{n}")
-            )
-            inbox = user_client(system, receiver, f"r{n}-{rate}-{int(e2e)}-{time.monotonic_ns()}")
-            for client in (out, inbox):
-                client.pending_calls_threshold = 1_000_000
-                await stack.enter_async_context(client)
-            await inbox.subscribe(f"chat/users/{receiver.id}/inbox", qos=1)
-            clients.append((out, sender.id, cid, inbox, receiver.id))
-        processes = components(system)
-        before = cpu_use(processes)
-        result = await run_load(clients, rate, duration, e2e)
-        result.cpu_seconds = cpu_use(processes, before)
-        result.load_before, result.flags = load_before, calibration.round_flags(load_before)
-        return result
 
 
 def _median(results: list[dict], key: str) -> float:
@@ -166,7 +116,7 @@ async def bench(args: argparse.Namespace) -> dict:
     rates = [int(r) for r in args.rates.split(",")]
     try:
         async with httpx.AsyncClient(base_url=system.api_url, timeout=60) as api:
-            pairs, accounts = await _pairs(system, api, args.pairs)
+            pairs, accounts = await make_pairs(system, api, args.pairs)
             # First, while the broker's memory holds nothing else: after the load rounds it
             # reuses what their queues freed, and the growth per connection reads as zero.
             owner = accounts[-1]
@@ -182,7 +132,7 @@ async def bench(args: argparse.Namespace) -> dict:
                     rounds = []
                     for rate in rates:
                         for e2e in (False, True):
-                            result = await _load_round(system, pairs, rate, args.duration, e2e)
+                            result = await load_round(system, pairs, rate, args.duration, e2e)
                             rounds.append(result)
                             load.setdefault(f"{result.path}@{rate}", []).append(result)
                             progress.update(task, advance=1, description=f"run {run + 1} {result.path} {rate}/s p99 {result.p99_ms} ms")
@@ -326,11 +276,11 @@ async def profile(args: argparse.Namespace) -> dict:
     report: dict = {"broker": args.broker, "machine": _machine(), "rounds": {}}
     try:
         async with httpx.AsyncClient(base_url=system.api_url, timeout=60) as api:
-            pairs, _ = await _pairs(system, api, args.pairs)
+            pairs, _ = await make_pairs(system, api, args.pairs)
             for rate in (int(r) for r in args.rates.split(",")):
                 stem = args.out / f"profile-{args.broker}-{rate}-{time.strftime('%Y%m%dT%H%M%S')}"
                 recording = await profiling.record(components(system), args.duration, stem)
-                result = await _load_round(system, pairs, rate, args.duration, e2e=True)
+                result = await load_round(system, pairs, rate, args.duration, e2e=True)
                 files = await recording.finished()
                 report["rounds"][str(rate)] = {"load": result.as_dict(), "files": {r: p.name for r, p in files.items()},
                                                "top": {role: profiling.top_frames(path) for role, path in files.items()}}  # fmt: skip
@@ -348,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         target.write_text(json.dumps(profiled, indent=2))
         print(json.dumps({rate: {role: top["self"][:8] for role, top in row["top"].items()} for rate, row in profiled["rounds"].items()}, indent=1))
         return 0
+    if args.measure != "load":
+        return _measure(args)
     if args.count:
         counted = asyncio.run(count(args))
         write_report(report_stem(args.out, f"counts-{args.broker}"), counted, costs.markdown(counted))
@@ -356,6 +308,21 @@ def main(argv: list[str] | None = None) -> int:
     stem = report_stem(args.out, report["broker"])
     report["plots"] = plots(report, stem)
     write_report(stem, report, markdown(report))
+    return 0
+
+
+def _measure(args: argparse.Namespace) -> int:
+    """`--measure workers` or `--measure flood`: its own systems and report."""
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if args.measure == "workers":
+        counts, rates = [int(n) for n in args.workers.split(",")], [int(r) for r in args.rates.split(",")]
+        report = asyncio.run(workers.measure_workers(args.broker, counts, rates, args.duration, args.runs, args.pairs, args.kill_worker))
+        render = workers.markdown
+    else:
+        report = asyncio.run(flood.measure_flood(args.broker, args.paths.split(","), args.duration, args.window, args.runs, args.pairs))
+        render = flood.markdown
+    report.update(broker=args.broker, machine=_machine(), started=started)
+    write_report(report_stem(args.out, f"{args.measure}-{args.broker}"), report, render(report))
     return 0
 
 

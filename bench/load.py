@@ -12,6 +12,7 @@ import asyncio
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import aiomqtt
@@ -53,11 +54,15 @@ def summarize(path: str, rate: int, sent: int, latencies: list[float], elapsed: 
     )  # fmt: skip
 
 
-async def _receive(client: aiomqtt.Client, latencies: list[float], arrivals: list[float], expected: int, e2e: bool) -> None:
+async def _receive(
+    client: aiomqtt.Client, latencies: list[float], arrivals: list[float], expected: int, e2e: bool, on_arrival: Callable[[dict], None] | None
+) -> None:
     async for message in client.messages:
         event = json.loads(bytes(message.payload))  # type: ignore[arg-type]
         if event.get("type") != ("message.created" if e2e else "bench"):
             continue  # other events on the inbox (a late one from an earlier round, an error)
+        if on_arrival is not None:
+            on_arrival(event)
         body = event["message"]["body"] if e2e else event["body"]
         arrivals.append(time.perf_counter())
         latencies.append(arrivals[-1] - float(body.split("|", 1)[0]))
@@ -66,16 +71,19 @@ async def _receive(client: aiomqtt.Client, latencies: list[float], arrivals: lis
 
 
 async def run_load(
-    pairs: list[tuple[aiomqtt.Client, str, str, aiomqtt.Client, str]], rate: int, duration: float, e2e: bool
+    pairs: list[tuple[aiomqtt.Client, str, str, aiomqtt.Client, str]], rate: int, duration: float, e2e: bool,
+    on_arrival: Callable[[dict], None] | None = None, stall: float = STALL,
 ) -> LoadResult:
     """pairs: (sender client, sender id, conversation id, receiver client, receiver id), all connected.
 
-    Receivers must already be subscribed to their inbox.
+    Receivers must already be subscribed to their inbox. `on_arrival` is given every event that counts as an
+    arrival (a repeat too); the n-th message sent carries `<scheduled time>|<n>` as its body and, on the E2E
+    path, the client_msg_id `b<n>-<round start>`. The backlog is waited for until nothing arrived for `stall` s.
     """
     total = int(rate * duration)
     latencies: list[float] = []
     arrivals: list[float] = []
-    receivers = [asyncio.create_task(_receive(pair[3], latencies, arrivals, total, e2e)) for pair in pairs]
+    receivers = [asyncio.create_task(_receive(pair[3], latencies, arrivals, total, e2e, on_arrival)) for pair in pairs]
     start = time.perf_counter()
     pending: list[asyncio.Task[None]] = []
     for n in range(total):
@@ -96,7 +104,7 @@ async def run_load(
     received = -1
     while len(latencies) < total and len(latencies) > received:
         received = len(latencies)
-        await asyncio.wait(receivers, timeout=STALL)
+        await asyncio.wait(receivers, timeout=stall)
     for task in receivers:
         task.cancel()
     elapsed = max(max(arrivals, default=start) - start, 1e-6)

@@ -70,6 +70,12 @@ STORE_FAILURES = Counter(
     "Store commands that failed, by command and error (the server's code name, or `connection`).",
     ["command", "error"],
 )
+STORE_WRITE_ERRORS = Counter(
+    "mqchat_store_write_errors_total",
+    "Writes a store command answered but refused, by command and error (an ordered insert of messages stops at a "
+    "`DuplicateKey`: a resent message, or a `seq` another bridge worker took first, retried with the next number).",
+    ["command", "error"],
+)
 
 # The embedded broker (broker.plugins.MetricsPlugin)
 MQTT_CLIENTS = Gauge("mqchat_mqtt_connected_clients", "MQTT clients connected to the embedded broker.", multiprocess_mode="livesum")
@@ -134,7 +140,10 @@ class StoreCommands(monitoring.CommandListener):
         pass
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        STORE_DURATION.labels(_command(event.command_name)).observe(event.duration_micros / 1e6)
+        command = _command(event.command_name)
+        STORE_DURATION.labels(command).observe(event.duration_micros / 1e6)
+        for refused in event.reply.get("writeErrors") or ():  # an ordered insert stopped at a duplicate key
+            STORE_WRITE_ERRORS.labels(command, _error_name(refused.get("code"))).inc()
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         command = _command(event.command_name)
@@ -146,6 +155,10 @@ class StoreCommands(monitoring.CommandListener):
 
 def _command(name: str) -> str:
     return name if name in STORE_COMMANDS else "other"
+
+
+def _error_name(code: object) -> str:
+    return "DuplicateKey" if code == 11000 else f"code_{code}"[:40]
 
 
 class ProcessSampler:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from bench import calibration
+from bench.workers import out_of_order
 
 
 def _check_counts(counts: dict) -> None:
@@ -61,3 +62,9 @@ def test_rounds_on_a_loaded_or_drifting_machine_are_flagged() -> None:
     summary = calibration.summary([100.0, 90.0, 120.0])
     assert summary["drifts"] == [0.1, 0.333] and summary["flagged_runs"] == [1]
     assert calibration.in_reference_ms({"bridge": 2.0}, summary) == {"bridge": 2.0}  # median point 100 ms = REFERENCE_MS
+
+
+def test_the_workers_measure_counts_what_came_after_a_higher_one() -> None:
+    """`bench --measure workers` judges numbering and delivery order by this count (0: in order)."""
+    assert out_of_order([1, 2, 3]) == 0 and out_of_order([]) == 0
+    assert out_of_order([2, 1, 3, 2]) == 2 and out_of_order([(1.0, 5), (2.0, 0), (1.0, 6)]) == 1

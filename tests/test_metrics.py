@@ -56,6 +56,7 @@ async def test_counters_move_when_messages_are_sent_over_mqtt(
         checks = {
             "outbox sends accepted": grew("mqchat_outbox_requests_total", sent, action="send", outcome="accepted"),
             "the resend counted as a duplicate": grew("mqchat_outbox_requests_total", 1, action="send", outcome="duplicate"),
+            "the resend's insert refused": grew("mqchat_store_write_errors_total", 1, command="insert", error="DuplicateKey"),
             "messages stored": grew("mqchat_messages_stored_total", sent),
             "events published (sender, recipient, conversation topic)": grew("mqchat_events_published_total", 2 * sent),
             "outbox PUBLISHes received by the broker": grew("mqchat_mqtt_messages_received_total", sent + 1, kind="outbox"),

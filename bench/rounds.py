@@ -1,0 +1,104 @@
+"""A bench system's processes, its sender/receiver pairs, and one load round against it (bench.load)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+
+import aiomqtt
+import httpx
+import psutil
+
+from bench import calibration
+from bench.load import STALL, LoadResult, run_load
+from tests.support import Account, System, mqtt_client, open_conversation, signup, user_client
+
+
+def components(system: System) -> dict[str, psutil.Process]:
+    """The system's processes by role: broker, bridge, api, store, and this load generator.
+
+    With several bridge workers the first is `bridge`, the others `bridge 2`, `bridge 3`, ...
+    """
+    assert system.process is not None
+    found = {"load generator": psutil.Process()}
+    roots = [psutil.Process(system.process.pid)] + ([psutil.Process(system.mosquitto.pid)] if system.mosquitto else [])
+    for child in (c for root in roots for c in root.children(recursive=True)):
+        cmdline = " ".join(child.cmdline())
+        if child.name() == "mosquitto":
+            found["broker"] = child
+        elif "nx_27017" in cmdline:
+            found["store"] = child
+        else:
+            for role in ("broker", "bridge", "api"):
+                if cmdline.endswith(f"mqchat {role}"):
+                    found[_free_name(found, role)] = child
+    return found
+
+
+def _free_name(found: dict[str, psutil.Process], role: str) -> str:
+    if role not in found:
+        return role
+    return next(f"{role} {n}" for n in range(2, 100) if f"{role} {n}" not in found)
+
+
+def cpu_use(processes: dict[str, psutil.Process], previous: dict[str, float] | None = None) -> dict[str, float]:
+    """CPU seconds each process used so far, or (given `previous`) since then (0 for one killed meanwhile)."""
+    now = {role: _cpu_seconds(p, (previous or {}).get(role, 0.0)) for role, p in processes.items()}
+    return {role: round(now[role] - previous[role], 2) for role in now} if previous else now
+
+
+def _cpu_seconds(process: psutil.Process, otherwise: float) -> float:
+    try:
+        return sum(process.cpu_times()[:2])
+    except psutil.NoSuchProcess:
+        return otherwise
+
+
+async def make_pairs(system: System, api: httpx.AsyncClient, count: int) -> tuple[list[tuple[Account, str, Account]], list[Account]]:
+    """`count` (sender, conversation id, receiver), one direct conversation each, and every account made."""
+    pairs, accounts = [], []
+    for _ in range(count):
+        sender, receiver = await signup(api), await signup(api)
+        cid = (await open_conversation(api, sender, receiver))["id"]
+        accounts += [sender, receiver]
+        pairs.append((sender, cid, receiver))
+    return pairs, accounts
+
+
+@contextlib.asynccontextmanager
+async def connected(system: System, pairs: list, tag: str, e2e: bool):  # type: ignore[no-untyped-def]
+    """The pairs' clients, connected, receivers subscribed to their inbox: (sender client, sender id, cid, receiver client, receiver id).
+
+    e2e: the senders are the users (outbox requests); raw: a service account publishing to the inboxes.
+    """
+    clients: list[tuple[aiomqtt.Client, str, str, aiomqtt.Client, str]] = []
+    async with contextlib.AsyncExitStack() as stack:
+        for n, (sender, cid, receiver) in enumerate(pairs):
+            out = (
+                user_client(system, sender, f"s{n}")
+                if e2e
+                else mqtt_client(system, "mqchat-bridge", system.service_password(), f"mqchat-bridge-bench-{n}")
+            )
+            inbox = user_client(system, receiver, f"r{n}-{tag}-{int(e2e)}-{time.monotonic_ns()}")
+            for client in (out, inbox):
+                client.pending_calls_threshold = 1_000_000
+                await stack.enter_async_context(client)
+            await inbox.subscribe(f"chat/users/{receiver.id}/inbox", qos=1)
+            clients.append((out, sender.id, cid, inbox, receiver.id))
+        yield clients
+
+
+async def load_round(
+    system: System, pairs: list, rate: int, duration: float, e2e: bool,
+    on_arrival: Callable[[dict], None] | None = None, stall: float = STALL,
+) -> LoadResult:
+    """One open-loop round (bench.load.run_load) with the CPU each process used and the load before it."""
+    load_before = calibration.load_average()
+    async with connected(system, pairs, str(rate), e2e) as clients:
+        processes = components(system)
+        before = cpu_use(processes)
+        result = await run_load(clients, rate, duration, e2e, on_arrival, stall)
+        result.cpu_seconds = cpu_use(processes, before)
+        result.load_before, result.flags = load_before, calibration.round_flags(load_before)
+        return result
