@@ -1,6 +1,7 @@
 """The API's MQTT connection: REST writes publish their events through it, like the bridge does.
 
-The connection is kept open by a background task that reconnects with backoff.
+The connection is kept open by a background task that reconnects with backoff, on a
+NATS cluster to the next node (core.mqtt.endpoints).
 A REST write is stored before its events are published; if the broker stays
 unreachable for PUBLISH_WAIT seconds the events are dropped (logged) and clients
 catch up through history (`after_seq`). The change's webhook events are recorded
@@ -21,6 +22,7 @@ from core.backoff import Backoff
 from core.broker_rights import BrokerRights
 from core.events import Delivery
 from core.mqtt import service_client
+from core.mqtt.endpoints import Endpoints
 from core.mqtt.fanout import publish
 from core.services import webhook_events
 from core.settings import Settings
@@ -54,17 +56,19 @@ class EventPublisher:
 
     async def _keep_connected(self) -> None:
         backoff = Backoff(0.5)
+        endpoints = Endpoints(self._settings, f"api-{self._settings.api_instance}")  # on NATS: every node
         while not self._stopping:
             try:
-                async with service_client(self._settings, "mqchat-api") as client:
+                async with service_client(self._settings, "mqchat-api", address=endpoints.current) as client:
                     self._client = client
                     backoff.reset()
                     self._ready.set()
-                    log.info("publisher.connected")
+                    log.info("publisher.connected", extra={"broker": endpoints.current})
                     async for _ in client.messages:  # no subscriptions: this ends (raises) when the connection breaks
                         pass
             except aiomqtt.MqttError as exc:
-                log.warning("publisher.disconnected", extra={"error": str(exc), "retry_in": backoff.delay})
+                log.warning("publisher.disconnected", extra={"error": str(exc), "retry_in": backoff.delay, "broker": endpoints.current})
+                endpoints.failed()
             finally:
                 self._ready.clear()
                 self._client = None

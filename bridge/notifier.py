@@ -27,6 +27,7 @@ from core import metrics, topics
 from core.documents import Conversation, ReadState, User
 from core.mail import Digest, DigestLine, cut, digest_email, send_email
 from core.mqtt import service_client
+from core.mqtt.endpoints import Endpoints
 from core.services import member_settings
 from core.services.push import PushSender
 from core.settings import Settings
@@ -68,15 +69,18 @@ class Notifier:
     async def run(self) -> None:
         """Watch new messages until cancelled, reconnecting with backoff."""
         backoff = 0.5
+        instance = f"notifier-{self._settings.bridge_instance}"
+        endpoints = Endpoints(self._settings, instance)
         while True:
             try:
-                async with service_client(self._settings, "mqchat-bridge", f"notifier-{self._settings.bridge_instance}") as client:
+                async with service_client(self._settings, "mqchat-bridge", instance, address=endpoints.current) as client:
                     await client.subscribe(MESSAGES, qos=1)
                     backoff = 0.5
                     async for message in client.messages:
                         await self._observe(bytes(message.payload or b""))
             except aiomqtt.MqttError as exc:
-                log.warning("notifier.disconnected", extra={"error": str(exc), "retry_in": backoff})
+                log.warning("notifier.disconnected", extra={"error": str(exc), "retry_in": backoff, "broker": endpoints.current})
+                endpoints.failed()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
 

@@ -43,6 +43,7 @@ from core.broker_rights import BrokerRights, rights_for
 from core.db import init_db
 from core.mqtt import service_client
 from core.mqtt.acks import acknowledge, manual_acks
+from core.mqtt.endpoints import Endpoints
 from core.mqtt.fanout import publish, send_in_order
 from core.services import webhook_events
 from core.services.search.indexer import SearchIndexer
@@ -170,8 +171,10 @@ async def _pump(client: aiomqtt.Client, arrivals: Arrivals) -> None:
         arrivals.put(message)
 
 
-async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights) -> None:
-    client = manual_acks(service_client(settings, "mqchat-bridge", settings.bridge_instance, clean_session=False))
+async def _consume(
+    settings: Settings, broker: tuple[str, int], pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights
+) -> None:
+    client = manual_acks(service_client(settings, "mqchat-bridge", settings.bridge_instance, clean_session=False, address=broker))
     fence = pipeline.reconnected()
     queue = RequestQueue(settings, MAX_BATCH) if settings.broker == "nats" else None
     try:
@@ -187,7 +190,7 @@ async def _consume(settings: Settings, pipeline: Pipeline, dispatcher: TicketDis
                 tasks.create_task(queue.pull())
                 tasks.create_task(_pump(client, queue.arrivals))
                 messages = queue.arrivals
-            log.info("bridge.connected", extra={"instance": settings.bridge_instance, "filters": subscriptions(settings)})
+            log.info("bridge.connected", extra={"instance": settings.bridge_instance, "filters": subscriptions(settings), "broker": broker})
             metrics.BRIDGE_CONNECTED.set(1)
             if settings.is_lead_bridge:
                 tasks.create_task(_reconcile_presence(client, pipeline, rights))
@@ -233,10 +236,11 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     sending = asyncio.create_task(WebhookSender(settings).run()) if settings.is_lead_bridge else None
     indexing = asyncio.create_task(search.run()) if settings.is_lead_bridge else None
     backoff = Backoff(0.5)
+    endpoints = Endpoints(settings, settings.bridge_instance)  # on NATS: every node, this worker's first
     try:
         while not stop.is_set():
             started = time.monotonic()
-            consuming = asyncio.create_task(_consume(settings, pipeline, dispatcher, rights))
+            consuming = asyncio.create_task(_consume(settings, endpoints.current, pipeline, dispatcher, rights))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({consuming, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
@@ -250,7 +254,9 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
                 if time.monotonic() - started > STABLE_CONNECTION:
                     backoff.reset()
                 causes = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
-                log.warning("bridge.disconnected", extra={"error": "; ".join(map(repr, causes)), "retry_in": backoff.delay})
+                error = "; ".join(map(repr, causes))
+                log.warning("bridge.disconnected", extra={"error": error, "retry_in": backoff.delay, "broker": endpoints.current})
+                endpoints.failed()  # the next node (a session resumes on any node: its state is replicated)
                 await backoff.wait()
     finally:
         if indexing is not None:

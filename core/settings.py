@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     nats_nodes: Positive = var(3, "MQCHAT_NATS_NODES")  # MQCHAT_BROKER=nats: node i listens on each base port + i
     nats_port: int = var(4222, "MQCHAT_NATS_PORT")  # NATS clients (mqchat's callout service, system connection, request queue)
     nats_cluster_port: int = var(6222, "MQCHAT_NATS_CLUSTER_PORT")  # routes between the nodes
+    # one node per machine: node i runs on the i-th host (its count is the number of nodes); default: all on this machine
+    nats_hosts: CommaList = var((), "MQCHAT_NATS_HOSTS")
     bridge_workers: Positive = var(1, "MQCHAT_BRIDGE_WORKERS")  # default 2 with MQCHAT_BROKER=nats
     bridge_instance: str = var("worker-1", "MQCHAT_BRIDGE_INSTANCE")
 
@@ -180,6 +182,9 @@ class Settings(BaseSettings):
         bind_host = _given(data, "bind_host")
         if _given(data, "public_host") is None and bind_host and str(bind_host).strip() not in ("127.0.0.1", "0.0.0.0"):
             data["public_host"] = bind_host
+        hosts = _given(data, "nats_hosts")
+        if isinstance(hosts, str) and _given(data, "nats_nodes") is None and hosts.strip():
+            data["nats_nodes"] = len([host for host in hosts.split(",") if host.strip()])
         if str(_given(data, "broker") or "").strip() == "nats":  # a cluster: two of each share the work
             for name in ("api_processes", "bridge_workers"):
                 if _given(data, name) is None:
@@ -213,7 +218,7 @@ class Settings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("cors_origins", "attachment_types", mode="before")
+    @field_validator("cors_origins", "attachment_types", "nats_hosts", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         return tuple(item.strip() for item in value.split(",") if item.strip()) if isinstance(value, str) else value
@@ -232,6 +237,14 @@ class Settings(BaseSettings):
     @classmethod
     def _platform_key(cls, value: Any) -> Any:
         return _pem(value) if isinstance(value, str) else value
+
+    @field_validator("nats_hosts", mode="after")
+    @classmethod
+    def _one_host_per_node(cls, value: tuple[str, ...], info: Any) -> tuple[str, ...]:
+        nodes = info.data.get("nats_nodes")
+        if value and nodes is not None and len(value) != nodes:
+            raise ValueError(f"{len(value)} hosts for MQCHAT_NATS_NODES={nodes} nodes")
+        return value
 
     # --- derived values
 
@@ -308,10 +321,23 @@ class Settings(BaseSettings):
         return f"mongodb://127.0.0.1:{self.store_port}"
 
     @property
+    def nats_node_hosts(self) -> tuple[str, ...]:
+        """Where each NATS node runs (MQCHAT_NATS_HOSTS, or this machine for all of them)."""
+        local = "127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host
+        return self.nats_hosts or (local,) * self.nats_nodes
+
+    @property
     def nats_servers(self) -> list[str]:
-        """NATS client URLs of the cluster's nodes on this machine (MQCHAT_BROKER=nats)."""
-        host = "127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host
-        return [f"nats://{host}:{self.nats_port + i}" for i in range(self.nats_nodes)]
+        """NATS client URLs of the cluster's nodes (MQCHAT_BROKER=nats): node i on its host, port MQCHAT_NATS_PORT + i."""
+        return [f"nats://{host}:{self.nats_port + i}" for i, host in enumerate(self.nats_node_hosts)]
+
+    @property
+    def mqtt_endpoints(self) -> list[tuple[str, int]]:
+        """Every address where mqchat's services may reach the MQTT broker: each node of a NATS cluster
+        (node i on its host, port MQCHAT_MQTT_PORT + i), else the one broker."""
+        if self.broker == "nats":
+            return [(host, self.mqtt_port + i) for i, host in enumerate(self.nats_node_hosts)]
+        return [self.broker_address]
 
     def with_broker(self, broker: Literal["embedded", "external", "nats"], port: int) -> Settings:
         """A copy of these settings using the given broker kind on 127.0.0.1:`port`."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import click
 
@@ -126,12 +127,13 @@ def mosquitto() -> None:
 
 
 @main.command("nats")
-def nats_cluster() -> None:
-    """Run a NATS JetStream cluster (MQCHAT_NATS_NODES nodes) with mqchat's auth callout service."""
+@click.option("--node", type=int, default=None, help="Run only node i (one node per machine, MQCHAT_NATS_HOSTS).")
+def nats_cluster(node: int | None) -> None:
+    """Run a NATS JetStream cluster (MQCHAT_NATS_NODES nodes), or one node of it, with mqchat's auth callout service."""
     from mqchat.nats import NatsError, run_nats
 
     try:
-        _run_component(run_nats, sampled_as="nats")
+        _run_component(partial(run_nats, node=node), sampled_as="nats" if node is None else f"nats-{node}")
     except NatsError as exc:
         click.echo(f"mqchat: {exc}", err=True)
         sys.exit(2)

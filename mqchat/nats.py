@@ -1,12 +1,14 @@
-"""`mqchat nats`: a NATS JetStream cluster on this machine, with mqchat's auth callout service.
+"""`mqchat nats`: a NATS JetStream cluster on this machine, or one node of it (`--node i`), with mqchat's auth callout service.
 
-Node i of MQCHAT_NATS_NODES listens for MQTT on MQCHAT_MQTT_PORT + i, for MQTT over
+Node i of MQCHAT_NATS_NODES runs on the i-th host of MQCHAT_NATS_HOSTS (default: all on
+this machine, where `mqchat nats` starts every node; on one machine per node each runs
+`mqchat nats --node i` with the same settings, its routes leading to the other hosts). It listens for MQTT on MQCHAT_MQTT_PORT + i, for MQTT over
 WebSocket (path /mqtt) on MQCHAT_WS_PORT + i, for NATS clients on MQCHAT_NATS_PORT + i
 and for the other nodes' routes on MQCHAT_NATS_CLUSTER_PORT + i; its JetStream data
 (MQTT sessions and retained messages, replicated on up to 3 nodes) is kept in
 `<data dir>/nats/node-<i>`. Every connection is decided by the callout service
 (broker.nats_callout). Ready (`nats.ready`) once an MQTT client connected through
-every node: the first CONNECT waits while the MQTT streams are created (~10 s).
+every node it runs: the first CONNECT waits while the MQTT streams are created (~10 s).
 A node that dies is started again after a second (it rejoins the cluster).
 """
 
@@ -54,7 +56,9 @@ def binary() -> str:
 def node_config(settings: Settings, node: int) -> dict:
     """The configuration of node `node` (nats-server reads JSON as its config format)."""
     host = settings.bind_host
-    local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    # reached by this machine's services only, unless the nodes run on several machines (MQCHAT_NATS_HOSTS)
+    local = host if settings.nats_hosts else settings.nats_node_hosts[node]
+    hosts = settings.nats_node_hosts
     secret = settings.jwt_secret
     home = settings.data_dir / "nats" / f"node-{node}"
     config: dict = {
@@ -83,14 +87,9 @@ def node_config(settings: Settings, node: int) -> dict:
         config["cluster"] = {
             "name": CLUSTER_NAME,
             "listen": f"{local}:{settings.nats_cluster_port + node}",
-            "routes": [f"nats-route://{local}:{settings.nats_cluster_port + other}" for other in range(settings.nats_nodes) if other != node],
+            "routes": [f"nats-route://{hosts[other]}:{settings.nats_cluster_port + other}" for other in range(settings.nats_nodes) if other != node],
         }
     return config
-
-
-def node_settings(settings: Settings, node: int) -> Settings:
-    """Settings whose broker address is node `node`'s MQTT port."""
-    return settings.model_copy(update={"mqtt_port": settings.mqtt_port + node})
 
 
 async def _start_node(settings: Settings, node: int) -> asyncio.subprocess.Process:
@@ -105,15 +104,15 @@ async def _start_node(settings: Settings, node: int) -> asyncio.subprocess.Proce
 
 async def mqtt_answers(settings: Settings, node: int) -> None:
     """An MQTT CONNECT (API service account) through node `node` succeeds."""
-    async with service_client(node_settings(settings, node), "mqchat-api", timeout=CONNECT_TIMEOUT):
+    async with service_client(settings, "mqchat-api", timeout=CONNECT_TIMEOUT, address=settings.mqtt_endpoints[node]):
         pass
 
 
-async def _until_every_node_answers(settings: Settings, processes: list[asyncio.subprocess.Process]) -> None:
+async def _until_every_node_answers(settings: Settings, processes: dict[int, asyncio.subprocess.Process]) -> None:
     deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
-    for node in range(settings.nats_nodes):
+    for node in processes:
         while True:
-            for number, process in enumerate(processes):
+            for number, process in processes.items():
                 if process.returncode is not None:
                     raise NatsError(f"nats-server node {number} exited with code {process.returncode} (see its nats-server.log)")
             try:
@@ -125,10 +124,10 @@ async def _until_every_node_answers(settings: Settings, processes: list[asyncio.
                 await asyncio.sleep(0.5)
 
 
-async def _keep_running(settings: Settings, processes: list[asyncio.subprocess.Process], stop: asyncio.Event) -> None:
+async def _keep_running(settings: Settings, processes: dict[int, asyncio.subprocess.Process], stop: asyncio.Event) -> None:
     """Start a node that died again (it rejoins the cluster) until `stop` is set."""
     while not stop.is_set():
-        waits = {asyncio.create_task(process.wait()): node for node, process in enumerate(processes)}
+        waits = {asyncio.create_task(process.wait()): node for node, process in processes.items()}
         stopping = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({stopping, *waits}, return_when=asyncio.FIRST_COMPLETED)
         for task in (stopping, *waits):
@@ -140,17 +139,19 @@ async def _keep_running(settings: Settings, processes: list[asyncio.subprocess.P
             processes[node] = await _start_node(settings, node)
 
 
-async def run_nats(settings: Settings, stop: asyncio.Event) -> int:
-    """Start the nodes and the callout service; stop them when `stop` is set."""
+async def run_nats(settings: Settings, stop: asyncio.Event, node: int | None = None) -> int:
+    """Start the nodes (or only node `node`) and the callout service; stop them when `stop` is set."""
+    if node is not None and not 0 <= node < settings.nats_nodes:
+        raise NatsError(f"--node {node}: MQCHAT_NATS_NODES={settings.nats_nodes} numbers the nodes 0 to {settings.nats_nodes - 1}")
     mongo = await init_db(settings)
     callout = CalloutService(settings)
-    processes: list[asyncio.subprocess.Process] = []
+    processes: dict[int, asyncio.subprocess.Process] = {}
     try:
-        for node in range(settings.nats_nodes):
-            processes.append(await _start_node(settings, node))
+        for number in range(settings.nats_nodes) if node is None else (node,):
+            processes[number] = await _start_node(settings, number)
         await callout.start(settings.nats_servers)
         await _until_every_node_answers(settings, processes)
-        log.info("nats.ready", extra={"nodes": settings.nats_nodes, "mqtt_port": settings.mqtt_port, "ws_port": settings.ws_port})
+        log.info("nats.ready", extra={"nodes": sorted(processes), "mqtt": [settings.mqtt_endpoints[number] for number in processes]})
         watching = asyncio.create_task(_keep_running(settings, processes, stop))
         try:
             await stop.wait()
@@ -159,10 +160,10 @@ async def run_nats(settings: Settings, stop: asyncio.Event) -> int:
         return 0
     finally:
         await callout.close()
-        for process in processes:
+        for process in processes.values():
             if process.returncode is None:
                 process.terminate()
-        for process in processes:
+        for process in processes.values():
             await process.wait()
-        log.info("nats.stopped", extra={"returncodes": [process.returncode for process in processes]})
+        log.info("nats.stopped", extra={"returncodes": [process.returncode for process in processes.values()]})
         await mongo.close()

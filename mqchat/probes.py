@@ -52,11 +52,11 @@ async def store_answers(uri: str, timeout: float = 5.0) -> None:
         await client.close()
 
 
-async def broker_answers(settings: Settings) -> None:
-    """CONNECT to the broker as the API's service account and DISCONNECT."""
+async def broker_answers(settings: Settings, address: tuple[str, int] | None = None) -> None:
+    """CONNECT to the broker (at `address`, one of `settings.mqtt_endpoints`) as the API's service account and DISCONNECT."""
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
-            async with service_client(settings, "mqchat-api", timeout=PROBE_TIMEOUT):
+            async with service_client(settings, "mqchat-api", timeout=PROBE_TIMEOUT, address=address):
                 pass
     except (aiomqtt.MqttError, TimeoutError, OSError) as exc:
         raise NotReady(str(exc) or type(exc).__name__) from None

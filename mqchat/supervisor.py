@@ -151,6 +151,18 @@ async def _watch(children: list[Child], stop: asyncio.Event, log_format: str) ->
         stopping.cancel()
 
 
+async def _some_node_answers(settings: Settings) -> None:
+    """An MQTT CONNECT succeeds through one of the cluster's nodes (the services fail over between them)."""
+    causes = []
+    for address in settings.mqtt_endpoints:
+        try:
+            await broker_answers(settings, address)
+            return
+        except NotReady as exc:
+            causes.append(f"{address[0]}:{address[1]}: {exc}")
+    raise NotReady("; ".join(causes))
+
+
 def _api_name(settings: Settings, instance: int) -> str:
     """"api" alone, or "api-1", "api-2", ... with several API processes (MQCHAT_API_PROCESSES)."""
     return "api" if settings.api_processes == 1 else f"api-{instance + 1}"
@@ -184,7 +196,7 @@ def _check_ports(settings: Settings) -> None:
     wanted = [] if settings.mongodb_uri else [("store", "127.0.0.1", settings.store_port)]
     if settings.broker == "embedded":
         wanted += [("broker", settings.bind_host, settings.mqtt_port), ("broker", settings.bind_host, settings.ws_port)]
-    if settings.broker == "nats":
+    if settings.broker == "nats" and not settings.nats_hosts:
         local = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
         for node in range(settings.nats_nodes):
             wanted += [("nats", settings.bind_host, settings.mqtt_port + node), ("nats", settings.bind_host, settings.ws_port + node),
@@ -221,6 +233,8 @@ async def _start(
     if settings.broker == "embedded":
         children.append(await _spawn("broker", env, log_format))
         await _until_ready("broker", lambda: broker_answers(probe_settings), children)
+    elif settings.broker == "nats" and settings.nats_hosts:  # one node per machine, each run by `mqchat nats --node i`
+        await _until_ready("nats", partial(_some_node_answers, probe_settings), children, NATS_TIMEOUT)
     elif settings.broker == "nats":
         nats = await _spawn("nats", env, log_format)
         children.append(nats)

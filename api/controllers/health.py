@@ -32,15 +32,20 @@ async def store_status(client: AsyncMongoClient) -> str:
 
 
 async def broker_status(settings: Settings) -> str:
-    """The broker's status: "ok", or "unavailable" when it does not accept a service connection within CHECK_TIMEOUT."""
+    """The broker's status: "ok", or "unavailable" when it does not accept a service connection within CHECK_TIMEOUT
+    (on a NATS cluster: through any node, tried in turn)."""
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
-            async with service_client(settings, "mqchat-api", timeout=CHECK_TIMEOUT):
-                pass
+            for address in settings.mqtt_endpoints:
+                try:
+                    async with service_client(settings, "mqchat-api", timeout=CHECK_TIMEOUT, address=address):
+                        return "ok"
+                except (aiomqtt.MqttError, OSError) as exc:
+                    error: Exception = exc
+            raise error
     except (aiomqtt.MqttError, TimeoutError, OSError) as exc:
         log.warning("health.broker_down", extra={"error": type(exc).__name__})
         return "unavailable"
-    return "ok"
 
 
 class HealthController(Controller):

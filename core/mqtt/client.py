@@ -38,14 +38,16 @@ class ServiceClient(aiomqtt.Client):
 
 
 def service_client(
-    settings: Settings, account: str, instance: str | None = None, *, clean_session: bool = True, timeout: float = 10
+    settings: Settings, account: str, instance: str | None = None, *, clean_session: bool = True, timeout: float = 10,
+    address: tuple[str, int] | None = None,
 ) -> ServiceClient:
     """An aiomqtt client for a service account; its client id is `<account>-<instance>`.
 
     A fixed `instance` with `clean_session=False` gives a persistent session whose
-    QoS 1 messages the broker keeps while the service is away.
+    QoS 1 messages the broker keeps while the service is away. `address`: one of
+    `settings.mqtt_endpoints` (core.mqtt.endpoints), by default the first.
     """
-    host, port = settings.broker_address
+    host, port = address or settings.mqtt_endpoints[0]
     client = ServiceClient(
         host,
         port,
