@@ -256,7 +256,8 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
                 causes = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
                 error = "; ".join(map(repr, causes))
                 log.warning("bridge.disconnected", extra={"error": error, "retry_in": backoff.delay, "broker": endpoints.current})
-                endpoints.failed()  # the next node (a session resumes on any node: its state is replicated)
+                if any(isinstance(cause, (aiomqtt.MqttError, OSError)) for cause in causes):
+                    endpoints.failed()  # the MQTT side broke: the next node (a session resumes on any node, its state is replicated)
                 await backoff.wait()
     finally:
         if indexing is not None:

@@ -8,7 +8,9 @@ import base64
 import json
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import aiomqtt
 import httpx
@@ -25,9 +27,12 @@ from pymongo import AsyncMongoClient
 from core import nats_auth, topics
 from core.acl import Principal
 from core.roles import Role
+from core.settings import Settings
+from mqchat.nats import NatsError, node_config, run_nats
 from tests.raw_mqtt import RawClient
 from tests.support import (
     NATS_NODES,
+    Account,
     System,
     collect,
     device,
@@ -101,6 +106,22 @@ def test_requests_are_verified_and_answers_signed_by_the_issuer() -> None:
     assert user["nats"]["pub"]["allow"][0] == f"chat.users.{ALICE}.outbox.*"
     refusal = nats_auth.describe_claims(nats_auth.refuse(issuer, request, "not authorized").decode())
     assert refusal["nats"]["error"] == "not authorized" and "jwt" not in refusal["nats"]
+
+
+def test_a_node_per_machine_gets_the_config_of_the_one_machine_cluster(tmp_path: Path) -> None:
+    """`mqchat nats --node i` writes node i's config from the settings alone: on one machine (MQCHAT_NATS_HOSTS all
+    local) the same as `mqchat nats` writes, on three machines with routes to the other hosts and listening for them."""
+    base = {"MQCHAT_DATA_DIR": str(tmp_path), "MQCHAT_BROKER": "nats", "JWT_SECRET": "s" * 32}
+    one_machine = Settings.load(base, env_file=None)
+    local = Settings.load({**base, "MQCHAT_NATS_HOSTS": "127.0.0.1,127.0.0.1,127.0.0.1"}, env_file=None)
+    assert [node_config(local, i) for i in range(3)] == [node_config(one_machine, i) for i in range(3)]
+    assert node_config(one_machine, 1)["cluster"]["routes"] == ["nats-route://127.0.0.1:6222", "nats-route://127.0.0.1:6224"]
+    machines = Settings.load({**base, "MQCHAT_NATS_HOSTS": "nats-a,nats-b,nats-c", "MQCHAT_HOST": "0.0.0.0"}, env_file=None)
+    config = node_config(machines, 1)
+    assert config["cluster"]["routes"] == ["nats-route://nats-a:6222", "nats-route://nats-c:6224"]
+    assert (config["cluster"]["listen"], config["listen"], config["mqtt"]["listen"]) == ("0.0.0.0:6223", "0.0.0.0:4223", "0.0.0.0:1884")
+    with pytest.raises(NatsError, match="--node 3"):
+        asyncio.run(run_nats(machines, asyncio.Event(), node=3))
 
 
 async def test_every_node_serves_the_same_users_and_retained_presence(nats_system: System) -> None:
@@ -256,32 +277,9 @@ async def test_wills_fire_only_on_the_clients_own_presence(nats_system: System) 
     assert forged not in seen
 
 
-async def test_a_node_that_dies_is_started_again_and_serves_the_retained_state(nats_system: System) -> None:
-    """SIGKILL node 2 (not node 0, which the bridge and the API use): it is started again, rejoins,
-    and serves the presence retained before it died."""
-    system = nats_system
-    pid_file = system.data_dir / "nats" / "node-2" / "nats-server.pid"
-    killed = int(pid_file.read_text())
-    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
-        alice, bob = await signup(api), await signup(api)
-    async with user_client(system.node(0), alice, "web") as web:
-        await web.publish(topics.device_presence(alice.id, f"{alice.id}-web"), b'{"status": "online"}', qos=1, retain=True)
-        async with user_client(system.node(1), bob, "n1") as reader:
-            await _retained_online(reader, topics.user_presence(alice.id))  # aggregated and stored before the kill
-        os.kill(killed, signal.SIGKILL)
-        deadline = asyncio.get_running_loop().time() + 60
-        while True:
-            try:
-                async with user_client(system.node(2), bob, "n2") as reader:
-                    assert (await _retained_online(reader, topics.user_presence(alice.id)))["user_id"] == alice.id
-                    break
-            except aiomqtt.MqttError:
-                assert asyncio.get_running_loop().time() < deadline, "node 2 did not come back"
-                await asyncio.sleep(0.5)
-    assert int(pid_file.read_text()) != killed
-
-
-SENDERS, EACH = 6, 40  # a burst of 240 requests into one group conversation, from devices on every node
+# A burst of 240 requests into one group conversation, from devices on every node: enough that a kill lands in
+# the middle of it with batches in flight, small enough that a test stays well under a minute on two shared cores.
+SENDERS, EACH = 6, 40
 
 
 def accepted_by(system: System, pid: int) -> float:
@@ -312,35 +310,193 @@ async def test_two_workers_share_the_request_queue_and_a_killed_one_loses_nothin
                 request = {"conversation_id": cid, "client_msg_id": f"b-{n}", "body": f"{sender_index}/{n}"}
                 await client.publish(topics.user_outbox(sender.id, "send"), json.dumps(request), qos=1)
 
-        mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri)
-        messages = mongo.mqchat.messages
-        try:
-            sending = asyncio.gather(*(burst(i) for i in range(SENDERS)))
-            while await messages.count_documents({"conversation_id": cid}) < SENDERS * EACH // 4:
-                await asyncio.sleep(0.01)
-            os.kill(killed, signal.SIGKILL)
-            killed_at = await messages.count_documents({"conversation_id": cid})
-            await sending  # every PUBACK came: the cluster owns every request now
-            for _ in range(600):
-                if await messages.count_documents({"conversation_id": cid}) >= SENDERS * EACH:
-                    break
-                await asyncio.sleep(0.1)
-            stored = await messages.find({"conversation_id": cid}).sort("seq", 1).to_list()
-        finally:
-            await mongo.close()
+        killed_at, stored = await _burst_with_a_kill(system, cid, burst, lambda: os.kill(killed, signal.SIGKILL))
         assert killed_at < SENDERS * EACH, "killed in the middle of the burst"
-        assert len(stored) == SENDERS * EACH, "every request stored exactly once"
-        assert {(m["sender_id"], m["client_msg_id"]) for m in stored} == {(s.id, f"b-{n}") for s in senders for n in range(EACH)}
-        assert [m["seq"] for m in stored] == list(range(1, SENDERS * EACH + 1)), "seq unique and gap-free"
-        ids = {str(m["_id"]) for m in stored}
+        ids = _stored_once_without_gaps(stored, senders)
         for member, inbox in zip(members, inboxes, strict=True):
-            for _ in range(300):
-                if {event["message"]["id"] for event in inbox.events("message.created")} >= ids:
-                    break
-                await asyncio.sleep(0.1)
-            assert {event["message"]["id"] for event in inbox.events("message.created")} == ids, f"{member.id} missed messages"
+            await _until(lambda inbox=inbox: _created_ids(inbox.events("message.created")) >= ids, 30)
+            assert _created_ids(inbox.events("message.created")) == ids, f"{member.id} missed messages"
     assert accepted_by(system, first) > 0 and accepted_by(system, killed) > 0, "both workers took requests from the queue"
     restarted = worker_pid(system, "bridge-2")
     assert restarted != killed, "mqchat up restarted the killed worker"
     health = httpx.get(f"{system.api_url}/api/health", timeout=10).json()
     assert health["restarts"].get("bridge-2", 0) >= 1, health
+
+
+async def _until(condition: Callable[[], bool], seconds: float) -> None:
+    """Poll `condition` every 0.1 s for at most `seconds` (the caller asserts it afterwards)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+
+
+def _created_ids(events: list[dict]) -> set[str]:
+    return {event["message"]["id"] for event in events}
+
+
+async def _burst_with_a_kill(
+    system: System, cid: str, burst: Callable[[int], Awaitable[None]], kill: Callable[[], None]
+) -> tuple[int, list[dict]]:
+    """Run the senders' burst, `kill` once a quarter of it is stored; how many were stored then, and
+    the conversation's messages (by seq) once all are stored or a minute passed."""
+    mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri)
+    messages = mongo.mqchat.messages
+    try:
+        sending = asyncio.gather(*(burst(i) for i in range(SENDERS)))
+        while await messages.count_documents({"conversation_id": cid}) < SENDERS * EACH // 4:
+            await asyncio.sleep(0.01)
+        kill()
+        killed_at = await messages.count_documents({"conversation_id": cid})
+        await sending  # every PUBACK came: the cluster owns every request now
+        for _ in range(600):
+            if await messages.count_documents({"conversation_id": cid}) >= SENDERS * EACH:
+                break
+            await asyncio.sleep(0.1)
+        return killed_at, await messages.find({"conversation_id": cid}).sort("seq", 1).to_list()
+    finally:
+        await mongo.close()
+
+
+def _stored_once_without_gaps(stored: list[dict], senders: list[Account]) -> set[str]:
+    """Every request of the burst stored exactly once, `seq` gap-free; the messages' ids."""
+    assert len(stored) == SENDERS * EACH, "every request stored exactly once"
+    assert {(m["sender_id"], m["client_msg_id"]) for m in stored} == {(s.id, f"b-{n}") for s in senders for n in range(EACH)}
+    assert [m["seq"] for m in stored] == list(range(1, SENDERS * EACH + 1)), "seq unique and gap-free"
+    return {str(m["_id"]) for m in stored}
+
+
+class FailoverDevice:
+    """A user's device with a persistent session that, when its node dies, reconnects to the next node
+    (announcing itself online again) and resends a request whose PUBACK did not come (requests are idempotent)."""
+
+    def __init__(self, system: System, account: Account, node: int) -> None:
+        self.system, self.account, self.node = system, account, node
+        self.created: list[dict] = []
+        self.nodes_used: list[int] = []
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._presence = topics.device_presence(account.id, f"{account.id}-fo")
+
+    async def run(self) -> None:
+        """Stay connected, to the next node whenever the connection breaks, until cancelled."""
+        will = aiomqtt.Will(self._presence, b'{"status": "offline"}', qos=1, retain=True)
+        while True:
+            try:
+                async with user_client(self.system.node(self.node), self.account, "fo", clean_session=False, will=will) as client:
+                    assert granted(await client.subscribe(topics.user_inbox(self.account.id), qos=1))
+                    await client.publish(self._presence, b'{"status": "online"}', qos=1, retain=True)
+                    self._client = client
+                    self.nodes_used.append(self.node)
+                    self._connected.set()
+                    async for message in client.messages:
+                        event = json.loads(message.payload)  # type: ignore[arg-type]
+                        if event.get("type") == "message.created":
+                            self.created.append(event)
+            except aiomqtt.MqttError:
+                pass
+            self._connected.clear()
+            self._client = None
+            self.node = (self.node + 1) % NATS_NODES
+            await asyncio.sleep(0.2)
+
+    async def until_connected(self) -> None:
+        await asyncio.wait_for(self._connected.wait(), 20)
+
+    async def send(self, request: dict) -> None:
+        """Publish a request (QoS 1) until a node acknowledged it."""
+        while True:
+            await self._connected.wait()
+            try:
+                assert self._client is not None
+                await asyncio.wait_for(self._client.publish(topics.user_outbox(self.account.id, "send"), json.dumps(request), qos=1), 5)
+                return
+            except (aiomqtt.MqttError, AssertionError, TimeoutError):
+                await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("dying", [1, 0])
+async def test_a_node_killed_during_a_burst_loses_nothing_and_rejoins(nats_system: System, dying: int) -> None:
+    """SIGKILL a node in the middle of a burst from devices on every node: the services that use it reconnect to
+    another node (core.mqtt.endpoints: on node 1 the lead bridge worker and the second API process, on node 0 the
+    other worker and the first API process), so do the node's devices; every request is stored once with gap-free
+    seq, every member gets every message (by id), every member's presence says online again within 10 s, and the
+    node is started again, rejoins and serves the retained state. Node 1 first: it leaves node 0 for the rest."""
+    system = nats_system
+    pid_file = system.data_dir / "nats" / f"node-{dying}" / "nats-server.pid"
+    killed = int(pid_file.read_text())
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        carol = await signup(api)
+        senders = [await signup(api) for _ in range(SENDERS)]
+        cid = (await open_conversation(api, carol, *senders, kind="group", title="node death"))["id"]
+    members = [carol, *senders]
+    devices = [FailoverDevice(system, member, n % NATS_NODES) for n, member in enumerate(members)]
+    running = [asyncio.create_task(device.run()) for device in devices]
+    try:
+        for device in devices:
+            await device.until_connected()
+        up_log = system.data_dir.parent / f"{system.data_dir.name}-up.log"
+        logged_before = up_log.stat().st_size
+
+        async def burst(sender_index: int) -> None:
+            for n in range(EACH):
+                await devices[sender_index + 1].send({"conversation_id": cid, "client_msg_id": f"b-{n}", "body": f"{sender_index}/{n}"})
+
+        killed_at, stored = await _burst_with_a_kill(system, cid, burst, lambda: os.kill(killed, signal.SIGKILL))
+        assert killed_at < SENDERS * EACH, "killed in the middle of the burst"
+        ids = _stored_once_without_gaps(stored, senders)
+        await _until(lambda: all(_created_ids(device.created) >= ids for device in devices), 30)
+        missed = {n: (device.nodes_used, len(ids - _created_ids(device.created))) for n, device in enumerate(devices)}
+        assert all(count == 0 for _, count in missed.values()), f"(nodes used, messages missed) by member: {missed}"
+        moved = [device.nodes_used for device in devices[dying::NATS_NODES]]
+        assert all(used[0] == dying and len(used) > 1 for used in moved), f"the dead node's devices reconnected elsewhere: {moved}"
+        async with user_client(system.node(2), carol, "watch") as watcher:
+            await _until_all_online(watcher, members, 10)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    def failovers() -> tuple[int, int]:
+        return _failovers(up_log.read_bytes()[logged_before:].decode(errors="replace"), system.node(dying).mqtt_port)
+
+    await _until(lambda: failovers()[1] >= failovers()[0], 30)  # a CONNECT to a node that is catching up may time out first
+    lost, elsewhere = failovers()
+    assert lost >= (2 if dying == 1 else 0), "the lead bridge worker and the second API process start on node 1"
+    assert elsewhere >= lost, f"each of the {lost} service connections to node {dying} connected to another node"
+    # started again by `mqchat nats`, the node rejoins and serves the presence retained while it was away
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        try:
+            async with user_client(system.node(dying), carol, "back") as reader:
+                await _until_all_online(reader, members[:1], 10)
+                break
+        except aiomqtt.MqttError:
+            assert asyncio.get_running_loop().time() < deadline, f"node {dying} did not come back"
+            await asyncio.sleep(0.5)
+    assert int(pid_file.read_text()) != killed
+    for instance in range(system.api_processes):
+        assert httpx.get(f"{system.api_url_of(instance)}/api/health", timeout=10).status_code == 200
+
+
+def _failovers(up_log: str, port: int) -> tuple[int, int]:
+    """In `mqchat up`'s log: how many service MQTT connections to `port` broke, how many connected to another port."""
+    entries = [json.loads(line) for line in up_log.splitlines() if line.startswith("{") and '"broker"' in line]
+    lost = [e for e in entries if e["event"] in ("bridge.disconnected", "publisher.disconnected") and e["broker"][1] == port]
+    elsewhere = [e for e in entries if e["event"] in ("bridge.connected", "publisher.connected") and e["broker"][1] != port]
+    return len(lost), len(elsewhere)
+
+
+async def _until_all_online(reader: aiomqtt.Client, members: list[Account], seconds: float) -> None:
+    """Every member's aggregated presence, retained, says online within `seconds` (read through `reader`)."""
+    statuses: dict[str, str] = {}
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        for member in members:
+            await reader.subscribe(topics.user_presence(member.id), qos=1)
+        for message in await collect(reader, 0.5):
+            if message.retain:
+                statuses[message.topic.value] = json.loads(message.payload)["status"]  # type: ignore[arg-type]
+        if all(statuses.get(topics.user_presence(m.id)) == "online" for m in members):
+            return
+        for member in members:
+            await reader.unsubscribe(topics.user_presence(member.id))
+    raise AssertionError(f"presence did not converge: {statuses}")

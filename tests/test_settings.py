@@ -48,6 +48,24 @@ def test_bridge_workers_default_to_two_on_nats(tmp_path: Path) -> None:
     assert workers(MQCHAT_BROKER="nats", MQCHAT_BRIDGE_WORKERS="3") == 3, "as asked"
 
 
+def test_the_services_know_every_nats_node(tmp_path: Path) -> None:
+    """The bridge and the API fail over between these addresses (core.mqtt.endpoints)."""
+
+    def load(**env: str) -> Settings:
+        return Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), "MQCHAT_BROKER": "nats", **env}, env_file=None)
+
+    here = load(MQCHAT_MQTT_PORT="2000", MQCHAT_NATS_PORT="3000")
+    assert here.mqtt_endpoints == [("127.0.0.1", 2000), ("127.0.0.1", 2001), ("127.0.0.1", 2002)], "node i on MQCHAT_MQTT_PORT + i"
+    assert here.nats_servers == ["nats://127.0.0.1:3000", "nats://127.0.0.1:3001", "nats://127.0.0.1:3002"]
+    machines = load(MQCHAT_NATS_HOSTS="nats-a, nats-b")
+    assert machines.nats_nodes == 2, "one node per host"
+    assert machines.mqtt_endpoints == [("nats-a", 1883), ("nats-b", 1884)]
+    assert machines.nats_servers == ["nats://nats-a:4222", "nats://nats-b:4223"]
+    assert Settings.load({"MQCHAT_DATA_DIR": str(tmp_path)}, env_file=None).mqtt_endpoints == [("127.0.0.1", 1883)], "one broker"
+    with pytest.raises(ConfigError, match=r"MQCHAT_NATS_HOSTS: .*3 hosts for MQCHAT_NATS_NODES=2"):
+        load(MQCHAT_NATS_HOSTS="a,b,c", MQCHAT_NATS_NODES="2")
+
+
 def test_development_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
     first = Settings.load({"MQCHAT_DATA_DIR": str(tmp_path)}, env_file=None)
     second = Settings.load({"MQCHAT_DATA_DIR": str(tmp_path)}, env_file=None)
