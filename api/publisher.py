@@ -63,7 +63,7 @@ class EventPublisher:
                     self._client = client
                     backoff.reset()
                     self._ready.set()
-                    log.info("publisher.connected", extra={"broker": endpoints.current})
+                    log.info("publisher.connected", extra={"instance": self._settings.api_instance, "broker": endpoints.current})
                     async for _ in client.messages:  # no subscriptions: this ends (raises) when the connection breaks
                         pass
             except aiomqtt.MqttError as exc:

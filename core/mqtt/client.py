@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from types import TracebackType
 from typing import Self
 
 import aiomqtt
@@ -14,6 +16,9 @@ from core.settings import Settings
 # 0 = no client-side cap: paho then skips a scan of every queued message on each PUBACK
 # (quadratic under load); the bridge's batches bound what is in flight.
 MAX_INFLIGHT = 0
+# How long a DISCONNECT may wait for the connection to close: a node that died while another task failed first
+# (the bridge's request queue) may leave aiomqtt waiting for it forever (measured: a bridge worker stuck for minutes).
+EXIT_TIMEOUT = 2.0
 
 
 def service_password(settings: Settings, account: str) -> str:
@@ -35,6 +40,13 @@ class ServiceClient(aiomqtt.Client):
         await super().__aenter__()
         internals.set_nodelay(self)
         return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            async with asyncio.timeout(EXIT_TIMEOUT):
+                await super().__aexit__(exc_type, exc, tb)
+        except TimeoutError:
+            internals.give_up_disconnecting(self)
 
 
 def service_client(

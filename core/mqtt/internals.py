@@ -50,3 +50,12 @@ def forget_unconfirmed(client: aiomqtt.Client, confirmations: dict[int, asyncio.
     for mid, confirmed in confirmations.items():
         if pending.get(mid) is confirmed:
             del pending[mid]
+
+
+def give_up_disconnecting(client: aiomqtt.Client) -> None:
+    """Count the client disconnected (its DISCONNECT was never acknowledged) and drop its socket, so it can be discarded."""
+    if not client._disconnected.done():  # noqa: SLF001
+        client._disconnected.set_result(None)  # noqa: SLF001
+    if client._lock.locked():  # noqa: SLF001
+        client._lock.release()  # noqa: SLF001
+    client._client._sock_close()  # noqa: SLF001
