@@ -16,8 +16,9 @@ from core.settings import Settings
 # 0 = no client-side cap: paho then skips a scan of every queued message on each PUBACK
 # (quadratic under load); the bridge's batches bound what is in flight.
 MAX_INFLIGHT = 0
-# How long a DISCONNECT may wait for the connection to close: a node that died while another task failed first
-# (the bridge's request queue) may leave aiomqtt waiting for it forever (measured: a bridge worker stuck for minutes).
+# How long leaving a connection may wait for its DISCONNECT to complete: aiomqtt waits without limit, and a bridge
+# worker whose node was SIGKILLed while its request queue failed first stayed stuck for minutes (seen twice in
+# tests/test_nats.py's node-death test, never since this bound; the exact path inside aiomqtt/paho is not proven).
 EXIT_TIMEOUT = 2.0
 
 
