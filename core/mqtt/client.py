@@ -16,9 +16,8 @@ from core.settings import Settings
 # 0 = no client-side cap: paho then skips a scan of every queued message on each PUBACK
 # (quadratic under load); the bridge's batches bound what is in flight.
 MAX_INFLIGHT = 0
-# How long leaving a connection may wait for its DISCONNECT to complete: aiomqtt waits without limit, and a bridge
-# worker whose node was SIGKILLed while its request queue failed first stayed stuck for minutes (seen twice in
-# tests/test_nats.py's node-death test, never since this bound; the exact path inside aiomqtt/paho is not proven).
+# How long leaving a connection may wait for its DISCONNECT to complete: aiomqtt waits without limit, and a
+# connection whose node was SIGKILLed may never be seen closing by aiomqtt (bridge.worker._watch).
 EXIT_TIMEOUT = 2.0
 
 
