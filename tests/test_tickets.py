@@ -276,14 +276,26 @@ async def test_unanswered_ticket_is_reassigned_after_the_grace_period(ticket_sys
     first_desk.kill()  # the agent's app crashes and does not come back
     await first_desk.wait()
     second, second_desk = await online_agent(system, api)
-    moved = await eventually(lambda: _assignee_is(api, customer, unanswered["id"], second.id), timeout=15)
+    # the swap shows first; its history entry and the conversation's members follow within a few store commands
+    # (the agent's ticket.updated event goes out after all of them)
+    moved = await eventually(lambda: _moved_with_history(api, customer, unanswered["id"], second.id), timeout=15)
     assert [h["status"] for h in moved["history"]] == ["open", "assigned", "open", "assigned"]
     assert moved["history"][2]["by"] == "system"
-    conversation = await api.get(f"/api/conversations/{unanswered['conversation_id']}", headers=customer.headers)
-    assert set(conversation.json()["participant_ids"]) == {customer.id, second.id}
+    members = await eventually(lambda: _members_if(api, customer, unanswered["conversation_id"], {customer.id, second.id}))
+    assert members == {customer.id, second.id}
     assert (await ticket(api, customer, answered["id"]))["assignee_id"] == first.id, "an answered ticket stays"
     second_desk.kill()
     await second_desk.wait()
+
+
+async def _moved_with_history(api: httpx.AsyncClient, viewer: Account, ticket_id: str, agent_id: str) -> dict | None:
+    current = await _assignee_is(api, viewer, ticket_id, agent_id)
+    return current if current and len(current["history"]) == 4 else None
+
+
+async def _members_if(api: httpx.AsyncClient, viewer: Account, conversation_id: str, expected: set[str]) -> set[str] | None:
+    members = set((await api.get(f"/api/conversations/{conversation_id}", headers=viewer.headers)).json()["participant_ids"])
+    return members if members == expected else None
 
 
 async def _assignee_is(api: httpx.AsyncClient, viewer: Account, ticket_id: str, agent_id: str) -> dict | None:

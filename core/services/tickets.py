@@ -131,7 +131,9 @@ async def _transition(ticket: Ticket, status: str, assignee_id: str | None, by: 
     if result.modified_count == 0:
         return None
     await TicketEvent(ticket_id=str(ticket.id), status=status, by=by, assignee_id=assignee_id).insert()  # type: ignore[arg-type]
-    if counted:  # after the history entry, which readers of the changed ticket expect at once
+    # the history entry and the conversation's members next, which readers of the changed ticket expect at once
+    reseated = await _reseat_assignee(ticket.conversation_id, ticket.assignee_id, assignee_id) if assignee_id != ticket.assignee_id else []
+    if counted:
         await rollups.sync_ticket(ticket.id)
     after = await _reload(ticket)
     change = {
@@ -143,9 +145,7 @@ async def _transition(ticket: Ticket, status: str, assignee_id: str | None, by: 
     # a closed ticket's conversation takes no more messages: processes forget their answer (core.services.messages.send)
     deliveries = events.conversation_changed(after.conversation_id) if "closed" in (ticket.status, status) else []
     deliveries += events.ticket_event("ticket.updated", view, change, [after.customer_id, ticket.assignee_id or "", after.assignee_id or ""])
-    if ticket.assignee_id != after.assignee_id:
-        deliveries += await _reseat_assignee(after.conversation_id, ticket.assignee_id, after.assignee_id)
-    return after, deliveries
+    return after, deliveries + reseated
 
 
 async def _reseat_assignee(conversation_id: str, old: str | None, new: str | None) -> list[Delivery]:
