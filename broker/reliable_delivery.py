@@ -34,6 +34,13 @@ packet whole and checks it with broker.protocol before amqtt decodes and handles
 it, and closes the connection on any violation, including acknowledgements that
 do not fit the delivery's QoS flow (PUBACK for QoS 2, PUBREC or PUBCOMP for QoS 1,
 PUBCOMP before PUBREC).
+
+Stock amqtt sent every QoS 1 and 2 delivery at once: a subscriber that did not
+acknowledge ran its session's 65,535 packet ids out, and every later delivery failed
+and was lost (issue 26). Here at most `max_inflight` (MQCHAT_MAX_INFLIGHT) deliveries
+of a connection are in flight, those resent on resume included; the others wait in
+order (broker.inflight), and those still waiting when the connection ends go, in order,
+to the session's offline queue, replayed through the same limit on resume.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ import logging
 from typing import Any
 
 from amqtt.adapters import BufferReader
+from amqtt.broker import RetainedApplicationMessage
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import MQTTEvents
 from amqtt.mqtt import packet_class
@@ -68,11 +76,14 @@ from amqtt.session import (
     Session,
 )
 
+from broker.inflight import InflightWindow
 from broker.keep_alive import SilenceWatch
 from broker.protocol import MALFORMED, ProtocolViolation, check_packet, read_frame
 from core.tasks import cancel_and_wait
 
 log = logging.getLogger("mqchat.broker.delivery")
+
+MAX_INFLIGHT = 100  # outgoing QoS 1 and 2 deliveries per connection awaiting acknowledgement (as Mosquitto)
 
 
 class ReliableProtocolHandler(BrokerProtocolHandler):
@@ -83,9 +94,13 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         self._redeliveries: set[asyncio.Task[None]] = set()
         self.taken_over = False  # set by SecureBroker when a newer connection takes the session over
         self.protocol_error = False  # set by SecureBroker when it ends the connection for a bad PUBLISH
+        self.max_inflight = MAX_INFLIGHT  # set by SecureBroker before the session is attached
+        self._window: InflightWindow[RetainedApplicationMessage] | None = None
 
     def _init_session(self, session: Session) -> None:
         super()._init_session(session)
+        in_flight = sum(1 for message in session.inflight_out.values() if message.qos in (QOS_1, QOS_2))
+        self._window = InflightWindow(self.max_inflight, in_flight, session.retained_messages.put_nowait)
         # amqtt re-armed a write timer on every packet sent, for a handler that does nothing when it
         # fires (the broker sends no PINGREQ): half the broker's timers per message. Keep-alive is read-side.
         self.keepalive_timeout = None
@@ -174,7 +189,28 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         if not task.cancelled() and task.exception() is not None:
             log.warning("mqtt.redelivery_failed", extra={"error": repr(task.exception())})
 
+    async def mqtt_publish(
+        self, topic: str, data: bytes | bytearray, qos: int | None, retain: bool, ack_timeout: int | None = None
+    ) -> OutgoingApplicationMessage:
+        """Send a delivery; a QoS 1 or 2 one first waits for an in-flight slot, or goes to the offline queue."""
+        if qos in (QOS_1, QOS_2) and self._window is not None:
+            waiting = RetainedApplicationMessage(None, topic, data, qos)  # as the offline queue holds it
+            if not await self._window.take(waiting):
+                return OutgoingApplicationMessage(None, topic, qos, data, retain)  # queued for the session's resume
+        return await super().mqtt_publish(topic, data, qos, retain, ack_timeout)
+
+    def _release_slot(self) -> None:
+        if self._window is not None:
+            self._window.release()
+
+    async def handle_disconnect(self, disconnect: Any) -> None:
+        if self._window is not None:
+            self._window.close()  # before the session is marked offline: waiting deliveries stay first in its queue
+        await super().handle_disconnect(disconnect)
+
     async def stop(self) -> None:
+        if self._window is not None:
+            self._window.close()
         reader = self._reader_task
         if reader is not None and reader is not asyncio.current_task():
             # amqtt cancels its reader once and waits for it forever; on Python 3.11 the
@@ -195,6 +231,7 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         self.session.inflight_out.setdefault(packet_id, app_message)  # type: ignore[arg-type]
         app_message.puback_packet = await self._send_publish(app_message, self._puback_waiters)
         self.session.inflight_out.pop(packet_id, None)
+        self._release_slot()
 
     async def _handle_qos2_message_flow(
         self, app_message: OutgoingApplicationMessage | IncomingApplicationMessage
@@ -210,6 +247,7 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         app_message.pubrel_packet = PubrelPacket.build(packet_id)
         app_message.pubcomp_packet = await self._send_and_wait(app_message.pubrel_packet, self._pubcomp_waiters, packet_id)
         self.session.inflight_out.pop(packet_id, None)
+        self._release_slot()
 
     async def _send_publish(self, app_message: OutgoingApplicationMessage | IncomingApplicationMessage, waiters: dict[int, Any]) -> Any:
         """Send the message's PUBLISH (with DUP after any earlier attempt) and wait for its first acknowledgement."""

@@ -65,7 +65,8 @@ notice now takes effect before the notice itself is routed on.
 
 Also: packets larger than `max_packet_size` end the connection, and every
 connection uses broker.reliable_delivery.ReliableProtocolHandler (QoS 1 and 2
-messages stay in flight until acknowledged and are resent when the session resumes;
+messages stay in flight until acknowledged and are resent when the session resumes,
+at most `max_inflight` at once per connection, the rest waiting in order;
 keep-alive is enforced; each packet is checked by broker.protocol before it is used).
 
 amqtt is pinned to 0.12.1 in pyproject.toml because these overrides replace
@@ -92,7 +93,7 @@ from amqtt.session import Session
 
 from broker.plugins import session_principal
 from broker.protocol import UnacceptableProtocol, check_connect, read_frame
-from broker.reliable_delivery import ReliableProtocolHandler
+from broker.reliable_delivery import MAX_INFLIGHT, ReliableProtocolHandler
 
 log = logging.getLogger("mqchat.broker")
 
@@ -127,11 +128,13 @@ class SecureBroker(Broker):
     def __init__(
         self, config: dict[str, Any], max_packet_size: int = MAX_PACKET_SIZE,
         connect_timeout: float = CONNECT_TIMEOUT, pending_per_address: int = PENDING_PER_ADDRESS,
+        max_inflight: int = MAX_INFLIGHT,
     ) -> None:  # fmt: skip
         super().__init__(config)
         self._max_packet_size = max_packet_size
         self._connect_timeout = connect_timeout
         self._pending_per_address = pending_per_address
+        self._max_inflight = max_inflight
         self._pending: Counter[str] = Counter()  # (h) connections per address not yet through CONNECT and authentication
         self._deliveries: set[asyncio.Task[Any]] = set()
 
@@ -198,10 +201,12 @@ class SecureBroker(Broker):
             raise MQTTError(str(failed) or type(failed).__name__) from failed
         header, body = frame
         try:
-            return await ReliableProtocolHandler.init_from_connect(BufferReader(header.to_bytes() + body), writer, self.plugins_manager)
+            handler, incoming = await ReliableProtocolHandler.init_from_connect(BufferReader(header.to_bytes() + body), writer, self.plugins_manager)
         except MQTTError:
             await writer.close()
             raise
+        handler.max_inflight = self._max_inflight  # type: ignore[attr-defined]
+        return handler, incoming
 
     async def _take_over(self, client_id: str) -> None:
         """(f) Close the live connection holding `client_id`'s session, without Will or disconnect event (as Mosquitto)."""

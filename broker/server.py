@@ -39,6 +39,7 @@ def build_broker(settings: Settings) -> SecureBroker:
         config,
         connect_timeout=settings.connect_timeout_ms / 1000,
         pending_per_address=settings.pending_connections_per_address,
+        max_inflight=settings.max_inflight,
     )
 
 

@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     external_mqtt_port: int = var(1883, "MQTT_PORT")
     connect_timeout_ms: Positive = var(10_000, "MQCHAT_CONNECT_TIMEOUT_MS")
     pending_connections_per_address: Positive = var(64, "MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS")
+    max_inflight: Positive = var(100, "MQCHAT_MAX_INFLIGHT")  # embedded broker: unacknowledged QoS 1/2 deliveries per connection
     nats_nodes: Positive = var(3, "MQCHAT_NATS_NODES")  # MQCHAT_BROKER=nats: node i listens on each base port + i
     nats_port: int = var(4222, "MQCHAT_NATS_PORT")  # NATS clients (mqchat's callout service, system connection, request queue)
     nats_cluster_port: int = var(6222, "MQCHAT_NATS_CLUSTER_PORT")  # routes between the nodes

@@ -13,6 +13,7 @@ from core import mqtt as core_mqtt
 from core import topics
 from core.settings import Settings
 from tests.conftest import BOTH_BROKERS
+from tests.raw_mqtt import PUBACK, Publish, RawClient
 from tests.support import (
     Account,
     System,
@@ -135,6 +136,48 @@ async def test_unacknowledged_messages_are_redelivered_on_resume(system: System,
             again._client.ack(message.mid, message.qos)
     async with user_client(system, alice, "slow", clean_session=False) as third:
         assert await collect(third, 1) == [], "acknowledged messages are not sent again"
+
+
+async def test_unacknowledged_deliveries_are_capped_and_the_rest_wait_in_order(system: System, alice: Account) -> None:
+    """At most 100 QoS 1 deliveries (MQCHAT_MAX_INFLIGHT, Mosquitto's max_inflight_messages) await their PUBACK; the
+    rest wait in order, through a lost connection and a resume (amqtt sent them all: at 65,535 the packet ids ran out
+    and later deliveries were lost)."""
+    inbox = topics.user_inbox(alice.id)
+    client_id = f"{alice.id}-window"
+
+    async def publish(numbers: range) -> None:
+        async with service_client(system) as service:
+            for n in numbers:
+                await service.publish(inbox, json.dumps({"type": "probe", "n": n}), qos=1)
+
+    async def receive(client: RawClient, count: int) -> list[Publish]:
+        received = [await client.read_publish() for _ in range(count)]
+        assert None not in received, f"{received.count(None)} of {count} deliveries missing"
+        return received  # type: ignore[return-value]
+
+    def numbers(received: list[Publish]) -> list[int]:
+        return [json.loads(p.payload)["n"] for p in received]
+
+    client, _ = await RawClient.connect(system.mqtt_port, client_id, alice.id, alice.mqtt_password, clean=False)
+    assert await client.subscribe(inbox, 1) == 1
+    await publish(range(150))
+    assert numbers(await receive(client, 100)) == list(range(100))
+    assert await client.read_publish(timeout=1) is None, "more than 100 deliveries in flight"
+    client.abort()  # 100 in flight, 50 waiting
+    await publish(range(150, 160))  # queued after them
+    again, session_present = await RawClient.connect(system.mqtt_port, client_id, alice.id, alice.mqtt_password, clean=False)
+    assert session_present
+    resent = await receive(again, 100)
+    assert numbers(resent) == list(range(100)) and all(p.dup for p in resent)
+    assert await again.read_publish(timeout=1) is None, "more than 100 deliveries in flight after the resume"
+    for p in resent:
+        await again.ack(PUBACK, p.packet_id)  # type: ignore[arg-type]
+    rest = await receive(again, 60)
+    assert numbers(rest) == list(range(100, 160)), "the waiting deliveries, in order"
+    for p in rest:
+        await again.ack(PUBACK, p.packet_id)  # type: ignore[arg-type]
+    assert await again.read_publish(timeout=1) is None, "nothing sent twice"
+    await again.disconnect()
 
 
 async def test_service_connections_send_without_delay(system: System) -> None:

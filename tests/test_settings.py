@@ -197,3 +197,12 @@ def test_every_in_memory_bound_is_a_positive_setting(tmp_path: Path, variable: s
     assert getattr(Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), variable: "7"}, env_file=None), field) == 7
     with pytest.raises(ConfigError, match=variable):
         Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), variable: "0"}, env_file=None)
+
+
+def test_max_inflight_is_a_positive_setting(tmp_path: Path) -> None:
+    """MQCHAT_MAX_INFLIGHT: 100 by default (as Mosquitto's max_inflight_messages), at least 1."""
+    base = {"MQCHAT_DATA_DIR": str(tmp_path)}
+    assert Settings.load(base, env_file=None).max_inflight == 100
+    assert Settings.load({**base, "MQCHAT_MAX_INFLIGHT": "7"}, env_file=None).max_inflight == 7
+    with pytest.raises(ConfigError, match="MQCHAT_MAX_INFLIGHT"):
+        Settings.load({**base, "MQCHAT_MAX_INFLIGHT": "0"}, env_file=None)
