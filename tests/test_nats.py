@@ -280,6 +280,9 @@ async def test_wills_fire_only_on_the_clients_own_presence(nats_system: System) 
 # A burst of 240 requests into one group conversation, from devices on every node: enough that a kill lands in
 # the middle of it with batches in flight, small enough that a test stays well under a minute on two shared cores.
 SENDERS, EACH = 6, 40
+# seconds between a sender's requests: unpaced, a quiet machine stores the whole burst in one or two batches,
+# before a kill at its first quarter can land (CI saw it)
+PACE = 0.01
 
 
 def accepted_by(system: System, pid: int) -> float:
@@ -309,6 +312,7 @@ async def test_two_workers_share_the_request_queue_and_a_killed_one_loses_nothin
             for n in range(EACH):
                 request = {"conversation_id": cid, "client_msg_id": f"b-{n}", "body": f"{sender_index}/{n}"}
                 await client.publish(topics.user_outbox(sender.id, "send"), json.dumps(request), qos=1)
+                await asyncio.sleep(PACE)
 
         killed_at, stored = await _burst_with_a_kill(system, cid, burst, lambda: os.kill(killed, signal.SIGKILL))
         assert killed_at < SENDERS * EACH, "killed in the middle of the burst"
