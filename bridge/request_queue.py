@@ -32,6 +32,7 @@ from nats.errors import ConnectionClosedError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import ServiceUnavailableError
 
+from bridge.arrivals import Arrivals, QueueLost
 from core import topics
 from core.mqtt import service_password
 from core.nats_auth import QUEUE_ACCOUNT, QUEUE_CONSUMER, QUEUE_STREAM, QUEUE_SUBJECT_PREFIX, queue_filter, subject, topic_of
@@ -43,29 +44,6 @@ REDELIVER_AFTER = 10.0  # seconds a fetched request may stay unacknowledged befo
 MAX_ACK_PENDING = 20_000  # requests handed out and not yet acknowledged, over all workers
 PULL_WAIT = 1.0  # how long one pull request waits for requests
 MQTT_QOS_HEADER = "Nmqtt-Pub"  # nats-server's header on a message an MQTT client published: its QoS
-
-
-class QueueLost(Exception):
-    """The connection to the request queue closed; the worker connects again."""
-
-
-class Arrivals:
-    """What a worker consumes, in arrival order: its MQTT deliveries and the requests pulled from the queue."""
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
-
-    def put(self, message: aiomqtt.Message) -> None:
-        self._queue.put_nowait(message)
-
-    def __len__(self) -> int:
-        return self._queue.qsize()
-
-    def __aiter__(self) -> Arrivals:
-        return self
-
-    async def __anext__(self) -> aiomqtt.Message:
-        return await self._queue.get()
 
 
 class RequestQueue:

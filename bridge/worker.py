@@ -29,13 +29,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 import aiomqtt
 from pymongo.errors import PyMongoError
 
+from bridge.arrivals import Arrivals, QueueLost
 from bridge.notifier import Notifier
 from bridge.pipeline import Pipeline, StoreUnavailable
-from bridge.request_queue import Arrivals, QueueLost, RequestQueue
 from bridge.ticket_dispatcher import TicketDispatcher
 from core import events, metrics, topics
 from core.backoff import Backoff
@@ -51,6 +52,9 @@ from core.services.tickets import Limits
 from core.settings import Settings
 from core.tasks import cancel_and_wait
 from core.webhook_delivery import WebhookSender
+
+if TYPE_CHECKING:
+    from bridge.request_queue import RequestQueue
 
 log = logging.getLogger("mqchat.bridge")
 
@@ -185,7 +189,11 @@ async def _consume(
 ) -> None:
     client = manual_acks(service_client(settings, "mqchat-bridge", settings.bridge_instance, clean_session=False, address=broker))
     fence = pipeline.reconnected()
-    queue = RequestQueue(settings, MAX_BATCH) if settings.broker == "nats" else None
+    queue = None
+    if settings.broker == "nats":  # the nats client is imported by workers on that broker only
+        from bridge.request_queue import RequestQueue
+
+        queue = RequestQueue(settings, MAX_BATCH)
     try:
         async with client, asyncio.TaskGroup() as tasks:
             # Not awaited before consuming: a resumed session's queued deliveries come first,

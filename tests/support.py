@@ -467,9 +467,7 @@ async def wait_stored(messages: Any, cid: str, count: int, timeout: float) -> No
 
 def worker_pid(system: System, name: str) -> int:
     """The pid `mqchat up` last logged for the component `name` (e.g. bridge-2)."""
-    log = system.data_dir.parent / f"{system.data_dir.name}-up.log"
-    started = [json.loads(line) for line in log.read_text().splitlines() if '"up.component_started"' in line]
-    return [entry["pid"] for entry in started if entry["component"] == name][-1]
+    return [entry["pid"] for entry in logged_events(system, "up", "up.component_started") if entry["component"] == name][-1]
 
 
 def spawn_component(system: System, component: str) -> subprocess.Popen[bytes]:
