@@ -285,11 +285,16 @@ class Settings(BaseSettings):
         return self.platform_jwt_issuer or "platform"
 
     @property
+    def local_host(self) -> str:
+        """Where this machine's own processes reach what listens on MQCHAT_HOST (a wildcard bind: loopback)."""
+        return "127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host
+
+    @property
     def broker_address(self) -> tuple[str, int]:
         """Where the bridge and the API reach the MQTT broker."""
         if self.broker == "external":
             return self.mqtt_host, self.external_mqtt_port
-        return ("127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host), self.mqtt_port
+        return self.local_host, self.mqtt_port
 
     @property
     def email_enabled(self) -> bool:
@@ -324,8 +329,7 @@ class Settings(BaseSettings):
     @property
     def nats_node_hosts(self) -> tuple[str, ...]:
         """Where each NATS node runs (MQCHAT_NATS_HOSTS, or this machine for all of them)."""
-        local = "127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host
-        return self.nats_hosts or (local,) * self.nats_nodes
+        return self.nats_hosts or (self.local_host,) * self.nats_nodes
 
     @property
     def nats_servers(self) -> list[str]:

@@ -72,7 +72,7 @@ async def run_mosquitto(settings: Settings, stop: asyncio.Event) -> int:
     config.write_text(runtime_config(settings))
     process = await asyncio.create_subprocess_exec(_binary("mosquitto"), "-c", str(config), preexec_fn=die_with_parent)
     try:
-        host = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+        host = settings.local_host
         deadline = asyncio.get_running_loop().time() + START_TIMEOUT
         while not await port_open(host, settings.mqtt_port):
             if process.returncode is not None or asyncio.get_running_loop().time() > deadline:

@@ -197,7 +197,7 @@ def _check_ports(settings: Settings) -> None:
     if settings.broker == "embedded":
         wanted += [("broker", settings.bind_host, settings.mqtt_port), ("broker", settings.bind_host, settings.ws_port)]
     if settings.broker == "nats" and not settings.nats_hosts:
-        local = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+        local = settings.local_host
         for node in range(settings.nats_nodes):
             wanted += [("nats", settings.bind_host, settings.mqtt_port + node), ("nats", settings.bind_host, settings.ws_port + node),
                        ("nats", local, settings.nats_port + node), ("nats", local, settings.nats_cluster_port + node)]  # fmt: skip
@@ -249,7 +249,7 @@ async def _start(
     children += apis
     for n in range(1, bridge_workers(settings) + 1):
         children.append(await _spawn("bridge", {**env, "MQCHAT_BRIDGE_INSTANCE": f"worker-{n}"}, log_format, f"bridge-{n}"))
-    local = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+    local = settings.local_host
     for instance, api in enumerate(apis):
         await _until_ready(api.name, partial(api_healthy, f"http://{local}:{settings.api_port + instance}"), children)
     for child in children:
