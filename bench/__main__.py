@@ -278,7 +278,7 @@ async def profile(args: argparse.Namespace) -> dict:
         async with httpx.AsyncClient(base_url=system.api_url, timeout=60) as api:
             pairs, _ = await make_pairs(system, api, args.pairs)
             for rate in (int(r) for r in args.rates.split(",")):
-                stem = args.out / f"profile-{args.broker}-{rate}-{time.strftime('%Y%m%dT%H%M%S')}"
+                stem = report_stem(args.out, f"profile-{args.broker}-{rate}")
                 recording = await profiling.record(components(system), args.duration, stem)
                 result = await load_round(system, pairs, rate, args.duration, e2e=True)
                 files = await recording.finished()
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         args.out.mkdir(parents=True, exist_ok=True)
         profiled = asyncio.run(profile(args))
-        target = args.out / f"profile-{args.broker}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+        target = report_stem(args.out, f"profile-{args.broker}").with_suffix(".json")
         target.write_text(json.dumps(profiled, indent=2))
         print(json.dumps({rate: {role: top["self"][:8] for role, top in row["top"].items()} for rate, row in profiled["rounds"].items()}, indent=1))
         return 0

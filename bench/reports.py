@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 import httpx
 from beanie import PydanticObjectId
 
+from bench import calibration
 from bench.output import report_stem, write_report
 from core.clock import to_ms, utcnow
 from core.db import init_db
@@ -99,7 +99,7 @@ async def time_reports(api: httpx.AsyncClient, headers: dict, agent_id: str, run
             query["agent_id"] = agent_id
         end = utcnow()
         query["from"] = datetime.fromtimestamp((to_ms(end) - spec.get("days", 30) * DAY_MS) / 1000, UTC).isoformat()
-        samples, body, load_before = [], {}, os.getloadavg()[0]
+        samples, body, load_before = [], {}, calibration.load_average()
         for _ in range(runs):
             started = time.perf_counter()
             response = await api.get(f"/api/admin/analytics/{path}", params=query, headers=headers)
