@@ -22,9 +22,9 @@ import msgspec
 from bson import ObjectId
 
 from core.clock import iso, iso_from_ms, utcnow
-from core.documents import Conversation, Message, PushSubscription, ReadState, Team, Ticket, User
+from core.documents import Conversation, Message, PushSubscription, ReadState, Ticket, User
 from core.events import Delivery
-from core.services import attachments, sessions
+from core.services import attachments, sessions, teams
 from core.services.conversations import conversation_out
 from core.services.messages.views import reply_previews, stored_message_out
 from core.services.tickets import Limits, requeue_assigned_to, ticket_out
@@ -103,7 +103,7 @@ async def erase_user(user: User, limits: Limits) -> Erased:
     user.erased_at = user.erased_at or utcnow()
     await user.replace()  # first: from here on nobody signs in as them
     user, deliveries = await sessions.revoke_sessions(user)  # tokens; brokers cut and disable the account
-    await Team.get_pymongo_collection().update_many({"member_ids": user_id}, {"$pull": {"member_ids": user_id, "lead_ids": user_id}})
+    await teams.leave_all(user_id)
     deliveries += await requeue_assigned_to(user_id, limits)
     messages = 0
     async for message in Message.find({"sender_id": user_id}):

@@ -104,6 +104,11 @@ async def remove_member(team_id: str, user_id: str) -> Team:
     return await get_team(team_id)
 
 
+async def leave_all(user_id: str) -> None:
+    """Take someone out of every team (an erased account)."""
+    await Team.get_pymongo_collection().update_many({"member_ids": user_id}, {"$pull": {"member_ids": user_id, "lead_ids": user_id}})
+
+
 async def teams_of(user_id: str) -> list[Team]:
     """The teams `user_id` is a member of."""
     return await Team.find({"member_ids": user_id}).to_list()

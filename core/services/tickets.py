@@ -209,10 +209,7 @@ async def requeue_abandoned(limits: Limits) -> list[Delivery]:
             continue
         if max(agent.last_seen_ms or 0, ticket.assigned_ms or 0) > deadline:
             continue
-        done = await _transition(ticket, "open", None, SYSTEM)
-        if done is not None:
-            await assignment.add_load(str(agent.id), -1)
-            deliveries += done[1]
+        deliveries += await _requeue(ticket, str(agent.id))
     return deliveries
 
 
@@ -221,11 +218,17 @@ async def requeue_assigned_to(agent_id: str, limits: Limits) -> list[Delivery]:
     then assigned like after any requeue."""
     deliveries: list[Delivery] = []
     for ticket in await Ticket.find({"assignee_id": agent_id, "status": {"$in": list(ACTIVE)}}).to_list():
-        done = await _transition(ticket, "open", None, SYSTEM)
-        if done is not None:
-            await assignment.add_load(agent_id, -1)
-            deliveries += done[1]
+        deliveries += await _requeue(ticket, agent_id)
     return [*deliveries, *await assign_backlog(limits)] if deliveries else []
+
+
+async def _requeue(ticket: Ticket, agent_id: str) -> list[Delivery]:
+    """Take the ticket from its agent back to the queue, freeing the agent's slot; its events (none if it changed meanwhile)."""
+    done = await _transition(ticket, "open", None, SYSTEM)
+    if done is None:
+        return []
+    await assignment.add_load(agent_id, -1)
+    return done[1]
 
 
 def _role_in(ticket: Ticket, user: User) -> set[str]:
