@@ -9,6 +9,7 @@ import os
 import random
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -111,8 +112,16 @@ class System:
             return cls(data_dir, api, mqtt, ws, free_port(), extra_env, broker, nats_port=nats, nats_cluster_port=routes)
         return cls(data_dir, free_port(), free_port(), free_port(), free_port(), extra_env, broker)
 
+    @property
+    def nodes(self) -> int:
+        """How many broker nodes serve MQTT here: the cluster's, or the one broker."""
+        return NATS_NODES if self.broker == "nats" else 1
+
     def node(self, number: int) -> System:
-        """This system as seen through cluster node `number` (its MQTT and WebSocket ports); node 0 is the system itself."""
+        """This system as seen through broker node `number` modulo `nodes` (its MQTT and WebSocket ports); node 0 is
+        the system itself, and so is every node of a single broker: a scenario that spreads its devices over nodes
+        runs unchanged there."""
+        number %= self.nodes
         return replace(self, mqtt_port=self.mqtt_port + number, ws_port=self.ws_port + number)
 
     def start_mosquitto(self) -> None:
@@ -260,6 +269,11 @@ def mqtt_client(
 def user_client(system: System, account: Account, suffix: str = "web", **kwargs: Any) -> aiomqtt.Client:
     """An MQTT client for a signed-up user with client id `<id>-<suffix>`."""
     return mqtt_client(system, account.id, account.mqtt_password, f"{account.id}-{suffix}", **kwargs)
+
+
+def drop(client: aiomqtt.Client) -> None:
+    """End a connected client's connection without DISCONNECT, as a crash or a lost network does: the broker sends its Will."""
+    client._client.socket().shutdown(socket.SHUT_RDWR)
 
 
 def service_client(system: System, suffix: str | None = None) -> aiomqtt.Client:
