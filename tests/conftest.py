@@ -29,6 +29,9 @@ BROKERS = ("amqtt", "mosquitto")
 BOTH_BROKERS = pytest.mark.parametrize("system", BROKERS, indirect=True)
 # A module that also holds on the NATS cluster (MQCHAT_BROKER=nats, 3 nodes) runs each test on all three.
 EVERY_BROKER = pytest.mark.parametrize("system", (*BROKERS, "nats"), indirect=True)
+# Short ticket timings (grace before an abandoned ticket is requeued, queue sweep): tests/test_tickets.py's systems,
+# and the session's cluster, where its tests on every broker run.
+TICKET_TIMINGS = {"MQCHAT_REASSIGN_GRACE": "2", "MQCHAT_ASSIGN_INTERVAL_MS": "300"}
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +65,7 @@ def mosquitto_system(tmp_path_factory: pytest.TempPathFactory, platform: Platfor
 def nats_system(tmp_path_factory: pytest.TempPathFactory, platform: Platform) -> Iterator[System]:
     """The whole system on a 3-node NATS JetStream cluster (`mqchat up`, MQCHAT_BROKER=nats), started once for the test session."""
     # the default per-account login limit, so that a test can use it up through one API process and see the other refuse
-    yield from _running(tmp_path_factory, "nats", platform, MQCHAT_ACCOUNT_LOGIN_LIMIT="10")
+    yield from _running(tmp_path_factory, "nats", platform, MQCHAT_ACCOUNT_LOGIN_LIMIT="10", **TICKET_TIMINGS)
 
 
 @pytest.fixture(scope="session")

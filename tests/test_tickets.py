@@ -1,6 +1,7 @@
 """Support tickets: lifecycle, roles, auto-assignment, backlog, grace-period requeue, concurrency, stats.
 
-Each test gets its own system (fresh queue and agents) with short timings, once per broker.
+Each test gets its own system (fresh queue and agents) with short timings; those that run on every broker share
+the session's NATS cluster there (its system takes the same timings).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from core import topics
-from tests.conftest import BROKERS
+from tests.conftest import BROKERS, TICKET_TIMINGS
 from tests.support import (
     Account,
     System,
@@ -28,14 +29,19 @@ from tests.support import (
 
 @pytest.fixture
 def ticket_system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[System]:
-    """A system of the test's own (the embedded broker unless parametrized with ON_BOTH_BROKERS)."""
+    """A system of the test's own (the embedded broker unless parametrized with ON_EVERY_BROKER); on the NATS
+    cluster the session's, which has the same short timings (tests/conftest.py): tests that run there leave
+    no agent of theirs online and no ticket in the queue."""
+    broker = getattr(request, "param", "amqtt")
+    if broker == "nats":
+        yield request.getfixturevalue("nats_system")
+        return
     marker = request.node.get_closest_marker("capacity")
     system = System.on_free_ports(
         tmp_path / "data",
-        broker=getattr(request, "param", "amqtt"),
+        broker=broker,
         MQCHAT_AGENT_CAPACITY=str(marker.args[0] if marker else 20),
-        MQCHAT_REASSIGN_GRACE="2",
-        MQCHAT_ASSIGN_INTERVAL_MS="300",
+        **TICKET_TIMINGS,
     )
     system.start()
     yield system
@@ -57,11 +63,18 @@ async def wait_presence(api: httpx.AsyncClient, viewer: Account, user: Account, 
 
 
 async def online_agent(system: System, api: httpx.AsyncClient) -> tuple[Account, asyncio.subprocess.Process]:
-    """An agent with a connected device (kill the process to take the agent offline)."""
+    """An agent with a connected device, on the cluster's node 1 (`crash` takes the agent offline)."""
     agent = await create_staff(system, api, "agent")
-    process = await crashable_device(system, agent, "desk")
+    process = await crashable_device(system.node(1), agent, "desk")
     await wait_presence(api, agent, agent, "online")
     return agent, process
+
+
+async def crash(api: httpx.AsyncClient, agent: Account, desk: asyncio.subprocess.Process) -> None:
+    """The agent's device crashes (no DISCONNECT): its Will takes the agent offline, as the API sees it."""
+    desk.kill()
+    await desk.wait()
+    await wait_presence(api, agent, agent, "offline")
 
 
 async def open_ticket(api: httpx.AsyncClient, customer: Account, subject: str = "Where is my order?", **extra: object) -> dict:
@@ -93,16 +106,17 @@ async def set_status(api: httpx.AsyncClient, actor: Account, ticket_id: str, sta
 
 
 # For the tests where the broker takes part beyond delivering events (presence, Wills): the assignment
-# logic itself is the same code whichever broker runs, and each system here is started for one test.
-ON_BOTH_BROKERS = pytest.mark.parametrize("ticket_system", BROKERS, indirect=True)
+# logic itself is the same code whichever broker runs, and each system here is started for one test
+# (on the cluster, the session's).
+ON_EVERY_BROKER = pytest.mark.parametrize("ticket_system", (*BROKERS, "nats"), indirect=True)
 
 
-@ON_BOTH_BROKERS
+@ON_EVERY_BROKER
 async def test_full_lifecycle(ticket_system: System, tapi: httpx.AsyncClient) -> None:
     system, api = ticket_system, tapi
     agent, desk = await online_agent(system, api)
     customer = await signup(api)
-    async with device(system, agent, "queue", topics.AGENT_TICKETS) as agent_web, device(system, customer) as customer_web:
+    async with device(system.node(2), agent, "queue", topics.AGENT_TICKETS) as agent_web, device(system, customer) as customer_web:
         created = await open_ticket(api, customer, category="shipping", priority="high", order_id="order-42")
         assert created["number"] >= 1 and created["customer_id"] == customer.id
         assert (created["category"], created["priority"], created["order_id"]) == ("shipping", "high", "order-42")
@@ -156,8 +170,7 @@ async def test_full_lifecycle(ticket_system: System, tapi: httpx.AsyncClient) ->
         stored = (await api.get(f"/api/conversations/{cid}/messages", headers=customer.headers)).json()["items"]
         assert [m["body"] for m in stored if m["kind"] != "system"] == ["Hi! Checking your order."]
         assert [m["client_msg_id"] for m in stored if m["kind"] == "system"] == [f"csat:{created['id']}"], "the rating survey"
-    desk.kill()
-    await desk.wait()
+    await crash(api, agent, desk)
 
 
 async def _first_response(api: httpx.AsyncClient, viewer: Account, ticket_id: str) -> str | None:
@@ -260,7 +273,7 @@ async def _assigned(api: httpx.AsyncClient, viewer: Account, ticket_id: str) -> 
     return current if current["status"] == "assigned" else None
 
 
-@ON_BOTH_BROKERS
+@ON_EVERY_BROKER
 async def test_unanswered_ticket_is_reassigned_after_the_grace_period(ticket_system: System, tapi: httpx.AsyncClient) -> None:
     system, api = ticket_system, tapi
     customer = await signup(api)
@@ -273,8 +286,7 @@ async def test_unanswered_ticket_is_reassigned_after_the_grace_period(ticket_sys
     assert reply.status_code == 201
     await eventually(lambda: _first_response(api, customer, answered["id"]))
 
-    first_desk.kill()  # the agent's app crashes and does not come back
-    await first_desk.wait()
+    await crash(api, first, first_desk)  # the agent's app crashes and does not come back
     second, second_desk = await online_agent(system, api)
     # the swap shows first; its history entry and the conversation's members follow within a few store commands
     # (the agent's ticket.updated event goes out after all of them)
@@ -284,8 +296,10 @@ async def test_unanswered_ticket_is_reassigned_after_the_grace_period(ticket_sys
     members = await eventually(lambda: _members_if(api, customer, unanswered["conversation_id"], {customer.id, second.id}))
     assert members == {customer.id, second.id}
     assert (await ticket(api, customer, answered["id"]))["assignee_id"] == first.id, "an answered ticket stays"
-    second_desk.kill()
-    await second_desk.wait()
+    taken = await api.post(f"/api/conversations/{unanswered['conversation_id']}/messages", json={"body": "Taking over"}, headers=second.headers)
+    assert taken.status_code == 201
+    await eventually(lambda: _first_response(api, customer, unanswered["id"]))  # so it stays theirs, out of the queue
+    await crash(api, second, second_desk)
 
 
 async def _moved_with_history(api: httpx.AsyncClient, viewer: Account, ticket_id: str, agent_id: str) -> dict | None:
@@ -338,9 +352,7 @@ async def test_admin_stats(ticket_system: System, tapi: httpx.AsyncClient) -> No
     answered = await open_ticket(api, customer)
     await api.post(f"/api/conversations/{answered['conversation_id']}/messages", json={"body": "Hello"}, headers=agent.headers)
     await eventually(lambda: _first_response(api, customer, answered["id"]))
-    desk.kill()
-    await desk.wait()
-    await wait_presence(api, admin, agent, "offline")
+    await crash(api, agent, desk)
     queued = await open_ticket(api, customer)
     assert queued["status"] == "open"
 
