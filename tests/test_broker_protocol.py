@@ -1,8 +1,8 @@
 """MQTT 3.1.1 rules the embedded broker keeps (issue 23): keep-alive, nothing before CONNECT,
 protocol levels, and malformed packets closed without side effects.
 
-Raw packets (tests/raw_mqtt.py) on both brokers: a case where Mosquitto 2.0 answers
-differently says how (`mosquitto=`) and runs on the embedded broker only; docs/broker.md
+Raw packets (tests/raw_mqtt.py) on both brokers (the protocol levels on the NATS cluster too): a case where
+Mosquitto 2.0 answers differently says how (`mosquitto=`) and runs on the embedded broker only; docs/broker.md
 lists the rules with these tests.
 """
 
@@ -19,7 +19,7 @@ import pytest
 
 from core import topics
 from core.settings import Settings
-from tests.conftest import BOTH_BROKERS
+from tests.conftest import BOTH_BROKERS, EVERY_BROKER
 from tests.raw_mqtt import (
     CONNACK,
     CONNECT,
@@ -38,8 +38,6 @@ from tests.raw_mqtt import (
     string,
 )
 from tests.support import Account, Inbox, System, service_client, user_client
-
-pytestmark = BOTH_BROKERS
 
 OFFLINE = b'{"status": "offline"}'
 PROBE = b'{"status": "probe"}'
@@ -136,6 +134,7 @@ async def retained_probes(system: System, ctx: Ctx) -> list[bytes]:
 # -- keep-alive [MQTT-3.1.2-24] --------------------------------------------------------------
 
 
+@BOTH_BROKERS
 async def test_silent_connection_is_closed_its_will_sent_and_its_session_kept(system: System, alice: Account) -> None:
     """amqtt ignored keep-alive: a client that went silent (a phone losing its network) stayed connected,
     "online", its Will never sent and its QoS 1 events waiting on a dead socket."""
@@ -177,6 +176,7 @@ time.sleep(60)
 """
 
 
+@BOTH_BROKERS
 async def test_paho_device_that_stops_pinging_goes_offline(system: System, alice: Account, bob: Account) -> None:
     """A paho device whose network loop stops (socket open, no PINGREQ): its Will is published and the
     bridge's aggregated presence turns offline, through the normal path."""
@@ -200,6 +200,7 @@ async def test_paho_device_that_stops_pinging_goes_offline(system: System, alice
 # -- before CONNECT [MQTT-3.1.0-1], CONNECT deadline, pending connections per address -------
 
 
+@BOTH_BROKERS
 async def test_connection_without_connect_is_closed_after_the_deadline(system: System) -> None:
     """amqtt waited forever for a first packet: an idle socket (or half a CONNECT) stayed open."""
     if system.broker == "mosquitto":
@@ -213,6 +214,7 @@ async def test_connection_without_connect_is_closed_after_the_deadline(system: S
     assert closed == [True, True]
 
 
+@BOTH_BROKERS
 async def test_pending_connections_per_address_are_capped(system: System, alice: Account) -> None:
     """Unauthenticated sockets held open were a cheap way to exhaust the broker: one address may hold
     MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS of them; one more is closed at once, even with a valid CONNECT."""
@@ -249,6 +251,7 @@ LEVELS = [
 ]
 
 
+@EVERY_BROKER
 @pytest.mark.parametrize("websocket", [False, True], ids=["tcp", "websocket"])
 @pytest.mark.parametrize(("name", "level", "properties", "mosquitto"), LEVELS)
 async def test_other_protocol_levels_get_connack_1_and_are_closed(
@@ -263,7 +266,13 @@ async def test_other_protocol_levels_get_connack_1_and_are_closed(
     await client.send(CONNECT, 0, connect_body(ctx.client_id, ctx.user, ctx.password, name=name, level=level, properties=properties))
     answers = await client.packets_until_closed()
     assert answers is not None, "the connection is closed"
-    assert [(p.type, p.body) for p in answers] == [(CONNACK, b"\x00\x01")], "CONNACK 0x01, unacceptable protocol version"
+    refusal = [(CONNACK, b"\x00\x01")]
+    if system.broker == "nats" and (websocket or name != "MQTT"):
+        # nats-server closes an MQTT 3.1 CONNECT (protocol name MQIsdp) without CONNACK, as [MQTT-3.1.2-1] allows, and
+        # over WebSocket closes at once, its CONNACK not always sent first (docs/broker.md)
+        assert [(p.type, p.body) for p in answers] in ([], refusal), "closed, at most with CONNACK 0x01"
+    else:
+        assert [(p.type, p.body) for p in answers] == refusal, "CONNACK 0x01, unacceptable protocol version"
 
 
 # -- malformed CONNECT (the first packet) -----------------------------------------------------
@@ -288,6 +297,7 @@ CONNECT_CASES = [
 ]
 
 
+@BOTH_BROKERS
 @pytest.mark.parametrize("case", [c.param() for c in CONNECT_CASES])
 async def test_malformed_first_packet_is_closed_without_connack(system: System, alice: Account, case: Case) -> None:
     """amqtt accepted these CONNECTs (and waited forever after a first packet that was not one)."""
@@ -330,6 +340,7 @@ SESSION_CASES = [
 ]
 
 
+@BOTH_BROKERS
 @pytest.mark.parametrize("case", [c.param() for c in SESSION_CASES])
 async def test_malformed_packet_closes_the_connection_without_side_effects(system: System, alice: Account, case: Case) -> None:
     """amqtt acknowledged and routed these (or read past the packet's end); now: no PUBACK, nothing
@@ -365,6 +376,7 @@ SUBSCRIBE_CASES = [
 ]
 
 
+@BOTH_BROKERS
 @pytest.mark.parametrize("case", [c.param() for c in SUBSCRIBE_CASES])
 async def test_malformed_subscribe_is_closed_without_subscribing(system: System, alice: Account, case: Case) -> None:
     """amqtt answered these with a SUBACK (some with 0x80) and kept the valid filters of the packet."""
@@ -394,6 +406,7 @@ UNSUBSCRIBE_CASES = [
 ]
 
 
+@BOTH_BROKERS
 @pytest.mark.parametrize("case", [c.param() for c in UNSUBSCRIBE_CASES])
 async def test_malformed_unsubscribe_is_closed_keeping_the_subscription(system: System, alice: Account, case: Case) -> None:
     """amqtt acted on these: the session lost its subscription."""
@@ -423,6 +436,7 @@ ACK_CASES = [
 ]
 
 
+@BOTH_BROKERS
 @pytest.mark.parametrize(("qos", "answers"), ACK_CASES)
 async def test_acknowledgement_out_of_flow_closes_and_keeps_the_delivery(
     system: System, alice: Account, qos: int, answers: list[int]
