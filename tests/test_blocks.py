@@ -8,10 +8,10 @@ import json
 import httpx
 
 from core import topics
-from tests.conftest import BOTH_BROKERS
+from tests.conftest import EVERY_BROKER
 from tests.support import Account, System, create_staff, device, open_conversation, signup
 
-pytestmark = BOTH_BROKERS
+pytestmark = EVERY_BROKER
 
 
 async def send(api: httpx.AsyncClient, author: Account, cid: str, body: str = "hi") -> httpx.Response:

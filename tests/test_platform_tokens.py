@@ -15,7 +15,7 @@ import httpx
 import jwt
 
 from core import topics
-from tests.conftest import BOTH_BROKERS
+from tests.conftest import EVERY_BROKER
 from tests.platform_support import ISSUER, Platform, account_of, exchange, provisioned, public_pem
 from tests.support import Account, System, device, open_conversation
 
@@ -24,7 +24,7 @@ def platform_id() -> str:
     return f"user_{secrets.token_hex(5)}"
 
 
-@BOTH_BROKERS
+@EVERY_BROKER
 async def test_buyer_and_seller_from_the_platform_chat_over_mqtt(
     system: System, api: httpx.AsyncClient, platform: Platform
 ) -> None:

@@ -1,6 +1,6 @@
 """Token lifetime and revocation: rotating refresh tokens, logout, password change, disabled accounts.
 
-Revocation cuts live MQTT connections on both brokers.
+Revocation cuts live MQTT connections on every broker (on the NATS cluster, on every node).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import aiomqtt
 import httpx
 
 from core import topics
-from tests.conftest import BOTH_BROKERS
+from tests.conftest import EVERY_BROKER
 from tests.support import Account, System, create_staff, refused, signup, user_client
 
-pytestmark = BOTH_BROKERS
+pytestmark = EVERY_BROKER
 
 
 async def cut_off(client: aiomqtt.Client, timeout: float = 10) -> bool:
