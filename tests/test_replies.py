@@ -7,10 +7,10 @@ import json
 import httpx
 
 from core import topics
-from tests.conftest import BOTH_BROKERS
+from tests.conftest import EVERY_BROKER
 from tests.support import Account, System, device, open_conversation, signup
 
-pytestmark = BOTH_BROKERS
+pytestmark = EVERY_BROKER
 
 
 async def test_replies_show_a_preview_of_the_quoted_message(system: System, api: httpx.AsyncClient, alice: Account, bob: Account) -> None:
