@@ -1,6 +1,8 @@
 """One batch of outbox requests: decode, authorize + persist (core.services.chat), plan events.
 
-Requests are handled in arrival order; consecutive sends are stored together in
+With several workers on Mosquitto each worker gets every request and handles its
+share only (bridge.affinity: by conversation, or by message); the others' are
+acknowledged with the batch. Requests are handled in arrival order; consecutive sends are stored together in
 one batch (one insert for the whole batch), from conversations kept in a cache
 that membership notices (`chat/system/membership`) invalidate. A resent request
 whose message is already stored is announced to every member again unless this
@@ -26,6 +28,7 @@ import msgspec
 from cachetools import TTLCache
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from bridge.affinity import Share
 from bridge.presence import PresenceTracker
 from core import events, metrics, topics
 from core.bounded import LRUSet
@@ -101,6 +104,7 @@ class Pipeline:
         self._max_reactions = settings.reactions_per_message
         self.presence = PresenceTracker(on_presence_change, settings.presence_users)
         self.conversations = ConversationCache(settings.conversation_cache_ttl, settings.conversation_cache_size)
+        self._share = Share.of(settings)  # None: this worker handles every request it gets
         self._requests = TokenBucket(settings.send_rate, settings.send_burst, max_keys=settings.rate_limit_keys)
         # (user, conversation) -> (typing, when): only the last TYPING_REPEAT seconds matter
         self._typing: TTLCache[tuple[str, str], tuple[bool, float]] = TTLCache(settings.typing_keys, TYPING_REPEAT)
@@ -172,6 +176,8 @@ class Pipeline:
                     out += await self._presence(parsed.owner, parsed.rest, bytes(message.payload or b""))
                     continue
                 raw = bytes(message.payload or b"")
+                if self._share is not None and not self._share.owns(parsed.owner, parsed.rest, raw):
+                    continue  # another worker's (bridge.affinity); acknowledged with the batch
                 try:
                     if queue is None or not queue.replayed(message):
                         self._check_rate(parsed.owner)

@@ -11,8 +11,11 @@ worker publishes a fence to its own topic (`chat/system/fence/<instance>`): what
 arrives before it is the backlog queued while the worker was away, replayed
 without counting against users' rate limits.
 
-On an external broker several workers (`MQCHAT_BRIDGE_WORKERS` > 1) share the
-requests through `$share/mqchat-bridge/...`; on NATS they pull them from one
+On an external broker several workers (`MQCHAT_BRIDGE_WORKERS` > 1) each get every
+request (a plain subscription in the worker's persistent session) and handle only
+their share: each conversation belongs to one worker (bridge.affinity), so its
+`seq` is numbered by one writer in arrival order. A dead worker's share waits in its
+session until it is back. On NATS they pull them from one
 durable JetStream consumer (bridge.request_queue) and acknowledge them there,
 with the same rule: only once their events are confirmed. The lead worker (`worker-1`) also
 aggregates device presence, sweeps the ticket queue, sends webhooks
@@ -69,18 +72,27 @@ WATCH_INTERVAL = 1.0
 def subscriptions(settings: Settings) -> list[str]:
     """What this worker consumes over MQTT; every worker also hears membership notices (its conversation cache).
 
-    One worker uses a plain subscription: Mosquitto 2.0.11 forgets the *shared*
-    subscriptions of offline persistent sessions when it restarts (measured), so
-    requests published before the workers re-subscribe are not queued; senders
-    then resend (no `message.created`), but one worker need not pay that. On NATS
-    the requests come from the request queue (bridge.request_queue), not over MQTT.
+    Plain subscriptions only, never shared ones: with several workers each gets every
+    request and keeps its share (bridge.affinity), and device presence goes to the lead.
+    Unlike shared subscriptions (forgotten by Mosquitto 2.0.11 when it restarts, measured),
+    plain ones of offline persistent sessions keep queueing. On NATS the requests come
+    from the request queue (bridge.request_queue), not over MQTT.
     """
     lead_presence = [topics.PRESENCE_FILTER] if settings.is_lead_bridge else []
     if settings.broker == "nats":
         return [topics.MEMBERSHIP_CONTROL, *lead_presence]
-    if settings.broker == "embedded" or settings.bridge_workers == 1:  # amqtt has no shared subscriptions
+    if settings.broker == "embedded" or settings.bridge_workers == 1:
         return [topics.OUTBOX_FILTER, topics.MEMBERSHIP_CONTROL]
-    return [topics.SHARED_ACTIONS_FILTER, topics.MEMBERSHIP_CONTROL, *lead_presence]
+    return [topics.ACTIONS_FILTER, topics.MEMBERSHIP_CONTROL, *lead_presence]
+
+
+def stale_subscriptions(settings: Settings) -> list[str]:
+    """Request filters a persistent session may keep from a run with another worker count (or from
+    before bridge.affinity): dropped on connecting, so that no request arrives twice or is dealt round-robin."""
+    if settings.broker != "external":  # the embedded broker keeps sessions in memory; NATS: bridge.request_queue
+        return []
+    used = set(subscriptions(settings))
+    return [f for f in (topics.OUTBOX_FILTER, topics.ACTIONS_FILTER, topics.PRESENCE_FILTER, topics.SHARED_ACTIONS_FILTER) if f not in used]
 
 
 async def _next_batch(messages: aiomqtt.client.MessagesIterator | Arrivals) -> tuple[list[aiomqtt.Message], float]:
@@ -200,6 +212,8 @@ async def _consume(
             # and they wait for our acknowledgements.
             for topic_filter in subscriptions(settings):
                 tasks.create_task(client.subscribe(topic_filter, qos=1))
+            for topic_filter in stale_subscriptions(settings):
+                tasks.create_task(client.unsubscribe(topic_filter))
             tasks.create_task(_raise_fence(client, pipeline, fence))
             messages: aiomqtt.client.MessagesIterator | Arrivals = client.messages
             if queue is not None:  # NATS: requests come from the queue, the rest over MQTT

@@ -22,8 +22,9 @@ MAX_TOPIC_LEVELS = 8
 CONVERSATION_CHANNELS = frozenset({"messages", "receipts", "typing"})
 OUTBOX_ACTIONS = frozenset({"send", "edit", "delete", "read", "typing", "react"})
 OUTBOX_FILTER = f"{ROOT}/users/+/outbox/#"
-# With several bridge workers (shared subscription): requests are spread over the workers,
-# device presence goes to one worker that aggregates it.
+# With several bridge workers: each worker gets every request and keeps its share (bridge.affinity),
+# device presence goes to one worker that aggregates it. The shared filter is the layout before
+# that, still dropped from workers' persistent sessions (bridge.worker.stale_subscriptions).
 ACTIONS_FILTER = f"{ROOT}/users/+/outbox/+"
 PRESENCE_FILTER = f"{ROOT}/users/+/outbox/presence/+"
 SHARED_ACTIONS_FILTER = f"$share/mqchat-bridge/{ACTIONS_FILTER}"
