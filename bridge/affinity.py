@@ -68,6 +68,16 @@ class Share:
         if not 0 <= index < workers:
             raise ValueError(f"worker index {index} outside 0..{workers - 1}")
         self.index, self.workers = index, workers
+        self._backlog_workers = workers  # over how many workers the session's backlog is split (bridge.layout)
+
+    def queued_under(self, workers: int) -> None:
+        """The session's backlog was queued while `workers` workers ran (bridge.layout): until it is served
+        (`settled`), it is split over the workers both counts have, every one of whose sessions holds all of it."""
+        self._backlog_workers = min(workers, self.workers)
+
+    def settled(self) -> None:
+        """The backlog of the session's first connection is served: what follows was queued under this count."""
+        self._backlog_workers = self.workers
 
     @classmethod
     def of(cls, settings: Settings) -> Share | None:
@@ -83,6 +93,8 @@ class Share:
             )
         return cls(int(number) - 1, settings.bridge_workers)
 
-    def owns(self, user_id: str, action: str, raw: bytes) -> bool:
-        """Whether this worker handles the request `user_id` published to their outbox `action`."""
-        return worker_of(request_key(user_id, action, raw), self.workers) == self.index
+    def owns(self, user_id: str, action: str, raw: bytes, backlog: bool = False) -> bool:
+        """Whether this worker handles the request `user_id` published to their outbox `action`
+        (`backlog`: it arrived before the connection's fence, bridge.pipeline)."""
+        workers = self._backlog_workers if backlog else self.workers
+        return worker_of(request_key(user_id, action, raw), workers) == self.index

@@ -104,7 +104,7 @@ class Pipeline:
         self._max_reactions = settings.reactions_per_message
         self.presence = PresenceTracker(on_presence_change, settings.presence_users)
         self.conversations = ConversationCache(settings.conversation_cache_ttl, settings.conversation_cache_size)
-        self._share = Share.of(settings)  # None: this worker handles every request it gets
+        self.share = Share.of(settings)  # None: this worker handles every request it gets
         self._requests = TokenBucket(settings.send_rate, settings.send_burst, max_keys=settings.rate_limit_keys)
         # (user, conversation) -> (typing, when): only the last TYPING_REPEAT seconds matter
         self._typing: TTLCache[tuple[str, str], tuple[bool, float]] = TTLCache(settings.typing_keys, TYPING_REPEAT)
@@ -133,6 +133,8 @@ class Pipeline:
         """`fence` came back (or could not be raised): requests count against the rate limit again."""
         if fence == self._fence:
             self._fence = None
+            if self.share is not None:
+                self.share.settled()
 
     async def process(self, batch: list[aiomqtt.Message], queue: Queued | None = None) -> list[Delivery]:
         """Handle a batch in order; returns everything to publish. Raises StoreUnavailable.
@@ -176,7 +178,7 @@ class Pipeline:
                     out += await self._presence(parsed.owner, parsed.rest, bytes(message.payload or b""))
                     continue
                 raw = bytes(message.payload or b"")
-                if self._share is not None and not self._share.owns(parsed.owner, parsed.rest, raw):
+                if self.share is not None and not self.share.owns(parsed.owner, parsed.rest, raw, self._fence is not None):
                     continue  # another worker's (bridge.affinity); acknowledged with the batch
                 try:
                     if queue is None or not queue.replayed(message):

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import aiomqtt
 from pymongo.errors import PyMongoError
 
+from bridge import layout
 from bridge.arrivals import Arrivals, QueueLost
 from bridge.notifier import Notifier
 from bridge.pipeline import Pipeline, StoreUnavailable
@@ -264,6 +265,8 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     dispatcher = TicketDispatcher(Limits.from_settings(settings), settings.assign_interval, settings.escalation_interval)
     search = SearchIndexer()  # run by the lead worker only; waking it elsewhere does nothing
     pipeline = Pipeline(settings, on_presence_change=dispatcher.wake, on_messages_written=search.wake)
+    if settings.broker == "external":  # Mosquitto keeps the workers' sessions across runs, queued under a worker count
+        await layout.prepare(settings, pipeline.share)
     notifying = _start_notifier(settings)
     sending = asyncio.create_task(WebhookSender(settings).run()) if settings.is_lead_bridge else None
     indexing = asyncio.create_task(search.run()) if settings.is_lead_bridge else None

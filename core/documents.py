@@ -608,6 +608,17 @@ class Counter(Document):
         name = "counters"
 
 
+class BridgeWorker(Document):
+    """The worker count a bridge worker last started under (bridge.layout): on Mosquitto its persistent
+    session's backlog was queued then, and sessions of workers beyond the current count are retired."""
+
+    id: str  # type: ignore[assignment]  # the worker's instance, worker-<n>
+    workers: int
+
+    class Settings:
+        name = "bridge_workers"
+
+
 class RateWindow(Document):
     """How many actions one key took in one window of a shared rate limit (core.services.rate_windows).
 
@@ -648,5 +659,5 @@ class DeskRollup(Document):
 DOCUMENT_MODELS: list[type[Document]] = [
     User, Conversation, Message, MessageWords, ReadState, Ticket, TicketEvent, AgentLoad, RefreshToken, PushSubscription, ApiKey,
     Counter, WebhookEndpoint, WebhookEvent, WebhookDelivery, ReactionSet, MemberSettings, Block, Report,
-    Team, TicketRouting, CannedResponse, CsatRating, AuditEntry, RateWindow, DeskRollup,
+    Team, TicketRouting, CannedResponse, CsatRating, AuditEntry, RateWindow, DeskRollup, BridgeWorker,
 ]

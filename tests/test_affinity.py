@@ -89,3 +89,32 @@ async def test_each_worker_refuses_only_its_share_and_counts_only_that_against_t
     assert refused_by_first == ["invalid_input"], "the first worker's one request, not charged for the ten others"
     refused_by_second = [(d.topic, json.loads(d.payload)["action"]) for d in await second[0].process(batch[10:])]
     assert refused_by_second == [(topics.user_inbox(ids_on(1)), "shout")]
+
+
+@pytest.mark.parametrize("before", [1, 2, 3, 4])
+@pytest.mark.parametrize("now", [1, 2, 3, 4])
+def test_a_backlog_queued_under_another_count_is_served_once_by_a_worker_that_holds_it(before: int, now: int) -> None:
+    """Workers 0..before-1 had sessions, each holding the whole backlog: exactly one of them serves each request."""
+    shares = [Share(index, now) for index in range(now)]
+    for share in shares:
+        share.queued_under(before)
+    for n in range(200):
+        raw = json.dumps({"conversation_id": f"{n:024x}"}).encode()
+        owners = [share.index for share in shares if share.owns(USER, "send", raw, backlog=True)]
+        assert len(owners) == 1 and owners[0] < before, (n, owners)
+        live = [share.index for share in shares if share.owns(USER, "send", raw)]
+        assert live == [worker_of(f"{n:024x}", now)], "live requests: the current count"
+
+
+async def test_the_first_backlog_after_a_change_of_count_is_split_the_old_way_until_the_fence() -> None:
+    """Worker 1 of 2 whose session was queued while it ran alone: it answers the other worker's share of that
+    backlog, then, once its fence is back, only its own share."""
+    pipeline = Pipeline(settings(bridge_instance="worker-1"), lambda: None)
+    assert pipeline.share is not None
+    pipeline.share.queued_under(1)
+    fence = pipeline.reconnected()
+    others = outbox(ids_on(1), "shout", b"{}")
+    assert [json.loads(d.payload)["action"] for d in await pipeline.process([others])] == ["shout"], "served from the backlog"
+    assert await pipeline.process([aiomqtt.Message(pipeline.fence_topic, fence, 1, False, 1, None), others]) == []
+    pipeline.reconnected()
+    assert await pipeline.process([others]) == [], "a later connection's backlog was queued under this count"

@@ -20,7 +20,7 @@ import pytest
 from bridge.affinity import worker_of
 from core import topics
 from tests.metrics_support import scrape, value
-from tests.support import Account, Inbox, System, create_staff, device, open_conversation, running, signup, worker_pid
+from tests.support import Account, Inbox, System, create_staff, device, logged_events, open_conversation, running, signup, worker_pid
 from tests.test_blocks import block_holds_for_the_next_mqtt_messages
 
 SENDERS_PER_WORKER = 2
@@ -31,6 +31,7 @@ INTERVAL = 0.25  # each sender: 4 requests/s
 BURST_CONVERSATIONS = 3  # per worker, both members sending
 BURST_ROUNDS = 15
 BURST_PACE = 0.15  # each user: under 7 requests/s
+QUEUED = 3  # requests each sender publishes while the bridge is down
 # 10 requests/s per user and worker, bursts of 4: live traffic stays far below it, but the
 # share queued for a dead worker during its restart (a few seconds) is more than a burst.
 LIMITS = {"MQCHAT_SEND_RATE": "10", "MQCHAT_SEND_BURST": "4"}
@@ -177,3 +178,42 @@ async def test_a_block_reaches_every_worker_at_once(two_workers: System) -> None
     that owns the conversation, whichever it is (both hear every notice; paced for LIMITS)."""
     async with httpx.AsyncClient(base_url=two_workers.api_url, timeout=30) as api:
         await block_holds_for_the_next_mqtt_messages(two_workers, api, rounds=4, pace=0.1)
+
+
+async def test_what_was_queued_is_served_once_when_the_worker_count_changes(two_workers: System) -> None:
+    """2 workers -> 1 -> 2 (the module's system ends as it began), requests published while `mqchat up` is down:
+    each is stored once, in order, also the share of the worker that is gone or new (bridge.layout);
+    the session of the worker beyond the count is retired instead of queueing every request for 30 days."""
+    system = two_workers
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        carol = await signup(api)
+
+        async def new_sender() -> tuple[str, Account]:
+            sender = await signup(api)
+            return (await open_conversation(api, sender, carol))["id"], sender
+
+        made = await on_both_workers(new_sender, 1)
+    async with AsyncExitStack() as stack:
+        recipient = await stack.enter_async_context(device(system, carol))
+        devices = [await stack.enter_async_context(device(system, sender)) for _, sender in made]
+        for step, workers in enumerate((1, 2)):
+            stopped = system.process  # `mqchat up`; Mosquitto keeps running and queueing
+            assert stopped is not None
+            stopped.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(stopped.wait, 60) == 0
+            for n in range(step * QUEUED, (step + 1) * QUEUED):
+                for (cid, sender), inbox in zip(made, devices, strict=True):
+                    request = {"conversation_id": cid, "client_msg_id": f"{n}", "body": f"queued {n}"}
+                    await inbox.client.publish(topics.user_outbox(sender.id, "send"), json.dumps(request), qos=1)
+            system.extra_env["MQCHAT_BRIDGE_WORKERS"] = str(workers)
+            await asyncio.to_thread(system.start)
+            expected = {(cid, f"{n}") for cid, _ in made for n in range((step + 1) * QUEUED)}
+            arrived = await all_arrived(recipient, expected, lambda m: (m["conversation_id"], m["client_msg_id"]))
+            assert arrived == expected, f"everything queued while down was served with {workers} worker(s)"
+        assert all(inbox.events("error") == [] for inbox in devices)
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        for cid, _ in made:
+            page = (await api.get(f"/api/conversations/{cid}/messages", params={"limit": 100}, headers=carol.headers)).json()
+            assert_numbered_in_send_order(page["items"], 2 * QUEUED)
+    retired = [entry["instances"] for entry in logged_events(system, "up", "bridge.sessions_retired")]
+    assert retired == [["worker-2"]], "the second worker's session went when one worker was left"
