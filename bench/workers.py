@@ -1,7 +1,7 @@
 """Bridge workers that scale (`python -m bench --measure workers`): the same E2E rounds with 1 and with N workers.
 
-For each worker count a system of its own (`MQCHAT_BRIDGE_WORKERS`, shared subscription on
-Mosquitto), the same pairs and rates, and per round:
+For each worker count a system of its own (`MQCHAT_BRIDGE_WORKERS`; on Mosquitto each worker handles
+the conversations that hash to it, bridge.affinity), the same pairs and rates, and per round:
 
 - `seq` collisions: inserts refused because another worker had taken the number
   (`mqchat_store_write_errors_total{command="insert",error="DuplicateKey"}` scraped before
