@@ -13,6 +13,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from bridge.affinity import worker_of
 from core import topics
 from tests.conftest import BROKERS
 from tests.support import (
@@ -161,7 +162,7 @@ def _worker(system: System, n: int):  # type: ignore[no-untyped-def]
         del system.extra_env["MQCHAT_BRIDGE_INSTANCE"]
 
 
-async def test_two_workers_share_a_burst_and_survive_sigkill(two_workers: tuple[System, dict]) -> None:
+async def test_two_workers_survive_a_sigkill_of_the_one_serving_a_burst(two_workers: tuple[System, dict]) -> None:
     system, processes = two_workers
     async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
         alice, bob = await signup(api), await signup(api)
@@ -177,11 +178,12 @@ async def test_two_workers_share_a_burst_and_survive_sigkill(two_workers: tuple[
             sending = asyncio.create_task(burst())
             while not await stored_up_to(mongo.mqchat.messages, cid, BURST // 3):
                 await asyncio.sleep(0.05)
-            processes["worker-2"].kill()
-            processes["worker-2"].wait()
+            owner = worker_of(cid, 2) + 1  # the worker that handles the conversation (bridge.affinity)
+            processes[f"worker-{owner}"].kill()
+            processes[f"worker-{owner}"].wait()
             killed_at = await mongo.mqchat.messages.count_documents({"conversation_id": cid})
             await sending
-            processes["worker-2"] = _worker(system, 2)
+            processes[f"worker-{owner}"] = _worker(system, owner)
             await wait_stored(mongo.mqchat.messages, cid, BURST, timeout=90)
             await asyncio.sleep(1.5)
         stored = await mongo.mqchat.messages.find({"conversation_id": cid}).sort("seq", 1).to_list()
