@@ -70,15 +70,6 @@ class Share:
         self.index, self.workers = index, workers
         self._backlog_workers = workers  # over how many workers the session's backlog is split (bridge.layout)
 
-    def queued_under(self, workers: int) -> None:
-        """The session's backlog was queued while `workers` workers ran (bridge.layout): until it is served
-        (`settled`), it is split over the workers both counts have, every one of whose sessions holds all of it."""
-        self._backlog_workers = min(workers, self.workers)
-
-    def settled(self) -> None:
-        """The backlog of the session's first connection is served: what follows was queued under this count."""
-        self._backlog_workers = self.workers
-
     @classmethod
     def of(cls, settings: Settings) -> Share | None:
         """This worker's share, or None when it handles every request it gets (one worker, the embedded
@@ -92,6 +83,15 @@ class Share:
                 f"with MQCHAT_BRIDGE_WORKERS={settings.bridge_workers}, not {settings.bridge_instance!r}"
             )
         return cls(int(number) - 1, settings.bridge_workers)
+
+    def queued_under(self, workers: int) -> None:
+        """The session's backlog was queued while `workers` workers ran (bridge.layout): until it is served
+        (`settled`), it is split over the workers both counts have, every one of whose sessions holds all of it."""
+        self._backlog_workers = min(workers, self.workers)
+
+    def settled(self) -> None:
+        """The backlog of the session's first connection is served: what follows was queued under this count."""
+        self._backlog_workers = self.workers
 
     def owns(self, user_id: str, action: str, raw: bytes, backlog: bool = False) -> bool:
         """Whether this worker handles the request `user_id` published to their outbox `action`

@@ -2,7 +2,8 @@
 
 With several workers on Mosquitto each worker gets every request and handles its
 share only (bridge.affinity: by conversation, or by message); the others' are
-acknowledged with the batch. Requests are handled in arrival order; consecutive sends are stored together in
+acknowledged with the batch. Requests are handled in arrival order; consecutive
+sends are stored together in
 one batch (one insert for the whole batch), from conversations kept in a cache
 that membership notices (`chat/system/membership`) invalidate. A resent request
 whose message is already stored is announced to every member again unless this

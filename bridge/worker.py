@@ -200,7 +200,7 @@ async def _pump(client: aiomqtt.Client, arrivals: Arrivals) -> None:
 async def _consume(
     settings: Settings, broker: tuple[str, int], pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights
 ) -> None:
-    client = manual_acks(service_client(settings, "mqchat-bridge", settings.bridge_instance, clean_session=False, address=broker))
+    client = manual_acks(service_client(settings, layout.ACCOUNT, settings.bridge_instance, clean_session=False, address=broker))
     fence = pipeline.reconnected()
     queue = None
     if settings.broker == "nats":  # the nats client is imported by workers on that broker only
