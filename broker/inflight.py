@@ -25,7 +25,7 @@ class InflightWindow(Generic[Item]):
         self._limit = limit
         self._in_use = in_use  # deliveries already in flight (a resumed session's) count against the limit
         self._spill = spill
-        self._waiting: deque[tuple[asyncio.Future[bool], Item]] = deque()
+        self._waiting: deque[tuple[asyncio.Future[bool], Item]] | None = None  # made when a taker first waits (760 bytes)
         self._closed = False
 
     async def take(self, item: Item) -> bool:
@@ -37,12 +37,14 @@ class InflightWindow(Generic[Item]):
             self._in_use += 1
             return True
         slot: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self._waiting is None:
+            self._waiting = deque()
         self._waiting.append((slot, item))
         try:
             return await slot
         except asyncio.CancelledError:
             if slot.cancelled():
-                self._waiting = deque(entry for entry in self._waiting if entry[0] is not slot)
+                self._waiting = deque(entry for entry in self._waiting or () if entry[0] is not slot)
             elif slot.result():
                 self.release()  # granted, but its taker is gone: pass the slot on
             raise

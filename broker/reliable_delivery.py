@@ -49,12 +49,15 @@ import asyncio
 import logging
 from typing import Any
 
-from amqtt.adapters import BufferReader
+from amqtt.adapters import BufferReader, ReaderAdapter, WriterAdapter
 from amqtt.broker import RetainedApplicationMessage
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import MQTTEvents
 from amqtt.mqtt import packet_class
+from amqtt.mqtt.connack import IDENTIFIER_REJECTED, ConnackPacket
+from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.constants import QOS_1, QOS_2
+from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.packet import (
     DISCONNECT,
     PINGREQ,
@@ -67,10 +70,13 @@ from amqtt.mqtt.packet import (
     UNSUBSCRIBE,
     MQTTFixedHeader,
 )
-from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler, Subscription, UnSubscription
+from amqtt.mqtt.protocol.handler import ProtocolHandler
 from amqtt.mqtt.pubrel import PubrelPacket
+from amqtt.plugins.manager import PluginManager
 from amqtt.session import (
     OUTGOING,
+    ApplicationMessage,
     IncomingApplicationMessage,
     OutgoingApplicationMessage,
     Session,
@@ -78,10 +84,13 @@ from amqtt.session import (
 
 from broker.inflight import InflightWindow
 from broker.keep_alive import SilenceWatch
-from broker.protocol import MALFORMED, ProtocolViolation, check_packet, read_frame
+from broker.lean import LeanEvent, LeanQueue
+from broker.protocol import MALFORMED, MAX_PACKET_SIZE, ProtocolViolation, check_packet, read_frame
+from broker.session import LeanSession
 from core.tasks import cancel_and_wait
 
 log = logging.getLogger("mqchat.broker.delivery")
+_AMQTT_LOG = logging.getLogger("amqtt.mqtt.protocol.handler")
 
 MAX_INFLIGHT = 100  # outgoing QoS 1 and 2 deliveries per connection awaiting acknowledgement (as Mosquitto)
 
@@ -91,14 +100,77 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._redeliveries: set[asyncio.Task[None]] = set()
+        # The connection's SUBSCRIBEs, UNSUBSCRIBEs and acknowledged PUBLISHes, in arrival order, closed
+        # when it ends: what SecureBroker's loop awaits. amqtt kept two queues of its own here and the
+        # session's third, which the loop awaited through four tasks and a disconnect future (docs/broker.md).
+        self._requests: LeanQueue[Subscription | UnSubscription | ApplicationMessage] = LeanQueue()
+        del self._pending_subscriptions, self._pending_unsubscriptions
+        self.disconnect_packet: DisconnectPacket | None = None  # what ended the connection: None when it dropped
+        self._reader_stopped = LeanEvent()  # type: ignore[assignment]
+        self._redeliveries: set[asyncio.Task[None]] | None = None  # made for a resumed session's first resend
+        self._handling: set[asyncio.Task[None]] | None = None  # the packets' handler tasks still running
         self.taken_over = False  # set by SecureBroker when a newer connection takes the session over
         self.protocol_error = False  # set by SecureBroker when it ends the connection for a bad PUBLISH
         self.max_inflight = MAX_INFLIGHT  # set by SecureBroker before the session is attached
+        self.max_packet_size = MAX_PACKET_SIZE  # likewise
         self._window: InflightWindow[RetainedApplicationMessage] | None = None
+
+    @classmethod
+    async def init_from_connect(
+        cls, reader: ReaderAdapter, writer: WriterAdapter, plugins_manager: PluginManager[Any], loop: Any = None
+    ) -> tuple[ReliableProtocolHandler, Session]:
+        """amqtt's, for a CONNECT broker.protocol.check_connect has already checked, making a LeanSession."""
+        connect = await ConnectPacket.from_stream(reader)
+        await plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=connect)
+        assert connect.payload is not None
+        if not connect.clean_session_flag and connect.payload.client_id_is_random:
+            await ConnackPacket.build(0, IDENTIFIER_REJECTED).to_stream(writer)  # [MQTT-3.1.3-8]
+            await writer.close()
+            raise MQTTError("[MQTT-3.1.3-8] no client id with clean session 0")
+        session = LeanSession()
+        session.client_id = connect.client_id
+        session.clean_session = connect.clean_session_flag
+        session.will_flag = connect.will_flag
+        session.will_retain = connect.will_retain_flag
+        session.will_qos = connect.will_qos
+        session.will_topic = connect.will_topic
+        session.will_message = connect.will_message
+        session.username = connect.username
+        session.password = connect.password
+        peer = writer.get_peer_info()
+        session.remote_address, session.remote_port = peer if peer is not None else (None, None)
+        session.ssl_object = writer.get_ssl_info()
+        session.keep_alive = max(connect.keep_alive, 0)
+        return cls(plugins_manager, loop=loop), session
+
+    async def start(self) -> None:
+        """Read the connection and resend what its session holds in flight.
+
+        amqtt's start also waited on an Event for the reader to have started, armed a
+        write timer and made the disconnect future that `_requests` replaces.
+        """
+        self._reader_task = asyncio.create_task(self._reader_loop())
+        await self._retry_deliveries()
+
+    @property
+    def requests(self) -> LeanQueue[Subscription | UnSubscription | ApplicationMessage]:
+        """The connection's SUBSCRIBEs, UNSUBSCRIBEs and acknowledged PUBLISHes in arrival order.
+
+        Its `get()` gives None once the connection has ended and every request before
+        the end was taken (`disconnect_packet` says how it ended).
+        """
+        return self._requests
+
+    async def handle_subscribe(self, subscribe: Any) -> None:
+        self._requests.put_nowait(Subscription(subscribe.variable_header.packet_id, subscribe.payload.topics))
+
+    async def handle_unsubscribe(self, unsubscribe: Any) -> None:
+        self._requests.put_nowait(UnSubscription(unsubscribe.variable_header.packet_id, unsubscribe.payload.topics))
 
     def _init_session(self, session: Session) -> None:
         super()._init_session(session)
+        self.logger = _AMQTT_LOG  # amqtt's own logger, not a LoggerAdapter per connection (0.15 KB): its lines lose the client id
+        session.delivered_message_queue = self._requests  # type: ignore[assignment]  # amqtt's incoming flows put PUBLISHes here
         in_flight = sum(1 for message in session.inflight_out.values() if message.qos in (QOS_1, QOS_2))
         self._window = InflightWindow(self.max_inflight, in_flight, session.retained_messages.put_nowait)
         # amqtt re-armed a write timer on every packet sent, for a handler that does nothing when it
@@ -112,23 +184,19 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
 
     async def _reader_loop(self) -> None:
         """Read, check and hand on the client's packets until it leaves, breaks a rule or outstays its keep-alive."""
-        assert self.session is not None and self._reader_ready is not None
-        running: set[asyncio.Task[None]] = set()
+        assert self.session is not None
         reader = asyncio.current_task()
         assert reader is not None
         silence = SilenceWatch(self.keep_alive_deadline(), reader)
-        self._reader_ready.set()
         try:
             while self.reader is not None:
                 silence.waiting()
-                frame = await read_frame(self.reader)
+                frame = await read_frame(self.reader, self.max_packet_size)
                 silence.heard()
                 if frame is None:
                     break
-                task = await self._handle_frame(*frame)
-                if task is not None:
-                    running.add(task)
-                    task.add_done_callback(running.discard)
+                self._track(await self._handle_frame(*frame))
+                del frame  # not held while the next packet is awaited (a PUBLISH's body: up to 1 MB)
         except (MQTTError, AMQTTError) as violation:  # ProtocolViolation, or a packet above the size limit
             log.warning("mqtt.protocol_violation", extra={"client_id": self.session.client_id, "error": str(violation)})
         except (NoDataError, ConnectionError):
@@ -141,13 +209,26 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         except Exception:
             log.exception("mqtt.reader_failed", extra={"client_id": self.session.client_id})
         silence.stop()
-        for task in running:
+        for task in list(self._handling or ()):
             task.cancel()
         await self.handle_connection_closed()
         self._reader_stopped.set()
         await self.stop()
 
-    async def _handle_frame(self, header: MQTTFixedHeader, body: bytes) -> asyncio.Task[None] | None:
+    def _track(self, task: asyncio.Task[None]) -> None:
+        """Keep a packet's handler task until it ends (cancelled if the connection ends first)."""
+        if self._handling is None:
+            self._handling = set()
+        self._handling.add(task)
+        task.add_done_callback(self._untrack)
+
+    def _untrack(self, task: asyncio.Task[None]) -> None:
+        if self._handling is not None:
+            self._handling.discard(task)
+            if not self._handling:
+                self._handling = None  # an idle connection keeps no empty set (216 bytes)
+
+    async def _handle_frame(self, header: MQTTFixedHeader, body: bytes) -> asyncio.Task[None]:
         """Check one packet, decode it with amqtt's class and start its handler (amqtt's dispatch, in order)."""
         check_packet(header, body)
         packet: Any = await packet_class(header).from_stream(BufferReader(body), fixed_header=header)
@@ -181,10 +262,13 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
             if message.qos not in (QOS_1, QOS_2):
                 continue
             task = asyncio.create_task(self._handle_message_flow(message))  # type: ignore[arg-type]
+            if self._redeliveries is None:
+                self._redeliveries = set()
             self._redeliveries.add(task)
             task.add_done_callback(self._redelivery_done)
 
     def _redelivery_done(self, task: asyncio.Task[None]) -> None:
+        assert self._redeliveries is not None
         self._redeliveries.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("mqtt.redelivery_failed", extra={"error": repr(task.exception())})
@@ -204,20 +288,24 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
             self._window.release()
 
     async def handle_disconnect(self, disconnect: Any) -> None:
+        """The connection ended (DISCONNECT, or None when it dropped or was closed): the first end counts."""
         if self._window is not None:
             self._window.close()  # before the session is marked offline: waiting deliveries stay first in its queue
-        await super().handle_disconnect(disconnect)
+        if not self._requests.closed:
+            self.disconnect_packet = disconnect
+            self._requests.close()
 
     async def stop(self) -> None:
-        if self._window is not None:
-            self._window.close()
+        await self.handle_disconnect(None)  # a no-op once ended; else (a broker shutdown) it ends as if dropped
         reader = self._reader_task
         if reader is not None and reader is not asyncio.current_task():
             # amqtt cancels its reader once and waits for it forever; on Python 3.11 the
             # reader's wait_for can swallow that cancellation (a broker shutdown hung so).
-            await cancel_and_wait(reader, stopped=self._reader_stopped)
-        await super().stop()
-        for task in list(self._redeliveries):
+            await cancel_and_wait(reader, stopped=self._reader_stopped)  # type: ignore[arg-type]
+        # Not BrokerProtocolHandler.stop: it settles the disconnect future and empties the pending
+        # queues, which `_requests` replaces (and SecureBroker's loop still takes what it holds).
+        await ProtocolHandler.stop(self)
+        for task in list(self._redeliveries or ()):
             task.cancel()  # still in flight: resent on the next resume
 
     async def _handle_qos1_message_flow(

@@ -241,6 +241,16 @@ async def test_pending_connections_per_address_are_capped(system: System, alice:
         raise AssertionError("connections are accepted again once the pending ones are gone")
 
 
+async def test_empty_client_id_with_a_persistent_session_is_rejected(system: System, alice: Account) -> None:
+    """CONNACK 0x02 (identifier rejected) and closed [MQTT-3.1.3-8]: kept where the embedded broker
+    builds its sessions itself (broker.reliable_delivery.init_from_connect)."""
+    ctx = context(alice, "no-id")
+    client = await RawClient.open(system.mqtt_port)
+    await client.send(CONNECT, 0, connect_body("", ctx.user, ctx.password, clean=False))
+    answers = await client.packets_until_closed()
+    assert answers is not None and [(p.type, p.body) for p in answers] == [(CONNACK, b"\x00\x02")]
+
+
 # -- protocol level [MQTT-3.1.2-2] ------------------------------------------------------------
 
 LEVELS = [
