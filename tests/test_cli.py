@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,19 @@ def test_killing_up_leaves_no_orphans(fresh_data_dir: Path) -> None:
     while any(listening(port) for port in ports) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(listening(port) for port in ports), "children must end with mqchat up"
+
+
+def test_every_component_raises_its_open_files_limit(fresh_data_dir: Path) -> None:
+    """A broker connection is an open file: a component started under a soft limit of 256 runs with the hard limit
+    (mqchat.runtime; `mqchat up`'s components and the Mosquitto it launches inherit it)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    code = (
+        "import resource\nfrom core.settings import Settings\nfrom mqchat.runtime import run_until_signalled\n"
+        "async def main(stop):\n    print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+        "run_until_signalled(Settings.load(), main)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**System.on_free_ports(fresh_data_dir).env}, capture_output=True, text=True, timeout=60,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)), check=True,
+    )  # fmt: skip
+    assert int(result.stdout.strip().splitlines()[-1]) == min(hard, 1 << 20) > 256
