@@ -7,6 +7,7 @@
     python -m bench --profile --rates 200 --duration 20   # py-spy of every server process during E2E rounds
     python -m bench --measure workers --broker mosquitto --workers 1,2 --rates 300,1000 --duration 10
     python -m bench --measure flood --duration 10 --runs 5   # nothing acknowledged lost at the broker's limit
+    python -m bench --measure idle --connections 5000 --runs 3   # broker memory per idle connection (bench.idle)
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ import httpx
 import psutil
 from rich.progress import Progress
 
-from bench import calibration, costs, flood, profiling, workers
-from bench.measures import fill_history, history_latency, idle_connections, login_throughput
+from bench import calibration, costs, flood, idle, profiling, workers
+from bench.measures import fill_history, history_latency, login_throughput
 from bench.output import report_stem, write_report
 from bench.rounds import components, load_round, make_pairs
 from core.db import init_db
 from core.settings import Settings
-from tests.support import System, open_conversation, signup, user_client
+from tests.support import System, open_conversation, signup
 
 RESULTS = Path(__file__).parent / "results"
 SLO_P99_MS = 100.0
@@ -46,14 +47,15 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=20, help="sender/receiver pairs (one conversation each)")
     parser.add_argument("--history-depth", type=int, default=100_000)
-    parser.add_argument("--connections", type=int, default=0, help="idle connections to try (default: 1000 embedded, 5000 mosquitto)")
+    parser.add_argument("--connections", type=int, default=0, help="idle connections to try (default: 5000 embedded, 10000 mosquitto)")
     parser.add_argument("--quick", action="store_true", help="tiny settings for a smoke run")
     parser.add_argument("--count", type=int, nargs="?", const=100, default=0, metavar="MESSAGES",
                         help="instead of timing: count what one message costs, over MESSAGES sent one at a time (default 100)")
     parser.add_argument("--profile", action="store_true", help="instead of the full report: py-spy each server process during one E2E round per rate")
-    parser.add_argument("--measure", choices=["load", "workers", "flood"], default="load",
+    parser.add_argument("--measure", choices=["load", "workers", "flood", "idle"], default="load",
                         help="load: the full report; workers: E2E rounds per bridge worker count (bench.workers); "
-                             "flood: closed-loop floods, every acknowledged message counted (bench.flood)")
+                             "flood: closed-loop floods, every acknowledged message counted (bench.flood); "
+                             "idle: idle connections held and broker memory per connection, a fresh system per run (bench.idle)")
     parser.add_argument("--workers", default="1,2", help="--measure workers: the bridge worker counts to compare")
     parser.add_argument("--kill-worker", action="store_true", help="--measure workers: SIGKILL the last worker halfway through every round")
     parser.add_argument("--paths", default="raw,e2e", help="--measure flood: raw (the broker alone) and/or e2e (through the bridge)")
@@ -63,7 +65,7 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.rates, args.duration, args.runs, args.pairs, args.history_depth = "50", 1.0, 1, 2, 500
         args.connections = args.connections or 20
-    args.connections = args.connections or (5000 if args.broker == "mosquitto" else 1000)
+    args.connections = args.connections or (10_000 if args.broker == "mosquitto" else 5000)
     return args
 
 
@@ -120,9 +122,7 @@ async def bench(args: argparse.Namespace) -> dict:
             # First, while the broker's memory holds nothing else: after the load rounds it
             # reuses what their queues freed, and the growth per connection reads as zero.
             owner = accounts[-1]
-            report["connections"] = await idle_connections(
-                lambda n: user_client(system, owner, f"idle-{n}"), f"chat/users/{owner.id}/inbox", components(system)["broker"].pid, args.connections
-            )
+            report["connections"] = await idle.hold_idle(system, owner, components(system)["broker"], args.connections)
             # Deterministic, so first: what one message costs, counted (bench.costs).
             report["counts"] = await costs.count_costs(system, api, components(system), workdir, 10 if args.quick else 100)
             load: dict[str, list[dict]] = {}
@@ -312,9 +312,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
-    """`--measure workers` or `--measure flood`: its own systems and report."""
+    """`--measure workers`, `flood` or `idle`: its own systems and report."""
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    if args.measure == "workers":
+    if args.measure == "idle":
+        report = asyncio.run(idle.measure_idle(args.broker, args.connections, args.runs))
+        render = idle.markdown
+    elif args.measure == "workers":
         counts, rates = [int(n) for n in args.workers.split(",")], [int(r) for r in args.rates.split(",")]
         report = asyncio.run(workers.measure_workers(args.broker, counts, rates, args.duration, args.runs, args.pairs, args.kill_worker))
         render = workers.markdown

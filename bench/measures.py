@@ -1,4 +1,4 @@
-"""The measurements other than message load: history at depth, logins, idle connections."""
+"""The measurements other than message load: history at depth and logins (idle connections: bench.idle)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import statistics
 import time
 from datetime import timedelta
 
-import aiomqtt
 import httpx
-import psutil
 from beanie import PydanticObjectId
 
 from core.clock import utcnow
@@ -82,38 +80,3 @@ async def login_throughput(api: httpx.AsyncClient, email: str, password: str, se
         match = re.match(r"\$argon2(\w+)\$v=\d+\$(m=\d+,t=\d+,p=\d+)", user.password_hash)
         params = f"argon2{match.group(1)} {match.group(2)}" if match else "argon2"
     return {"logins_per_s": round(done / seconds, 1), "concurrency": concurrency, "hash": params}
-
-
-async def _connect(client: aiomqtt.Client, topic: str) -> None:
-    await client.__aenter__()
-    await client.subscribe(topic, qos=1)
-
-
-async def idle_connections(make_client, inbox: str, broker_pid: int, target: int, step: int = 50) -> dict:  # type: ignore[no-untyped-def]
-    """Open authenticated clients subscribed to their inbox until `target` (or failure); memory per connection.
-
-    `step` connect at once: all from one address, so below the embedded broker's
-    MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS (64 unauthenticated connections per address).
-    """
-    process = psutil.Process(broker_pid)
-    baseline = process.memory_info().rss
-    clients: list[aiomqtt.Client] = []
-    error = None
-    try:
-        while len(clients) < target:
-            batch = [make_client(len(clients) + n) for n in range(min(step, target - len(clients)))]
-            results = await asyncio.gather(*(_connect(client, inbox) for client in batch), return_exceptions=True)
-            for client, result in zip(batch, results, strict=True):
-                if isinstance(result, BaseException):
-                    error = repr(result)
-                else:
-                    clients.append(client)
-            if error:
-                break
-        await asyncio.sleep(1.0)
-        rss = process.memory_info().rss
-    finally:
-        await asyncio.gather(*(client.__aexit__(None, None, None) for client in clients), return_exceptions=True)
-    held = len(clients)
-    return {"target": target, "held": held, "error": error,
-            "rss_mb": round(rss / 2**20, 1), "kb_per_connection": round((rss - baseline) / 1024 / max(held, 1), 1)}  # fmt: skip
