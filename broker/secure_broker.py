@@ -77,13 +77,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections import Counter
 from collections.abc import Coroutine
+from functools import partial
 from typing import Any
 
+import websockets
+import websockets.asyncio.server
 from amqtt.adapters import BufferReader, ReaderAdapter, StreamWriterAdapter, WriterAdapter
 from amqtt.broker import Broker
-from amqtt.contexts import Action
+from amqtt.contexts import Action, ListenerType
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.events import BrokerEvents
 from amqtt.mqtt.connack import NOT_AUTHORIZED, UNACCEPTABLE_PROTOCOL_VERSION, ConnackPacket
@@ -117,6 +121,23 @@ class SecureBroker(Broker):
         self._max_inflight = max_inflight
         self._pending: Counter[str] = Counter()  # (h) connections per address not yet through CONNECT and authentication
         self._deliveries: set[asyncio.Task[Any]] = set()
+
+    async def _create_server_instance(
+        self, listener_name: str, listener_type: ListenerType, address: str | None, port: int, ssl_context: ssl.SSLContext | None
+    ) -> Any:
+        """amqtt's listeners, with WebSocket compression off.
+
+        websockets negotiates permessage-deflate by default (browsers always offer it): a
+        zlib compressor and decompressor per connection were 50 of the 64 KB an idle
+        WebSocket connection cost. MQTT packets are small, and Mosquitto's WebSocket
+        listener does not compress either.
+        """
+        if listener_type != ListenerType.WS:
+            return await super()._create_server_instance(listener_name, listener_type, address, port, ssl_context)
+        return await websockets.asyncio.server.serve(
+            partial(self.ws_connected, listener_name=listener_name), address, port, ssl=ssl_context,
+            subprotocols=[websockets.Subprotocol("mqtt")], compression=None,
+        )  # fmt: skip
 
     def stream_connected(  # type: ignore[override]
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str

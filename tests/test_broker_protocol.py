@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from websockets.asyncio.client import connect as ws_connect
 
 from core import topics
 from core.settings import Settings
@@ -249,6 +250,18 @@ async def test_empty_client_id_with_a_persistent_session_is_rejected(system: Sys
     await client.send(CONNECT, 0, connect_body("", ctx.user, ctx.password, clean=False))
     answers = await client.packets_until_closed()
     assert answers is not None and [(p.type, p.body) for p in answers] == [(CONNACK, b"\x00\x02")]
+
+
+async def test_websocket_listener_does_not_compress(system: System) -> None:
+    """permessage-deflate, which browsers always offer, cost the embedded broker 50 KB of zlib state per
+    connection (docs/benchmarks.md): the offer is declined, as Mosquitto's listener does."""
+    ws = await ws_connect(f"ws://127.0.0.1:{system.ws_port}/mqtt", subprotocols=["mqtt"])  # type: ignore[list-item]
+    try:
+        assert ws.request is not None and "permessage-deflate" in ws.request.headers.get("Sec-WebSocket-Extensions", "")
+        assert ws.response is not None and ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        assert ws.subprotocol == "mqtt"
+    finally:
+        await ws.close()
 
 
 # -- protocol level [MQTT-3.1.2-2] ------------------------------------------------------------
