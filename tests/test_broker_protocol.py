@@ -242,6 +242,7 @@ async def test_pending_connections_per_address_are_capped(system: System, alice:
         raise AssertionError("connections are accepted again once the pending ones are gone")
 
 
+@BOTH_BROKERS
 async def test_empty_client_id_with_a_persistent_session_is_rejected(system: System, alice: Account) -> None:
     """CONNACK 0x02 (identifier rejected) and closed [MQTT-3.1.3-8]: kept where the embedded broker
     builds its sessions itself (broker.reliable_delivery.init_from_connect)."""
@@ -252,6 +253,7 @@ async def test_empty_client_id_with_a_persistent_session_is_rejected(system: Sys
     assert answers is not None and [(p.type, p.body) for p in answers] == [(CONNACK, b"\x00\x02")]
 
 
+@BOTH_BROKERS
 async def test_websocket_listener_does_not_compress(system: System) -> None:
     """permessage-deflate, which browsers always offer, cost the embedded broker 50 KB of zlib state per
     connection (docs/benchmarks.md): the offer is declined, as Mosquitto's listener does."""
