@@ -102,7 +102,7 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         super().__init__(*args, **kwargs)
         # The connection's SUBSCRIBEs, UNSUBSCRIBEs and acknowledged PUBLISHes, in arrival order, closed
         # when it ends: what SecureBroker's loop awaits. amqtt kept two queues of its own here and the
-        # session's third, which the loop awaited through four tasks and a disconnect future (docs/broker.md).
+        # session's third, which the loop awaited through four tasks and a disconnect future (docs/benchmarks.md).
         self._requests: LeanQueue[Subscription | UnSubscription | ApplicationMessage] = LeanQueue()
         del self._pending_subscriptions, self._pending_unsubscriptions
         self.disconnect_packet: DisconnectPacket | None = None  # what ended the connection: None when it dropped

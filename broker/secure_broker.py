@@ -236,7 +236,7 @@ class SecureBroker(Broker):
         that came before the end (PUBLISHes acknowledged included) first, then the disconnect
         and its Will. amqtt's `_client_message_loop` awaited four tasks (the disconnect and the
         next SUBSCRIBE, UNSUBSCRIBE and PUBLISH, each from a queue of its own): 4 of an idle
-        connection's 6 tasks. Here the connection's task awaits its one request queue
+        connection's 8 tasks (2 now: this one and the reader). Here the connection's task awaits its one request queue
         (broker.reliable_delivery) itself, in this frame: each coroutine an idle connection
         waits in is kept as long as the connection (docs/benchmarks.md, "Memory per idle connection").
         """
