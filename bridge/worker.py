@@ -46,7 +46,7 @@ from core import events, metrics, topics
 from core.backoff import Backoff
 from core.broker_rights import BrokerRights, rights_for
 from core.db import init_db
-from core.mqtt import internals, service_client
+from core.mqtt import service_client
 from core.mqtt.acks import acknowledge, manual_acks
 from core.mqtt.endpoints import Endpoints
 from core.mqtt.fanout import publish, send_in_order
@@ -54,7 +54,7 @@ from core.services import webhook_events
 from core.services.search.indexer import SearchIndexer
 from core.services.tickets import Limits
 from core.settings import Settings
-from core.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait, stop_if_cancelled
 from core.webhook_delivery import WebhookSender
 
 if TYPE_CHECKING:
@@ -67,7 +67,6 @@ MAX_BATCHES_IN_FLIGHT = 4
 BATCH_WINDOW = 0.002
 PRESENCE_SETTLE = 2.0
 STABLE_CONNECTION = 10.0
-WATCH_INTERVAL = 1.0
 
 
 def subscriptions(settings: Settings) -> list[str]:
@@ -183,14 +182,6 @@ async def _reconcile_presence(client: aiomqtt.Client, pipeline: Pipeline, rights
     await publish(client, await pipeline.presence.reconcile(), rights)
 
 
-async def _watch(client: aiomqtt.Client) -> None:
-    """Raise once paho has lost the connection: when a NATS node was SIGKILLed, a worker's `client.messages` was
-    seen to wait for ever on a closed socket while its request queue kept pulling (tests/test_nats.py)."""
-    while internals.is_connected(client):
-        await asyncio.sleep(WATCH_INTERVAL)
-    raise aiomqtt.MqttError("the connection to the broker closed")
-
-
 async def _pump(client: aiomqtt.Client, arrivals: Arrivals) -> None:
     """On NATS: the MQTT deliveries join the requests pulled from the queue."""
     async for message in client.messages:
@@ -221,7 +212,6 @@ async def _consume(
                 await queue.open()
                 tasks.create_task(queue.pull())
                 tasks.create_task(_pump(client, queue.arrivals))
-                tasks.create_task(_watch(client))
                 messages = queue.arrivals
             log.info("bridge.connected", extra={"instance": settings.bridge_instance, "filters": subscriptions(settings), "broker": broker})
             metrics.BRIDGE_CONNECTED.set(1)
@@ -233,6 +223,7 @@ async def _consume(
             # in order, each only after its own events were confirmed.
             in_flight: deque[asyncio.Task[None]] = deque()
             while True:
+                stop_if_cancelled()  # awaiting an acknowledgement may swallow the TaskGroup's cancellation
                 batch, arrived = await _next_batch(messages)
                 deliveries = await _store_until_done(pipeline, batch, queue)
                 await _record_until_done(deliveries)
