@@ -91,6 +91,10 @@ class PresenceTracker:
                 deliveries += await self._publish(user_id, "offline")
         return deliveries
 
+    def present_devices(self) -> list[tuple[str, str]]:
+        """(user id, client id) of every device whose last state was online or away."""
+        return [(user_id, client_id) for user_id, devices in self._devices.items() for client_id in devices]
+
     def __len__(self) -> int:
         """Users tracked now (with a connected device or a remembered aggregate)."""
         return len(self._devices.keys() | self._published.keys())

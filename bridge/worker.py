@@ -18,7 +18,7 @@ their share: each conversation belongs to one worker (bridge.affinity), so its
 session until it is back. On NATS they pull them from one
 durable JetStream consumer (bridge.request_queue) and acknowledge them there,
 with the same rule: only once their events are confirmed. The lead worker (`worker-1`) also
-aggregates device presence, sweeps the ticket queue, sends webhooks
+aggregates device presence (on NATS with the Wills lost with a dead node, bridge.lost_wills), sweeps the ticket queue, sends webhooks
 (core.webhook_delivery) and indexes new messages for search (core.services.search.indexer, woken
 by the batches that wrote messages). The embedded broker has no shared subscriptions: one
 worker does everything. A batch's webhook events are recorded before its events
@@ -58,6 +58,7 @@ from core.tasks import cancel_and_wait, stop_if_cancelled
 from core.webhook_delivery import WebhookSender
 
 if TYPE_CHECKING:
+    from bridge.lost_wills import LostWills
     from bridge.request_queue import RequestQueue
 
 log = logging.getLogger("mqchat.bridge")
@@ -189,7 +190,8 @@ async def _pump(client: aiomqtt.Client, arrivals: Arrivals) -> None:
 
 
 async def _consume(
-    settings: Settings, broker: tuple[str, int], pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights
+    settings: Settings, broker: tuple[str, int], pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights,
+    lost_wills: LostWills | None,
 ) -> None:
     client = manual_acks(service_client(settings, layout.ACCOUNT, settings.bridge_instance, clean_session=False, address=broker))
     fence = pipeline.reconnected()
@@ -218,6 +220,8 @@ async def _consume(
             if settings.is_lead_bridge:
                 tasks.create_task(_reconcile_presence(client, pipeline, rights))
                 tasks.create_task(dispatcher.run(client, rights))
+                if lost_wills is not None:
+                    tasks.create_task(lost_wills.run(client))
             # Pipelined: while the broker confirms one batch's events, the next batch is stored.
             # Events go out in batch order on the one connection, and requests are acknowledged
             # in order, each only after its own events were confirmed.
@@ -249,6 +253,15 @@ def _start_notifier(settings: Settings) -> asyncio.Task[None] | None:
     return asyncio.create_task(notifier.run()) if notifier.enabled else None
 
 
+def _lost_wills(settings: Settings, pipeline: Pipeline) -> LostWills | None:
+    """On NATS the lead marks offline the devices no node holds (their Wills died with their node)."""
+    if settings.broker != "nats" or not settings.is_lead_bridge:
+        return None
+    from bridge.lost_wills import LostWills  # imports the nats client
+
+    return LostWills(settings, pipeline.presence)
+
+
 async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     """Consume outbox requests until `stop` is set, reconnecting with exponential backoff."""
     mongo = await init_db(settings)
@@ -261,12 +274,13 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     notifying = _start_notifier(settings)
     sending = asyncio.create_task(WebhookSender(settings).run()) if settings.is_lead_bridge else None
     indexing = asyncio.create_task(search.run()) if settings.is_lead_bridge else None
+    lost_wills = _lost_wills(settings, pipeline)
     backoff = Backoff(0.5)
     endpoints = Endpoints(settings, settings.bridge_instance)  # on NATS: every node, this worker's first
     try:
         while not stop.is_set():
             started = time.monotonic()
-            consuming = asyncio.create_task(_consume(settings, endpoints.current, pipeline, dispatcher, rights))
+            consuming = asyncio.create_task(_consume(settings, endpoints.current, pipeline, dispatcher, rights, lost_wills))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({consuming, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
@@ -292,6 +306,8 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
             await cancel_and_wait(sending)
         if notifying is not None:
             await cancel_and_wait(notifying)
+        if lost_wills is not None:
+            await lost_wills.close()
         await rights.close()
         await mongo.close()
         log.info("bridge.stopped")
