@@ -8,9 +8,11 @@ open MQTT connections (`$SYS.REQ.SERVER.PING.CONNZ` through the system account)
 and publishes, for each device the presence tracker holds online or away that no
 node listed in two audits running, what its Will would have said (retained
 `offline` on its presence topic); the lead hears it like any Will and aggregates.
+The audits do not depend on the lead's MQTT connection: when the lead was on the
+node that died, they go on while it reconnects.
 Two audits: a device of the dead node that reconnects to another within one is
 spared. A round that fewer than a majority of the nodes answer decides nothing (a
-cluster without quorum, or the system connection itself cut off).
+cluster without quorum, or the system connection itself reconnecting).
 """
 
 from __future__ import annotations
@@ -31,43 +33,64 @@ from core.tasks import stop_if_cancelled
 log = logging.getLogger("mqchat.bridge.presence")
 
 ANSWER_TIMEOUT = 1.0  # seconds a node may take to list its connections
+CONNECT_TIMEOUT = 5.0  # the system connection: a round that cannot make it decides nothing
 CONNZ_LIMIT = 1_000_000  # connections one node may list (mqchat's clients only: the chat account)
 WILL = b'{"status": "offline"}'
 
 
 class LostWills:
-    """Audits the cluster's MQTT connections against the devices the lead's tracker holds present."""
+    """Audits the cluster's MQTT connections against the devices the lead's tracker holds present.
+
+    The audits go on while the lead itself reconnects (its own node may be the one that died); the Wills are
+    published on the lead's current MQTT connection (`attach`), as soon as it has one.
+    """
 
     def __init__(self, settings: Settings, tracker: PresenceTracker) -> None:
         self._settings = settings
         self._tracker = tracker
         self._connection: NatsConnection | None = None
+        self._client: aiomqtt.Client | None = None
         self._missing: set[tuple[str, str]] = set()  # (user id, client id) no node held at the last audit
+        self._lost: set[tuple[str, str]] = set()  # missing twice running, Will not published yet
 
-    async def run(self, client: aiomqtt.Client) -> None:
-        """Audit every interval, publishing the Wills of the devices missing twice running, until cancelled."""
+    def attach(self, client: aiomqtt.Client | None) -> None:
+        """The lead's MQTT connection to publish on (None while it has none)."""
+        self._client = client
+
+    async def run(self) -> None:
+        """Audit every interval and publish the Wills of the devices missing twice running, until cancelled."""
         while True:
             stop_if_cancelled()
-            await asyncio.sleep(self._settings.presence_audit_interval)
             try:
                 connected = await self._connected_clients()
-            except (NatsError, OSError, TimeoutError) as exc:
+            except (NatsError, OSError) as exc:  # TimeoutError included
                 log.warning("presence.audit_failed", extra={"error": repr(exc)})
                 connected = None
-            if connected is None:
-                self._missing.clear()
-                continue
-            missing = {device for device in self._tracker.present_devices() if device[1] not in connected}
-            lost, self._missing = missing & self._missing, missing
-            for user_id, client_id in sorted(lost):
-                log.info("presence.will_lost", extra={"user_id": user_id, "client_id": client_id})
-                await client.publish(topics.device_presence(user_id, client_id), WILL, qos=1, retain=True)
+            if connected is not None:  # else this round decides nothing (the next is compared with the last that did)
+                missing = {device for device in self._tracker.present_devices() if device[1] not in connected}
+                self._lost |= missing & self._missing
+                self._missing = missing
+                self._lost &= missing  # reconnected meanwhile
+            await self._publish()
+            await asyncio.sleep(self._settings.presence_audit_interval)
+
+    async def _publish(self) -> None:
+        """What each lost device's Will would have said; the lead hears it and aggregates it like any Will."""
+        for user_id, client_id in sorted(self._lost):
+            if self._client is None:
+                return
+            try:
+                await self._client.publish(topics.device_presence(user_id, client_id), WILL, qos=1, retain=True)
+            except aiomqtt.MqttError:
+                return  # the lead reconnects; published on its next connection
+            log.info("presence.will_lost", extra={"user_id": user_id, "client_id": client_id})
+            self._lost.discard((user_id, client_id))
 
     async def _connected_clients(self) -> set[str] | None:
         """The MQTT client ids of the chat account's open connections, or None if fewer than a majority of nodes answered."""
         if self._connection is None or self._connection.is_closed:
             self._connection = await nats_auth.connect(
-                self._settings.nats_servers, nats_auth.SYSTEM_USER, self._settings.jwt_secret, "mqchat-lost-wills", timeout=ANSWER_TIMEOUT
+                self._settings.nats_servers, nats_auth.SYSTEM_USER, self._settings.jwt_secret, "mqchat-lost-wills", timeout=CONNECT_TIMEOUT
             )
         query = {"acc": nats_auth.CHAT_ACCOUNT, "state": 0, "limit": CONNZ_LIMIT}
         answers = await ask_every_node(self._connection, "CONNZ", query, self._settings.nats_nodes, ANSWER_TIMEOUT)

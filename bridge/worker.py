@@ -221,7 +221,7 @@ async def _consume(
                 tasks.create_task(_reconcile_presence(client, pipeline, rights))
                 tasks.create_task(dispatcher.run(client, rights))
                 if lost_wills is not None:
-                    tasks.create_task(lost_wills.run(client))
+                    lost_wills.attach(client)
             # Pipelined: while the broker confirms one batch's events, the next batch is stored.
             # Events go out in batch order on the one connection, and requests are acknowledged
             # in order, each only after its own events were confirmed.
@@ -240,6 +240,8 @@ async def _consume(
                 while in_flight and (in_flight[0].done() or len(in_flight) > MAX_BATCHES_IN_FLIGHT):
                     await in_flight.popleft()
     finally:
+        if lost_wills is not None:
+            lost_wills.attach(None)
         if queue is not None:
             await queue.close()
 
@@ -275,6 +277,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     sending = asyncio.create_task(WebhookSender(settings).run()) if settings.is_lead_bridge else None
     indexing = asyncio.create_task(search.run()) if settings.is_lead_bridge else None
     lost_wills = _lost_wills(settings, pipeline)
+    auditing = asyncio.create_task(lost_wills.run()) if lost_wills is not None else None
     backoff = Backoff(0.5)
     endpoints = Endpoints(settings, settings.bridge_instance)  # on NATS: every node, this worker's first
     try:
@@ -306,6 +309,8 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
             await cancel_and_wait(sending)
         if notifying is not None:
             await cancel_and_wait(notifying)
+        if auditing is not None:
+            await cancel_and_wait(auditing)
         if lost_wills is not None:
             await lost_wills.close()
         await rights.close()
