@@ -11,7 +11,8 @@ node listed in two audits running, what its Will would have said (retained
 The audits do not depend on the lead's MQTT connection: when the lead was on the
 node that died, they go on while it reconnects.
 Two audits: a device of the dead node that reconnects to another within one is
-spared. A round that fewer than a majority of the nodes answer decides nothing (a
+spared, and so is one heard from (its `online`) after the audit that found it
+missing began. A round that fewer than a majority of the nodes answer decides nothing (a
 cluster without quorum, or the system connection itself reconnecting).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import aiomqtt
 from nats.aio.client import Client as NatsConnection
@@ -61,6 +63,7 @@ class LostWills:
         """Audit every interval and publish the Wills of the devices missing twice running, until cancelled."""
         while True:
             stop_if_cancelled()
+            asked = time.monotonic()
             try:
                 connected = await self._connected_clients()
             except (NatsError, OSError) as exc:  # TimeoutError included
@@ -68,15 +71,18 @@ class LostWills:
                 connected = None
             if connected is not None:  # else this round decides nothing (the next is compared with the last that did)
                 missing = {device for device in self._tracker.present_devices() if device[1] not in connected}
-                self._lost |= missing & self._missing
+                self._lost = (self._lost | self._missing) & missing  # missing twice running (the lead may have had no connection)
                 self._missing = missing
-                self._lost &= missing  # reconnected meanwhile
-            await self._publish()
+                await self._publish(asked)
             await asyncio.sleep(self._settings.presence_audit_interval)
 
-    async def _publish(self) -> None:
-        """What each lost device's Will would have said; the lead hears it and aggregates it like any Will."""
+    async def _publish(self, asked: float) -> None:
+        """What each lost device's Will would have said; the lead hears it and aggregates it like any Will.
+        Not for a device heard from since the nodes were `asked`: it reconnected meanwhile and said so."""
         for user_id, client_id in sorted(self._lost):
+            if self._tracker.heard_since(client_id, asked):
+                self._lost.discard((user_id, client_id))
+                continue
             if self._client is None:
                 return
             try:
