@@ -502,7 +502,7 @@ async def test_a_node_killed_during_a_burst_loses_nothing_and_rejoins(nats_syste
     another node (core.mqtt.endpoints: on node 1 the lead bridge worker and the second API process, on node 0 the
     other worker and the first API process), so do the node's devices; every request is stored once with gap-free
     seq, every member has every message (by id; live unless its device moved), a device of the node that never
-    comes back is offline within LOST_WILL_WITHIN s (its Will died with the node), every member's presence says online again
+    comes back is marked offline (its Will died with the node; LOST_WILL_WITHIN), every member's presence says online again
     within 10 s, and the node is started again, rejoins, serves the retained state and catches up. Node 1 first:
     it leaves node 0 for the rest."""
     system = nats_system
