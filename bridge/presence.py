@@ -16,6 +16,7 @@ offline, and forgetting what was last published costs one repeated event.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from cachetools import LRUCache
@@ -48,6 +49,7 @@ class PresenceTracker:
     ) -> None:
         self._devices: LRUCache[str, dict[str, str]] = LRUCache(max_users)
         self._published: LRUCache[str, str] = LRUCache(max_users)
+        self._heard: LRUCache[str, float] = LRUCache(max_users)  # client id -> when its last state came (monotonic)
         self._on_change = on_change
         self._record = record
         self._present = present
@@ -59,6 +61,7 @@ class PresenceTracker:
 
     async def device_changed(self, user_id: str, client_id: str, status: str) -> list[Delivery]:
         """Record one device's status; the user's new aggregate presence if it changed."""
+        self._heard[client_id] = time.monotonic()
         devices = dict(self._devices.get(user_id, {}))
         if status == "offline":
             devices.pop(client_id, None)
@@ -90,6 +93,14 @@ class PresenceTracker:
             if self._aggregate(user_id) == "offline":
                 deliveries += await self._publish(user_id, "offline")
         return deliveries
+
+    def present_devices(self) -> list[tuple[str, str]]:
+        """(user id, client id) of every device whose last state was online or away."""
+        return [(user_id, client_id) for user_id, devices in self._devices.items() for client_id in devices]
+
+    def heard_since(self, client_id: str, since: float) -> bool:
+        """Whether a state of this device came after `since` (`time.monotonic()`)."""
+        return self._heard.get(client_id, float("-inf")) > since
 
     def __len__(self) -> int:
         """Users tracked now (with a connected device or a remembered aggregate)."""

@@ -37,6 +37,7 @@ from core import topics
 from core.mqtt import service_password
 from core.nats_auth import QUEUE_ACCOUNT, QUEUE_CONSUMER, QUEUE_STREAM, QUEUE_SUBJECT_PREFIX, queue_filter, subject, topic_of
 from core.settings import Settings
+from core.tasks import stop_if_cancelled
 
 log = logging.getLogger("mqchat.bridge.queue")
 
@@ -80,10 +81,12 @@ class RequestQueue:
             await connection.close()
 
     async def pull(self) -> None:
-        """Pull requests into `arrivals` while the worker keeps up (at most two batches waiting); raises QueueLost."""
+        """Pull requests into `arrivals` while the worker keeps up (at most two batches waiting), until cancelled;
+        raises QueueLost. What was pulled and not handed to the worker is redelivered later."""
         assert self._connection is not None
         subscription = await self._connection.jetstream().pull_subscribe_bind(QUEUE_CONSUMER, QUEUE_STREAM)
         while True:
+            stop_if_cancelled()  # a fetch swallows a cancellation that arrives with its requests
             if self._connection.is_closed:
                 raise QueueLost("the connection to the request queue closed")
             if len(self.arrivals) >= 2 * self._batch:

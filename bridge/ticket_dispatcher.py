@@ -21,6 +21,7 @@ from core.broker_rights import BrokerRights
 from core.mqtt.fanout import publish
 from core.services import escalation, rollups, tickets
 from core.services.tickets import Limits
+from core.tasks import stop_if_cancelled
 
 log = logging.getLogger("mqchat.bridge.tickets")
 
@@ -46,6 +47,7 @@ class TicketDispatcher:
 
     async def _escalate(self, client: aiomqtt.Client, rights: BrokerRights) -> None:
         while True:
+            stop_if_cancelled()  # publishing may swallow a cancellation
             await asyncio.sleep(self._escalation_interval)
             try:
                 deliveries = await escalation.escalate_overdue(self._limits.escalate_after_seconds)
@@ -57,8 +59,10 @@ class TicketDispatcher:
 
     async def _sweep(self, client: aiomqtt.Client, rights: BrokerRights) -> None:
         while True:
+            stop_if_cancelled()  # publishing may swallow a cancellation
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+                async with asyncio.timeout(self._interval):  # unlike wait_for, never swallows a cancellation
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 deliveries = await tickets.requeue_abandoned(self._limits)

@@ -18,7 +18,7 @@ their share: each conversation belongs to one worker (bridge.affinity), so its
 session until it is back. On NATS they pull them from one
 durable JetStream consumer (bridge.request_queue) and acknowledge them there,
 with the same rule: only once their events are confirmed. The lead worker (`worker-1`) also
-aggregates device presence, sweeps the ticket queue, sends webhooks
+aggregates device presence (on NATS with the Wills lost with a dead node, bridge.lost_wills), sweeps the ticket queue, sends webhooks
 (core.webhook_delivery) and indexes new messages for search (core.services.search.indexer, woken
 by the batches that wrote messages). The embedded broker has no shared subscriptions: one
 worker does everything. A batch's webhook events are recorded before its events
@@ -46,7 +46,7 @@ from core import events, metrics, topics
 from core.backoff import Backoff
 from core.broker_rights import BrokerRights, rights_for
 from core.db import init_db
-from core.mqtt import internals, service_client
+from core.mqtt import service_client
 from core.mqtt.acks import acknowledge, manual_acks
 from core.mqtt.endpoints import Endpoints
 from core.mqtt.fanout import publish, send_in_order
@@ -54,10 +54,11 @@ from core.services import webhook_events
 from core.services.search.indexer import SearchIndexer
 from core.services.tickets import Limits
 from core.settings import Settings
-from core.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait, stop_if_cancelled
 from core.webhook_delivery import WebhookSender
 
 if TYPE_CHECKING:
+    from bridge.lost_wills import LostWills
     from bridge.request_queue import RequestQueue
 
 log = logging.getLogger("mqchat.bridge")
@@ -67,7 +68,6 @@ MAX_BATCHES_IN_FLIGHT = 4
 BATCH_WINDOW = 0.002
 PRESENCE_SETTLE = 2.0
 STABLE_CONNECTION = 10.0
-WATCH_INTERVAL = 1.0
 
 
 def subscriptions(settings: Settings) -> list[str]:
@@ -183,14 +183,6 @@ async def _reconcile_presence(client: aiomqtt.Client, pipeline: Pipeline, rights
     await publish(client, await pipeline.presence.reconcile(), rights)
 
 
-async def _watch(client: aiomqtt.Client) -> None:
-    """Raise once paho has lost the connection: when a NATS node was SIGKILLed, a worker's `client.messages` was
-    seen to wait for ever on a closed socket while its request queue kept pulling (tests/test_nats.py)."""
-    while internals.is_connected(client):
-        await asyncio.sleep(WATCH_INTERVAL)
-    raise aiomqtt.MqttError("the connection to the broker closed")
-
-
 async def _pump(client: aiomqtt.Client, arrivals: Arrivals) -> None:
     """On NATS: the MQTT deliveries join the requests pulled from the queue."""
     async for message in client.messages:
@@ -198,7 +190,8 @@ async def _pump(client: aiomqtt.Client, arrivals: Arrivals) -> None:
 
 
 async def _consume(
-    settings: Settings, broker: tuple[str, int], pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights
+    settings: Settings, broker: tuple[str, int], pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights,
+    lost_wills: LostWills | None,
 ) -> None:
     client = manual_acks(service_client(settings, layout.ACCOUNT, settings.bridge_instance, clean_session=False, address=broker))
     fence = pipeline.reconnected()
@@ -221,18 +214,20 @@ async def _consume(
                 await queue.open()
                 tasks.create_task(queue.pull())
                 tasks.create_task(_pump(client, queue.arrivals))
-                tasks.create_task(_watch(client))
                 messages = queue.arrivals
             log.info("bridge.connected", extra={"instance": settings.bridge_instance, "filters": subscriptions(settings), "broker": broker})
             metrics.BRIDGE_CONNECTED.set(1)
             if settings.is_lead_bridge:
                 tasks.create_task(_reconcile_presence(client, pipeline, rights))
                 tasks.create_task(dispatcher.run(client, rights))
+                if lost_wills is not None:
+                    lost_wills.attach(client)
             # Pipelined: while the broker confirms one batch's events, the next batch is stored.
             # Events go out in batch order on the one connection, and requests are acknowledged
             # in order, each only after its own events were confirmed.
             in_flight: deque[asyncio.Task[None]] = deque()
             while True:
+                stop_if_cancelled()  # awaiting an acknowledgement may swallow the TaskGroup's cancellation
                 batch, arrived = await _next_batch(messages)
                 deliveries = await _store_until_done(pipeline, batch, queue)
                 await _record_until_done(deliveries)
@@ -245,6 +240,8 @@ async def _consume(
                 while in_flight and (in_flight[0].done() or len(in_flight) > MAX_BATCHES_IN_FLIGHT):
                     await in_flight.popleft()
     finally:
+        if lost_wills is not None:
+            lost_wills.attach(None)
         if queue is not None:
             await queue.close()
 
@@ -256,6 +253,15 @@ def _start_notifier(settings: Settings) -> asyncio.Task[None] | None:
     notifier = Notifier(settings)
     log.info("notifications.configured", extra=notifier.describe())
     return asyncio.create_task(notifier.run()) if notifier.enabled else None
+
+
+def _lost_wills(settings: Settings, pipeline: Pipeline) -> LostWills | None:
+    """On NATS the lead marks offline the devices no node holds (their Wills died with their node)."""
+    if settings.broker != "nats" or not settings.is_lead_bridge:
+        return None
+    from bridge.lost_wills import LostWills  # imports the nats client
+
+    return LostWills(settings, pipeline.presence)
 
 
 async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
@@ -270,12 +276,14 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     notifying = _start_notifier(settings)
     sending = asyncio.create_task(WebhookSender(settings).run()) if settings.is_lead_bridge else None
     indexing = asyncio.create_task(search.run()) if settings.is_lead_bridge else None
+    lost_wills = _lost_wills(settings, pipeline)
+    auditing = asyncio.create_task(lost_wills.run()) if lost_wills is not None else None
     backoff = Backoff(0.5)
     endpoints = Endpoints(settings, settings.bridge_instance)  # on NATS: every node, this worker's first
     try:
         while not stop.is_set():
             started = time.monotonic()
-            consuming = asyncio.create_task(_consume(settings, endpoints.current, pipeline, dispatcher, rights))
+            consuming = asyncio.create_task(_consume(settings, endpoints.current, pipeline, dispatcher, rights, lost_wills))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({consuming, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
@@ -301,6 +309,10 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
             await cancel_and_wait(sending)
         if notifying is not None:
             await cancel_and_wait(notifying)
+        if auditing is not None:
+            await cancel_and_wait(auditing)
+        if lost_wills is not None:
+            await lost_wills.close()
         await rights.close()
         await mongo.close()
         log.info("bridge.stopped")

@@ -66,28 +66,40 @@ class NatsRights:
 
     async def _connections_of(self, connection: NatsConnection, user_id: str) -> list[tuple[str, int]]:
         """(server id, connection id) of the user's open connections, asked of every node at once."""
-        inbox = connection.new_inbox()
-        answers: asyncio.Queue[bytes] = asyncio.Queue()
-
-        async def received(message: Msg) -> None:
-            answers.put_nowait(message.data)
-
-        subscription = await connection.subscribe(inbox, cb=received)
-        found: list[tuple[str, int]] = []
-        try:
-            query = {"user": user_id, "state": 0, "limit": CONNZ_LIMIT}
-            await connection.publish("$SYS.REQ.SERVER.PING.CONNZ", json.dumps(query).encode(), reply=inbox)
-            for _ in range(self._settings.nats_nodes):
-                try:
-                    answer = json.loads(await asyncio.wait_for(answers.get(), KICK_TIMEOUT))
-                except TimeoutError:
-                    break  # a node that does not answer is down: its clients are disconnected anyway
-                server_id = answer["server"]["id"]
-                found += [(server_id, client["cid"]) for client in (answer.get("data") or {}).get("connections") or []]
-        finally:
-            await subscription.unsubscribe()
-        return found
+        query = {"user": user_id, "state": 0, "limit": CONNZ_LIMIT}
+        answers = await ask_every_node(connection, "CONNZ", query, self._settings.nats_nodes, KICK_TIMEOUT)
+        # a node that does not answer is down: its clients are disconnected anyway
+        return [(answer["server"]["id"], client["cid"]) for answer in answers for client in connections_in(answer)]
 
     async def close(self) -> None:
         if self._connection is not None and not self._connection.is_closed:
             await self._connection.close()
+
+
+async def ask_every_node(connection: NatsConnection, request: str, query: dict, nodes: int, timeout: float) -> list[dict]:
+    """The nodes' answers to `$SYS.REQ.SERVER.PING.<request>` (CONNZ, HEALTHZ...) through a system account connection:
+    at most `nodes`, each awaited at most `timeout` (a node that does not answer by then is counted down)."""
+    inbox = connection.new_inbox()
+    answers: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def received(message: Msg) -> None:
+        answers.put_nowait(message.data)
+
+    subscription = await connection.subscribe(inbox, cb=received)
+    found: list[dict] = []
+    try:
+        await connection.publish(f"$SYS.REQ.SERVER.PING.{request}", json.dumps(query).encode(), reply=inbox)
+        for _ in range(nodes):
+            try:
+                async with asyncio.timeout(timeout):
+                    found.append(json.loads(await answers.get()))
+            except TimeoutError:
+                break
+    finally:
+        await subscription.unsubscribe()
+    return found
+
+
+def connections_in(answer: dict) -> list[dict]:
+    """The connections a node listed in its CONNZ answer."""
+    return (answer.get("data") or {}).get("connections") or []

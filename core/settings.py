@@ -110,6 +110,7 @@ class Settings(BaseSettings):
     agent_capacity: Positive = var(5, "MQCHAT_AGENT_CAPACITY")
     reassign_grace_seconds: int = var(300, "MQCHAT_REASSIGN_GRACE")
     assign_interval_ms: Positive = var(2000, "MQCHAT_ASSIGN_INTERVAL_MS")
+    presence_audit_ms: Positive = var(3000, "MQCHAT_PRESENCE_AUDIT_MS")  # NATS: bridge.lost_wills
     escalate_after_seconds: int = var(1800, "MQCHAT_ESCALATE_AFTER")  # a team's default threshold; 0: never
     escalation_interval_ms: Positive = var(30_000, "MQCHAT_ESCALATION_INTERVAL_MS")
 
@@ -263,6 +264,11 @@ class Settings(BaseSettings):
     def assign_interval(self) -> float:
         """Seconds between sweeps of the ticket queue (`MQCHAT_ASSIGN_INTERVAL_MS`)."""
         return self.assign_interval_ms / 1000
+
+    @property
+    def presence_audit_interval(self) -> float:
+        """Seconds between the lead bridge's checks for devices no NATS node holds (`MQCHAT_PRESENCE_AUDIT_MS`)."""
+        return self.presence_audit_ms / 1000
 
     @property
     def escalation_interval(self) -> float:

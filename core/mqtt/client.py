@@ -16,8 +16,8 @@ from core.settings import Settings
 # 0 = no client-side cap: paho then skips a scan of every queued message on each PUBACK
 # (quadratic under load); the bridge's batches bound what is in flight.
 MAX_INFLIGHT = 0
-# How long leaving a connection may wait for its DISCONNECT to complete: aiomqtt waits without limit, and a
-# connection whose node was SIGKILLed may never be seen closing by aiomqtt (bridge.worker._watch).
+# How long leaving a connection may wait for its DISCONNECT to complete: aiomqtt waits without limit, and on a
+# connection whose peer vanished (a machine gone, no RST) the write may wait until the keep-alive gives up.
 EXIT_TIMEOUT = 2.0
 
 

@@ -52,7 +52,8 @@ async def _confirmed(client: aiomqtt.Client, confirmations: dict[int, asyncio.Ev
     if not confirmations:
         return
     try:
-        await asyncio.wait_for(_all_set(list(confirmations.values())), client.timeout)
+        async with asyncio.timeout(client.timeout):  # not wait_for, which may swallow a cancellation (core.tasks)
+            await _all_set(list(confirmations.values()))
     except TimeoutError:
         raise aiomqtt.MqttError(f"the broker acknowledged only part of {sent} deliveries in time") from None
     finally:

@@ -59,9 +59,3 @@ def give_up_disconnecting(client: aiomqtt.Client) -> None:
     if client._lock.locked():  # noqa: SLF001
         client._lock.release()  # noqa: SLF001
     client._client._sock_close()  # noqa: SLF001
-
-
-def is_connected(client: aiomqtt.Client) -> bool:
-    """paho's own view of the connection: connected and with a socket (aiomqtt's may miss a socket the peer closed,
-    see bridge.worker._watch)."""
-    return bool(client._client.is_connected()) and client._client.socket() is not None  # noqa: SLF001
