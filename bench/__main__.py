@@ -2,6 +2,7 @@
 
     python -m bench                      # embedded broker, 3 runs of every measure
     python -m bench --broker mosquitto   # Mosquitto (mqchat mosquitto + MQCHAT_BROKER=external)
+    python -m bench --broker nats        # the 3-node NATS cluster (MQCHAT_BROKER=nats), clients spread over its nodes
     python -m bench --quick              # a few seconds, for the smoke test
     python -m bench --count              # what one chat message costs: store commands, JSON, validation, packets
     python -m bench --profile --rates 200 --duration 20   # py-spy of every server process during E2E rounds
@@ -41,7 +42,7 @@ DEFAULT_RATES = "100,200,300,500,1000,2000,4000"
 
 def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--broker", choices=["amqtt", "mosquitto"], default="amqtt")
+    parser.add_argument("--broker", choices=["amqtt", "mosquitto", "nats"], default="amqtt")
     parser.add_argument("--rates", default=DEFAULT_RATES, help="offered rates, msg/s (the top ones find the raw relay's peak)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per rate")
     parser.add_argument("--runs", type=int, default=3)
@@ -65,7 +66,7 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.rates, args.duration, args.runs, args.pairs, args.history_depth = "50", 1.0, 1, 2, 500
         args.connections = args.connections or 20
-    args.connections = args.connections or (10_000 if args.broker == "mosquitto" else 5000)
+    args.connections = args.connections or {"mosquitto": 10_000, "nats": 2000}.get(args.broker, 5000)
     return args
 
 

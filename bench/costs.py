@@ -35,8 +35,9 @@ def counting_env(directory: Path) -> dict[str, str]:
 
 
 def _counted_children(processes: dict[str, psutil.Process]) -> dict[str, psutil.Process]:
-    """mqchat's own Python processes (not the store, not Mosquitto)."""
-    return {role: p for role, p in processes.items() if role in ("broker", "bridge", "api") and p.name() != "mosquitto"}
+    """mqchat's own Python processes (not the store, not Mosquitto or NATS nodes)."""
+    native = ("mosquitto", "nats-server")
+    return {role: p for role, p in processes.items() if role.split()[0] in ("broker", "bridge", "api") and p.name() not in native}
 
 
 async def _toggle(children: dict[str, psutil.Process], directory: Path, closing: bool) -> dict[str, dict[str, int]]:

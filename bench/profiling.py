@@ -47,7 +47,7 @@ async def record(processes: dict[str, psutil.Process], seconds: float, stem: Pat
     """Start py-spy on every Python server process (not Mosquitto, not this one) for `seconds`."""
     recording = Recording({}, [])
     for role, process in processes.items():
-        if process.name() == "mosquitto" or role == "load generator":
+        if process.name() in ("mosquitto", "nats-server") or role == "load generator":
             continue
         recording.files[role] = stem.with_name(f"{stem.name}-{role}.txt")
         recording.runs.append(

@@ -12,21 +12,22 @@ import psutil
 
 from bench import calibration
 from bench.load import STALL, LoadResult, run_load
-from tests.support import Account, System, mqtt_client, open_conversation, signup, user_client
+from tests.support import NATS_NODES, Account, System, mqtt_client, open_conversation, signup, user_client
 
 
 def components(system: System) -> dict[str, psutil.Process]:
     """The system's processes by role: broker, bridge, api, store, and this load generator.
 
-    With several bridge workers the first is `bridge`, the others `bridge 2`, `bridge 3`, ...
+    With several processes of a role (bridge workers, API processes, NATS nodes) the first is
+    `bridge`, the others `bridge 2`, `bridge 3`, ...
     """
     assert system.process is not None
     found = {"load generator": psutil.Process()}
     roots = [psutil.Process(system.process.pid)] + ([psutil.Process(system.mosquitto.pid)] if system.mosquitto else [])
     for child in (c for root in roots for c in root.children(recursive=True)):
         cmdline = " ".join(child.cmdline())
-        if child.name() == "mosquitto":
-            found["broker"] = child
+        if child.name() in ("mosquitto", "nats-server"):
+            found[_free_name(found, "broker")] = child
         elif "nx_27017" in cmdline:
             found["store"] = child
         else:
@@ -66,6 +67,11 @@ async def make_pairs(system: System, api: httpx.AsyncClient, count: int) -> tupl
     return pairs, accounts
 
 
+def spread(system: System, n: int) -> System:
+    """The system as client `n` reaches it: on a cluster node n % nodes, so senders and receivers sit on different nodes."""
+    return system.node(n % NATS_NODES) if system.broker == "nats" else system
+
+
 @contextlib.asynccontextmanager
 async def connected(system: System, pairs: list, tag: str, e2e: bool):  # type: ignore[no-untyped-def]
     """The pairs' clients, connected, receivers subscribed to their inbox: (sender client, sender id, cid, receiver client, receiver id).
@@ -75,12 +81,13 @@ async def connected(system: System, pairs: list, tag: str, e2e: bool):  # type: 
     clients: list[tuple[aiomqtt.Client, str, str, aiomqtt.Client, str]] = []
     async with contextlib.AsyncExitStack() as stack:
         for n, (sender, cid, receiver) in enumerate(pairs):
+            near, far = spread(system, n), spread(system, n + 1)
             out = (
-                user_client(system, sender, f"s{n}")
+                user_client(near, sender, f"s{n}")
                 if e2e
-                else mqtt_client(system, "mqchat-bridge", system.service_password(), f"mqchat-bridge-bench-{n}")
+                else mqtt_client(near, "mqchat-bridge", system.service_password(), f"mqchat-bridge-bench-{n}")
             )
-            inbox = user_client(system, receiver, f"r{n}-{tag}-{int(e2e)}-{time.monotonic_ns()}")
+            inbox = user_client(far, receiver, f"r{n}-{tag}-{int(e2e)}-{time.monotonic_ns()}")
             for client in (out, inbox):
                 client.pending_calls_threshold = 1_000_000
                 await stack.enter_async_context(client)
