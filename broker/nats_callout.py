@@ -42,10 +42,16 @@ log = logging.getLogger("mqchat.nats.callout")
 MAX_CONCURRENT_ANSWERS = 256  # requests being decided at once; more are left unanswered (refused, retried by clients)
 
 
-async def memberships(user_id: str) -> list[str]:
-    """Ids of the conversations the user belongs to now."""
+async def memberships(user_id: str, limit: int) -> list[str]:
+    """Ids of at most `limit` conversations the user belongs to now, the most recently active first.
+
+    Every subject granted makes the user's JWT ~50 bytes longer, and an answer must fit in one
+    NATS message (1 MB by default): a user in thousands of conversations could not connect at
+    all. The conversations beyond the limit still reach the user through its inbox, which
+    carries every event a member gets; only their conversation topics are not granted.
+    """
     cursor = Conversation.get_pymongo_collection().find({"participant_ids": user_id}, {"_id": 1})
-    return [str(document["_id"]) async for document in cursor]
+    return [str(document["_id"]) async for document in cursor.sort("updated_ms", -1).limit(limit)]
 
 
 class CalloutService:
@@ -102,5 +108,5 @@ class CalloutService:
             if principal.name != QUEUE_ACCOUNT:
                 return refuse(self._issuer, request, "only MQTT clients may connect")
             return allow(self._issuer, request, principal.name, QUEUE_GRANT, QUEUE_CONNECTION_TYPES)
-        conversations = [] if principal.is_service else await memberships(principal.name)
+        conversations = [] if principal.is_service else await memberships(principal.name, self._settings.nats_granted_conversations)
         return allow(self._issuer, request, principal.name, grant_for(principal, conversations))

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     nats_nodes: Positive = var(3, "MQCHAT_NATS_NODES")  # MQCHAT_BROKER=nats: node i listens on each base port + i
     nats_port: int = var(4222, "MQCHAT_NATS_PORT")  # NATS clients (mqchat's callout service, system connection, request queue)
     nats_cluster_port: int = var(6222, "MQCHAT_NATS_CLUSTER_PORT")  # routes between the nodes
+    # conversations whose topics a connection's permissions name, the most recently active first (the rest: inbox only)
+    nats_granted_conversations: Positive = var(1000, "MQCHAT_NATS_GRANTED_CONVERSATIONS")
     # one node per machine: node i runs on the i-th host (its count is the number of nodes); default: all on this machine
     nats_hosts: CommaList = var((), "MQCHAT_NATS_HOSTS")
     bridge_workers: Positive = var(1, "MQCHAT_BRIDGE_WORKERS")  # default 2 with MQCHAT_BROKER=nats

@@ -28,8 +28,10 @@ from pymongo import AsyncMongoClient
 
 from bridge.request_queue import RequestQueue
 from bridge.worker import MAX_BATCH
+from broker import nats_callout
 from core import nats_auth, topics
 from core.acl import Principal
+from core.db import init_db
 from core.nats_rights import ask_every_node
 from core.roles import Role
 from core.settings import Settings
@@ -190,6 +192,22 @@ async def test_a_removed_member_and_a_revoked_token_are_cut_within_two_seconds(n
             assert (await api.post("/api/auth/logout", headers=bob.headers)).status_code == 204
             assert await _cut_within(web, 2.0)
         assert await refused(user_client(system, bob, "web")), "the revoked token no longer connects"
+
+
+async def test_a_connection_is_granted_the_most_recently_active_conversations_up_to_the_cap(nats_system: System, tmp_path: Path) -> None:
+    """A user in more conversations than MQCHAT_NATS_GRANTED_CONVERSATIONS gets the topics of the most recent
+    ones only (an answer must fit in one NATS message); the others still reach it through its inbox."""
+    async with httpx.AsyncClient(base_url=nats_system.api_url, timeout=30) as api:
+        alice = await signup(api)
+        cids = [(await open_conversation(api, alice, await signup(api)))["id"] for _ in range(3)]
+        sent = await api.post(f"/api/conversations/{cids[0]}/messages", json={"body": "still there?"}, headers=alice.headers)
+        assert sent.status_code == 201, sent.text
+    client = await init_db(Settings.load({"MQCHAT_DATA_DIR": str(tmp_path)}, env_file=None), nats_system.store_uri)
+    try:
+        assert await nats_callout.memberships(alice.id, 2) == [cids[0], cids[2]], "the oldest activity is left out"
+        assert sorted(await nats_callout.memberships(alice.id, 1000)) == sorted(cids)
+    finally:
+        await client.close()
 
 
 async def test_the_two_api_processes_share_rate_limits_and_see_membership_changes_at_once(nats_system: System) -> None:
