@@ -66,7 +66,8 @@ def node_config(settings: Settings, node: int) -> dict:
         "listen": f"{local}:{settings.nats_port + node}",
         "log_file": str(home / "nats-server.log"),
         "pid_file": str(home / "nats-server.pid"),
-        "jetstream": {"store_dir": str(home / "jetstream")},
+        # every MQTT session subscribed at QoS 1 is a JetStream consumer: lift 2.15's default of 1,000 per stream
+        "jetstream": {"store_dir": str(home / "jetstream"), "limits": {"default_max_consumers": -1}},
         "mqtt": {"listen": f"{host}:{settings.mqtt_port + node}", "stream_replicas": min(MAX_REPLICAS, settings.nats_nodes)},
         "websocket": {"listen": f"{host}:{settings.ws_port + node}", "no_tls": True},
         "accounts": {
