@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import calibration
+import httpx
+
+from bench import calibration, compare
+from bench.rounds import components, load_round, make_pairs, spread
 from bench.workers import out_of_order
+from tests.support import System
 
 
 def _check_counts(counts: dict) -> None:
@@ -54,6 +58,24 @@ def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
     assert ("FLAGGED" in markdown) == (not report["comparable"]["quiet"]) and "reference milliseconds" in markdown
     _check_counts(report["counts"])
     assert "Cost of one persisted chat message" in markdown
+
+    # Two reports side by side (python -m bench.compare): roles summed, both plots written.
+    assert compare.main([str(report_file), str(report_file), "--out", str(tmp_path / "compare")]) == 0
+    compared = next((tmp_path / "compare").glob("*.md")).read_text()
+    assert "| amqtt@50 |" in compared and len(list((tmp_path / "compare").glob("*.png"))) == 2
+
+
+async def test_a_round_on_the_cluster_crosses_its_nodes_and_counts_every_process(nats_system: System) -> None:
+    """`python -m bench --broker nats`: every node, bridge worker and API process has its CPU column, and
+    senders and receivers sit on different nodes, so every message crosses a route."""
+    processes = components(nats_system)
+    assert {"broker", "broker 2", "broker 3", "bridge", "bridge 2", "api", "api 2", "store"} <= set(processes)
+    assert {spread(nats_system, n).mqtt_port - nats_system.mqtt_port for n in range(3)} == {0, 1, 2}
+    async with httpx.AsyncClient(base_url=nats_system.api_url, timeout=30) as api:
+        pairs, _ = await make_pairs(nats_system, api, 3)
+    result = await load_round(nats_system, pairs, 30, 1.0, e2e=True)
+    assert result.lost == 0 and result.received == result.sent > 0
+    assert compare.cpu_by_role({"cpu_ms_per_message": {"broker": 1.0, "broker 2": 0.5, "bridge": 2.0}}) == {"broker": 1.5, "bridge": 2.0}
 
 
 def test_rounds_on_a_loaded_or_drifting_machine_are_flagged() -> None:
