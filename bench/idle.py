@@ -122,8 +122,9 @@ async def _keep_alive(clients: list[IdleClient]) -> None:
                 client.transport.write(PINGREQ)
 
 
-async def hold_idle(system: System, account: Account, broker: psutil.Process, target: int) -> dict:
-    """Open up to `target` idle connections of `account` (stopping at the first failure); the broker's memory per connection."""
+async def hold_idle(system: System, account: Account, broker: psutil.Process, target: int, step: int = STEP) -> dict:
+    """Open up to `target` idle connections of `account`, `step` at a time (stopping at the first failure);
+    the broker's memory per connection."""
     limit = raise_open_files_limit(target + 256)
     topic = f"chat/users/{account.id}/inbox"
     baseline = broker.memory_info().rss
@@ -133,7 +134,7 @@ async def hold_idle(system: System, account: Account, broker: psutil.Process, ta
     try:
         while len(clients) < target and error is None:
             results = await asyncio.gather(
-                *(_open(system.mqtt_port, account, len(clients) + n, topic) for n in range(min(STEP, target - len(clients)))),
+                *(_open(system.mqtt_port, account, len(clients) + n, topic) for n in range(min(step, target - len(clients)))),
                 return_exceptions=True,
             )
             for result in results:
