@@ -61,7 +61,8 @@ export class Live {
       password: info.password,
       clean: false,
       protocolVersion: 4,
-      reconnectPeriod: 1000,
+      // 1-3 s, drawn once per page: the devices a broker (node) drops together do not come back together
+      reconnectPeriod: 1000 + Math.floor(Math.random() * 2000),
       reconnectOnConnackError: true, // a refused CONNECT (expired token) is retried with the renewed one
       connectTimeout: 10_000,
       will: { topic: this.presenceTopic, payload: JSON.stringify({ status: "offline" }), qos: 1, retain: true },
