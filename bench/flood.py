@@ -29,11 +29,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import aiomqtt
 import httpx
 import psutil
 
 from bench import calibration
+from bench.lean_mqtt import LeanClient, LeanMqttError
 from bench.rounds import components, connected, cpu_use, make_pairs
 from core import topics
 from tests.support import System
@@ -69,7 +69,7 @@ class FloodResult:
         return asdict(self)
 
 
-async def _publisher(client: aiomqtt.Client, index: int, topic_of, payload_of, window: int, stop_at: float,  # type: ignore[no-untyped-def]
+async def _publisher(client: LeanClient, index: int, topic_of, payload_of, window: int, stop_at: float,  # type: ignore[no-untyped-def]
                      acked: set[tuple[int, int]], sent: list[int]) -> None:  # fmt: skip
     """Publish numbered messages with at most `window` unacknowledged until `stop_at`; record every PUBACKed one."""
     slots = asyncio.Semaphore(window)
@@ -79,7 +79,7 @@ async def _publisher(client: aiomqtt.Client, index: int, topic_of, payload_of, w
         try:
             await client.publish(topic_of(index), payload_of(index, number), qos=1)
             acked.add((index, number))
-        except aiomqtt.MqttError:
+        except LeanMqttError:
             pass  # not acknowledged: not counted as missing
         finally:
             slots.release()
@@ -95,9 +95,9 @@ async def _publisher(client: aiomqtt.Client, index: int, topic_of, payload_of, w
     await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def _subscriber(client: aiomqtt.Client, e2e: bool, seen: Counter, arrivals: list[float]) -> None:
+async def _subscriber(client: LeanClient, e2e: bool, seen: Counter, arrivals: list[float]) -> None:
     async for message in client.messages:
-        event = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+        event = json.loads(message.payload)
         if event.get("type") != ("message.created" if e2e else "flood"):
             continue
         body = event["message"]["body"] if e2e else event["body"]
@@ -107,7 +107,7 @@ async def _subscriber(client: aiomqtt.Client, e2e: bool, seen: Counter, arrivals
 
 
 async def run_flood(
-    pairs: list[tuple[aiomqtt.Client, str, str, aiomqtt.Client, str]], duration: float, window: int, e2e: bool, broker: psutil.Process
+    pairs: list[tuple[LeanClient, str, str, LeanClient, str]], duration: float, window: int, e2e: bool, broker: psutil.Process
 ) -> FloodResult:
     """pairs: (publisher, sender id, conversation id, receiver client subscribed to its inbox, receiver id), connected."""
     result = FloodResult("e2e" if e2e else "raw", duration, window, len(pairs))

@@ -1,6 +1,6 @@
 """Open-loop load: messages at a fixed offered rate, latency from the scheduled send to arrival.
 
-The same generator drives both paths, with the same client library (aiomqtt):
+The same generator drives both paths, with the same client (bench.lean_mqtt):
 - e2e: users publish to their outbox; the bridge stores and fans out; the
   receiver's `message.created` (persisted before delivery) is the arrival;
 - raw: a service client publishes straight to the receiver's inbox (broker relay only).
@@ -15,8 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-import aiomqtt
-
+from bench.lean_mqtt import LeanClient
 from core import topics
 
 STALL = 5.0  # after sending, wait while arrivals keep coming; stop after this long without one
@@ -55,10 +54,10 @@ def summarize(path: str, rate: int, sent: int, latencies: list[float], elapsed: 
 
 
 async def _receive(
-    client: aiomqtt.Client, latencies: list[float], arrivals: list[float], expected: int, e2e: bool, on_arrival: Callable[[dict], None] | None
+    client: LeanClient, latencies: list[float], arrivals: list[float], expected: int, e2e: bool, on_arrival: Callable[[dict], None] | None
 ) -> None:
     async for message in client.messages:
-        event = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+        event = json.loads(message.payload)
         if event.get("type") != ("message.created" if e2e else "bench"):
             continue  # other events on the inbox (a late one from an earlier round, an error)
         if on_arrival is not None:
@@ -71,7 +70,7 @@ async def _receive(
 
 
 async def run_load(
-    pairs: list[tuple[aiomqtt.Client, str, str, aiomqtt.Client, str]], rate: int, duration: float, e2e: bool,
+    pairs: list[tuple[LeanClient, str, str, LeanClient, str]], rate: int, duration: float, e2e: bool,
     on_arrival: Callable[[dict], None] | None = None, stall: float = STALL,
 ) -> LoadResult:
     """pairs: (sender client, sender id, conversation id, receiver client, receiver id), all connected.

@@ -6,13 +6,13 @@ import contextlib
 import time
 from collections.abc import Callable
 
-import aiomqtt
 import httpx
 import psutil
 
 from bench import calibration
+from bench.lean_mqtt import LeanClient
 from bench.load import STALL, LoadResult, run_load
-from tests.support import NATS_NODES, Account, System, mqtt_client, open_conversation, signup, user_client
+from tests.support import NATS_NODES, Account, System, granted, open_conversation, signup
 
 
 def components(system: System) -> dict[str, psutil.Process]:
@@ -78,22 +78,27 @@ async def connected(system: System, pairs: list, tag: str, e2e: bool):  # type: 
 
     e2e: the senders are the users (outbox requests); raw: a service account publishing to the inboxes.
     """
-    clients: list[tuple[aiomqtt.Client, str, str, aiomqtt.Client, str]] = []
+    clients: list[tuple[LeanClient, str, str, LeanClient, str]] = []
     async with contextlib.AsyncExitStack() as stack:
         for n, (sender, cid, receiver) in enumerate(pairs):
             near, far = spread(system, n), spread(system, n + 1)
             out = (
-                user_client(near, sender, f"s{n}")
+                _lean(near, sender.id, sender.mqtt_password, f"{sender.id}-s{n}")
                 if e2e
-                else mqtt_client(near, "mqchat-bridge", system.service_password(), f"mqchat-bridge-bench-{n}")
+                else _lean(near, "mqchat-bridge", system.service_password(), f"mqchat-bridge-bench-{n}")
             )
-            inbox = user_client(far, receiver, f"r{n}-{tag}-{int(e2e)}-{time.monotonic_ns()}")
+            inbox = _lean(far, receiver.id, receiver.mqtt_password, f"{receiver.id}-r{n}-{tag}-{int(e2e)}-{time.monotonic_ns()}")
             for client in (out, inbox):
-                client.pending_calls_threshold = 1_000_000
                 await stack.enter_async_context(client)
-            await inbox.subscribe(f"chat/users/{receiver.id}/inbox", qos=1)
+            if not granted(await inbox.subscribe(f"chat/users/{receiver.id}/inbox", qos=1)):
+                raise RuntimeError(f"the broker refused receiver {n}'s inbox subscription")
             clients.append((out, sender.id, cid, inbox, receiver.id))
         yield clients
+
+
+def _lean(system: System, username: str, password: str, identifier: str) -> LeanClient:
+    """A load-generator client (bench.lean_mqtt) of the system's broker, over TCP."""
+    return LeanClient("127.0.0.1", system.mqtt_port, username=username, password=password, identifier=identifier)
 
 
 async def load_round(
