@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK, PINGREQ, DISCONNECT = 1, 2, 3, 4, 8, 9, 12, 14
@@ -63,6 +64,7 @@ class LeanClient(asyncio.Protocol):
         self._arrived = asyncio.Event()
         self._closed: Exception | None = None
         self._pinger: asyncio.TimerHandle | None = None
+        self._callback: Callable[[Received], None] | None = None
 
     async def __aenter__(self) -> LeanClient:
         loop = asyncio.get_running_loop()
@@ -92,8 +94,16 @@ class LeanClient(asyncio.Protocol):
         if not qos:
             self._write(_packet(PUBLISH << 4, _string(topic) + data))
             return
+        await self.send(topic, data)
+
+    def send(self, topic: str, payload: bytes) -> asyncio.Future:
+        """Send one QoS 1 PUBLISH now (no task, no await); the future is done when its PUBACK arrives."""
         packet_id = self._take_id()
-        await self._request(PUBACK, packet_id, _packet(PUBLISH << 4 | 2, _string(topic) + struct.pack("!H", packet_id) + data))
+        return self._request(PUBACK, packet_id, _packet(PUBLISH << 4 | 2, _string(topic) + struct.pack("!H", packet_id) + payload))
+
+    def deliver_to(self, callback: Callable[[Received], None]) -> None:
+        """Hand every incoming PUBLISH to `callback` as it is parsed instead of queueing it for `messages`."""
+        self._callback = callback
 
     @property
     def messages(self) -> LeanClient:
@@ -150,8 +160,11 @@ class LeanClient(asyncio.Protocol):
             if flags & 0x06:  # QoS 1 (the bench subscribes at 1): acknowledge at once
                 self._write(_packet(PUBACK << 4, body[at : at + 2]))
                 at += 2
-            self._received.append(Received(topic, body[at:]))
-            self._arrived.set()
+            if self._callback is not None:
+                self._callback(Received(topic, body[at:]))
+            else:
+                self._received.append(Received(topic, body[at:]))
+                self._arrived.set()
         elif kind in (PUBACK, SUBACK):
             packet_id = struct.unpack_from("!H", body)[0]
             future = self._replies.pop((kind, packet_id), None)

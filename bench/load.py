@@ -9,13 +9,14 @@ The same generator drives both paths, with the same client (bench.lean_mqtt):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from bench.lean_mqtt import LeanClient
+from bench.lean_mqtt import LeanClient, Received
 from core import topics
 
 STALL = 5.0  # after sending, wait while arrivals keep coming; stop after this long without one
@@ -53,20 +54,26 @@ def summarize(path: str, rate: int, sent: int, latencies: list[float], elapsed: 
     )  # fmt: skip
 
 
-async def _receive(
-    client: LeanClient, latencies: list[float], arrivals: list[float], expected: int, e2e: bool, on_arrival: Callable[[dict], None] | None
-) -> None:
-    async for message in client.messages:
+class _Arrivals:
+    """What the receivers got, recorded in their connections' receive callbacks (no task per message)."""
+
+    def __init__(self, expected: int, e2e: bool, on_arrival: Callable[[dict], None] | None) -> None:
+        self.latencies: list[float] = []
+        self.times: list[float] = []
+        self.complete = asyncio.Event()
+        self._expected, self._kind, self._e2e, self._on_arrival = expected, "message.created" if e2e else "bench", e2e, on_arrival
+
+    def record(self, message: Received) -> None:
         event = json.loads(message.payload)
-        if event.get("type") != ("message.created" if e2e else "bench"):
-            continue  # other events on the inbox (a late one from an earlier round, an error)
-        if on_arrival is not None:
-            on_arrival(event)
-        body = event["message"]["body"] if e2e else event["body"]
-        arrivals.append(time.perf_counter())
-        latencies.append(arrivals[-1] - float(body.split("|", 1)[0]))
-        if len(latencies) >= expected:
-            return
+        if event.get("type") != self._kind:
+            return  # other events on the inbox (a late one from an earlier round, an error)
+        if self._on_arrival is not None:
+            self._on_arrival(event)
+        body = event["message"]["body"] if self._e2e else event["body"]
+        self.times.append(time.perf_counter())
+        self.latencies.append(self.times[-1] - float(body.split("|", 1)[0]))
+        if len(self.latencies) >= self._expected:
+            self.complete.set()
 
 
 async def run_load(
@@ -80,11 +87,11 @@ async def run_load(
     path, the client_msg_id `b<n>-<round start>`. The backlog is waited for until nothing arrived for `stall` s.
     """
     total = int(rate * duration)
-    latencies: list[float] = []
-    arrivals: list[float] = []
-    receivers = [asyncio.create_task(_receive(pair[3], latencies, arrivals, total, e2e, on_arrival)) for pair in pairs]
+    arrivals = _Arrivals(total, e2e, on_arrival)
+    for pair in pairs:
+        pair[3].deliver_to(arrivals.record)
     start = time.perf_counter()
-    pending: list[asyncio.Task[None]] = []
+    pending: list[asyncio.Future] = []
     for n in range(total):
         due = start + n / rate
         delay = due - time.perf_counter()
@@ -96,15 +103,14 @@ async def run_load(
             topic, payload = topics.user_outbox(sender_id, "send"), {"conversation_id": cid, "client_msg_id": f"b{n}-{start}", "body": stamp}
         else:
             topic, payload = topics.user_inbox(receiver_id), {"type": "bench", "body": stamp}
-        pending.append(asyncio.create_task(sender.publish(topic, json.dumps(payload), qos=1)))
+        pending.append(sender.send(topic, json.dumps(payload).encode()))
     await asyncio.gather(*pending, return_exceptions=True)
     # An overloaded system delivers late, not never: wait for the backlog as long as it moves,
     # so `lost` counts only what stopped arriving (and the next round starts on an idle system).
     received = -1
-    while len(latencies) < total and len(latencies) > received:
-        received = len(latencies)
-        await asyncio.wait(receivers, timeout=stall)
-    for task in receivers:
-        task.cancel()
-    elapsed = max(max(arrivals, default=start) - start, 1e-6)
-    return summarize("e2e" if e2e else "raw", rate, total, latencies, elapsed)
+    while len(arrivals.latencies) < total and len(arrivals.latencies) > received:
+        received = len(arrivals.latencies)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(arrivals.complete.wait(), stall)
+    elapsed = max(max(arrivals.times, default=start) - start, 1e-6)
+    return summarize("e2e" if e2e else "raw", rate, total, arrivals.latencies, elapsed)
