@@ -37,6 +37,7 @@ import psutil
 from bench import calibration
 from bench.rounds import components
 from mqchat.runtime import raise_open_files_limit
+from tests.raw_mqtt import CONNECT, PINGREQ, SUBSCRIBE, connect_body, packet, string
 from tests.support import Account, System, signup
 
 STEP = 50  # connections opened at once
@@ -46,34 +47,19 @@ SETTLE = 2.0  # seconds after the last SUBACK before the broker's memory is read
 CONNECT_TIMEOUT = 30.0
 
 
-def _string(text: str) -> bytes:
-    raw = text.encode()
-    return struct.pack("!H", len(raw)) + raw
-
-
-def _packet(first_byte: int, body: bytes) -> bytes:
-    length, encoded = len(body), bytearray()
-    while True:
-        byte, length = length % 128, length // 128
-        encoded.append(byte | (0x80 if length else 0))
-        if not length:
-            return bytes([first_byte]) + bytes(encoded) + body
-
-
 def connect_packet(client_id: str, username: str, password: str, keep_alive: int = KEEP_ALIVE) -> bytes:
     """An MQTT 3.1.1 CONNECT: clean session, user name and password, no Will."""
-    return _packet(0x10, _string("MQTT") + bytes([4, 0xC2]) + struct.pack("!H", keep_alive)
-                   + _string(client_id) + _string(username) + _string(password))  # fmt: skip
+    return packet(CONNECT, 0, connect_body(client_id, username, password, keep_alive=keep_alive))
 
 
 def subscribe_packet(topic: str, packet_id: int = 1) -> bytes:
     """A SUBSCRIBE of one filter at QoS 1."""
-    return _packet(0x82, struct.pack("!H", packet_id) + _string(topic) + b"\x01")
+    return packet(SUBSCRIBE, 2, struct.pack("!H", packet_id) + string(topic) + b"\x01")
 
 
 CONNACK_OK = b"\x20\x02\x00\x00"
 SUBACK_QOS1 = b"\x90\x03\x00\x01\x01"
-PINGREQ = b"\xc0\x00"
+PING = packet(PINGREQ, 0, b"")
 
 
 class IdleClient(asyncio.Protocol):
@@ -119,7 +105,7 @@ async def _keep_alive(clients: list[IdleClient]) -> None:
         await asyncio.sleep(PING_EVERY)
         for client in clients:
             if client.transport is not None:
-                client.transport.write(PINGREQ)
+                client.transport.write(PING)
 
 
 async def hold_idle(system: System, account: Account, broker: psutil.Process, target: int, step: int = STEP) -> dict:

@@ -5,7 +5,7 @@ received (paho's packet machinery, a thread-safe message queue, a task per call)
 about as much as the server it measures. This client is an asyncio Protocol
 that parses packets straight from the socket's buffer: a PUBLISH is one
 `transport.write`, an incoming QoS 1 PUBLISH is acknowledged in the same
-callback that queues it. It speaks only what the bench needs: CONNECT with a
+callback that queues it. It speaks only what the bench needs (packets encoded by tests.raw_mqtt): CONNECT with a
 username and password, SUBSCRIBE, QoS 0/1 PUBLISH both ways, PINGREQ every half
 keep-alive, DISCONNECT. The interface is aiomqtt's where the bench uses it
 (`async with`, `subscribe`, `publish`, `messages`), so bench.load and
@@ -20,7 +20,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK, PINGREQ, DISCONNECT = 1, 2, 3, 4, 8, 9, 12, 14
+from tests.raw_mqtt import CONNACK, CONNECT, DISCONNECT, PINGREQ, PUBACK, PUBLISH, SUBACK, SUBSCRIBE, connect_body, packet, string
+
 KEEP_ALIVE = 60
 
 
@@ -34,28 +35,12 @@ class Received:
     payload: bytes
 
 
-def _string(value: str | bytes) -> bytes:
-    data = value.encode() if isinstance(value, str) else value
-    return struct.pack("!H", len(data)) + data
-
-
-def _packet(first: int, body: bytes) -> bytes:
-    """Fixed header (type and flags, variable-length remaining length) and body."""
-    length, encoded = len(body), bytearray()
-    while True:
-        length, digit = divmod(length, 128)
-        encoded.append(digit | (0x80 if length else 0))
-        if not length:
-            return bytes([first]) + bytes(encoded) + body
-
-
 class LeanClient(asyncio.Protocol):
     """One MQTT connection; construct with what aiomqtt.Client takes, then `async with`."""
 
     def __init__(self, host: str, port: int, *, username: str, password: str, identifier: str, clean_session: bool = True) -> None:
         self._address = (host, port)
-        self._connect = _packet(CONNECT << 4, _string("MQTT") + bytes([4, 0xC0 | (0x02 if clean_session else 0)])
-                                + struct.pack("!H", KEEP_ALIVE) + _string(identifier) + _string(username) + _string(password))  # fmt: skip
+        self._connect = packet(CONNECT, 0, connect_body(identifier, username, password, clean=clean_session, keep_alive=KEEP_ALIVE))
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._replies: dict[tuple[int, int], asyncio.Future] = {}  # (packet type, packet id) -> awaiting its answer
@@ -80,26 +65,26 @@ class LeanClient(asyncio.Protocol):
         if self._pinger is not None:
             self._pinger.cancel()
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(_packet(DISCONNECT << 4, b""))
+            self._transport.write(packet(DISCONNECT, 0, b""))
             self._transport.close()
 
     async def subscribe(self, topic: str, qos: int = 1) -> list[int]:
         """The SUBACK's return code for the one filter (0x80: refused), as a list like aiomqtt's."""
         packet_id = self._take_id()
-        return [await self._request(SUBACK, packet_id, _packet(SUBSCRIBE << 4 | 2, struct.pack("!H", packet_id) + _string(topic) + bytes([qos])))]
+        return [await self._request(SUBACK, packet_id, packet(SUBSCRIBE, 2, struct.pack("!H", packet_id) + string(topic) + bytes([qos])))]
 
     async def publish(self, topic: str, payload: str | bytes, qos: int = 1) -> None:
         """Send one PUBLISH; at QoS 1 return when its PUBACK arrives."""
         data = payload.encode() if isinstance(payload, str) else payload
         if not qos:
-            self._write(_packet(PUBLISH << 4, _string(topic) + data))
+            self._write(packet(PUBLISH, 0, string(topic) + data))
             return
         await self.send(topic, data)
 
     def send(self, topic: str, payload: bytes) -> asyncio.Future:
         """Send one QoS 1 PUBLISH now (no task, no await); the future is done when its PUBACK arrives."""
         packet_id = self._take_id()
-        return self._request(PUBACK, packet_id, _packet(PUBLISH << 4 | 2, _string(topic) + struct.pack("!H", packet_id) + payload))
+        return self._request(PUBACK, packet_id, packet(PUBLISH, 2, string(topic) + struct.pack("!H", packet_id) + payload))
 
     def deliver_to(self, callback: Callable[[Received], None]) -> None:
         """Hand every incoming PUBLISH to `callback` as it is parsed instead of queueing it for `messages`."""
@@ -158,7 +143,7 @@ class LeanClient(asyncio.Protocol):
             size = struct.unpack_from("!H", body)[0]
             topic, at = body[2 : 2 + size].decode(), 2 + size
             if flags & 0x06:  # QoS 1 (the bench subscribes at 1): acknowledge at once
-                self._write(_packet(PUBACK << 4, body[at : at + 2]))
+                self._write(packet(PUBACK, 0, body[at : at + 2]))
                 at += 2
             if self._callback is not None:
                 self._callback(Received(topic, body[at:]))
@@ -193,5 +178,5 @@ class LeanClient(asyncio.Protocol):
 
     def _ping(self) -> None:
         if self._closed is None and self._transport is not None:
-            self._transport.write(_packet(PINGREQ << 4, b""))
+            self._transport.write(packet(PINGREQ, 0, b""))
             self._pinger = asyncio.get_running_loop().call_later(KEEP_ALIVE / 2, self._ping)

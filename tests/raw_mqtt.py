@@ -30,6 +30,11 @@ def remaining_length(n: int) -> bytes:
             return bytes(out)
 
 
+def packet(packet_type: int, flags: int, body: bytes) -> bytes:
+    """One whole packet: fixed header (type, flags, remaining length) and body."""
+    return bytes([packet_type << 4 | flags]) + remaining_length(len(body)) + body
+
+
 @dataclass
 class Packet:
     type: int
@@ -85,7 +90,7 @@ class RawClient:
         return bool(connack.body[0] & 1), connack.body[1]
 
     async def send(self, packet_type: int, flags: int, body: bytes) -> None:
-        await self.send_bytes(bytes([packet_type << 4 | flags]) + remaining_length(len(body)) + body)
+        await self.send_bytes(packet(packet_type, flags, body))
 
     async def send_bytes(self, data: bytes) -> None:
         """Write raw bytes (a packet, several, or part of one)."""

@@ -35,7 +35,7 @@ from tests.raw_mqtt import (
     UNSUBSCRIBE,
     RawClient,
     connect_body,
-    remaining_length,
+    packet,
     string,
 )
 from tests.support import Account, Inbox, System, service_client, user_client
@@ -74,10 +74,6 @@ class Ctx:
     @property
     def inbox(self) -> str:
         return topics.user_inbox(self.user)
-
-
-def packet(packet_type: int, flags: int, body: bytes) -> bytes:
-    return bytes([packet_type << 4 | flags]) + remaining_length(len(body)) + body
 
 
 def pid(n: int) -> bytes:
