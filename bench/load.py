@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import statistics
 import time
 from collections.abc import Callable
@@ -57,21 +58,24 @@ def summarize(path: str, rate: int, sent: int, latencies: list[float], elapsed: 
 class _Arrivals:
     """What the receivers got, recorded in their connections' receive callbacks (no task per message)."""
 
-    def __init__(self, expected: int, e2e: bool, on_arrival: Callable[[dict], None] | None) -> None:
+    def __init__(self, expected: int, e2e: bool, on_arrival: Callable[[dict], None] | None, round_id: str) -> None:
         self.latencies: list[float] = []
         self.times: list[float] = []
         self.complete = asyncio.Event()
         self._expected, self._kind, self._e2e, self._on_arrival = expected, "message.created" if e2e else "bench", e2e, on_arrival
+        self._round = round_id
 
     def record(self, message: Received) -> None:
         event = json.loads(message.payload)
         if event.get("type") != self._kind:
-            return  # other events on the inbox (a late one from an earlier round, an error)
+            return  # other events on the inbox (an error, a receipt)
+        due, _, round_id = (event["message"]["body"] if self._e2e else event["body"]).split("|")
+        if round_id != self._round:
+            return  # a late arrival of an earlier round (its backlog on an overloaded system)
         if self._on_arrival is not None:
             self._on_arrival(event)
-        body = event["message"]["body"] if self._e2e else event["body"]
         self.times.append(time.perf_counter())
-        self.latencies.append(self.times[-1] - float(body.split("|", 1)[0]))
+        self.latencies.append(self.times[-1] - float(due))
         if len(self.latencies) >= self._expected:
             self.complete.set()
 
@@ -83,11 +87,13 @@ async def run_load(
     """pairs: (sender client, sender id, conversation id, receiver client, receiver id), all connected.
 
     Receivers must already be subscribed to their inbox. `on_arrival` is given every event that counts as an
-    arrival (a repeat too); the n-th message sent carries `<scheduled time>|<n>` as its body and, on the E2E
-    path, the client_msg_id `b<n>-<round start>`. The backlog is waited for until nothing arrived for `stall` s.
+    arrival (a repeat too); the n-th message sent carries `<scheduled time>|<n>|<round id>` as its body (what
+    arrives of other rounds is ignored) and, on the E2E path, the client_msg_id `b<n>-<round start>`. The
+    backlog is waited for until nothing arrived for `stall` s.
     """
     total = int(rate * duration)
-    arrivals = _Arrivals(total, e2e, on_arrival)
+    round_id = secrets.token_hex(4)
+    arrivals = _Arrivals(total, e2e, on_arrival, round_id)
     for pair in pairs:
         pair[3].deliver_to(arrivals.record)
     start = time.perf_counter()
@@ -98,7 +104,7 @@ async def run_load(
         if delay > 0:
             await asyncio.sleep(delay)
         sender, sender_id, cid, _, receiver_id = pairs[n % len(pairs)]
-        stamp = f"{due}|{n}"
+        stamp = f"{due}|{n}|{round_id}"
         if e2e:
             topic, payload = topics.user_outbox(sender_id, "send"), {"conversation_id": cid, "client_msg_id": f"b{n}-{start}", "body": stamp}
         else:
