@@ -110,6 +110,8 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         self._redeliveries: set[asyncio.Task[None]] | None = None  # made for a resumed session's first resend
         self._handling: set[asyncio.Task[None]] | None = None  # the packets' handler tasks still running
         self.taken_over = False  # set by SecureBroker when a newer connection takes the session over
+        # (k) until SecureBroker has queued the session's resends and offline queue, new deliveries join that queue
+        self.replaying = True
         self.protocol_error = False  # set by SecureBroker when it ends the connection for a bad PUBLISH
         self.max_inflight = MAX_INFLIGHT  # set by SecureBroker before the session is attached
         self.max_packet_size = MAX_PACKET_SIZE  # likewise

@@ -55,6 +55,11 @@ Each override below fixes one reproduced hole (tests/test_broker_security.py):
     acknowledges a delivery only once it has handled it, re-subscribed after a
     SIGKILL with thousands queued and timed out (10 s) before its SUBACKs came. Here
     those deliveries are started in order and left to finish on their own.
+(k) A message broadcast while a persistent session was resuming (between its CONNACK
+    and the start of its resends and offline queue) went out before them: a bridge
+    restarted during a burst stored a newer request before the older ones resent to it
+    (CI saw 255 stored before 248). Until the session's queue has been started, such a
+    message joins that queue, so resends, the queue and new messages go out in order.
 
 Also, for speed: amqtt asked its topic plugins through a task per plugin and check
 (every delivery's RECEIVE check included), and ran each plugin's handler of a received
@@ -325,8 +330,12 @@ class SecureBroker(Broker):
                 await self._retain_broadcast_message(broadcast, qos, target)
             return
         session, handler = self._sessions.get(target.client_id, (None, None))
-        if session is target and handler is not None:  # not a session replaced since the snapshot
-            self._start_delivery(handler.mqtt_publish(topic, broadcast["data"], qos, retain=False))
+        if session is not target or handler is None:  # a session replaced since the snapshot
+            return
+        if handler.replaying and not target.clean_session and qos in (QOS_1, QOS_2):  # (k)
+            await self._retain_broadcast_message(broadcast, qos, target)
+            return
+        self._start_delivery(handler.mqtt_publish(topic, broadcast["data"], qos, retain=False))
 
     def _start_delivery(self, delivery: Coroutine[Any, Any, Any]) -> None:
         """Send one message in the background (tasks start in the order they are created), never awaited: (j)."""
@@ -387,6 +396,7 @@ class SecureBroker(Broker):
             queued = session.retained_messages.get_nowait()
             if await self._topic_filtering(session, queued.topic, Action.RECEIVE):
                 self._start_delivery(handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False))
+        handler.replaying = False  # (k) the queue is empty and its deliveries started: new ones go straight out
 
     async def disconnect_user(self, user_id: str) -> int:
         """Close every live connection of `user_id` (their tokens were revoked); returns how many."""
