@@ -129,12 +129,13 @@ def test_every_response_carries_a_request_id(running: System) -> None:
 
 def test_log_lines_written_while_serving_carry_the_request_id(caplog: pytest.LogCaptureFixture) -> None:
     from litestar import Litestar, get
+    from litestar.params import FromPath
     from litestar.testing import TestClient
 
     from api.request_id import install_log_field, request_id_middleware
 
     @get("/work/{n:int}", sync_to_thread=False)
-    def work(n: int) -> dict[str, int]:
+    def work(n: FromPath[int]) -> dict[str, int]:
         logging.getLogger("mqchat.api.test").info("work.done", extra={"n": n})
         return {"n": n}
 
