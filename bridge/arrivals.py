@@ -17,6 +17,7 @@ class Arrivals:
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+        self._taken = asyncio.Event()  # set whenever the worker takes one
 
     def put(self, message: aiomqtt.Message) -> None:
         self._queue.put_nowait(message)
@@ -28,4 +29,12 @@ class Arrivals:
         return self
 
     async def __anext__(self) -> aiomqtt.Message:
-        return await self._queue.get()
+        message = await self._queue.get()
+        self._taken.set()
+        return message
+
+    async def below(self, size: int) -> None:
+        """Wait until fewer than `size` arrivals wait for the worker."""
+        while self._queue.qsize() >= size:
+            self._taken.clear()
+            await self._taken.wait()

@@ -89,9 +89,7 @@ class RequestQueue:
             stop_if_cancelled()  # a fetch swallows a cancellation that arrives with its requests
             if self._connection.is_closed:
                 raise QueueLost("the connection to the request queue closed")
-            if len(self.arrivals) >= 2 * self._batch:
-                await asyncio.sleep(0.005)
-                continue
+            await self.arrivals.below(2 * self._batch)
             try:
                 fetched = await subscription.fetch(self._batch, timeout=PULL_WAIT)
             except TimeoutError:  # nothing to do (nats-py raises its own subclass, or asyncio's)
