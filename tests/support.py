@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -513,6 +513,17 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str | Callable[[], str] = "the condition", timeout: float = 20) -> Any:
+    """Poll an async check every 0.05 s until it returns a truthy value and return that value; fail the test
+    after `timeout` seconds, saying `what` it waited for."""
+    deadline = time.monotonic() + timeout
+    while not (value := await check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
+        await asyncio.sleep(0.05)
+    return value
 
 
 async def refused(client: aiomqtt.Client) -> bool:

@@ -23,6 +23,7 @@ from tests.support import (
     crashable_device,
     create_staff,
     device,
+    eventually,
     signup,
 )
 
@@ -89,16 +90,6 @@ async def ticket(api: httpx.AsyncClient, viewer: Account, ticket_id: str) -> dic
     response = await api.get(f"/api/tickets/{ticket_id}", headers=viewer.headers)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-async def eventually(check, timeout: float = 10.0):  # type: ignore[no-untyped-def]
-    """Poll an async predicate until it returns a truthy value."""
-    for _ in range(int(timeout / 0.1)):
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not reached")
 
 
 async def set_status(api: httpx.AsyncClient, actor: Account, ticket_id: str, status: str) -> httpx.Response:

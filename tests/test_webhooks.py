@@ -7,7 +7,7 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from tests.support import (
     System,
     create_staff,
     device,
+    eventually,
     kill_bridge_as_stored,
     open_conversation,
     running,
@@ -147,15 +148,6 @@ async def subscribe(api: httpx.AsyncClient, admin: Account, receiver: Receiver, 
     created = response.json()
     receiver.hooks[name].secret = created["secret"]
     return created
-
-
-async def eventually(condition: Any, what: str | Callable[[], str], timeout: float = 20) -> None:
-    """Wait until an async condition holds (fails the test after `timeout`, saying `what` it waited for)."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
-        await asyncio.sleep(0.05)
 
 
 async def send_over_mqtt(system: System, sender: Account, conversation_id: str, count: int, prefix: str) -> None:
