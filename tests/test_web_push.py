@@ -168,11 +168,16 @@ async def test_notify_me_subscribes_a_push_shows_and_sign_out_unsubscribes(brows
         assert payload["conversation_id"] == cid and payload["body"] == "Alice: your parcel left"
 
         # ...and the service worker shows it, one notification per conversation.
-        await deliver_push(page, origin, json.dumps(payload))
-        for _ in range(50):
-            if shown := await shown_notifications(page):
+        # CDP's delivery was once not acted on within 5 s in CI (not reproduced): hand it over again, as a push
+        # service retries; the notification's tag makes a repeat replace, not add
+        for _ in range(3):
+            await deliver_push(page, origin, json.dumps(payload))
+            for _ in range(30):
+                if shown := await shown_notifications(page):
+                    break
+                await asyncio.sleep(0.1)
+            if shown:
                 break
-            await asyncio.sleep(0.1)
         expected = {"title": payload["title"], "body": "Alice: your parcel left", "tag": f"conversation-{cid}"}
         assert shown == [{**expected, "data": {"conversation_id": cid}}]
 
