@@ -75,14 +75,9 @@ def _median(results: list[dict], key: str) -> float:
     return round(statistics.median(r[key] for r in results), 2)
 
 
-def _comparable(runs: list[dict]) -> list[dict]:
-    """The runs that started on a quiet machine, or all of them when none did (the row says so)."""
-    return [run for run in runs if not run["flags"]] or runs
-
-
 def _summarize_rounds(runs: list[dict], run_calibration: dict) -> dict:
     """Medians over the comparable runs of one path@rate, CPU per message also in reference milliseconds."""
-    chosen = _comparable(runs)
+    chosen = calibration.comparable(runs)
     cpu = _cpu_per_message(chosen)
     return {
         "runs": runs, **{m: _median(chosen, m) for m in ("achieved_rate", "p50_ms", "p95_ms", "p99_ms", "max_ms", "lost")},

@@ -54,6 +54,12 @@ def round_flags(load_before: float) -> list[str]:
     return [f"load {load_before} > {MAX_LOAD}"] if load_before > MAX_LOAD else []
 
 
+def comparable(runs: list[dict]) -> list[dict]:
+    """The runs without flags (started on a quiet machine), or all of them when every one is flagged
+    (the report then says its median is of all runs)."""
+    return [run for run in runs if not run["flags"]] or runs
+
+
 def summary(points_ms: list[float]) -> dict:
     """A report's calibration: one point before its first run and one after each run.
 

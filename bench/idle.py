@@ -159,7 +159,7 @@ async def measure_idle(broker: str, target: int, runs: int) -> dict:
             system.stop()
         result.update(run=run, load_before=load_before, flags=calibration.round_flags(load_before))
         report["runs"].append(result)
-    chosen = [run for run in report["runs"] if not run["flags"]] or report["runs"]
+    chosen = calibration.comparable(report["runs"])
     report.update(
         median_of="unflagged" if chosen is not report["runs"] else "all",
         kb_per_connection=round(statistics.median(run["kb_per_connection"] for run in chosen), 2),
