@@ -21,6 +21,7 @@ import httpx
 import psutil
 
 from bench import counting
+from bench.rounds import NATIVE_BROKERS
 from tests.support import System, open_conversation, signup, user_client
 
 SITE = Path(__file__).parent / "count_site"
@@ -36,8 +37,7 @@ def counting_env(directory: Path) -> dict[str, str]:
 
 def _counted_children(processes: dict[str, psutil.Process]) -> dict[str, psutil.Process]:
     """mqchat's own Python processes (not the store, not Mosquitto or NATS nodes)."""
-    native = ("mosquitto", "nats-server")
-    return {role: p for role, p in processes.items() if role.split()[0] in ("broker", "bridge", "api") and p.name() not in native}
+    return {role: p for role, p in processes.items() if role.split()[0] in ("broker", "bridge", "api") and p.name() not in NATIVE_BROKERS}
 
 
 async def _toggle(children: dict[str, psutil.Process], directory: Path, closing: bool) -> dict[str, dict[str, int]]:

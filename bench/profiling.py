@@ -19,6 +19,8 @@ from pathlib import Path
 
 import psutil
 
+from bench.rounds import NATIVE_BROKERS
+
 RATE = 100  # samples per second
 _IDLE_LEAVES = ("epoll_wait", "select ", "poll ", "nanosleep", "clock_nanosleep")
 _IDLE_FRAMES = ("PyThread_acquire_lock_timed", "_queue_SimpleQueue_get")
@@ -47,7 +49,7 @@ async def record(processes: dict[str, psutil.Process], seconds: float, stem: Pat
     """Start py-spy on every Python server process (not Mosquitto, not this one) for `seconds`."""
     recording = Recording({}, [])
     for role, process in processes.items():
-        if process.name() in ("mosquitto", "nats-server") or role == "load generator":
+        if process.name() in NATIVE_BROKERS or role == "load generator":
             continue
         recording.files[role] = stem.with_name(f"{stem.name}-{role}.txt")
         recording.runs.append(

@@ -14,6 +14,8 @@ from bench.lean_mqtt import LeanClient
 from bench.load import STALL, LoadResult, run_load
 from tests.support import NATS_NODES, Account, System, granted, open_conversation, signup
 
+NATIVE_BROKERS = ("mosquitto", "nats-server")  # process names of the brokers that are not mqchat's Python
+
 
 def components(system: System) -> dict[str, psutil.Process]:
     """The system's processes by role: broker, bridge, api, store, and this load generator.
@@ -26,7 +28,7 @@ def components(system: System) -> dict[str, psutil.Process]:
     roots = [psutil.Process(system.process.pid)] + ([psutil.Process(system.mosquitto.pid)] if system.mosquitto else [])
     for child in (c for root in roots for c in root.children(recursive=True)):
         cmdline = " ".join(child.cmdline())
-        if child.name() in ("mosquitto", "nats-server"):
+        if child.name() in NATIVE_BROKERS:
             found[_free_name(found, "broker")] = child
         elif "nx_27017" in cmdline:
             found["store"] = child
