@@ -23,12 +23,11 @@ import logging
 import time
 
 import aiomqtt
-from nats.aio.client import Client as NatsConnection
 from nats.errors import Error as NatsError
 
 from bridge.presence import PresenceTracker
 from core import nats_auth, topics
-from core.nats_rights import ask_every_node, connections_in
+from core.nats_rights import SystemConnection, ask_every_node, connections_in
 from core.settings import Settings
 from core.tasks import stop_if_cancelled
 
@@ -50,7 +49,7 @@ class LostWills:
     def __init__(self, settings: Settings, tracker: PresenceTracker) -> None:
         self._settings = settings
         self._tracker = tracker
-        self._connection: NatsConnection | None = None
+        self._system = SystemConnection(settings, "mqchat-lost-wills", CONNECT_TIMEOUT)
         self._client: aiomqtt.Client | None = None
         self._missing: set[tuple[str, str]] = set()  # (user id, client id) no node held at the last audit
         self._lost: set[tuple[str, str]] = set()  # missing twice running, Will not published yet
@@ -94,16 +93,11 @@ class LostWills:
 
     async def _connected_clients(self) -> set[str] | None:
         """The MQTT client ids of the chat account's open connections, or None if fewer than a majority of nodes answered."""
-        if self._connection is None or self._connection.is_closed:
-            self._connection = await nats_auth.connect(
-                self._settings.nats_servers, nats_auth.SYSTEM_USER, self._settings.jwt_secret, "mqchat-lost-wills", timeout=CONNECT_TIMEOUT
-            )
         query = {"acc": nats_auth.CHAT_ACCOUNT, "state": 0, "limit": CONNZ_LIMIT}
-        answers = await ask_every_node(self._connection, "CONNZ", query, self._settings.nats_nodes, ANSWER_TIMEOUT)
+        answers = await ask_every_node(await self._system.get(), "CONNZ", query, self._settings.nats_nodes, ANSWER_TIMEOUT)
         if 2 * len(answers) <= self._settings.nats_nodes:
             return None
         return {connection["mqtt_client"] for answer in answers for connection in connections_in(answer) if connection.get("mqtt_client")}
 
     async def close(self) -> None:
-        if self._connection is not None and not self._connection.is_closed:
-            await self._connection.close()
+        await self._system.close()

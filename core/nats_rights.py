@@ -22,6 +22,27 @@ CONNZ_LIMIT = 10_000  # connections of one user asked of a node
 SYSTEM_CONNECT_TIMEOUT = 5.0  # the cluster unreachable: the change fails (its events are not sent) rather than wait
 
 
+class SystemConnection:
+    """A connection to the cluster as its system account (`$SYS` requests), made on first use and again
+    after it closed."""
+
+    def __init__(self, settings: Settings, name: str, timeout: float) -> None:
+        self._settings, self._name, self._timeout = settings, name, timeout
+        self._connection: NatsConnection | None = None
+
+    async def get(self) -> NatsConnection:
+        """The open connection (connecting now if there is none)."""
+        if self._connection is None or self._connection.is_closed:
+            self._connection = await nats_auth.connect(
+                self._settings.nats_servers, nats_auth.SYSTEM_USER, self._settings.jwt_secret, self._name, timeout=self._timeout
+            )
+        return self._connection
+
+    async def close(self) -> None:
+        if self._connection is not None and not self._connection.is_closed:
+            await self._connection.close()
+
+
 class NatsRights:
     """A NATS cluster asks mqchat at every connection (broker.nats_callout), and a connection keeps the
     permissions it was given: when a membership ends or a user's tokens are revoked, the user's
@@ -31,7 +52,7 @@ class NatsRights:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._connection: NatsConnection | None = None
+        self._system = SystemConnection(settings, "mqchat-rights", SYSTEM_CONNECT_TIMEOUT)
 
     async def ensure_user(self, user_id: str, role: Role, version: int) -> None:
         return None
@@ -49,20 +70,13 @@ class NatsRights:
 
     async def cut(self, user_ids: Iterable[str]) -> int:
         """Close every connection of these users on every node; how many were closed."""
-        connection = await self._connected()
+        connection = await self._system.get()
         closed = 0
         for user_id in user_ids:
             for server_id, cid in await self._connections_of(connection, user_id):
                 await connection.request(f"$SYS.REQ.SERVER.{server_id}.KICK", json.dumps({"cid": cid}).encode(), timeout=KICK_TIMEOUT)
                 closed += 1
         return closed
-
-    async def _connected(self) -> NatsConnection:
-        if self._connection is None or self._connection.is_closed:
-            self._connection = await nats_auth.connect(
-                self._settings.nats_servers, nats_auth.SYSTEM_USER, self._settings.jwt_secret, "mqchat-rights", timeout=SYSTEM_CONNECT_TIMEOUT
-            )
-        return self._connection
 
     async def _connections_of(self, connection: NatsConnection, user_id: str) -> list[tuple[str, int]]:
         """(server id, connection id) of the user's open connections, asked of every node at once."""
@@ -72,8 +86,7 @@ class NatsRights:
         return [(answer["server"]["id"], client["cid"]) for answer in answers for client in connections_in(answer)]
 
     async def close(self) -> None:
-        if self._connection is not None and not self._connection.is_closed:
-            await self._connection.close()
+        await self._system.close()
 
 
 async def ask_every_node(connection: NatsConnection, request: str, query: dict, nodes: int, timeout: float) -> list[dict]:
