@@ -77,7 +77,7 @@ async def _publisher(client: LeanClient, index: int, topic_of, payload_of, windo
 
     async def one(number: int) -> None:
         try:
-            await client.publish(topic_of(index), payload_of(index, number), qos=1)
+            await client.send(topic_of(index), payload_of(index, number).encode())
             acked.add((index, number))
         except LeanMqttError:
             pass  # not acknowledged: not counted as missing

@@ -5,11 +5,11 @@ received (paho's packet machinery, a thread-safe message queue, a task per call)
 about as much as the server it measures. This client is an asyncio Protocol
 that parses packets straight from the socket's buffer: a PUBLISH is one
 `transport.write`, an incoming QoS 1 PUBLISH is acknowledged in the same
-callback that queues it. It speaks only what the bench needs (packets encoded by tests.raw_mqtt): CONNECT with a
-username and password, SUBSCRIBE, QoS 0/1 PUBLISH both ways, PINGREQ every half
-keep-alive, DISCONNECT. The interface is aiomqtt's where the bench uses it
-(`async with`, `subscribe`, `publish`, `messages`), so bench.load and
-bench.flood drive either.
+callback that queues it. It speaks only what the bench needs (packets encoded by
+tests.raw_mqtt): CONNECT with a username and password, SUBSCRIBE, QoS 1 PUBLISH
+out (`send`), QoS 0/1 PUBLISH in (`messages`, or a callback: `deliver_to`),
+PINGREQ every half keep-alive, DISCONNECT. `async with`, `subscribe` and
+`messages` are used as aiomqtt's are.
 """
 
 from __future__ import annotations
@@ -72,14 +72,6 @@ class LeanClient(asyncio.Protocol):
         """The SUBACK's return code for the one filter (0x80: refused), as a list like aiomqtt's."""
         packet_id = self._take_id()
         return [await self._request(SUBACK, packet_id, packet(SUBSCRIBE, 2, struct.pack("!H", packet_id) + string(topic) + bytes([qos])))]
-
-    async def publish(self, topic: str, payload: str | bytes, qos: int = 1) -> None:
-        """Send one PUBLISH; at QoS 1 return when its PUBACK arrives."""
-        data = payload.encode() if isinstance(payload, str) else payload
-        if not qos:
-            self._write(packet(PUBLISH, 0, string(topic) + data))
-            return
-        await self.send(topic, data)
 
     def send(self, topic: str, payload: bytes) -> asyncio.Future:
         """Send one QoS 1 PUBLISH now (no task, no await); the future is done when its PUBACK arrives."""
