@@ -54,7 +54,10 @@ async def send(
     outcomes: list[Sent] = []
     watermarks: dict[str, dict[str, int]] = {}
     results = await messages.send_many(commands, conversations)
-    previews = await messages.reply_previews(r.message.stored_form() for r in results if r.message and r.message.reply_to)
+    previews = await messages.reply_previews(
+        (r.message.stored_form() for r in results if r.message and r.message.reply_to),
+        known=(r.quoted for r in results if r.quoted is not None),
+    )
     for result in results:
         if result.message is None or result.conversation is None:
             outcomes.append(Sent(result))

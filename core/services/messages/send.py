@@ -51,6 +51,7 @@ class SendResult:
     conversation: Conversation | None = None
     created: bool = False
     error: DomainError | None = None
+    quoted: Message | None = None  # the message the command replies to, as read when checking it
 
 
 async def send_many(commands: list[SendCommand], conversations: ConversationCache | None = None) -> list[SendResult]:
@@ -129,7 +130,7 @@ async def _claim(conversations: ConversationCache | Uncached, conversation_id: s
     firsts: dict[tuple[str, str], SendResult] = {}
     for result in batch:
         try:
-            shown, reply_to_seq = await _check_send(conversation, result.command, closed)
+            shown, result.quoted = await _check_send(conversation, result.command, closed)
             if result.command.sender_id in refused:
                 raise Forbidden(refused[result.command.sender_id])
         except DomainError as error:
@@ -141,7 +142,7 @@ async def _claim(conversations: ConversationCache | Uncached, conversation_id: s
         # retry, REST + MQTT) are found by the idempotency index when inserting.
         key = (result.command.sender_id, result.command.client_msg_id)
         if key not in firsts:
-            result.message, result.created = _new_message(result.command, shown, reply_to_seq), True
+            result.message, result.created = _new_message(result.command, shown, result.quoted), True
             firsts[key] = result
     if not accepted or conversation is None:
         return None
@@ -161,26 +162,25 @@ async def _closed_ticket(conversation: Conversation) -> int | None:
 
 async def _check_send(
     conversation: Conversation | None, command: SendCommand, closed: int | None
-) -> tuple[list[AttachmentRef], int | None]:
+) -> tuple[list[AttachmentRef], Message | None]:
     """Refuse what may not be sent (`closed`: the number of the closed ticket whose conversation this is);
-    the attachments the message will show and the quoted message's seq."""
+    the attachments the message will show and the message it quotes."""
     is_system = command.sender_id == SYSTEM_SENDER
     if conversation is None or (not is_system and command.sender_id not in conversation.participant_ids):
         raise NotFound("conversation not found")
     if closed is not None and not is_system:
         raise Conflict(f"ticket #{closed} is closed: open a new ticket to continue")
     validate_body(command.body, bool(command.attachment_ids))
-    reply_to_seq = None
+    quoted = None
     if command.reply_to is not None:
-        replied = await get_by_id(Message, command.reply_to)
-        if replied is None or replied.conversation_id != command.conversation_id:
+        quoted = await get_by_id(Message, command.reply_to)
+        if quoted is None or quoted.conversation_id != command.conversation_id:
             raise InvalidInput("reply_to must be a message of the same conversation")
-        reply_to_seq = replied.seq
     shown = await attachments.owned_by(command.sender_id, command.attachment_ids) if command.attachment_ids else []
-    return shown, reply_to_seq
+    return shown, quoted
 
 
-def _new_message(command: SendCommand, shown: list[AttachmentRef], reply_to_seq: int | None) -> Message:
+def _new_message(command: SendCommand, shown: list[AttachmentRef], quoted: Message | None) -> Message:
     return Message(
         id=PydanticObjectId(),
         conversation_id=command.conversation_id,
@@ -192,7 +192,7 @@ def _new_message(command: SendCommand, shown: list[AttachmentRef], reply_to_seq:
         attachment_ids=[ref.id for ref in shown],
         attachments=shown,
         reply_to=command.reply_to,
-        reply_to_seq=reply_to_seq,
+        reply_to_seq=quoted.seq if quoted is not None else None,
     )
 
 

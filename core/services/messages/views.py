@@ -45,12 +45,14 @@ def stored_message_out(stored: StoredMessage, watermarks: dict[str, int], previe
     )
 
 
-async def reply_previews(replies: Iterable[StoredMessage]) -> dict[str, ReplyPreview]:
-    """Previews of the messages these quote: one query per conversation (by the stored `reply_to_seq`)."""
+async def reply_previews(replies: Iterable[StoredMessage], known: Iterable[Message] = ()) -> dict[str, ReplyPreview]:
+    """Previews of the messages these quote: one query per conversation (by the stored `reply_to_seq`);
+    none for the quoted messages the caller already read (`known`)."""
+    previews = {str(message.id): _preview(message.stored_form()) for message in known}
     wanted: dict[str, set[int]] = defaultdict(set)
     unnumbered: set[str] = set()  # quoted before reply_to_seq was stored
     for stored in replies:
-        if stored.get("reply_to"):
+        if stored.get("reply_to") and stored["reply_to"] not in previews:
             if stored.get("reply_to_seq") is not None:
                 wanted[stored["conversation_id"]].add(stored["reply_to_seq"])
             else:
@@ -61,7 +63,7 @@ async def reply_previews(replies: Iterable[StoredMessage]) -> dict[str, ReplyPre
         *(_stored_by_id(message_id) for message_id in unnumbered),
     )  # fmt: skip
     quoted = [stored for group in found for stored in group]
-    return {str(stored["_id"]): _preview(stored) for stored in quoted}
+    return previews | {str(stored["_id"]): _preview(stored) for stored in quoted}
 
 
 async def _stored_by_id(message_id: str) -> list[StoredMessage]:
