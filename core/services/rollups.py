@@ -170,9 +170,11 @@ async def _roll_ratings(docs: list[dict[str, Any]], token: str | None = None) ->
     return sum(won)
 
 
-async def sync_ticket(ticket_id: Any) -> None:
-    """Count a ticket's latest changes (after a change that moved `rollup_due`); safe to repeat."""
-    doc = await Ticket.get_pymongo_collection().find_one({"_id": ticket_id}, TICKET_FIELDS)
+async def sync_ticket(ticket_id: Any, doc: dict[str, Any] | None = None) -> None:
+    """Count a ticket's latest changes (after a change that moved `rollup_due`); safe to repeat.
+    `doc`: the ticket as the change left it, when the caller has it (else it is read)."""
+    if doc is None:
+        doc = await Ticket.get_pymongo_collection().find_one({"_id": ticket_id}, TICKET_FIELDS)
     if doc is not None and doc.get("rollup_due"):
         await _roll_tickets([doc])
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from beanie import PydanticObjectId
 from bson import ObjectId
+from pymongo import ReturnDocument
 
 from core import events
 from core.clock import iso, iso_from_ms, to_ms, utcnow
@@ -113,7 +115,22 @@ async def _reload(ticket: Ticket) -> Ticket:
     return fresh
 
 
-async def _transition(ticket: Ticket, status: str, assignee_id: str | None, by: str) -> tuple[Ticket, list[Delivery]] | None:
+async def _updated(query: dict[str, object], update: dict[str, object]) -> tuple[Ticket, dict[str, object]] | None:
+    """Apply `update` to the ticket `query` matches (a compare-and-swap): the ticket after it, as a document and as
+    stored (for `rollups.sync_ticket`), in one store command; None if nothing matched."""
+    doc = await Ticket.get_pymongo_collection().find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+    return None if doc is None else (Ticket.model_validate(doc), doc)
+
+
+class _Changed(NamedTuple):
+    """A ticket after a change, its view, and the deliveries that announce the change."""
+
+    ticket: Ticket
+    view: TicketOut
+    deliveries: list[Delivery]
+
+
+async def _transition(ticket: Ticket, status: str, assignee_id: str | None, by: str) -> _Changed | None:
     """Compare-and-swap the ticket to (status, assignee); record, re-seat the conversation and announce. None if it changed meanwhile."""
     now_ms = to_ms(utcnow())
     update: dict[str, object] = {"status": status, "assignee_id": assignee_id, "updated_ms": now_ms}
@@ -124,18 +141,18 @@ async def _transition(ticket: Ticket, status: str, assignee_id: str | None, by: 
     elif ticket.status == "resolved" and status != "closed":  # reopened: no longer counts as resolved
         update["resolved_ms"] = None
     counted = "assigned_ms" in update or "resolved_ms" in update  # what the desk counters count changes
-    result = await Ticket.get_pymongo_collection().update_one(
+    updated = await _updated(
         {"_id": ticket.id, "status": ticket.status, "assignee_id": {"$eq": ticket.assignee_id}},
         {"$set": update, **({"$inc": {"rollup_due": 1}} if counted else {})},
     )
-    if result.modified_count == 0:
+    if updated is None:
         return None
+    after, stored = updated
     await TicketEvent(ticket_id=str(ticket.id), status=status, by=by, assignee_id=assignee_id).insert()  # type: ignore[arg-type]
     # the history entry and the conversation's members next, which readers of the changed ticket expect at once
     reseated = await _reseat_assignee(ticket.conversation_id, ticket.assignee_id, assignee_id) if assignee_id != ticket.assignee_id else []
     if counted:
-        await rollups.sync_ticket(ticket.id)
-    after = await _reload(ticket)
+        await rollups.sync_ticket(ticket.id, stored)
     change = {
         field: {"from": getattr(ticket, field), "to": getattr(after, field)}
         for field in ("status", "assignee_id")
@@ -145,7 +162,7 @@ async def _transition(ticket: Ticket, status: str, assignee_id: str | None, by: 
     # a closed ticket's conversation takes no more messages: processes forget their answer (core.services.messages.send)
     deliveries = events.conversation_changed(after.conversation_id) if "closed" in (ticket.status, status) else []
     deliveries += events.ticket_event("ticket.updated", view, change, [after.customer_id, ticket.assignee_id or "", after.assignee_id or ""])
-    return after, deliveries + reseated
+    return _Changed(after, view, deliveries + reseated)
 
 
 async def _reseat_assignee(conversation_id: str, old: str | None, new: str | None) -> list[Delivery]:
@@ -183,7 +200,7 @@ async def _auto_assign(ticket: Ticket, limits: Limits) -> list[Delivery]:
         if done is None:  # an agent or an admin took it meanwhile
             await assignment.add_load(agent_id, -1)
             return []
-        return done[1]
+        return done.deliveries
     finally:
         await tickets.update_one({"_id": ticket.id}, {"$set": {"held_until_ms": 0}})
 
@@ -228,7 +245,7 @@ async def _requeue(ticket: Ticket, agent_id: str) -> list[Delivery]:
     if done is None:
         return []
     await assignment.add_load(agent_id, -1)
-    return done[1]
+    return done.deliveries
 
 
 def _role_in(ticket: Ticket, user: User) -> set[str]:
@@ -273,12 +290,12 @@ async def change_status(actor: User, ticket_id: str, status: str, limits: Limits
     done = await _transition(ticket, status, ticket.assignee_id, str(actor.id))
     if done is None:
         raise Conflict("the ticket changed meanwhile; reload it")
-    after, deliveries = done
+    after, view, deliveries = done
     if after.assignee_id and (ticket.status in ACTIVE) != (status in ACTIVE):
         await assignment.add_load(after.assignee_id, 1 if status in ACTIVE else -1)
         if status not in ACTIVE:
             deliveries += await assign_backlog(limits)
-    return await ticket_out(after), deliveries
+    return view, deliveries
 
 
 async def assign(actor: User, ticket_id: str, agent_id: str | None, limits: Limits) -> tuple[TicketOut, list[Delivery]]:
@@ -316,7 +333,7 @@ async def assign(actor: User, ticket_id: str, agent_id: str | None, limits: Limi
         raise Conflict("the ticket changed meanwhile; reload it")
     if ticket.assignee_id:
         await assignment.add_load(ticket.assignee_id, -1)
-    return await ticket_out(done[0]), done[1]
+    return done.view, done.deliveries
 
 
 async def move_to_team(actor: User, ticket_id: str, team_id: str | None, limits: Limits) -> tuple[TicketOut, list[Delivery]]:
@@ -333,20 +350,21 @@ async def move_to_team(actor: User, ticket_id: str, team_id: str | None, limits:
         raise Conflict(f"a {ticket.status} ticket cannot change teams")
     if ticket.team_id == team_id:
         return await ticket_out(ticket), []
-    moved = await Ticket.get_pymongo_collection().update_one(
+    moved = await _updated(
         {"_id": ticket.id, "status": ticket.status, "team_id": {"$eq": ticket.team_id}},
         {"$set": {"team_id": team_id, "updated_ms": to_ms(utcnow())}, "$inc": {"rollup_due": 1}},
     )
-    if moved.modified_count == 0:
+    if moved is None:
         raise Conflict("the ticket changed meanwhile; reload it")
-    await rollups.sync_ticket(ticket.id)
-    after = await _reload(ticket)
+    after, stored = moved
+    await rollups.sync_ticket(ticket.id, stored)
     change = {"team_id": {"from": ticket.team_id, "to": team_id}}
-    deliveries = events.ticket_event("ticket.updated", await ticket_out(after), change, [after.customer_id, after.assignee_id or ""])
+    view = await ticket_out(after)
+    deliveries = events.ticket_event("ticket.updated", view, change, [after.customer_id, after.assignee_id or ""])
     if after.status == "open":
         deliveries += await _auto_assign(after, limits)
-        after = await _reload(after)
-    return await ticket_out(after), deliveries
+        view = await ticket_out(await _reload(after))
+    return view, deliveries
 
 
 async def _led_team(ticket: Ticket, user: User) -> Team | None:
@@ -397,15 +415,14 @@ async def record_first_response(conversation: Conversation, sender_id: str, at_m
     """The assignee's first message in a ticket's conversation sets `first_response_at`."""
     if conversation.ticket_id is None:
         return []
-    result = await Ticket.get_pymongo_collection().update_one(
+    updated = await _updated(
         {"_id": ObjectId(conversation.ticket_id), "assignee_id": sender_id, "first_response_ms": {"$eq": None}},
         {"$set": {"first_response_ms": at_ms}, "$inc": {"rollup_due": 1}},
     )
-    if result.modified_count == 0:  # answered before (or a retried batch: its roll-up, if missed, is the sweep's)
+    if updated is None:  # answered before (or a retried batch: its roll-up, if missed, is the sweep's)
         return []
-    await rollups.sync_ticket(ObjectId(conversation.ticket_id))
-    ticket = await Ticket.get(PydanticObjectId(conversation.ticket_id))
-    assert ticket is not None
+    ticket, stored = updated
+    await rollups.sync_ticket(ticket.id, stored)
     change = {"first_response_at": {"from": None, "to": iso_from_ms(at_ms)}}
     return events.ticket_event("ticket.updated", await ticket_out(ticket), change, [ticket.customer_id, sender_id])
 
