@@ -9,6 +9,7 @@
     python -m bench --measure workers --broker mosquitto --workers 1,2 --rates 300,1000 --duration 10
     python -m bench --measure flood --duration 10 --runs 5   # nothing acknowledged lost at the broker's limit
     python -m bench --measure idle --connections 5000 --runs 3   # broker memory per idle connection (bench.idle)
+    python -m bench --measure history --history-depth 1000000   # history pages at depth, alone (bench.history)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import httpx
 import psutil
 from rich.progress import Progress
 
-from bench import calibration, costs, flood, idle, profiling, workers
+from bench import calibration, costs, flood, history, idle, profiling, workers
 from bench.measures import fill_history, history_latency, login_throughput
 from bench.output import report_stem, write_report
 from bench.rounds import components, load_round, make_pairs
@@ -54,10 +55,11 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, nargs="?", const=100, default=0, metavar="MESSAGES",
                         help="instead of timing: count what one message costs, over MESSAGES sent one at a time (default 100)")
     parser.add_argument("--profile", action="store_true", help="instead of the full report: py-spy each server process during one E2E round per rate")
-    parser.add_argument("--measure", choices=["load", "workers", "flood", "idle"], default="load",
+    parser.add_argument("--measure", choices=["load", "workers", "flood", "idle", "history"], default="load",
                         help="load: the full report; workers: E2E rounds per bridge worker count (bench.workers); "
                              "flood: closed-loop floods, every acknowledged message counted (bench.flood); "
-                             "idle: idle connections held and broker memory per connection, a fresh system per run (bench.idle)")
+                             "idle: idle connections held and broker memory per connection, a fresh system per run (bench.idle); "
+                             "history: pages and after_seq at --history-depth, --runs rounds (bench.history)")
     parser.add_argument("--workers", default="1,2", help="--measure workers: the bridge worker counts to compare")
     parser.add_argument("--kill-worker", action="store_true", help="--measure workers: SIGKILL the last worker halfway through every round")
     parser.add_argument("--paths", default="raw,e2e", help="--measure flood: raw (the broker alone) and/or e2e (through the bridge)")
@@ -316,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
-    """`--measure workers`, `flood` or `idle`: its own systems and report."""
+    """`--measure workers`, `flood`, `idle` or `history`: its own systems and report."""
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if args.measure == "idle":
         report = asyncio.run(idle.measure_idle(args.broker, args.connections, args.runs))
@@ -325,6 +327,9 @@ def _measure(args: argparse.Namespace) -> int:
         counts, rates = [int(n) for n in args.workers.split(",")], [int(r) for r in args.rates.split(",")]
         report = asyncio.run(workers.measure_workers(args.broker, counts, rates, args.duration, args.runs, args.pairs, args.kill_worker))
         render = workers.markdown
+    elif args.measure == "history":
+        report = asyncio.run(history.measure_history(args.broker, args.history_depth, args.runs, 20 if args.quick else 200))
+        render = history.markdown
     else:
         report = asyncio.run(flood.measure_flood(args.broker, args.paths.split(","), args.duration, args.window, args.runs, args.pairs))
         render = flood.markdown

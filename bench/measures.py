@@ -31,7 +31,7 @@ async def fill_history(conversation_id: str, sender_id: str, depth: int, batch: 
                     client_msg_id=f"h{base + n}", body=f"history {n}", created_at=now - timedelta(seconds=depth - n))
             for n in range(offset, min(offset + batch, depth))
         ]  # fmt: skip
-        await Message.insert_many(docs)
+        await Message.get_pymongo_collection().insert_many([doc.stored_form() for doc in docs])
     return depth / (time.perf_counter() - start)
 
 
