@@ -22,6 +22,7 @@ from typing import Any
 import aiomqtt
 import httpx
 
+from core import topics
 from core.security import broker_password, issue_service_token
 from mqchat.probes import NotReady, check_port_free
 from mqchat.store import free_port
@@ -376,6 +377,16 @@ class Inbox:
                 f"expected {count} {event_type or 'events'}, got {self.events(event_type, topic)}"
             ) from None
         return self.events(event_type, topic)
+
+
+async def send_numbered(system: System, sender: Account, conversation_id: str, count: int, prefix: str, then: str | None = None) -> None:
+    """`count` chat messages in a row over MQTT from a device of their own (`client_msg_id` `<prefix>-<n>`,
+    body `<prefix> message <n>`), and `then` after them if given; not waiting for their acknowledgements."""
+    bodies = [f"{prefix} message {n}" for n in range(count)] + ([then] if then is not None else [])
+    async with user_client(system, sender, f"send-{secrets.token_hex(3)}") as client:
+        for n, body in enumerate(bodies):
+            request = {"conversation_id": conversation_id, "client_msg_id": f"{prefix}-{n}", "body": body}
+            await client.publish(topics.user_outbox(sender.id, "send"), json.dumps(request), qos=1)
 
 
 def device(system: System, account: Account, suffix: str = "web", *subscriptions: str, **kwargs: Any) -> Inbox:

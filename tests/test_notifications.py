@@ -17,7 +17,6 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from core import topics
 from mqchat.store import free_port
 from tests.metrics_support import Samples, scrape, scrape_until, value
 from tests.push_support import BrowserKeys, PushService, vapid_env
@@ -28,8 +27,8 @@ from tests.support import (
     crashable_device,
     create_staff,
     open_conversation,
+    send_numbered,
     signup,
-    user_client,
 )
 
 
@@ -78,15 +77,6 @@ def notify_system(tmp_path_factory: pytest.TempPathFactory, smtp: tuple[Inbox, i
     assert system.stop() == 0
 
 
-async def send_quickly(system: System, sender: Account, cid: str, count: int, prefix: str, then: str | None = None) -> None:
-    """`count` numbered messages in a row, and `then` after them if given."""
-    bodies = [f"{prefix} message {n}" for n in range(count)] + ([then] if then is not None else [])
-    async with user_client(system, sender, "burst") as client:
-        for n, body in enumerate(bodies):
-            request = {"conversation_id": cid, "client_msg_id": f"{prefix}-{n}", "body": body}
-            await client.publish(topics.user_outbox(sender.id, "send"), json.dumps(request), qos=1)
-
-
 def mails_to(inbox: Inbox, *accounts: Account) -> list[tuple[list[str], object]]:
     """The mails sent to any of `accounts`, oldest first."""
     addresses = {account.email for account in accounts}
@@ -107,7 +97,7 @@ async def test_one_email_digest_for_quick_messages(notify_system: System, smtp: 
         alice, bob = await signup(api, username="Alice <Shop>"), await signup(api, username="Bob")
         cid = (await open_conversation(api, alice, bob, context={"type": "product", "id": "mug", "title": "Blue mug"}))["id"]
         long = "<b>bold & long</b> " + "x" * 400
-        await send_quickly(system, alice, cid, 6, "quick", then=long)
+        await send_numbered(system, alice, cid, 6, "quick", then=long)
         await wait_mails(inbox, 1, alice, bob)
         await asyncio.sleep(2.5)  # a second email would have come by now
         assert len(mails_to(inbox, alice, bob)) == 1
@@ -142,7 +132,7 @@ async def test_one_email_digest_for_quick_messages(notify_system: System, smtp: 
         # bob turns email off: nothing more
         off = await api.patch("/api/auth/me", json={"preferences": {"email_notifications": False}}, headers=bob.headers)
         assert off.status_code == 200 and off.json()["preferences"] == {"email_notifications": False}
-        await send_quickly(system, alice, cid, 2, "muted")
+        await send_numbered(system, alice, cid, 2, "muted")
         await asyncio.sleep(3)
         assert len(mails_to(inbox, alice, bob)) == 1
 
@@ -159,7 +149,7 @@ async def test_no_email_when_present_already_read_or_muted(notify_system: System
             if (await api.get(f"/api/users/{bob.id}", headers=alice.headers)).json()["presence"]["status"] == "online":
                 break
             await asyncio.sleep(0.1)
-        await send_quickly(system, alice, with_bob, 2, "live")
+        await send_numbered(system, alice, with_bob, 2, "live")
 
         sent = (await api.post(f"/api/conversations/{with_carol}/messages", json={"body": "read me"}, headers=alice.headers)).json()
         await api.post(f"/api/conversations/{with_carol}/read", json={"message_id": sent["id"]}, headers=carol.headers)
@@ -168,8 +158,8 @@ async def test_no_email_when_present_already_read_or_muted(notify_system: System
         with_dave, with_erin = (await open_conversation(api, alice, dave))["id"], (await open_conversation(api, alice, erin))["id"]
         muted = await api.patch(f"/api/conversations/{with_dave}/settings", json={"muted": True}, headers=dave.headers)
         assert muted.status_code == 200 and muted.json()["muted"] is True
-        await send_quickly(system, alice, with_dave, 2, "to dave")
-        await send_quickly(system, alice, with_erin, 1, "to erin")
+        await send_numbered(system, alice, with_dave, 2, "to dave")
+        await send_numbered(system, alice, with_erin, 1, "to erin")
         await wait_mails(inbox, 1, alice, bob, carol, dave, erin)
         await asyncio.sleep(2)  # dave's would have come by now
         assert [recipients for recipients, _ in mails_to(inbox, alice, bob, carol, dave, erin)] == [[erin.email]]
@@ -193,7 +183,7 @@ async def test_web_push_is_encrypted_and_expired_subscriptions_are_removed(
         assert bad.status_code == 400
 
         cid = (await open_conversation(api, alice, bob))["id"]
-        await send_quickly(system, alice, cid, 3, "push")
+        await send_numbered(system, alice, cid, 3, "push")
         for _ in range(150):
             if service.received:
                 break
@@ -206,7 +196,7 @@ async def test_web_push_is_encrypted_and_expired_subscriptions_are_removed(
 
         # the browser is gone: the push service answers 410 and the subscription is deleted
         service.gone = True
-        await send_quickly(system, alice, cid, 1, "gone")
+        await send_numbered(system, alice, cid, 1, "gone")
         for _ in range(150):
             if len(service.received) == 2:
                 break
@@ -256,7 +246,7 @@ async def test_each_browser_is_pushed_on_its_own(notify_system: System, push_ser
         admin = await create_staff(system, api, "admin")
         gone_before = gone_count((await scrape(api, admin))[1])
         cid = (await open_conversation(api, alice, bob, carol, kind="group", title="Order 1234"))["id"]
-        await send_quickly(system, alice, cid, 2, "fanout")
+        await send_numbered(system, alice, cid, 2, "fanout")
 
         # the working browser gets its push while the dead one is still being retried
         sent = await wait_logged(system, "notifier.sent", channel="push", subscription_id=ids["working"])

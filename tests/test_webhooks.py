@@ -34,6 +34,7 @@ from tests.support import (
     kill_bridge_as_stored,
     open_conversation,
     running,
+    send_numbered,
     signup,
     split_deployment,
     user_client,
@@ -150,13 +151,6 @@ async def subscribe(api: httpx.AsyncClient, admin: Account, receiver: Receiver, 
     return created
 
 
-async def send_over_mqtt(system: System, sender: Account, conversation_id: str, count: int, prefix: str) -> None:
-    async with user_client(system, sender, f"send-{secrets.token_hex(3)}") as mqtt:
-        for n in range(count):
-            request = {"conversation_id": conversation_id, "client_msg_id": f"{prefix}-{n}", "body": f"{prefix} {n}"}
-            await mqtt.publish(topics.user_outbox(sender.id, "send"), json.dumps(request), qos=1)
-
-
 async def test_admin_manages_endpoints_and_pings_them(api: httpx.AsyncClient, admin: Account, receiver: Receiver) -> None:
     customer = await signup(api)
     created = await subscribe(api, admin, receiver, "admin-crud", ["message.created", "ticket.updated"], )
@@ -216,7 +210,7 @@ async def test_every_event_arrives_signed_in_order_after_the_receiver_failed(
 
     async with device(hooked, alice, "acks") as acks:  # a client resends what it saw no acknowledgement for
         await asyncio.gather(
-            send_over_mqtt(hooked, alice, first["id"], 15, "first"), send_over_mqtt(hooked, alice, second["id"], 15, "second")
+            send_numbered(hooked, alice, first["id"], 15, "first"), send_numbered(hooked, alice, second["id"], 15, "second")
         )
         await resend_unacknowledged(hooked, alice, first["id"], acks, [f"first-{n}" for n in range(15)])
         await resend_unacknowledged(hooked, alice, second["id"], acks, [f"second-{n}" for n in range(15)])
@@ -388,7 +382,7 @@ async def test_bridge_killed_mid_burst_still_sends_every_message_webhook(
         alice, bob = await signup(api), await signup(api)
         cid = (await open_conversation(api, alice, bob))["id"]
         async with device(system, alice, "acks") as acks:
-            sending = asyncio.create_task(send_over_mqtt(system, alice, cid, BURST, "burst"))
+            sending = asyncio.create_task(send_numbered(system, alice, cid, BURST, "burst"))
             mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri_from_file())
             messages = mongo.mqchat.messages
             try:
