@@ -63,15 +63,22 @@ async def new_page(browser: Any, url: str | None = None, *, width: int = 1100, h
     return page
 
 
-async def signed_in_page(browser: Any, system: Any, account: Any, *, width: int = 1100, init_script: str | None = None) -> Any:
-    """A fresh browser context on `system`'s web client (`tests.support.System`), `account` signed in through the
-    login form and connected; `init_script` runs in every page of the context before the client's own scripts."""
-    page = await new_page(browser, width=width, height=760)
-    if init_script:
-        await page.context.add_init_script(script=init_script)
-    await page.goto(f"{system.api_url}/")
+async def sign_in(page: Any, account: Any) -> None:
+    """Fill the web client's login form with `account`'s credentials and submit it."""
     await page.get_by_label("Email").fill(account.email)
     await page.get_by_label("Password").fill(account.password)
     await page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+async def signed_in_page(
+    browser: Any, system: Any, account: Any, *, path: str = "/", width: int = 1100, height: int = 760, init_script: str | None = None
+) -> Any:
+    """A fresh browser context on `system`'s web client (`tests.support.System`) at `path`, `account` signed in
+    through the login form and connected; `init_script` runs in every page of the context before the client's own scripts."""
+    page = await new_page(browser, width=width, height=height)
+    if init_script:
+        await page.context.add_init_script(script=init_script)
+    await page.goto(f"{system.api_url}{path}")
+    await sign_in(page, account)
     await expect(page.locator("#connection")).to_have_text("online")
     return page

@@ -14,7 +14,7 @@ import zlib
 
 import httpx
 
-from tests.browser_support import TIMEOUT_MS, chromium_mark, expect, new_page, signed_in_page
+from tests.browser_support import TIMEOUT_MS, chromium_mark, expect, new_page, sign_in, signed_in_page
 from tests.browser_support import screenshot as shot
 from tests.support import System, create_staff, open_conversation, signup
 
@@ -170,9 +170,7 @@ async def test_each_tab_keeps_its_own_stable_session(browser, web_system: System
     second = await first.context.new_page()  # same browser profile: shares localStorage, not sessionStorage
     second.set_default_timeout(TIMEOUT_MS)
     await second.goto(f"{web_system.api_url}/")
-    await second.get_by_label("Email").fill(frank.email)
-    await second.get_by_label("Password").fill(frank.password)
-    await second.get_by_role("button", name="Sign in", exact=True).click()
+    await sign_in(second, frank)
     await expect(second.locator("#connection")).to_have_text("online")
 
     client_id = "window.mqchat.live.clientId"
@@ -195,9 +193,7 @@ async def test_digest_links_open_the_conversation_after_sign_in(browser, web_sys
     await rest.post(f"/api/conversations/{cid}/messages", json={"body": "your parcel left"}, headers=hana.headers)
     for link in (f"/#/c/{cid}", f"/?conversation={cid}"):
         page = await new_page(browser, f"{web_system.api_url}{link}")
-        await page.get_by_label("Email").fill(ivan.email)
-        await page.get_by_label("Password").fill(ivan.password)
-        await page.get_by_role("button", name="Sign in", exact=True).click()
+        await sign_in(page, ivan)
         await expect(page.locator("#conversation-title")).to_have_text("Hana")
         await expect(page.locator(".message .body")).to_have_text(["your parcel left"])
         assert page.url == f"{web_system.api_url}/client/#/c/{cid}"

@@ -14,7 +14,7 @@ import httpx
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
-from tests.browser_support import chromium_mark, expect, new_page, screenshot
+from tests.browser_support import chromium_mark, expect, screenshot, signed_in_page
 from tests.support import Account, System, crashable_device, create_staff, open_conversation, signup
 from tests.test_web_mobile import fits
 
@@ -22,13 +22,10 @@ if (mark := chromium_mark()) is not None:
     pytestmark = mark
 
 
-async def console_page(browser, system: System, account: Account, width: int, height: int = 900):  # type: ignore[no-untyped-def]
-    page = await new_page(browser, f"{system.api_url}/#/admin/reports", width=width, height=height)
-    await page.get_by_label("Email").fill(account.email)
-    await page.get_by_label("Password").fill(account.password)
-    await page.get_by_role("button", name="Sign in", exact=True).click()
-    await expect(page.locator("#console")).to_be_visible()
-    await expect(page.locator(".chart-svg")).to_have_count(4)
+async def console_page(browser, system: System, account: Account, tab: str, width: int, height: int = 900):  # type: ignore[no-untyped-def]
+    """The admin console on `tab`, `account` signed in and connected."""
+    page = await signed_in_page(browser, system, account, path=f"/#/admin/{tab}", width=width, height=height)
+    await expect(page.locator(f"#console-{tab}")).to_be_visible()
     return page
 
 
@@ -49,7 +46,8 @@ async def test_admin_console_reports_users_and_audit(browser, system: System, ap
     customer = await signup(api, username=f"Console {agent.id[-6:]}")
     await desk_day(api, admin, agent, customer)
 
-    page = await console_page(browser, system, admin, width=1280)
+    page = await console_page(browser, system, admin, "reports", width=1280)
+    await expect(page.locator(".chart-svg")).to_have_count(4)
     await expect(page.locator("#open-console")).to_be_visible()
     opened = int(await page.locator(".figure").filter(has_text="opened").locator(".figure-value").text_content())
     assert opened >= 2
@@ -94,7 +92,8 @@ async def test_admin_console_reports_users_and_audit(browser, system: System, ap
     await page.get_by_role("button", name="Back to chats").click()
     await expect(page.locator("#sidebar")).to_be_visible()
 
-    phone = await console_page(browser, system, admin, width=390, height=844)
+    phone = await console_page(browser, system, admin, "reports", width=390, height=844)
+    await expect(phone.locator(".chart-svg")).to_have_count(4)
     await fits(phone, "console reports on a phone")
     await screenshot(phone, "web-console", "reports-phone")
     for tab, name in (("Users", "users-phone"), ("Audit log", "audit-phone")):
@@ -111,11 +110,7 @@ async def test_admin_console_reports_users_and_audit(browser, system: System, ap
 
 async def test_the_console_is_for_admins_only(browser, system: System, api: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
     customer = await signup(api)
-    page = await new_page(browser, f"{system.api_url}/#/admin/users", width=1100)
-    await page.get_by_label("Email").fill(customer.email)
-    await page.get_by_label("Password").fill(customer.password)
-    await page.get_by_role("button", name="Sign in", exact=True).click()
-    await expect(page.locator("#connection")).to_have_text("online")
+    page = await signed_in_page(browser, system, customer, path="/#/admin/users")
     await expect(page.locator("#open-console")).to_be_hidden()
     await expect(page.locator("#console")).to_be_hidden()
     assert not page.errors, page.errors
@@ -124,16 +119,6 @@ async def test_the_console_is_for_admins_only(browser, system: System, api: http
 def unexpected(page) -> list[str]:  # type: ignore[no-untyped-def]
     """The page's errors but the browser's notes of the 4xx answers the test provoked (shown in the page instead)."""
     return [error for error in page.errors if "the server responded with a status of 4" not in error]
-
-
-async def desk_console_page(browser, system: System, account: Account, tab: str, width: int, height: int = 900):  # type: ignore[no-untyped-def]
-    page = await new_page(browser, f"{system.api_url}/#/admin/{tab}", width=width, height=height)
-    await page.get_by_label("Email").fill(account.email)
-    await page.get_by_label("Password").fill(account.password)
-    await page.get_by_role("button", name="Sign in", exact=True).click()
-    await expect(page.locator("#connection")).to_have_text("online")
-    await expect(page.locator(f"#console-{tab}")).to_be_visible()
-    return page
 
 
 async def report_a_message(api: httpx.AsyncClient, body: str) -> dict:
@@ -158,7 +143,7 @@ async def test_the_desk_console_queue_agents_moderation_teams_routing_and_canned
     assert (await api.put("/api/agents/me/availability", json={"availability": "busy"}, headers=ann.headers)).status_code == 200
     ann_desk = await crashable_device(system, ann, "desk")  # connected, but busy: tickets wait in the queue
     try:
-        page = await desk_console_page(browser, system, admin, "teams", width=1280)
+        page = await console_page(browser, system, admin, "teams", width=1280)
 
         # teams: create (a duplicate name is refused in the page), add members by name, a lead, rename
         form = page.locator("#team-form")
@@ -303,7 +288,7 @@ async def test_the_desk_console_queue_agents_moderation_teams_routing_and_canned
         assert (await api.get("/api/canned", params={"q": f"ann-{code}"}, headers=ann.headers)).json()["items"] == []
 
         # a phone: every new tab fits 390 px
-        phone = await desk_console_page(browser, system, admin, "queue", width=390, height=844)
+        phone = await console_page(browser, system, admin, "queue", width=390, height=844)
         for tab, ready in (("Queue", f"[data-queue-team='{team_id}']"), ("Agents", "#agents-rows tr"), ("Moderation", "#moderation-list > li"),
                            ("Teams", f".team-card[data-team='{team_id}']"), ("Routing", "#routing-rows tr"),
                            ("Canned replies", "#canned-list > li")):  # fmt: skip
@@ -314,7 +299,7 @@ async def test_the_desk_console_queue_agents_moderation_teams_routing_and_canned
         assert not unexpected(phone), phone.errors
 
         # the team's lead: the desk console with the queue and canned replies only, the team's replies theirs to write
-        lead = await desk_console_page(browser, system, ann, "canned", width=1280)
+        lead = await console_page(browser, system, ann, "canned", width=1280)
         await expect(lead.locator("#open-console")).to_have_text("Desk")
         await expect(lead.locator("[data-console-tab]:visible")).to_have_count(2)
         await expect(lead.locator(f"[data-canned='{code}']").get_by_role("button", name=f"Edit /{code}")).to_be_visible()

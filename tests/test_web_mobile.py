@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.browser_support import chromium_mark, expect, new_page, screenshot
+from tests.browser_support import chromium_mark, expect, new_page, screenshot, sign_in
 from tests.support import Account, System, create_staff, open_conversation, signup
 
 if (mark := chromium_mark()) is not None:
@@ -54,9 +54,7 @@ async def fits(page, where: str) -> None:  # type: ignore[no-untyped-def]
 async def phone_page(browser, system: System, account: Account, size: tuple[int, int]):  # type: ignore[no-untyped-def]
     page = await new_page(browser, f"{system.api_url}/", width=size[0], height=size[1])
     await fits(page, "sign-in")
-    await page.get_by_label("Email").fill(account.email)
-    await page.get_by_label("Password").fill(account.password)
-    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await sign_in(page, account)
     await expect(page.locator("#connection")).to_have_text("online")
     return page
 
