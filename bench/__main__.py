@@ -30,7 +30,7 @@ import psutil
 from rich.progress import Progress
 
 from bench import calibration, costs, flood, history, idle, profiling, workers
-from bench.measures import fill_history, history_latency, login_throughput
+from bench.measures import LONG_TOKENS, fill_history, history_latency, login_throughput
 from bench.output import report_stem, write_report
 from bench.rounds import components, load_round, make_pairs
 from core.db import init_db
@@ -110,7 +110,7 @@ SHIPPED_HASHING = {
 
 async def bench(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="mqchat-bench-"))
-    system = System.on_free_ports(workdir / "data", broker=args.broker, **costs.counting_env(workdir), **SHIPPED_HASHING)
+    system = System.on_free_ports(workdir / "data", broker=args.broker, **costs.counting_env(workdir), **SHIPPED_HASHING, **LONG_TOKENS)
     system.start()
     report: dict = {"broker": args.broker, "machine": _machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     points = [calibration.calibrate()]  # before the first run, then after each (bench.calibration.summary)

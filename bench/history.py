@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from bench import calibration
-from bench.measures import fill_history, history_latency
+from bench.measures import LONG_TOKENS, fill_history, history_latency
 from core.db import init_db
 from core.settings import Settings
 from tests.support import System, open_conversation, signup
@@ -29,7 +29,7 @@ from tests.support import System, open_conversation, signup
 async def measure_history(broker: str, depth: int, runs: int, samples: int) -> dict:
     """Fill one conversation to `depth` messages, then `runs` rounds of `samples` pages and catch-ups."""
     workdir = Path(tempfile.mkdtemp(prefix="mqchat-bench-history-"))
-    system = System.on_free_ports(workdir / "data", broker=broker)
+    system = System.on_free_ports(workdir / "data", broker=broker, **LONG_TOKENS)
     system.start()
     report: dict = {"depth": depth, "samples": samples, "runs": []}
     try:
