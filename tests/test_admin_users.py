@@ -11,7 +11,7 @@ import json
 import httpx
 
 from core import topics
-from tests.conftest import BOTH_BROKERS
+from tests.conftest import EVERY_BROKER
 from tests.support import Account, System, create_staff, granted, open_conversation, refused, signup, user_client
 from tests.test_sessions import cut_off
 
@@ -29,7 +29,7 @@ async def _audit(api: httpx.AsyncClient, admin: Account, **query: str) -> list[d
     return response.json()["items"]
 
 
-@BOTH_BROKERS
+@EVERY_BROKER
 async def test_role_change_and_erasure_sign_out_everywhere_and_move_broker_rights(system: System, api: httpx.AsyncClient) -> None:
     admin, user = await create_staff(system, api, "admin"), await signup(api)
     async with user_client(system, user, "web") as web:

@@ -8,10 +8,10 @@ import json
 import httpx
 
 from core import topics
-from tests.conftest import BOTH_BROKERS
+from tests.conftest import EVERY_BROKER
 from tests.support import Account, System, device, open_conversation, signup
 
-pytestmark = BOTH_BROKERS
+pytestmark = EVERY_BROKER
 
 DEEP = b"[" * 5000 + b"]" * 5000
 # (action, payload) pairs msgspec cannot decode: invalid UTF-8 inside strings, nesting far beyond its limit

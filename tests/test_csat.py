@@ -5,13 +5,13 @@ from __future__ import annotations
 import httpx
 
 from core import topics
-from tests.conftest import BOTH_BROKERS
+from tests.conftest import EVERY_BROKER
 from tests.support import Account, System, create_staff, device, signup
 from tests.test_api_auth import assert_error
 from tests.test_desk import new_team
 from tests.test_tickets import open_ticket, set_status
 
-pytestmark = BOTH_BROKERS
+pytestmark = EVERY_BROKER
 
 
 async def rate(api: httpx.AsyncClient, who: Account, ticket_id: str, **body: object) -> httpx.Response:
