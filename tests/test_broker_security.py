@@ -1,5 +1,7 @@
-"""The embedded broker's authentication and topic rules, over real sockets; the refusals of a CONNECT
-(bad credentials, foreign Wills, take-overs, disabled users) on every broker.
+"""The embedded broker's authentication and topic rules, over real sockets; on every broker: connecting over
+TCP and WebSocket, the refusals of a CONNECT (bad credentials, foreign Wills, take-overs, disabled users),
+retained messages behind the ACL (the rest of the topic rules are also cases of tests/test_acl.py's matrix,
+which runs on every broker).
 
 Includes regression tests for the holes of stock amqtt 0.12.1 that
 broker/secure_broker.py closes (session wipe before auth, foreign Wills,
@@ -37,6 +39,7 @@ from tests.support import (
 )
 
 
+@EVERY_BROKER
 async def test_user_connects_with_token_over_tcp_and_websocket(system: System, alice: Account) -> None:
     for transport in ("tcp", "websockets"):
         async with user_client(system, alice, f"dev-{transport}", transport=transport) as client:
@@ -132,6 +135,7 @@ async def test_refused_connect_does_not_kick_a_live_session(system: System, alic
     assert [payload(m)["type"] for m in received] == ["still-here"]
 
 
+@EVERY_BROKER
 async def test_retained_messages_pass_the_acl(system: System, alice: Account, bob: Account) -> None:
     alice_device = topics.device_presence(alice.id, f"{alice.id}-web")
     async with user_client(system, alice, "web") as client:
