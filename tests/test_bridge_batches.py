@@ -35,7 +35,7 @@ async def test_undecodable_requests_fail_alone(system: System, api: httpx.AsyncC
     cid = (await open_conversation(api, bob, carol))["id"]
     presence = topics.device_presence(mallory.id, f"{mallory.id}-web")
 
-    async with device(system, mallory) as attacker, device(system, bob) as sender, device(system, carol) as recipient:
+    async with device(system, mallory) as attacker, device(system.node(1), bob) as sender, device(system.node(2), carol) as recipient:
 
         async def hostile() -> None:
             for action, raw in UNDECODABLE:

@@ -141,7 +141,7 @@ async def test_silent_connection_is_closed_its_will_sent_and_its_session_kept(sy
     # nats-server allows 1.5 x keep-alive rounded down to whole seconds: 1 s for a keep-alive of 1 (docs/broker.md)
     keep_alive = 2 if system.broker == "nats" else 1
     async with watch_outbox(system, ctx) as watcher:
-        client, _ = await connect(system, ctx, clean=False, keep_alive=keep_alive, will=(ctx.presence, OFFLINE))
+        client, _ = await connect(system.node(1), ctx, clean=False, keep_alive=keep_alive, will=(ctx.presence, OFFLINE))
         assert await client.subscribe(ctx.inbox, 1) == 1
         for _ in range(2):  # a client that talks within its keep-alive stays, past the first 1.5 x keep-alive
             await asyncio.sleep(keep_alive)
@@ -153,8 +153,8 @@ async def test_silent_connection_is_closed_its_will_sent_and_its_session_kept(sy
         assert will == json.loads(OFFLINE)
     async with service_client(system) as service:
         await service.publish(ctx.inbox, b'{"type": "queued"}', qos=1)
-    back, present = await connect(system, ctx, clean=False)
-    assert present, "the persistent session outlives the dead connection"
+    back, present = await connect(system.node(2), ctx, clean=False)
+    assert present, "the persistent session outlives the dead connection (on a cluster, resumed through another node)"
     queued = await back.read_publish()
     assert queued is not None and queued.payload == b'{"type": "queued"}'
     await back.disconnect()

@@ -123,7 +123,7 @@ async def test_an_orders_conversation_gets_a_live_system_message_and_a_ticket(
     again = await api.post("/api/platform/conversations", json=body, headers=key_headers(key))
     assert again.status_code == 200 and again.json()["id"] == cid, "the order's chat is one conversation"
 
-    async with device(system, buyer, "phone", f"chat/conversations/{cid}/messages") as phone:
+    async with device(system.node(1), buyer, "phone", f"chat/conversations/{cid}/messages") as phone:
         notice = {"body": "Your order has shipped", "client_msg_id": "order-1001-shipped"}
         posted = await api.post(f"/api/platform/conversations/{cid}/messages", json=notice, headers=key_headers(key))
         assert posted.status_code == 201, posted.text
