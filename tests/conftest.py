@@ -63,7 +63,8 @@ def mosquitto_system(tmp_path_factory: pytest.TempPathFactory, platform: Platfor
 
 @pytest.fixture(scope="session")
 def nats_system(tmp_path_factory: pytest.TempPathFactory, platform: Platform) -> Iterator[System]:
-    """The whole system on a 3-node NATS JetStream cluster (`mqchat up`, MQCHAT_BROKER=nats), started once for the test session."""
+    """The whole system on a 3-node NATS JetStream cluster (`mqchat up`, MQCHAT_BROKER=nats), started once for the test session.
+    tests/test_tickets.py runs its assignment tests here too: a test on it leaves no ticket in the queue, no agent online."""
     # the default per-account login limit, so that a test can use it up through one API process and see the other refuse
     yield from _running(tmp_path_factory, "nats", platform, MQCHAT_ACCOUNT_LOGIN_LIMIT="10", **TICKET_TIMINGS)
 

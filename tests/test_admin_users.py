@@ -1,7 +1,7 @@
 """User management and data rights for admins: find, role change, export, erasure, and the audit log of it all.
 
 The broker-facing effects (signed out everywhere, rights follow the new role or are
-withdrawn) run on both brokers; the rest on the embedded one.
+withdrawn) run on every broker, the NATS cluster included; the rest on the embedded one.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import httpx
 
 from core import topics
-from tests.conftest import BOTH_BROKERS
+from tests.conftest import EVERY_BROKER
 from tests.support import Account, System, create_staff, granted, open_conversation, refused, signup, user_client
 from tests.test_sessions import cut_off
 
@@ -29,7 +29,7 @@ async def _audit(api: httpx.AsyncClient, admin: Account, **query: str) -> list[d
     return response.json()["items"]
 
 
-@BOTH_BROKERS
+@EVERY_BROKER
 async def test_role_change_and_erasure_sign_out_everywhere_and_move_broker_rights(system: System, api: httpx.AsyncClient) -> None:
     admin, user = await create_staff(system, api, "admin"), await signup(api)
     async with user_client(system, user, "web") as web:
@@ -39,12 +39,12 @@ async def test_role_change_and_erasure_sign_out_everywhere_and_move_broker_right
         assert await cut_off(web)
     assert (await api.get("/api/auth/me", headers=user.headers)).status_code == 401
     agent = await _login(api, user)
-    async with user_client(system, agent, "web") as web:
+    async with user_client(system.node(1), agent, "web") as web:
         assert granted(await web.subscribe(topics.AGENT_TICKETS, qos=1)), "the new role's rights"
         erased = await api.delete(f"/api/admin/users/{user.id}", headers=admin.headers)
         assert erased.status_code == 200, erased.text
         assert await cut_off(web)
-    assert await refused(user_client(system, agent, "web"))
+    assert await refused(user_client(system.node(2), agent, "web"))
     assert (await api.post("/api/auth/login", json={"email": user.email, "password": user.password})).status_code == 401
     actions = [e["action"] for e in await _audit(api, admin, target_id=user.id)]
     assert actions == ["user.erased", "user.role_changed"]

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from core import topics
+from tests.conftest import EVERY_BROKER
 from tests.support import Account, System, device, open_conversation, signup
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89" + bytes(200)
@@ -67,6 +68,7 @@ async def test_malformed_uploads(api: httpx.AsyncClient, alice: Account) -> None
     assert (await api.post("/api/attachments", files={"file": ("a.png", PNG, "image/png")})).status_code == 401
 
 
+@EVERY_BROKER
 async def test_attachments_in_messages_and_who_may_download(system: System, api: httpx.AsyncClient, alice: Account, bob: Account) -> None:
     mallory = await signup(api)
     cid = (await open_conversation(api, alice, bob))["id"]
@@ -77,7 +79,7 @@ async def test_attachments_in_messages_and_who_may_download(system: System, api:
     stolen = await api.post(f"/api/conversations/{cid}/messages", json={"body": "", "attachment_ids": [mallorys["id"]]}, headers=alice.headers)
     assert stolen.status_code == 400, "only one's own uploads"
 
-    async with device(system, bob) as bob_web, device(system, alice) as alice_web:
+    async with device(system.node(1), bob) as bob_web, device(system.node(2), alice) as alice_web:
         request = {"conversation_id": cid, "client_msg_id": "pic-1", "body": "", "kind": "image", "attachment_ids": [photo["id"]]}
         await alice_web.client.publish(topics.user_outbox(alice.id, "send"), json.dumps(request), qos=1)
         [event] = await bob_web.wait_for(1, "message.created")

@@ -8,10 +8,10 @@ import json
 import httpx
 
 from core import topics
-from tests.conftest import BOTH_BROKERS
+from tests.conftest import EVERY_BROKER
 from tests.support import Account, System, device, open_conversation, signup
 
-pytestmark = BOTH_BROKERS
+pytestmark = EVERY_BROKER
 
 DEEP = b"[" * 5000 + b"]" * 5000
 # (action, payload) pairs msgspec cannot decode: invalid UTF-8 inside strings, nesting far beyond its limit
@@ -35,7 +35,7 @@ async def test_undecodable_requests_fail_alone(system: System, api: httpx.AsyncC
     cid = (await open_conversation(api, bob, carol))["id"]
     presence = topics.device_presence(mallory.id, f"{mallory.id}-web")
 
-    async with device(system, mallory) as attacker, device(system, bob) as sender, device(system, carol) as recipient:
+    async with device(system, mallory) as attacker, device(system.node(1), bob) as sender, device(system.node(2), carol) as recipient:
 
         async def hostile() -> None:
             for action, raw in UNDECODABLE:

@@ -1,5 +1,7 @@
-"""The embedded broker's authentication and topic rules, over real sockets; the refusals of a CONNECT
-(bad credentials, foreign Wills, take-overs, disabled users) on every broker.
+"""The embedded broker's authentication and topic rules, over real sockets; on every broker: connecting over
+TCP and WebSocket, the refusals of a CONNECT (bad credentials, foreign Wills, take-overs, disabled users),
+retained messages behind the ACL (the rest of the topic rules are also cases of tests/test_acl.py's matrix,
+which runs on every broker).
 
 Includes regression tests for the holes of stock amqtt 0.12.1 that
 broker/secure_broker.py closes (session wipe before auth, foreign Wills,
@@ -37,9 +39,10 @@ from tests.support import (
 )
 
 
+@EVERY_BROKER
 async def test_user_connects_with_token_over_tcp_and_websocket(system: System, alice: Account) -> None:
-    for transport in ("tcp", "websockets"):
-        async with user_client(system, alice, f"dev-{transport}", transport=transport) as client:
+    for node, transport in enumerate(("tcp", "websockets")):
+        async with user_client(system.node(node), alice, f"dev-{transport}", transport=transport) as client:
             assert granted(await client.subscribe(topics.user_inbox(alice.id), qos=1))
 
 
@@ -132,17 +135,18 @@ async def test_refused_connect_does_not_kick_a_live_session(system: System, alic
     assert [payload(m)["type"] for m in received] == ["still-here"]
 
 
+@EVERY_BROKER
 async def test_retained_messages_pass_the_acl(system: System, alice: Account, bob: Account) -> None:
     alice_device = topics.device_presence(alice.id, f"{alice.id}-web")
-    async with user_client(system, alice, "web") as client:
+    async with user_client(system.node(1), alice, "web") as client:
         await client.publish(alice_device, b'{"status": "online"}', qos=1, retain=True)
     async with service_client(system) as service:
         await service.publish(topics.user_presence(alice.id), b'{"status": "online"}', qos=1, retain=True)
     await asyncio.sleep(0.3)
 
     # Bob subscribes to his own inbox only: no retained message of anyone else may arrive,
-    # not even those matching other clients' subscriptions.
-    async with user_client(system, bob, "web") as client:
+    # not even those matching other clients' subscriptions (through another node of a cluster).
+    async with user_client(system.node(2), bob, "web") as client:
         assert granted(await client.subscribe(topics.user_inbox(bob.id), qos=1))
         assert not granted(await client.subscribe(alice_device, qos=1))
         assert await collect(client, 1.5) == []

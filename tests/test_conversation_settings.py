@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from tests.conftest import EVERY_BROKER
 from tests.support import Account, System, device, open_conversation, signup
 
 
@@ -21,6 +22,7 @@ async def send(api: httpx.AsyncClient, author: Account, cid: str, body: str = "h
     assert (await api.post(f"/api/conversations/{cid}/messages", json={"body": body}, headers=author.headers)).status_code == 201
 
 
+@EVERY_BROKER
 async def test_archive_and_mute_are_per_member(system: System, api: httpx.AsyncClient, alice: Account, bob: Account) -> None:
     carol = await signup(api)
     plain = (await open_conversation(api, alice, bob))["id"]
@@ -28,7 +30,7 @@ async def test_archive_and_mute_are_per_member(system: System, api: httpx.AsyncC
     for cid, author in ((plain, bob), (quiet, carol)):
         await send(api, author, cid)
 
-    async with device(system, alice, "phone") as phone:
+    async with device(system.node(1), alice, "phone") as phone:
         archived = await settings(api, alice, plain, archived=True)
         assert archived.status_code == 200 and (archived.json()["archived"], archived.json()["muted"]) == (True, False)
         [event] = await phone.wait_for(1, "conversation.settings")

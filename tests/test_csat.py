@@ -5,13 +5,13 @@ from __future__ import annotations
 import httpx
 
 from core import topics
-from tests.conftest import BOTH_BROKERS
+from tests.conftest import EVERY_BROKER
 from tests.support import Account, System, create_staff, device, signup
 from tests.test_api_auth import assert_error
 from tests.test_desk import new_team
 from tests.test_tickets import open_ticket, set_status
 
-pytestmark = BOTH_BROKERS
+pytestmark = EVERY_BROKER
 
 
 async def rate(api: httpx.AsyncClient, who: Account, ticket_id: str, **body: object) -> httpx.Response:
@@ -29,7 +29,7 @@ async def test_survey_rating_and_results(system: System, api: httpx.AsyncClient,
     assert (await api.get(f"/api/tickets/{tid}/csat", headers=customer.headers)).json() == {"csat": None}
     assert_error(await api.get(f"/api/tickets/{tid}/csat", headers=stranger.headers), 404, "not_found")
 
-    async with device(system, customer) as phone, device(system, agent, "desk", topics.AGENT_TICKETS) as desk:
+    async with device(system.node(1), customer) as phone, device(system.node(2), agent, "desk", topics.AGENT_TICKETS) as desk:
         for status in ("in_progress", "resolved"):
             assert (await set_status(api, agent, tid, status)).status_code == 200
         [survey] = await phone.wait_for(1, "message.created")
