@@ -1,6 +1,6 @@
 """One batch of outbox requests: decode, authorize + persist (core.services.chat), plan events.
 
-With several workers on Mosquitto each worker gets every request and handles its
+With several workers each worker gets every request and handles its
 share only (bridge.affinity: by conversation, or by message); the others' are
 acknowledged with the batch. Requests are handled in arrival order; consecutive
 sends are stored together in
@@ -77,6 +77,10 @@ class Queued(Protocol):
 
     def replayed(self, message: aiomqtt.Message) -> bool:
         """Redelivered, or waiting since before this worker began: exempt from the rate limit."""
+        ...
+
+    def handled_before(self, message: aiomqtt.Message, user_id: str, action: str, raw: bytes) -> bool:
+        """Handled under the worker count before a change: skipped."""
         ...
 
 
@@ -181,6 +185,8 @@ class Pipeline:
                 raw = bytes(message.payload or b"")
                 if self.share is not None and not self.share.owns(parsed.owner, parsed.rest, raw, self._fence is not None):
                     continue  # another worker's (bridge.affinity); acknowledged with the batch
+                if queue is not None and queue.handled_before(message, parsed.owner, parsed.rest, raw):
+                    continue  # by another worker, before the worker count changed (bridge.queue_layout)
                 try:
                     if queue is None or not queue.replayed(message):
                         self._check_rate(parsed.owner)
