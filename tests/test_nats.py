@@ -9,8 +9,9 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import aiomqtt
@@ -38,6 +39,7 @@ from core.nats_rights import ask_every_node
 from core.roles import Role
 from core.settings import Settings
 from core.tasks import cancel_and_wait
+from mqchat import metrics_dir
 from mqchat.nats import NatsError, node_config, run_nats
 from tests.raw_mqtt import RawClient
 from tests.support import (
@@ -48,11 +50,13 @@ from tests.support import (
     create_staff,
     device,
     granted,
+    logged_events,
     mqtt_client,
     open_conversation,
     refused,
     service_client,
     signup,
+    spawn_component,
     user_client,
     worker_pid,
 )
@@ -335,13 +339,14 @@ AFFINITY_EACH = 20  # per sender, unpaced: 120 requests into one conversation
 UNKNOWN_CONVERSATION = "0" * 24
 
 
-def accepted_by(system: System, pid: int) -> float:
-    """Outbox requests process `pid` accepted (its counter file in `mqchat up`'s metrics directory; a dead process's stays)."""
-    path = system.data_dir / "metrics" / f"counter_{pid}.db"
-    if not path.exists():
-        return 0.0
-    values = MmapedDict.read_all_values_from_file(str(path))
-    return sum(value for key, value, *_ in values if '"mqchat_outbox_requests_total"' in key and '"accepted"' in key)
+def accepted_by(system: System, pid: int | str, outcome: str = "accepted") -> float:
+    """Outbox requests process `pid` ("*": every process of this run of `mqchat up`) ended with `outcome` (the counter
+    files in `mqchat up`'s metrics directory; a dead process's stays)."""
+    total = 0.0
+    for path in (system.data_dir / "metrics").glob(f"counter_{pid}.db"):
+        values = MmapedDict.read_all_values_from_file(str(path))
+        total += sum(value for key, value, *_ in values if '"mqchat_outbox_requests_total"' in key and f'"{outcome}"' in key)
+    return total
 
 
 async def test_a_conversation_is_numbered_by_its_worker_in_arrival_order_without_a_collision(nats_system: System) -> None:
@@ -746,3 +751,102 @@ async def _until_all_online(reader: aiomqtt.Client, members: list[Account], seco
         for member in members:
             await reader.unsubscribe(topics.user_presence(member.id))
     raise AssertionError(f"presence did not converge: {statuses}")
+
+
+QUEUED_EACH = 10  # requests per sender and conversation queued for a worker that is not there
+
+
+async def test_what_was_queued_is_handled_once_when_the_worker_count_changes(nats_system: System) -> None:
+    """2 workers -> 1 -> 2 between runs, each change with a backlog, the cluster running throughout:
+
+    - bridge-2 stopped (SIGSTOP) while requests into a conversation of each share are published (bridge-1 handles its
+      own), then bridge-1 stopped too and one worker started alone (`mqchat bridge`, MQCHAT_BRIDGE_WORKERS=1): it sets
+      the request queue up again (bridge.queue_layout), deletes the second consumer (`$MQTT_msgs` would keep every
+      request for it), and handles bridge-2's share of the backlog, none of bridge-1's again;
+    - that worker stopped, requests published with no worker at all, and `mqchat up`'s two workers killed: restarted
+      under 2, they split the backlog.
+
+    Each time every request is handled once (accepted by the workers of the new count, no duplicate) and each
+    conversation's `seq` is gap-free in the order sent. `mqchat up` ends with its two workers, as it began."""
+    system = nats_system
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        carol = await signup(api)
+        senders = [await signup(api) for _ in range(2)]
+        cids = [await _group_handled_by(api, carol, senders, worker) for worker in range(2)]
+    supervised = [worker_pid(system, "bridge-1"), worker_pid(system, "bridge-2")]
+    set_by_up = len(logged_events(system, "up", "bridge.queue_layout_set"))
+    os.kill(supervised[1], signal.SIGSTOP)
+    try:
+        await _queue_requests(system, senders, cids, range(QUEUED_EACH))
+        await _stored_messages(system, cids[0], len(senders) * QUEUED_EACH)
+        await _until_acknowledged(system, 0)  # bridge-1 stored its share, skipped bridge-2's, acknowledged both
+        os.kill(supervised[0], signal.SIGSTOP)
+        one_worker = {"MQCHAT_BRIDGE_WORKERS": "1", "MQCHAT_LOG_FORMAT": "json", metrics_dir.VARIABLE: str(system.data_dir / "metrics")}
+        alone = spawn_component(replace(system, extra_env={**system.extra_env, **one_worker}), "bridge")
+        try:
+            await _handled_once(system, senders, cids, QUEUED_EACH, [alone.pid], len(senders) * QUEUED_EACH)
+            await _until_acknowledged(system, 0)
+        finally:
+            alone.terminate()
+            await asyncio.to_thread(alone.wait, 30)
+        async with _queue_connection(system) as queue:
+            with pytest.raises(nats.js.errors.NotFoundError):
+                await queue.jetstream().consumer_info(nats_auth.QUEUE_STREAM, nats_auth.queue_consumer(1))
+        await _queue_requests(system, senders, cids, range(QUEUED_EACH, 2 * QUEUED_EACH))
+    finally:
+        for pid in supervised:
+            os.kill(pid, signal.SIGKILL)  # `mqchat up` starts them again
+    await _until(lambda: all(worker_pid(system, f"bridge-{n + 1}") != pid for n, pid in enumerate(supervised)), 30)
+    restarted = [worker_pid(system, "bridge-1"), worker_pid(system, "bridge-2")]
+    await _handled_once(system, senders, cids, 2 * QUEUED_EACH, restarted, len(cids) * len(senders) * QUEUED_EACH)
+    alone_set, up_set = (logged_events(system, component, "bridge.queue_layout_set") for component in ("bridge", "up"))
+    assert [(e["workers"], e["before"], e["retired"]) for e in alone_set] == [(1, 2, ["mqchat-bridge-worker-2"])], alone_set
+    assert len(up_set) == set_by_up + 1 and (up_set[-1]["workers"], up_set[-1]["before"]) == (2, 1), up_set
+
+
+async def _queue_requests(system: System, senders: list[Account], cids: list[str], numbers: range) -> None:
+    """Each sender sends `b-<n>` for each n of `numbers` into each conversation, through node 0 and 1 (QoS 1, PUBACKed)."""
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(user_client(system.node(n), sender, "queued")) for n, sender in enumerate(senders)]
+        for n in numbers:
+            for cid in cids:
+                for sender, client in zip(senders, clients, strict=True):
+                    request = {"conversation_id": cid, "client_msg_id": f"b-{n}", "body": f"queued {n}"}
+                    await client.publish(topics.user_outbox(sender.id, "send"), json.dumps(request), qos=1)
+
+
+async def _handled_once(system: System, senders: list[Account], cids: list[str], sent: int, pids: list[int], left: int) -> None:
+    """Every conversation holds the `sent` requests of each sender once, in order, and the workers `pids` accepted the
+    `left` that were waiting for them, none as a duplicate (handled again)."""
+    for cid in cids:
+        stored = await _stored_messages(system, cid, len(senders) * sent)
+        _stored_once_without_gaps(stored, senders, sent)
+        _numbered_in_send_order(stored, senders)
+
+    def accepted() -> float:
+        return sum(accepted_by(system, pid) for pid in pids)
+
+    await _until(lambda: accepted() >= left, 10)
+    assert (accepted(), sum(accepted_by(system, pid, "duplicate") for pid in pids)) == (left, 0), "the backlog handled once"
+
+
+async def _until_acknowledged(system: System, index: int) -> None:
+    """Until worker `index`'s consumer has handed out and had acknowledged every request (or 30 s passed)."""
+    async with _queue_connection(system) as queue:
+        for _ in range(300):
+            info = await queue.jetstream().consumer_info(nats_auth.QUEUE_STREAM, nats_auth.queue_consumer(index))
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"worker {index + 1} did not acknowledge its requests: {info}")
+
+
+@contextlib.asynccontextmanager
+async def _queue_connection(system: System) -> AsyncIterator[nats.aio.client.Client]:
+    """A native NATS connection as the bridge service account (the request queue's consumers, nothing else)."""
+    connection = await nats.connect(f"nats://127.0.0.1:{system.nats_port}", user="mqchat-bridge", password=system.service_password(),
+                                    name="mqchat-bridge-test", allow_reconnect=False, connect_timeout=3)  # fmt: skip
+    try:
+        yield connection
+    finally:
+        await connection.close()
