@@ -8,7 +8,7 @@ one batch (one insert for the whole batch), from conversations kept in a cache
 that membership notices (`chat/system/membership`) invalidate. A resent request
 whose message is already stored is announced to every member again unless this
 worker published that message on its current broker connection (the events of a
-bridge killed after storing may never have gone out); with a work queue (NATS),
+bridge killed after storing may never have gone out); with the request queue (NATS),
 unless the queue handed it out for the first time. A refused request
 becomes an `error` event on the sender's inbox. A store failure raises
 StoreUnavailable so the worker retries the whole batch without acknowledging it
@@ -69,7 +69,7 @@ _presence_decoder = msgspec.json.Decoder(OutboxPresence)
 
 
 class Queued(Protocol):
-    """What a work queue knows about each delivery it handed out (bridge.request_queue)."""
+    """What the request queue knows about each delivery it handed out (bridge.request_queue)."""
 
     def redelivered(self, message: aiomqtt.Message) -> bool:
         """Handed out before: the worker that had it may have stored it and died before its events went out."""
