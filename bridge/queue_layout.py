@@ -67,7 +67,7 @@ class Layout:
 
     def handled_before(self, key: str, sequence: int) -> bool:
         """Whether the request at stream `sequence` with affinity `key` was handled under the count before."""
-        return sequence <= max(self.floors) and sequence <= self.floors[worker_of(key, self.before)]
+        return sequence <= self.floors[worker_of(key, self.before)]
 
     def encode(self) -> str:
         return json.dumps({"workers": self.workers, "before": self.before, "floors": self.floors, "start": self.start, "ready": self.ready})

@@ -89,7 +89,7 @@ class RequestQueue:
 
     async def pull(self) -> None:
         """Pull requests into `arrivals` while the worker keeps up (at most two batches waiting), until cancelled;
-        raises QueueLost. What was pulled and not handed to the worker is redelivered later."""
+        raises QueueLost. What was pulled and not handed to the worker comes again when the next session opens."""
         assert self._connection is not None
         subscription = await self._connection.jetstream().pull_subscribe_bind(self._consumer, QUEUE_STREAM)
         while True:
@@ -127,7 +127,7 @@ class RequestQueue:
         """Handled under the worker count before a change (bridge.queue_layout): skipped, acknowledged with the batch."""
         request = self._pending.get(id(delivery))
         if request is None or self.layout is None or request.metadata.sequence.stream > max(self.layout.floors):
-            return False
+            return False  # the common case, without peeking at the payload
         return self.layout.handled_before(request_key(user_id, action, raw), request.metadata.sequence.stream)
 
     async def _at_most_once(self, message: Msg) -> None:
