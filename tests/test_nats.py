@@ -339,14 +339,15 @@ AFFINITY_EACH = 20  # per sender, unpaced: 120 requests into one conversation
 UNKNOWN_CONVERSATION = "0" * 24
 
 
-def accepted_by(system: System, pid: int | str, outcome: str = "accepted") -> float:
-    """Outbox requests process `pid` ("*": every process of this run of `mqchat up`) ended with `outcome` (the counter
-    files in `mqchat up`'s metrics directory; a dead process's stays)."""
-    total = 0.0
-    for path in (system.data_dir / "metrics").glob(f"counter_{pid}.db"):
-        values = MmapedDict.read_all_values_from_file(str(path))
-        total += sum(value for key, value, *_ in values if '"mqchat_outbox_requests_total"' in key and f'"{outcome}"' in key)
-    return total
+def accepted_by(system: System, pid: int, outcome: str = "accepted") -> float:
+    """Chat messages (outbox `send` requests) process `pid` handled with `outcome` (its counter file in `mqchat up`'s
+    metrics directory; a dead process's stays). Not the lead's device presence, which is counted there too."""
+    path = system.data_dir / "metrics" / f"counter_{pid}.db"
+    if not path.exists():
+        return 0.0
+    values = MmapedDict.read_all_values_from_file(str(path))
+    wanted = ('"mqchat_outbox_requests_total"', '"action": "send"', f'"outcome": "{outcome}"')
+    return sum(value for key, value, *_ in values if all(part in key for part in wanted))
 
 
 async def test_a_conversation_is_numbered_by_its_worker_in_arrival_order_without_a_collision(nats_system: System) -> None:
