@@ -54,6 +54,7 @@ from tests.support import (
     mqtt_client,
     open_conversation,
     refused,
+    send_numbered,
     service_client,
     signup,
     spawn_component,
@@ -357,21 +358,15 @@ async def test_a_conversation_is_numbered_by_its_worker_in_arrival_order_without
     stream holds them), and not one insert refused. On one shared consumer the two workers took the conversation's
     requests in turn, each numbering from its own stale `last_seq`: every other insert collided and was retried."""
     system = nats_system
-    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api, AsyncExitStack() as stack:
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
         admin = await create_staff(system, api, "admin")
         carol = await signup(api)
         senders = [await signup(api) for _ in range(SENDERS)]
         cid = await _group_handled_by(api, carol, senders, 0)
-        clients = [await stack.enter_async_context(user_client(system.node(n), sender)) for n, sender in enumerate(senders)]
         other = worker_pid(system, "bridge-2")
         before, accepted_elsewhere = await collisions(api, admin), accepted_by(system, other)
-
-        async def burst(sender_index: int) -> None:
-            for n in range(AFFINITY_EACH):  # one at a time: each waits for its PUBACK, so the stream holds them in order
-                request = {"conversation_id": cid, "client_msg_id": f"b-{n}", "body": f"{sender_index}/{n}"}
-                await clients[sender_index].publish(topics.user_outbox(senders[sender_index].id, "send"), json.dumps(request), qos=1)
-
-        await asyncio.gather(*(burst(i) for i in range(SENDERS)))
+        # each sender's one after the other's PUBACK, so the stream holds them in the order sent
+        await asyncio.gather(*(send_numbered(system.node(n), sender, cid, AFFINITY_EACH, "b") for n, sender in enumerate(senders)))
         stored = await _stored_messages(system, cid, SENDERS * AFFINITY_EACH)
         _stored_once_without_gaps(stored, senders, AFFINITY_EACH)
         _numbered_in_send_order(stored, senders)
