@@ -1,8 +1,9 @@
 """Conversation affinity: which of N bridge workers handles an outbox request (issue 26, item 6).
 
-On Mosquitto with `MQCHAT_BRIDGE_WORKERS` = N > 1 every worker subscribes to every
-outbox request (a plain subscription in its own persistent session) and handles
-only its share: worker i (`worker-<i+1>`) takes the requests whose key hashes to i.
+With `MQCHAT_BRIDGE_WORKERS` = N > 1 every worker gets every outbox request (on
+Mosquitto a plain subscription in its own persistent session, on NATS a JetStream
+consumer of its own: bridge.queue_layout) and handles only its share: worker i
+(`worker-<i+1>`) takes the requests whose key hashes to i.
 The key is what the request orders against:
 
 - `send`, `read`, `typing`: the conversation. One worker numbers a conversation's
@@ -61,6 +62,17 @@ def worker_of(key: str, workers: int) -> int:
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % workers
 
 
+def worker_index(settings: Settings) -> int:
+    """This worker's index (0-based) among `MQCHAT_BRIDGE_WORKERS`, from `MQCHAT_BRIDGE_INSTANCE` (`worker-<index+1>`)."""
+    number = settings.bridge_instance.removeprefix("worker-")
+    if not number.isdigit() or not 1 <= int(number) <= settings.bridge_workers:
+        raise ValueError(
+            f"MQCHAT_BRIDGE_INSTANCE must be worker-1 … worker-{settings.bridge_workers} "
+            f"with MQCHAT_BRIDGE_WORKERS={settings.bridge_workers}, not {settings.bridge_instance!r}"
+        )
+    return int(number) - 1
+
+
 class Share:
     """Worker `index` of `workers`: decides which requests this worker handles."""
 
@@ -72,17 +84,10 @@ class Share:
 
     @classmethod
     def of(cls, settings: Settings) -> Share | None:
-        """This worker's share, or None when it handles every request it gets (one worker, the embedded
-        broker, or NATS, whose request queue hands each request to one worker: bridge.request_queue)."""
-        if settings.broker in ("embedded", "nats") or settings.bridge_workers == 1:
+        """This worker's share, or None when it handles every request it gets (one worker, or the embedded broker)."""
+        if settings.broker == "embedded" or settings.bridge_workers == 1:
             return None
-        number = settings.bridge_instance.removeprefix("worker-")
-        if not number.isdigit() or not 1 <= int(number) <= settings.bridge_workers:
-            raise ValueError(
-                f"MQCHAT_BRIDGE_INSTANCE must be worker-1 … worker-{settings.bridge_workers} "
-                f"with MQCHAT_BRIDGE_WORKERS={settings.bridge_workers}, not {settings.bridge_instance!r}"
-            )
-        return cls(int(number) - 1, settings.bridge_workers)
+        return cls(worker_index(settings), settings.bridge_workers)
 
     def queued_under(self, workers: int) -> None:
         """The session's backlog was queued while `workers` workers ran (bridge.layout): until it is served

@@ -1,6 +1,6 @@
 """One batch of outbox requests: decode, authorize + persist (core.services.chat), plan events.
 
-With several workers on Mosquitto each worker gets every request and handles its
+With several workers each worker gets every request and handles its
 share only (bridge.affinity: by conversation, or by message); the others' are
 acknowledged with the batch. Requests are handled in arrival order; consecutive
 sends are stored together in
@@ -8,7 +8,7 @@ one batch (one insert for the whole batch), from conversations kept in a cache
 that membership notices (`chat/system/membership`) invalidate. A resent request
 whose message is already stored is announced to every member again unless this
 worker published that message on its current broker connection (the events of a
-bridge killed after storing may never have gone out); with a work queue (NATS),
+bridge killed after storing may never have gone out); with the request queue (NATS),
 unless the queue handed it out for the first time. A refused request
 becomes an `error` event on the sender's inbox. A store failure raises
 StoreUnavailable so the worker retries the whole batch without acknowledging it
@@ -69,7 +69,7 @@ _presence_decoder = msgspec.json.Decoder(OutboxPresence)
 
 
 class Queued(Protocol):
-    """What a work queue knows about each delivery it handed out (bridge.request_queue)."""
+    """What the request queue knows about each delivery it handed out (bridge.request_queue)."""
 
     def redelivered(self, message: aiomqtt.Message) -> bool:
         """Handed out before: the worker that had it may have stored it and died before its events went out."""
@@ -77,6 +77,10 @@ class Queued(Protocol):
 
     def replayed(self, message: aiomqtt.Message) -> bool:
         """Redelivered, or waiting since before this worker began: exempt from the rate limit."""
+        ...
+
+    def handled_before(self, message: aiomqtt.Message, user_id: str, action: str, raw: bytes) -> bool:
+        """Handled under the worker count before a change: skipped."""
         ...
 
 
@@ -181,6 +185,8 @@ class Pipeline:
                 raw = bytes(message.payload or b"")
                 if self.share is not None and not self.share.owns(parsed.owner, parsed.rest, raw, self._fence is not None):
                     continue  # another worker's (bridge.affinity); acknowledged with the batch
+                if queue is not None and queue.handled_before(message, parsed.owner, parsed.rest, raw):
+                    continue  # by another worker, before the worker count changed (bridge.queue_layout)
                 try:
                     if queue is None or not queue.replayed(message):
                         self._check_rate(parsed.owner)

@@ -11,13 +11,13 @@ worker publishes a fence to its own topic (`chat/system/fence/<instance>`): what
 arrives before it is the backlog queued while the worker was away, replayed
 without counting against users' rate limits.
 
-On an external broker several workers (`MQCHAT_BRIDGE_WORKERS` > 1) each get every
-request (a plain subscription in the worker's persistent session) and handle only
-their share: each conversation belongs to one worker (bridge.affinity), so its
-`seq` is numbered by one writer in arrival order. A dead worker's share waits in its
-session until it is back. On NATS they pull them from one
-durable JetStream consumer (bridge.request_queue) and acknowledge them there,
-with the same rule: only once their events are confirmed. The lead worker (`worker-1`) also
+Several workers (`MQCHAT_BRIDGE_WORKERS` > 1) each get every request (on an external
+broker a plain subscription in the worker's persistent session, on NATS a durable
+JetStream consumer of its own: bridge.request_queue) and handle only their share:
+each conversation belongs to one worker (bridge.affinity), so its `seq` is numbered
+by one writer in arrival order. A dead worker's share waits in its session (its
+consumer) until it is back. On NATS requests are acknowledged to JetStream with the
+same rule: only once their events are confirmed. The lead worker (`worker-1`) also
 aggregates device presence (on NATS with the Wills lost with a dead node, bridge.lost_wills), sweeps the ticket queue, sends webhooks
 (core.webhook_delivery) and indexes new messages for search (core.services.search.indexer, woken
 by the batches that wrote messages). The embedded broker has no shared subscriptions: one

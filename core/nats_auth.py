@@ -49,12 +49,13 @@ CONNECTION_TYPES = ("MQTT", "MQTT_WS")  # mqchat's clients and services speak MQ
 QUEUE_CONNECTION_TYPES = ("STANDARD",)  # ...except the bridge workers' native connection to the request queue
 
 # The request queue (docs/broker.md): nats-server stores every MQTT QoS 1 publish in its `$MQTT_msgs`
-# stream (interest retention, R3) under `$MQTT.msgs.<subject>` *before* it sends the PUBACK; the bridge
-# workers share one durable pull consumer on the outbox actions there.
+# stream (interest retention, R3) under `$MQTT.msgs.<subject>` *before* it sends the PUBACK; each bridge
+# worker has a durable pull consumer of its own on the outbox actions there, and handles its share.
 QUEUE_STREAM = "$MQTT_msgs"
 QUEUE_SUBJECT_PREFIX = "$MQTT.msgs."
-QUEUE_CONSUMER = "mqchat-bridge"
+QUEUE_SHARED_CONSUMER = "mqchat-bridge"  # the one consumer all workers shared before conversation affinity: retired
 QUEUE_ACCOUNT = "mqchat-bridge"  # the service account whose native connection may consume it
+QUEUE_MAX_WORKERS = 16  # bridge workers a NATS cluster may run (their consumers are named in the account's grant)
 
 
 class InvalidRequest(Exception):
@@ -103,17 +104,31 @@ class Grant:
 
 
 SERVICE_GRANT = Grant(publish=(topics.ROOT, f"{topics.ROOT}.>"), subscribe=(topics.ROOT, f"{topics.ROOT}.>"))
-_CONSUMER = f"{QUEUE_STREAM}.{QUEUE_CONSUMER}"
-# The bridge's native connection: create/read the queue's consumer, pull from it, acknowledge; hear QoS 0 requests.
+def queue_consumer(index: int) -> str:
+    """The durable consumer of bridge worker `index` (0-based, bridge.affinity.Share), e.g. `mqchat-bridge-worker-1`."""
+    return f"{QUEUE_ACCOUNT}-worker-{index + 1}"
+
+
+def _consumer_api(consumer: str) -> tuple[str, ...]:
+    """A worker consumer's API: CREATE, INFO, RESET, DELETE (`CONSUMER.<op>`), DURABLE.CREATE and MSG.NEXT
+    (`CONSUMER.<op>.<op>`), and its acknowledgements."""
+    name = f"{QUEUE_STREAM}.{consumer}"
+    return f"$JS.API.CONSUMER.*.{name}", f"$JS.API.CONSUMER.*.*.{name}", f"$JS.ACK.{name}.>"
+
+
+# The bridge's native connection: the stream's info (its last sequence), the workers' consumers (bridge.queue_layout:
+# created, reset, read, pulled from, acknowledged, retired) and the retired shared one; it hears QoS 0 requests.
 QUEUE_GRANT = Grant(
-    publish=(f"$JS.API.CONSUMER.DURABLE.CREATE.{_CONSUMER}", f"$JS.API.CONSUMER.INFO.{_CONSUMER}",
-             f"$JS.API.CONSUMER.MSG.NEXT.{_CONSUMER}", f"$JS.ACK.{_CONSUMER}.>"),
+    publish=(f"$JS.API.STREAM.INFO.{QUEUE_STREAM}",
+             f"$JS.API.CONSUMER.INFO.{QUEUE_STREAM}.{QUEUE_SHARED_CONSUMER}",
+             f"$JS.API.CONSUMER.DELETE.{QUEUE_STREAM}.{QUEUE_SHARED_CONSUMER}",
+             *(api for index in range(QUEUE_MAX_WORKERS) for api in _consumer_api(queue_consumer(index)))),
     subscribe=("_INBOX.>", subject(topics.ACTIONS_FILTER)),  # and QoS 0 requests, which nats-server does not store
 )  # fmt: skip
 
 
 def queue_filter() -> str:
-    """The queue consumer's filter: the outbox actions (`chat/users/+/outbox/+`; device presence is not work to share)."""
+    """The queue consumers' filter: the outbox actions (`chat/users/+/outbox/+`; device presence is not work to share)."""
     return QUEUE_SUBJECT_PREFIX + subject(topics.ACTIONS_FILTER)
 
 

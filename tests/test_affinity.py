@@ -11,6 +11,7 @@ import pytest
 
 from bridge.affinity import MAX_PEEKED_BYTES, Share, request_key, worker_of
 from bridge.pipeline import Pipeline
+from bridge.queue_layout import Layout
 from core import topics
 from core.settings import Settings
 
@@ -57,15 +58,24 @@ def settings(**changes: object) -> Settings:
     return Settings().model_copy(update={"broker": "external", "bridge_workers": 2, **changes})
 
 
-def test_only_several_workers_on_mosquitto_split_the_requests() -> None:
+def test_several_workers_on_mosquitto_or_nats_split_the_requests() -> None:
     assert Share.of(settings(bridge_workers=1)) is None
     assert Share.of(settings(broker="embedded")) is None
-    assert Share.of(settings(broker="nats")) is None, "the request queue hands each request to one worker"
-    second = Share.of(settings(bridge_instance="worker-2"))
-    assert second is not None and (second.index, second.workers) == (1, 2)
+    for broker in ("external", "nats"):  # on NATS each worker reads every request from a consumer of its own
+        second = Share.of(settings(broker=broker, bridge_instance="worker-2"))
+        assert second is not None and (second.index, second.workers) == (1, 2)
     for instance in ("worker-3", "worker-0", "bridge", "worker-x"):
         with pytest.raises(ValueError, match="MQCHAT_BRIDGE_INSTANCE"):
             Share.of(settings(bridge_instance=instance))
+
+
+def test_after_a_change_of_the_worker_count_a_request_is_skipped_only_if_its_old_worker_handled_it() -> None:
+    """bridge.queue_layout: the old consumers' ack floors say up to where each old worker handled its share."""
+    first, second = ids_on(0), ids_on(1)
+    layout = Layout(workers=1, before=2, floors=(40, 25), start=26)
+    assert [layout.handled_before(first, seq) for seq in (25, 40, 41)] == [True, True, False]
+    assert [layout.handled_before(second, seq) for seq in (25, 26, 40)] == [True, False, False]
+    assert Layout.of(None) is None
 
 
 def ids_on(worker: int) -> str:

@@ -9,8 +9,9 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import aiomqtt
@@ -26,6 +27,8 @@ from nats_jwt.v2.claims import extract_payload_sig_from_jwt
 from prometheus_client.mmap_dict import MmapedDict
 from pymongo import AsyncMongoClient
 
+from bridge.affinity import worker_of
+from bridge.queue_layout import Layout
 from bridge.request_queue import RequestQueue
 from bridge.worker import MAX_BATCH
 from broker import nats_callout
@@ -36,6 +39,7 @@ from core.nats_rights import ask_every_node
 from core.roles import Role
 from core.settings import Settings
 from core.tasks import cancel_and_wait
+from mqchat import metrics_dir
 from mqchat.nats import NatsError, node_config, run_nats
 from tests.raw_mqtt import RawClient
 from tests.support import (
@@ -43,16 +47,21 @@ from tests.support import (
     Account,
     System,
     collect,
+    create_staff,
     device,
     granted,
+    logged_events,
     mqtt_client,
     open_conversation,
     refused,
+    send_numbered,
     service_client,
     signup,
+    spawn_component,
     user_client,
     worker_pid,
 )
+from tests.test_bridge_workers import collisions
 
 ALICE, CONV = "a" * 24, "c" * 24
 USER_NKEY = nkeys.from_seed(nkeys.encode_seed(b"u" * 32, nkeys.PREFIX_BYTE_USER)).public_key.decode()  # the server makes one per connection
@@ -264,9 +273,18 @@ async def test_only_mqtt_clients_and_the_bridges_queue_connection_get_in(nats_sy
     queue = await nats.connect(server, user="mqchat-bridge", password=system.service_password(), name="mqchat-bridge-test",
                                allow_reconnect=False, connect_timeout=3, error_cb=on_error)  # fmt: skip
     try:
-        info = await queue.jetstream().consumer_info(nats_auth.QUEUE_STREAM, nats_auth.QUEUE_CONSUMER)
-        assert info.config.filter_subject == nats_auth.queue_filter() == "$MQTT.msgs.chat.users.*.outbox.*"
-        assert info.config.ack_policy == AckPolicy.EXPLICIT and info.config.durable_name == "mqchat-bridge"
+        js = queue.jetstream()
+        layouts = []
+        for index in range(system.bridge_workers):  # a consumer per worker, set up under the current count
+            info = await js.consumer_info(nats_auth.QUEUE_STREAM, nats_auth.queue_consumer(index))
+            assert info.config.filter_subject == nats_auth.queue_filter() == "$MQTT.msgs.chat.users.*.outbox.*"
+            assert info.config.ack_policy == AckPolicy.ALL and info.config.durable_name == f"mqchat-bridge-worker-{index + 1}"
+            layouts.append(Layout.of(info))
+        assert layouts[0] is not None and layouts[0].ready and layouts[0].workers == system.bridge_workers
+        assert all(layout is not None and layout.same == layouts[0].same for layout in layouts)
+        for retired in (nats_auth.queue_consumer(system.bridge_workers), nats_auth.QUEUE_SHARED_CONSUMER):
+            with pytest.raises(nats.js.errors.NotFoundError):  # none beyond the count: each would keep every request
+                await js.consumer_info(nats_auth.QUEUE_STREAM, retired)
         await queue.subscribe("chat.>")
         await queue.flush()
         for _ in range(50):
@@ -318,29 +336,59 @@ PULL_CANCELS = 20
 # (the retained states it gets again on reconnecting count as news of the devices)
 LOST_WILL_WITHIN = 20
 PULL_SENDERS = 4
+AFFINITY_EACH = 20  # per sender, unpaced: 120 requests into one conversation
+UNKNOWN_CONVERSATION = "0" * 24
 
 
-def accepted_by(system: System, pid: int) -> float:
-    """Outbox requests process `pid` accepted (its counter file in `mqchat up`'s metrics directory; a dead process's stays)."""
+def accepted_by(system: System, pid: int, outcome: str = "accepted") -> float:
+    """Chat messages (outbox `send` requests) process `pid` handled with `outcome` (its counter file in `mqchat up`'s
+    metrics directory; a dead process's stays). Not the lead's device presence, which is counted there too."""
     path = system.data_dir / "metrics" / f"counter_{pid}.db"
     if not path.exists():
         return 0.0
     values = MmapedDict.read_all_values_from_file(str(path))
-    return sum(value for key, value, *_ in values if '"mqchat_outbox_requests_total"' in key and '"accepted"' in key)
+    wanted = ('"mqchat_outbox_requests_total"', '"action": "send"', f'"outcome": "{outcome}"')
+    return sum(value for key, value, *_ in values if all(part in key for part in wanted))
+
+
+async def test_a_conversation_is_numbered_by_its_worker_in_arrival_order_without_a_collision(nats_system: System) -> None:
+    """Each bridge worker pulls every request from a JetStream consumer of its own and handles its share
+    (bridge.affinity, bridge.queue_layout): a burst into one group conversation from senders on every node is stored
+    by the conversation's worker alone, `seq` 1..n with each sender's messages in the order it sent them (the order the
+    stream holds them), and not one insert refused. On one shared consumer the two workers took the conversation's
+    requests in turn, each numbering from its own stale `last_seq`: every other insert collided and was retried."""
+    system = nats_system
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        admin = await create_staff(system, api, "admin")
+        carol = await signup(api)
+        senders = [await signup(api) for _ in range(SENDERS)]
+        cid = await _group_handled_by(api, carol, senders, 0)
+        other = worker_pid(system, "bridge-2")
+        before, accepted_elsewhere = await collisions(api, admin), accepted_by(system, other)
+        # each sender's one after the other's PUBACK, so the stream holds them in the order sent
+        await asyncio.gather(*(send_numbered(system.node(n), sender, cid, AFFINITY_EACH, "b") for n, sender in enumerate(senders)))
+        stored = await _stored_messages(system, cid, SENDERS * AFFINITY_EACH)
+        _stored_once_without_gaps(stored, senders, AFFINITY_EACH)
+        _numbered_in_send_order(stored, senders)
+        assert await collisions(api, admin) == before, "no insert was refused: no seq taken by another writer"
+    assert accepted_by(system, other) == accepted_elsewhere, "the other worker handled none of the conversation's requests"
 
 
 async def test_two_workers_share_the_request_queue_and_a_killed_one_loses_nothing(nats_system: System) -> None:
-    """`mqchat up` on NATS runs two bridge workers on one durable JetStream consumer: a burst from devices on
-    every node is shared by both, bridge-2 is SIGKILLed in the middle of it, and still every request is stored
-    once with gap-free `seq`, every member gets every message (by id), and `mqchat up` restarts bridge-2."""
+    """`mqchat up` on NATS runs two bridge workers, each on its own durable JetStream consumer: a burst from devices on
+    every node into a conversation of bridge-2's share, bridge-2 SIGKILLed in the middle of it, and still every request
+    is stored once with gap-free `seq` and each sender's messages in the order it sent them (the restarted worker's
+    consumer hands out again, first, what the killed one had not acknowledged), every member gets every message
+    (by id), and `mqchat up` restarts bridge-2."""
     system = nats_system
     first, killed = worker_pid(system, "bridge-1"), worker_pid(system, "bridge-2")
     async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api, AsyncExitStack() as stack:
         carol = await signup(api)
         senders = [await signup(api) for _ in range(SENDERS)]
-        cid = (await open_conversation(api, carol, *senders, kind="group", title="burst"))["id"]
+        cid = await _group_handled_by(api, carol, senders, 1)
         members = [carol, *senders]
         inboxes = [await stack.enter_async_context(device(system.node(n % NATS_NODES), member)) for n, member in enumerate(members)]
+        accepted_by_first = accepted_by(system, first)
 
         async def burst(sender_index: int) -> None:
             sender, client = senders[sender_index], inboxes[sender_index + 1].client
@@ -352,23 +400,36 @@ async def test_two_workers_share_the_request_queue_and_a_killed_one_loses_nothin
         killed_at, stored = await _burst_with_a_kill(system, cid, burst, lambda: os.kill(killed, signal.SIGKILL))
         assert killed_at < SENDERS * EACH, "killed in the middle of the burst"
         ids = _stored_once_without_gaps(stored, senders)
+        _numbered_in_send_order(stored, senders)
         for member, inbox in zip(members, inboxes, strict=True):
             await _until(lambda inbox=inbox: _created_ids(inbox.events("message.created")) >= ids, 30)
             assert _created_ids(inbox.events("message.created")) == ids, f"{member.id} missed messages"
-    assert accepted_by(system, first) > 0 and accepted_by(system, killed) > 0, "both workers took requests from the queue"
+    assert accepted_by(system, killed) > 0 and accepted_by(system, first) == accepted_by_first, "bridge-2 alone took them"
     restarted = worker_pid(system, "bridge-2")
     assert restarted != killed, "mqchat up restarted the killed worker"
     health = httpx.get(f"{system.api_url}/api/health", timeout=10).json()
     assert health["restarts"].get("bridge-2", 0) >= 1, health
 
 
+async def _group_handled_by(api: httpx.AsyncClient, creator: Account, members: list[Account], worker: int) -> str:
+    """A new group conversation of bridge worker `worker`'s share (0-based; the ids are random, the share their hash)."""
+    while True:
+        cid = (await open_conversation(api, creator, *members, kind="group", title="burst"))["id"]
+        if worker_of(cid, 2) == worker:
+            return cid
+
+
 async def test_the_request_queue_stops_when_cancelled_as_requests_arrive(nats_system: System) -> None:
     """A worker ends a session (its TaskGroup, when its MQTT connection broke) by cancelling the pull loop of its
     request queue; a JetStream fetch returns normally when the cancellation comes with its requests (nats-py), and
     a lead worker whose node died went on pulling requests that nobody handled, never reconnected, and left part of
-    the burst unstored. Cancelled as requests arrive, again and again, the loop ends every time."""
+    the burst unstored. Cancelled as requests arrive, again and again, the loop ends every time.
+    The requests (to an unknown conversation, refused) are one worker's share; this queue pulls from the consumer of
+    the other worker, which skips them (what it is handed meanwhile comes again on each reset, what it acknowledges
+    covers what this queue took)."""
     system = nats_system
-    settings = Settings.load({**system.env, "JWT_SECRET": system.jwt_secret, "MQCHAT_BRIDGE_INSTANCE": "pull-test"}, env_file=None)
+    other = f"worker-{2 - worker_of(UNKNOWN_CONVERSATION, 2)}"
+    settings = Settings.load({**system.env, "JWT_SECRET": system.jwt_secret, "MQCHAT_BRIDGE_INSTANCE": other}, env_file=None)
     async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
         alice = await signup(api)
     sent = 0
@@ -376,7 +437,7 @@ async def test_the_request_queue_stops_when_cancelled_as_requests_arrive(nats_sy
     async def requests(client: aiomqtt.Client) -> None:  # pulled here, or by the workers (an unknown conversation)
         nonlocal sent
         while True:
-            request = {"conversation_id": "0" * 24, "client_msg_id": f"p-{sent}", "body": "x"}
+            request = {"conversation_id": UNKNOWN_CONVERSATION, "client_msg_id": f"p-{sent}", "body": "x"}
             await client.publish(topics.user_outbox(alice.id, "send"), json.dumps(request), qos=1)
             sent += 1
 
@@ -396,7 +457,7 @@ async def test_the_request_queue_stops_when_cancelled_as_requests_arrive(nats_sy
                     went_on += not (await asyncio.wait({pulling}, timeout=2))[0]
                 finally:
                     await cancel_and_wait(pulling)
-                    await queue.close()  # what it pulled goes to the workers after REDELIVER_AFTER
+                    await queue.close()  # the worker's next acknowledgement covers what it pulled
         finally:
             for task in sending:
                 await cancel_and_wait(task)
@@ -428,21 +489,38 @@ async def _burst_with_a_kill(
         kill()
         killed_at = await messages.count_documents({"conversation_id": cid})
         await sending  # every PUBACK came: the cluster owns every request now
+    finally:
+        await mongo.close()
+    return killed_at, await _stored_messages(system, cid, SENDERS * EACH)
+
+
+async def _stored_messages(system: System, cid: str, expected: int) -> list[dict]:
+    """The conversation's messages (by seq) once `expected` are stored, or after a minute."""
+    mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri)
+    messages = mongo.mqchat.messages
+    try:
         for _ in range(600):
-            if await messages.count_documents({"conversation_id": cid}) >= SENDERS * EACH:
+            if await messages.count_documents({"conversation_id": cid}) >= expected:
                 break
             await asyncio.sleep(0.1)
-        return killed_at, await messages.find({"conversation_id": cid}).sort("seq", 1).to_list()
+        return await messages.find({"conversation_id": cid}).sort("seq", 1).to_list()
     finally:
         await mongo.close()
 
 
-def _stored_once_without_gaps(stored: list[dict], senders: list[Account]) -> set[str]:
-    """Every request of the burst stored exactly once, `seq` gap-free; the messages' ids."""
-    assert len(stored) == SENDERS * EACH, "every request stored exactly once"
-    assert {(m["sender_id"], m["client_msg_id"]) for m in stored} == {(s.id, f"b-{n}") for s in senders for n in range(EACH)}
-    assert [m["seq"] for m in stored] == list(range(1, SENDERS * EACH + 1)), "seq unique and gap-free"
+def _stored_once_without_gaps(stored: list[dict], senders: list[Account], each: int = EACH) -> set[str]:
+    """Every request of the burst (`each` per sender) stored exactly once, `seq` gap-free; the messages' ids."""
+    assert len(stored) == len(senders) * each, "every request stored exactly once"
+    assert {(m["sender_id"], m["client_msg_id"]) for m in stored} == {(s.id, f"b-{n}") for s in senders for n in range(each)}
+    assert [m["seq"] for m in stored] == list(range(1, len(senders) * each + 1)), "seq unique and gap-free"
     return {str(m["_id"]) for m in stored}
+
+
+def _numbered_in_send_order(stored: list[dict], senders: list[Account]) -> None:
+    """Each sender's messages (`b-<n>`, sent one after the other's PUBACK) numbered in the order it sent them."""
+    for sender in senders:
+        sent = [int(m["client_msg_id"].removeprefix("b-")) for m in stored if m["sender_id"] == sender.id]
+        assert sent == sorted(sent), f"{sender.id}'s messages numbered out of the order it sent them: {sent}"
 
 
 class FailoverDevice:
@@ -669,3 +747,102 @@ async def _until_all_online(reader: aiomqtt.Client, members: list[Account], seco
         for member in members:
             await reader.unsubscribe(topics.user_presence(member.id))
     raise AssertionError(f"presence did not converge: {statuses}")
+
+
+QUEUED_EACH = 10  # requests per sender and conversation queued for a worker that is not there
+
+
+async def test_what_was_queued_is_handled_once_when_the_worker_count_changes(nats_system: System) -> None:
+    """2 workers -> 1 -> 2 between runs, each change with a backlog, the cluster running throughout:
+
+    - bridge-2 stopped (SIGSTOP) while requests into a conversation of each share are published (bridge-1 handles its
+      own), then bridge-1 stopped too and one worker started alone (`mqchat bridge`, MQCHAT_BRIDGE_WORKERS=1): it sets
+      the request queue up again (bridge.queue_layout), deletes the second consumer (`$MQTT_msgs` would keep every
+      request for it), and handles bridge-2's share of the backlog, none of bridge-1's again;
+    - that worker stopped, requests published with no worker at all, and `mqchat up`'s two workers killed: restarted
+      under 2, they split the backlog.
+
+    Each time every request is handled once (accepted by the workers of the new count, no duplicate) and each
+    conversation's `seq` is gap-free in the order sent. `mqchat up` ends with its two workers, as it began."""
+    system = nats_system
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        carol = await signup(api)
+        senders = [await signup(api) for _ in range(2)]
+        cids = [await _group_handled_by(api, carol, senders, worker) for worker in range(2)]
+    supervised = [worker_pid(system, "bridge-1"), worker_pid(system, "bridge-2")]
+    set_by_up = len(logged_events(system, "up", "bridge.queue_layout_set"))
+    os.kill(supervised[1], signal.SIGSTOP)
+    try:
+        await _queue_requests(system, senders, cids, range(QUEUED_EACH))
+        await _stored_messages(system, cids[0], len(senders) * QUEUED_EACH)
+        await _until_acknowledged(system, 0)  # bridge-1 stored its share, skipped bridge-2's, acknowledged both
+        os.kill(supervised[0], signal.SIGSTOP)
+        one_worker = {"MQCHAT_BRIDGE_WORKERS": "1", "MQCHAT_LOG_FORMAT": "json", metrics_dir.VARIABLE: str(system.data_dir / "metrics")}
+        alone = spawn_component(replace(system, extra_env={**system.extra_env, **one_worker}), "bridge")
+        try:
+            await _handled_once(system, senders, cids, QUEUED_EACH, [alone.pid], len(senders) * QUEUED_EACH)
+            await _until_acknowledged(system, 0)
+        finally:
+            alone.terminate()
+            await asyncio.to_thread(alone.wait, 30)
+        async with _queue_connection(system) as queue:
+            with pytest.raises(nats.js.errors.NotFoundError):
+                await queue.jetstream().consumer_info(nats_auth.QUEUE_STREAM, nats_auth.queue_consumer(1))
+        await _queue_requests(system, senders, cids, range(QUEUED_EACH, 2 * QUEUED_EACH))
+    finally:
+        for pid in supervised:
+            os.kill(pid, signal.SIGKILL)  # `mqchat up` starts them again
+    await _until(lambda: all(worker_pid(system, f"bridge-{n + 1}") != pid for n, pid in enumerate(supervised)), 30)
+    restarted = [worker_pid(system, "bridge-1"), worker_pid(system, "bridge-2")]
+    await _handled_once(system, senders, cids, 2 * QUEUED_EACH, restarted, len(cids) * len(senders) * QUEUED_EACH)
+    alone_set, up_set = (logged_events(system, component, "bridge.queue_layout_set") for component in ("bridge", "up"))
+    assert [(e["workers"], e["before"], e["retired"]) for e in alone_set] == [(1, 2, ["mqchat-bridge-worker-2"])], alone_set
+    assert len(up_set) == set_by_up + 1 and (up_set[-1]["workers"], up_set[-1]["before"]) == (2, 1), up_set
+
+
+async def _queue_requests(system: System, senders: list[Account], cids: list[str], numbers: range) -> None:
+    """Each sender sends `b-<n>` for each n of `numbers` into each conversation, through node 0 and 1 (QoS 1, PUBACKed)."""
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(user_client(system.node(n), sender, "queued")) for n, sender in enumerate(senders)]
+        for n in numbers:
+            for cid in cids:
+                for sender, client in zip(senders, clients, strict=True):
+                    request = {"conversation_id": cid, "client_msg_id": f"b-{n}", "body": f"queued {n}"}
+                    await client.publish(topics.user_outbox(sender.id, "send"), json.dumps(request), qos=1)
+
+
+async def _handled_once(system: System, senders: list[Account], cids: list[str], sent: int, pids: list[int], left: int) -> None:
+    """Every conversation holds the `sent` requests of each sender once, in order, and the workers `pids` accepted the
+    `left` that were waiting for them, none as a duplicate (handled again)."""
+    for cid in cids:
+        stored = await _stored_messages(system, cid, len(senders) * sent)
+        _stored_once_without_gaps(stored, senders, sent)
+        _numbered_in_send_order(stored, senders)
+
+    def accepted() -> float:
+        return sum(accepted_by(system, pid) for pid in pids)
+
+    await _until(lambda: accepted() >= left, 10)
+    assert (accepted(), sum(accepted_by(system, pid, "duplicate") for pid in pids)) == (left, 0), "the backlog handled once"
+
+
+async def _until_acknowledged(system: System, index: int) -> None:
+    """Until worker `index`'s consumer has handed out and had acknowledged every request (or 30 s passed)."""
+    async with _queue_connection(system) as queue:
+        for _ in range(300):
+            info = await queue.jetstream().consumer_info(nats_auth.QUEUE_STREAM, nats_auth.queue_consumer(index))
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"worker {index + 1} did not acknowledge its requests: {info}")
+
+
+@contextlib.asynccontextmanager
+async def _queue_connection(system: System) -> AsyncIterator[nats.aio.client.Client]:
+    """A native NATS connection as the bridge service account (the request queue's consumers, nothing else)."""
+    connection = await nats.connect(f"nats://127.0.0.1:{system.nats_port}", user="mqchat-bridge", password=system.service_password(),
+                                    name="mqchat-bridge-test", allow_reconnect=False, connect_timeout=3)  # fmt: skip
+    try:
+        yield connection
+    finally:
+        await connection.close()
