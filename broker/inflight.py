@@ -6,6 +6,10 @@ window at most `limit` deliveries hold a packet id (from their PUBLISH to their 
 or PUBCOMP); the others wait, in order, for a slot (as Mosquitto's
 `max_inflight_messages`). When the connection ends, the waiting ones are handed, in
 order, to `spill` (the session's offline queue), and so is any delivery that comes later.
+
+How many wait (`waiting`) is the connection's backlog: SecureBroker makes publishers
+wait for a service session's backlog to shrink (`shorter_than`) and closes an ordinary
+session whose backlog passes its cap (docs/broker.md, "Back-pressure").
 """
 
 from __future__ import annotations
@@ -27,27 +31,39 @@ class InflightWindow(Generic[Item]):
         self._spill = spill
         self._waiting: deque[tuple[asyncio.Future[bool], Item]] | None = None  # made when a taker first waits (760 bytes)
         self._closed = False
+        self._shorter: asyncio.Future[None] | None = None  # set once fewer than `_mark` wait: made while a publisher waits
+        self._mark = 0
 
-    async def take(self, item: Item) -> bool:
-        """Take a slot for `item`: True once taken, False when the window closed and `item` was spilled."""
+    @property
+    def waiting(self) -> int:
+        """Deliveries in line for a slot: the connection's backlog."""
+        return len(self._waiting) if self._waiting else 0
+
+    def reserve(self, item: Item) -> asyncio.Future[bool]:
+        """Join the line for a slot now (so `waiting` counts it at once): the future says True once the slot is
+        taken, False when the window closed and `item` was spilled. A taker that gives up calls `abandon`."""
+        slot: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         if self._closed:
             self._spill(item)
-            return False
-        if self._in_use < self._limit and not self._waiting:
+            slot.set_result(False)
+        elif self._in_use < self._limit and not self._waiting:
             self._in_use += 1
-            return True
-        slot: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        if self._waiting is None:
-            self._waiting = deque()
-        self._waiting.append((slot, item))
-        try:
-            return await slot
-        except asyncio.CancelledError:
-            if slot.cancelled():
-                self._waiting = deque(entry for entry in self._waiting or () if entry[0] is not slot)
-            elif slot.result():
-                self.release()  # granted, but its taker is gone: pass the slot on
-            raise
+            slot.set_result(True)
+        else:
+            if self._waiting is None:
+                self._waiting = deque()
+            self._waiting.append((slot, item))
+        return slot
+
+    def abandon(self, slot: asyncio.Future[bool]) -> None:
+        """The taker of `slot` is gone (cancelled): leave the line, or pass on a slot already granted."""
+        if not slot.done():
+            slot.cancel()
+        if slot.cancelled():
+            self._waiting = deque(entry for entry in self._waiting or () if entry[0] is not slot)
+            self._note_shorter()
+        elif slot.result():
+            self.release()
 
     def release(self) -> None:
         """Give a slot back (its delivery was acknowledged); the first waiter gets it."""
@@ -57,6 +73,15 @@ class InflightWindow(Generic[Item]):
             if not slot.done():
                 self._in_use += 1
                 slot.set_result(True)
+        self._note_shorter()
+
+    async def shorter_than(self, mark: int) -> None:
+        """Return once fewer than `mark` deliveries wait for a slot, or the window is closed."""
+        while not self._closed and self.waiting >= mark:
+            if self._shorter is None or self._shorter.done():
+                self._shorter = asyncio.get_running_loop().create_future()
+            self._mark = mark
+            await asyncio.shield(self._shorter)  # one waiter's cancellation must not cancel the others' wait
 
     def close(self) -> None:
         """The connection ended: spill the waiting items in order; later takers are spilled at once."""
@@ -66,3 +91,9 @@ class InflightWindow(Generic[Item]):
             if not slot.done():
                 self._spill(item)
                 slot.set_result(False)
+        self._note_shorter()
+
+    def _note_shorter(self) -> None:
+        if self._shorter is not None and not self._shorter.done() and (self._closed or self.waiting < self._mark):
+            self._shorter.set_result(None)
+            self._shorter = None
