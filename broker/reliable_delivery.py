@@ -330,13 +330,13 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         self, slot: asyncio.Future[bool] | None, topic: str, data: bytes | bytearray, qos: int | None, retain: bool
     ) -> OutgoingApplicationMessage:
         if slot is not None:
+            assert self._window is not None
             try:
-                taken = await slot
+                given = await slot
             except asyncio.CancelledError:
-                assert self._window is not None
                 self._window.abandon(slot)
                 raise
-            if not taken:
+            if not (given and self._window.start(slot)):  # the connection ended first
                 return OutgoingApplicationMessage(None, topic, qos, data, retain)  # queued for the session's resume
         return await super().mqtt_publish(topic, data, qos, retain)
 

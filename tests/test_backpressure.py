@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from broker.inflight import InflightWindow
 from core import topics
 from tests.raw_mqtt import PUBACK, RawClient
 from tests.support import Account, System, device, open_conversation, running, signup
@@ -166,3 +167,17 @@ async def test_the_bridge_keeps_working_under_a_flood(pressed: System, rest: htt
     assert [e["message"]["body"] for e in events] == [f"flood {n}" for n in range(count)]
     for (a, _), cid in zip(pairs, cids, strict=True):
         assert await stored_bodies(rest, a, cid, count) == [f"flood {n}" for n in range(count)]
+
+
+async def test_a_closed_window_spills_in_order_what_was_not_sent() -> None:
+    """A delivery given a slot whose task had not run when the connection ended is spilled, before those still
+    waiting, and its task sends nothing (it went out on the dead connection and, resent only on a later resume,
+    reached the bridge after newer requests: tests/test_bridge_crash.py saw 316 stored before 310)."""
+    spilled: list[int] = []
+    window: InflightWindow[int] = InflightWindow(2, 1, spilled.append)
+    given, waiting = window.reserve(1), [window.reserve(n) for n in (2, 3)]
+    assert given.result() is True and window.waiting == 2
+    window.close()
+    assert spilled == [1, 2, 3] and window.start(given) is False
+    assert [slot.result() for slot in waiting] == [False, False]
+    assert window.reserve(4).result() is False and spilled == [1, 2, 3, 4]
