@@ -74,6 +74,12 @@ messages stay in flight until acknowledged and are resent when the session resum
 at most `max_inflight` at once per connection, the rest waiting in order;
 keep-alive is enforced; each packet is checked by broker.protocol before it is used).
 
+Back-pressure (issue 26; docs/broker.md, "Back-pressure"): a client's PUBLISH is routed in
+its own connection's task (amqtt queued every one for a single broadcast loop) and PUBACKed
+once routed; a user's message first waits while a connected service session it goes to (the
+bridge) has `high_water` deliveries waiting, and a user's connection with `backlog_limit`
+waiting is closed. Services never wait.
+
 amqtt is pinned to 0.12.1 in pyproject.toml because these overrides replace
 private methods of its Broker.
 """
