@@ -27,6 +27,8 @@ Item = TypeVar("Item")
 class InflightWindow(Generic[Item]):
     """At most `limit` slots taken at once; takers wait in order; a closed window spills what waits or comes."""
 
+    __slots__ = ("_closed", "_granted", "_in_use", "_limit", "_mark", "_shorter", "_spill", "_waiting")
+
     def __init__(self, limit: int, in_use: int, spill: Callable[[Item], None]) -> None:
         self._limit = limit
         self._in_use = in_use  # deliveries already in flight (a resumed session's) count against the limit
