@@ -30,7 +30,7 @@ import psutil
 from rich.progress import Progress
 
 from bench import calibration, costs, flood, history, idle, profiling, workers
-from bench.measures import LONG_TOKENS, fill_history, history_latency, login_throughput
+from bench.measures import LONG_TOKENS, fill_history, history_latency, login_throughput, search_indexed
 from bench.output import report_stem, write_report
 from bench.rounds import components, load_round, make_pairs
 from core.db import init_db
@@ -161,6 +161,7 @@ async def bench(args: argparse.Namespace) -> dict:
                 sender, receiver = await signup(api), await signup(api)
                 cid = (await open_conversation(api, sender, receiver))["id"]
                 report["history_fill_docs_per_s"] = round(await fill_history(cid, sender.id, args.history_depth))
+                report["history_indexed_s"] = round(await search_indexed(), 1)
                 history_load = calibration.load_average()
                 report["history"] = await history_latency(api, receiver.headers, cid, args.history_depth, 20 if args.quick else 200)
                 report["history"].update(load_before=history_load, flags=calibration.round_flags(history_load))

@@ -3,7 +3,8 @@
     python -m bench --measure history --history-depth 1000000 --runs 3
 
 One system and one conversation filled to the depth once (straight into the store,
-not through the bridge: the fill is not what is measured), then `runs` rounds of
+not through the bridge: the fill is not what is measured), indexed for search by the
+lead bridge worker as sent messages are (measured once that is done), then `runs` rounds of
 `bench.measures.history_latency` (pages `before` cursors at several depths, catch-up
 with `after_seq` near the end), each flagged when it started on a loaded machine.
 The API serves each page with one query (`docs/benchmarks.md`, "History requests,
@@ -20,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from bench import calibration
-from bench.measures import LONG_TOKENS, fill_history, history_latency
+from bench.measures import LONG_TOKENS, fill_history, history_latency, search_indexed
 from core.db import init_db
 from core.settings import Settings
 from tests.support import System, open_conversation, signup
@@ -41,6 +42,7 @@ async def measure_history(broker: str, depth: int, runs: int, samples: int) -> d
                 started = time.perf_counter()
                 report["fill_docs_per_s"] = round(await fill_history(cid, sender.id, depth))
                 report["fill_s"] = round(time.perf_counter() - started, 1)
+                report["indexed_s"] = round(await search_indexed(), 1)
                 for run in range(runs):
                     load_before = calibration.load_average()
                     result = await history_latency(api, receiver.headers, cid, depth, samples)
@@ -62,7 +64,8 @@ def markdown(report: dict) -> str:
     lines = [
         f"# History at depth ({report['broker']}, {report['started']})", "",
         f"One conversation of {report['depth']:,} messages, filled at {report['fill_docs_per_s']:,} docs/s "
-        f"({report['fill_s']} s); {report['samples']} pages (`limit=50`, `before` cursors at several depths) "
+        f"({report['fill_s']} s), indexed for search {report['indexed_s']} s later; "
+        f"{report['samples']} pages (`limit=50`, `before` cursors at several depths) "
         "and as many `after_seq` catch-ups per round.", "",
         "| round | load before | flags | page p50 ms | page p99 ms | after_seq p50 ms | after_seq p99 ms |",
         "|---|---|---|---|---|---|---|",

@@ -39,6 +39,17 @@ async def fill_history(conversation_id: str, sender_id: str, depth: int, batch: 
     return depth / (time.perf_counter() - start)
 
 
+async def search_indexed(poll: float = 2.0) -> float:
+    """Wait until the search indexer (the lead bridge worker's) has indexed every message; the seconds it took.
+
+    Filled history is indexed after it is stored, and indexing takes the store's one
+    thread for minutes at 1M messages: pages measured meanwhile measure the indexer."""
+    started = time.perf_counter()
+    while await Message.get_pymongo_collection().find_one({"search_indexed": 0}, projection={"_id": 1}) is not None:
+        await asyncio.sleep(poll)
+    return time.perf_counter() - started
+
+
 async def history_latency(api: httpx.AsyncClient, headers: dict, conversation_id: str, depth: int, samples: int) -> dict:
     """`?limit=50` pages at several depths (`before` cursors) and `after_seq` catch-up near the end.
 
