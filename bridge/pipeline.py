@@ -221,7 +221,7 @@ class Pipeline:
         """The one place a refusal becomes an `error` event to the sender's inbox; counted and logged."""
         limited = isinstance(error, RateLimited)
         self._counted(action, "rate_limited" if limited else "refused")
-        log.info("bridge.rate_limited" if limited else "bridge.refused", extra={"user_id": user_id, "action": action})
+        log.info("bridge.rate_limited" if limited else "bridge.refused", extra={"user_id": user_id, "action": action, "code": error.code})
         return events.error_event(user_id, action, error.code, error.message, client_msg_id)
 
     def _check_rate(self, user_id: str) -> None:
