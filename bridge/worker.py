@@ -168,10 +168,24 @@ def _internal_errors(batch: list[aiomqtt.Message]) -> list[events.Delivery]:
     return out
 
 
+def _refused(granted: tuple | list) -> bool:
+    """Whether a SUBACK refused the (one) filter subscribed to."""
+    return getattr(granted[0], "value", granted[0]) >= 0x80
+
+
+async def _subscribe(client: aiomqtt.Client, topic_filter: str) -> None:
+    """Subscribe at QoS 1, or end the session if the broker refuses: a NATS node refuses a subscription whose
+    JetStream consumer it cannot set up within 5 s (docs/deploy.md, measured for the bench's clients), and the lead
+    would go on without its device presence for good; the worker connects again (the next node) and subscribes anew."""
+    if _refused(await client.subscribe(topic_filter, qos=1)):
+        log.warning("bridge.subscription_refused", extra={"filter": topic_filter})
+        raise aiomqtt.MqttError(f"subscription to {topic_filter} refused")
+
+
 async def _raise_fence(client: aiomqtt.Client, pipeline: Pipeline, fence: bytes) -> None:
     """Publish the fence to this worker's own topic: it arrives after the resumed session's queue."""
     granted = await client.subscribe(pipeline.fence_topic, qos=1)
-    if getattr(granted[0], "value", granted[0]) >= 0x80:
+    if _refused(granted):
         log.warning("bridge.fence_refused", extra={"topic": pipeline.fence_topic})
         pipeline.end_backlog(fence)  # rate limits apply at once, as if there were no backlog
         return
@@ -181,6 +195,22 @@ async def _raise_fence(client: aiomqtt.Client, pipeline: Pipeline, fence: bytes)
 async def _reconcile_presence(client: aiomqtt.Client, pipeline: Pipeline, rights: BrokerRights) -> None:
     await asyncio.sleep(PRESENCE_SETTLE)  # retained device states arrive first
     await publish(client, await pipeline.presence.reconcile(), rights)
+
+
+async def _open_and_pull(queue: RequestQueue) -> None:
+    """On NATS: open the request queue, again while JetStream does not answer in time (a node just died and the
+    consumer elects a new leader), and pull from it. Meanwhile the session goes on over MQTT (the lead hears device
+    presence); before, the open timed out after 5 s and the whole session began again, MQTT included."""
+    backoff = Backoff(0.2, cap=1.0)
+    while True:
+        try:
+            await queue.open()
+            break
+        except TimeoutError as exc:  # nats-py's own TimeoutError is one too
+            log.warning("bridge.queue_unavailable", extra={"error": repr(exc), "retry_in": backoff.delay})
+            await queue.close()
+        await backoff.wait()
+    await queue.pull()
 
 
 async def _pump(client: aiomqtt.Client, arrivals: Arrivals) -> None:
@@ -205,14 +235,13 @@ async def _consume(
             # Not awaited before consuming: a resumed session's queued deliveries come first,
             # and they wait for our acknowledgements.
             for topic_filter in subscriptions(settings):
-                tasks.create_task(client.subscribe(topic_filter, qos=1))
+                tasks.create_task(_subscribe(client, topic_filter))
             for topic_filter in stale_subscriptions(settings):
                 tasks.create_task(client.unsubscribe(topic_filter))
             tasks.create_task(_raise_fence(client, pipeline, fence))
             messages: aiomqtt.client.MessagesIterator | Arrivals = client.messages
             if queue is not None:  # NATS: requests come from the queue, the rest over MQTT
-                await queue.open()
-                tasks.create_task(queue.pull())
+                tasks.create_task(_open_and_pull(queue))
                 tasks.create_task(_pump(client, queue.arrivals))
                 messages = queue.arrivals
             log.info("bridge.connected", extra={"instance": settings.bridge_instance, "filters": subscriptions(settings), "broker": broker})
