@@ -221,7 +221,6 @@ async def _pump(client: aiomqtt.Client, arrivals: Arrivals) -> None:
 
 async def _consume(
     settings: Settings, broker: tuple[str, int], pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights,
-    lost_wills: LostWills | None,
 ) -> None:
     client = manual_acks(service_client(settings, layout.ACCOUNT, settings.bridge_instance, clean_session=False, address=broker))
     fence = pipeline.reconnected()
@@ -249,8 +248,6 @@ async def _consume(
             if settings.is_lead_bridge:
                 tasks.create_task(_reconcile_presence(client, pipeline, rights))
                 tasks.create_task(dispatcher.run(client, rights))
-                if lost_wills is not None:
-                    lost_wills.attach(client)
             # Pipelined: while the broker confirms one batch's events, the next batch is stored.
             # Events go out in batch order on the one connection, and requests are acknowledged
             # in order, each only after its own events were confirmed.
@@ -269,8 +266,6 @@ async def _consume(
                 while in_flight and (in_flight[0].done() or len(in_flight) > MAX_BATCHES_IN_FLIGHT):
                     await in_flight.popleft()
     finally:
-        if lost_wills is not None:
-            lost_wills.attach(None)
         if queue is not None:
             await queue.close()
 
@@ -312,7 +307,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     try:
         while not stop.is_set():
             started = time.monotonic()
-            consuming = asyncio.create_task(_consume(settings, endpoints.current, pipeline, dispatcher, rights, lost_wills))
+            consuming = asyncio.create_task(_consume(settings, endpoints.current, pipeline, dispatcher, rights))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({consuming, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
