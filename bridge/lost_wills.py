@@ -23,7 +23,8 @@ have new leaders), retried every RETRY_AFTER (0.5 s) until it went out.
 Two audits: a device of the dead node that reconnects to another in between is
 spared, and so is one heard from (its `online`, published live) after the audit that
 found it missing began; a Will not yet out is dropped once the tracker holds the device
-present again (its `online` must not be overwritten). A round that fewer than a majority
+present again or a node lists it, asked right before publishing (its `online` must not be
+overwritten). A round that fewer than a majority
 of the nodes answer decides nothing (a cluster without quorum, or the system connection
 itself reconnecting).
 """
@@ -124,20 +125,29 @@ class LostWills:
 
     async def _publish(self) -> bool:
         """The lost devices' Wills and their users' presence, in order; only while the tracker still has the device
-        offline (its `online` since, live or replayed on a resubscription, must not be overwritten: if that was the
-        old state, the next audits find it lost again). Whether every one went out."""
+        offline and no node holds it, asked right before (its `online` since must not be overwritten; during a
+        failover the lead heard the `online` of a device that had come back 16 s after finding it lost, and the Will,
+        checked against the lead's tracker alone, had gone out over it). Whether every one went out."""
+        for device in [device for device in self._unpublished if self._tracker.holds(*device)]:
+            del self._unpublished[device]  # back (if that was its old state, replayed, the next audits find it lost again)
+        if not self._unpublished:
+            return True
+        if self._client is None:
+            return False
+        try:
+            connected = await self._connected_clients()
+        except (NatsError, OSError):
+            return False
+        if connected is None:
+            return False
         for (user_id, client_id), deliveries in list(self._unpublished.items()):
-            if self._tracker.holds(user_id, client_id):
-                del self._unpublished[(user_id, client_id)]
-                continue
-            if self._client is None:
-                return False
-            try:
-                await send_in_order(self._client, deliveries)
-            except aiomqtt.MqttError as exc:
-                log.warning("presence.will_unpublished", extra={"error": str(exc), "client_id": client_id})
-                return False
-            del self._unpublished[(user_id, client_id)]
+            if client_id not in connected:
+                try:
+                    await send_in_order(self._client, deliveries)
+                except aiomqtt.MqttError as exc:
+                    log.warning("presence.will_unpublished", extra={"error": str(exc), "client_id": client_id})
+                    return False
+            del self._unpublished[(user_id, client_id)]  # published, or connected again: its own `online` follows
         return True
 
     async def _stay_connected(self) -> None:
