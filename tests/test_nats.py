@@ -334,7 +334,7 @@ PACE = 0.01
 # one in five to three in four were swallowed by the fetch under way (measured), so twenty do not all miss
 PULL_CANCELS = 20
 # seconds from a node's death to the stored offline presence of a device of it that never comes back: the issue's
-# bound for presence to converge, asserted as it stands (bridge.lost_wills; measured 2.1-4.0 s, docs/deploy.md)
+# bound for presence to converge, asserted as it stands (bridge.lost_wills; measured 2.1-4.5 s, docs/deploy.md)
 LOST_WILL_WITHIN = 10
 PULL_SENDERS = 4
 AFFINITY_EACH = 20  # per sender, unpaced: 120 requests into one conversation
