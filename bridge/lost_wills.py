@@ -4,16 +4,29 @@ A client's Will lives in the memory of the node that holds its connection: when 
 node dies (SIGKILL, a machine lost) the Wills of its clients die with it, and a
 device that never comes back would stay online in its retained presence for ever.
 So every MQCHAT_PRESENCE_AUDIT_MS (3 s) the lead worker asks every node for its
-open MQTT connections (`$SYS.REQ.SERVER.PING.CONNZ` through the system account)
-and publishes, for each device the presence tracker holds online or away that no
-node listed in two audits running, what its Will would have said (retained
-`offline` on its presence topic); the lead hears it like any Will and aggregates.
-The audits do not depend on the lead's MQTT connection: when the lead was on the
-node that died, they go on while it reconnects.
-Two audits: a device of the dead node that reconnects to another within one is
-spared, and so is one heard from (its `online`) after the audit that found it
-missing began. A round that fewer than a majority of the nodes answer decides nothing (a
-cluster without quorum, or the system connection itself reconnecting).
+open MQTT connections (`$SYS.REQ.SERVER.PING.CONNZ` through the system account),
+and each device its presence tracker holds online or away that no node listed in
+two audits running is lost: the tracker takes it offline at once (the stored
+presence with it), and what its Will would have said (retained `offline` on its
+presence topic) goes out with the user's new aggregate presence. An audit that finds
+devices newly missing is followed by the confirming one after CONFIRM_AFTER (1 s),
+not a whole interval: a Will fires at once, and presence must converge within 10 s
+of a node's death.
+Nothing here waits for the lead's own MQTT connection: the audits go through the
+system account, the stored presence changes without any broker, and the Wills go
+out on a connection of their own (`mqchat-bridge-<lead>-wills`, kept open, failing
+over between the nodes like any service), not behind the thousands of events the
+lead may have queued while a node's death held up its PUBACKs (a Will waited 8 s
+there, measured), nor waiting for the lead's reconnection when its node died. What
+a node's death delays is only the Will's publication (until the cluster's streams
+have new leaders), retried every RETRY_AFTER (0.5 s) until it went out.
+Two audits: a device of the dead node that reconnects to another in between is
+spared, and so is one heard from (its `online`, published live) after the audit that
+found it missing began; a Will not yet out is dropped once the tracker holds the device
+present again or a node lists it, asked right before publishing (its `online` must not be
+overwritten). A round that fewer than a majority
+of the nodes answer decides nothing (a cluster without quorum, or the system connection
+itself reconnecting).
 """
 
 from __future__ import annotations
@@ -24,9 +37,14 @@ import time
 
 import aiomqtt
 from nats.errors import Error as NatsError
+from pymongo.errors import PyMongoError
 
 from bridge.presence import PresenceTracker
 from core import nats_auth, topics
+from core.events import Delivery
+from core.mqtt import service_client
+from core.mqtt.endpoints import Endpoints
+from core.mqtt.fanout import send_in_order
 from core.nats_rights import SystemConnection, ask_every_node, connections_in
 from core.settings import Settings
 from core.tasks import stop_if_cancelled
@@ -34,17 +52,18 @@ from core.tasks import stop_if_cancelled
 log = logging.getLogger("mqchat.bridge.presence")
 
 ANSWER_TIMEOUT = 1.0  # seconds a node may take to list its connections
+CONFIRM_AFTER = 1.0  # seconds from an audit that found devices newly missing to the one that confirms it
 CONNECT_TIMEOUT = 5.0  # the system connection: a round that cannot make it decides nothing
 CONNZ_LIMIT = 1_000_000  # connections one node may list (mqchat's clients only: the chat account)
 WILL = b'{"status": "offline"}'
+ACCOUNT = "mqchat-bridge"  # the bridge's service account (bridge.layout.ACCOUNT)
+RECONNECT_DELAY = 0.5  # seconds before the Wills' connection tries the next node
+RETRY_AFTER = 0.5  # seconds before Wills the broker did not confirm are published again
 
 
 class LostWills:
-    """Audits the cluster's MQTT connections against the devices the lead's tracker holds present.
-
-    The audits go on while the lead itself reconnects (its own node may be the one that died); the Wills are
-    published on the lead's current MQTT connection (`attach`), as soon as it has one.
-    """
+    """Audits the cluster's MQTT connections against the devices the lead's tracker holds present,
+    marks the lost ones offline and publishes their Wills on a connection of its own."""
 
     def __init__(self, settings: Settings, tracker: PresenceTracker) -> None:
         self._settings = settings
@@ -52,14 +71,20 @@ class LostWills:
         self._system = SystemConnection(settings, "mqchat-lost-wills", CONNECT_TIMEOUT)
         self._client: aiomqtt.Client | None = None
         self._missing: set[tuple[str, str]] = set()  # (user id, client id) no node held at the last audit
-        self._lost: set[tuple[str, str]] = set()  # missing twice running, Will not published yet
-
-    def attach(self, client: aiomqtt.Client | None) -> None:
-        """The lead's MQTT connection to publish on (None while it has none)."""
-        self._client = client
+        self._unpublished: dict[tuple[str, str], list[Delivery]] = {}  # lost devices: what to publish, not gone out yet
+        self._found_lost = asyncio.Event()
 
     async def run(self) -> None:
-        """Audit every interval and publish the Wills of the devices missing twice running, until cancelled."""
+        """Keep the Wills' connection, audit, and publish the Wills, until cancelled: apart, so that neither
+        the audits nor the stored presence wait for a publication the cluster holds up (PUBACKs up to 10 s)."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._stay_connected())
+            tasks.create_task(self._audit())
+            tasks.create_task(self._publish_lost())
+
+    async def _audit(self) -> None:
+        """Every interval, or CONFIRM_AFTER an audit that found devices newly missing: mark offline the devices
+        missing twice running."""
         while True:
             stop_if_cancelled()
             asked = time.monotonic()
@@ -68,28 +93,78 @@ class LostWills:
             except (NatsError, OSError) as exc:  # TimeoutError included
                 log.warning("presence.audit_failed", extra={"error": repr(exc)})
                 connected = None
+            newly_missing = False
             if connected is not None:  # else this round decides nothing (the next is compared with the last that did)
                 missing = {device for device in self._tracker.present_devices() if device[1] not in connected}
-                self._lost = (self._lost | self._missing) & missing  # missing twice running (the lead may have had no connection)
-                self._missing = missing
-                await self._publish(asked)
-            await asyncio.sleep(self._settings.presence_audit_interval)
+                newly_missing = bool(missing - self._missing)
+                lost = [device for device in missing & self._missing if not self._tracker.heard_since(device[1], asked)]
+                await asyncio.gather(*(self._lose(*device) for device in lost))  # else it reconnected meanwhile and said so
+                self._missing = missing - set(lost)
+            await asyncio.sleep(CONFIRM_AFTER if newly_missing else self._settings.presence_audit_interval)
 
-    async def _publish(self, asked: float) -> None:
-        """What each lost device's Will would have said; the lead hears it and aggregates it like any Will.
-        Not for a device heard from since the nodes were `asked`: it reconnected meanwhile and said so."""
-        for user_id, client_id in sorted(self._lost):
-            if self._tracker.heard_since(client_id, asked):
-                self._lost.discard((user_id, client_id))
-                continue
-            if self._client is None:
-                return
+    async def _lose(self, user_id: str, client_id: str) -> None:
+        """The device is offline, as its Will would have said: stored now, published with its Will."""
+        try:
+            deliveries = await self._tracker.device_changed(user_id, client_id, "offline")
+        except PyMongoError as exc:  # the tracker has it offline; the store catches up at the user's next change
+            log.warning("presence.will_unrecorded", extra={"error": str(exc), "client_id": client_id})
+            deliveries = []
+        will = Delivery(topics.device_presence(user_id, client_id), WILL, retain=True)
+        self._unpublished[(user_id, client_id)] = [will, *deliveries]
+        self._found_lost.set()
+        log.info("presence.will_lost", extra={"user_id": user_id, "client_id": client_id})
+
+    async def _publish_lost(self) -> None:
+        """Publish the Wills as devices are found lost, and again every RETRY_AFTER until the broker confirmed them."""
+        while True:
+            await self._found_lost.wait()
+            self._found_lost.clear()
+            if not await self._publish():
+                await asyncio.sleep(RETRY_AFTER)
+                self._found_lost.set()
+
+    async def _publish(self) -> bool:
+        """The lost devices' Wills and their users' presence, in order; only while the tracker still has the device
+        offline and no node holds it, asked right before (its `online` since must not be overwritten; during a
+        failover the lead heard the `online` of a device that had come back 16 s after finding it lost, and the Will,
+        checked against the lead's tracker alone, had gone out over it). Whether every one went out."""
+        for device in [device for device in self._unpublished if self._tracker.holds(*device)]:
+            del self._unpublished[device]  # back (if that was its old state, replayed, the next audits find it lost again)
+        if not self._unpublished:
+            return True
+        if self._client is None:
+            return False
+        try:
+            connected = await self._connected_clients()
+        except (NatsError, OSError):
+            return False
+        if connected is None:
+            return False
+        for (user_id, client_id), deliveries in list(self._unpublished.items()):
+            if client_id not in connected:
+                try:
+                    await send_in_order(self._client, deliveries)
+                except aiomqtt.MqttError as exc:
+                    log.warning("presence.will_unpublished", extra={"error": str(exc), "client_id": client_id})
+                    return False
+            del self._unpublished[(user_id, client_id)]  # published, or connected again: its own `online` follows
+        return True
+
+    async def _stay_connected(self) -> None:
+        """The connection the Wills go out on, kept open (a node that dies: the next one)."""
+        instance = f"{self._settings.bridge_instance}-wills"
+        endpoints = Endpoints(self._settings, instance)
+        while True:
             try:
-                await self._client.publish(topics.device_presence(user_id, client_id), WILL, qos=1, retain=True)
-            except aiomqtt.MqttError:
-                return  # the lead reconnects; published on its next connection
-            log.info("presence.will_lost", extra={"user_id": user_id, "client_id": client_id})
-            self._lost.discard((user_id, client_id))
+                async with service_client(self._settings, ACCOUNT, instance, address=endpoints.current) as client:
+                    self._client = client
+                    async for _ in client.messages:  # nothing is subscribed: this waits until the connection ends
+                        pass
+            except aiomqtt.MqttError as exc:
+                log.warning("presence.wills_disconnected", extra={"error": str(exc), "broker": endpoints.current})
+            self._client = None
+            endpoints.failed()
+            await asyncio.sleep(RECONNECT_DELAY)
 
     async def _connected_clients(self) -> set[str] | None:
         """The MQTT client ids of the chat account's open connections, or None if fewer than a majority of nodes answered."""

@@ -180,7 +180,7 @@ class Pipeline:
                     log.warning("bridge.unroutable", extra={"topic": message.topic.value})
                     continue
                 if parsed.kind == "device_presence":
-                    out += await self._presence(parsed.owner, parsed.rest, bytes(message.payload or b""))
+                    out += await self._presence(parsed.owner, parsed.rest, bytes(message.payload or b""), message.retain)
                     continue
                 raw = bytes(message.payload or b"")
                 if self.share is not None and not self.share.owns(parsed.owner, parsed.rest, raw, self._fence is not None):
@@ -221,7 +221,7 @@ class Pipeline:
         """The one place a refusal becomes an `error` event to the sender's inbox; counted and logged."""
         limited = isinstance(error, RateLimited)
         self._counted(action, "rate_limited" if limited else "refused")
-        log.info("bridge.rate_limited" if limited else "bridge.refused", extra={"user_id": user_id, "action": action})
+        log.info("bridge.rate_limited" if limited else "bridge.refused", extra={"user_id": user_id, "action": action, "code": error.code})
         return events.error_event(user_id, action, error.code, error.message, client_msg_id)
 
     def _check_rate(self, user_id: str) -> None:
@@ -303,13 +303,13 @@ class Pipeline:
                 return reacted.deliveries
         return []
 
-    async def _presence(self, user_id: str, client_id: str, raw: bytes) -> list[Delivery]:
+    async def _presence(self, user_id: str, client_id: str, raw: bytes, replayed: bool) -> list[Delivery]:
         try:
             status = _presence_decoder.decode(raw).status if raw else "offline"
         except UNDECODABLE as exc:
             return self._refused(user_id, "presence", InvalidInput(str(exc)))
         self._counted("presence", "accepted")
-        return await self.presence.device_changed(user_id, client_id, status)
+        return await self.presence.device_changed(user_id, client_id, status, replayed)
 
 
 async def _active_user(user_id: str) -> User:

@@ -59,9 +59,11 @@ class PresenceTracker:
         states = self._devices.get(user_id, {}).values()
         return max(states, key=_RANK.__getitem__, default="offline")
 
-    async def device_changed(self, user_id: str, client_id: str, status: str) -> list[Delivery]:
-        """Record one device's status; the user's new aggregate presence if it changed."""
-        self._heard[client_id] = time.monotonic()
+    async def device_changed(self, user_id: str, client_id: str, status: str, replayed: bool = False) -> list[Delivery]:
+        """Record one device's status; the user's new aggregate presence if it changed. `replayed`: a retained state
+        the broker sends again on (re)subscribing, old news: it does not count as hearing from the device."""
+        if not replayed:
+            self._heard[client_id] = time.monotonic()
         devices = dict(self._devices.get(user_id, {}))
         if status == "offline":
             devices.pop(client_id, None)
@@ -98,8 +100,12 @@ class PresenceTracker:
         """(user id, client id) of every device whose last state was online or away."""
         return [(user_id, client_id) for user_id, devices in self._devices.items() for client_id in devices]
 
+    def holds(self, user_id: str, client_id: str) -> bool:
+        """Whether the device's last state was online or away."""
+        return client_id in self._devices.get(user_id, {})
+
     def heard_since(self, client_id: str, since: float) -> bool:
-        """Whether a state of this device came after `since` (`time.monotonic()`)."""
+        """Whether a state of this device, published live, came after `since` (`time.monotonic()`)."""
         return self._heard.get(client_id, float("-inf")) > since
 
     def __len__(self) -> int:

@@ -168,10 +168,24 @@ def _internal_errors(batch: list[aiomqtt.Message]) -> list[events.Delivery]:
     return out
 
 
+def _refused(granted: tuple | list) -> bool:
+    """Whether a SUBACK refused the (one) filter subscribed to."""
+    return getattr(granted[0], "value", granted[0]) >= 0x80
+
+
+async def _subscribe(client: aiomqtt.Client, topic_filter: str) -> None:
+    """Subscribe at QoS 1, or end the session if the broker refuses: a NATS node refuses a subscription whose
+    JetStream consumer it cannot set up within 5 s (docs/deploy.md, measured for the bench's clients), and the lead
+    would go on without its device presence for good; the worker connects again (the next node) and subscribes anew."""
+    if _refused(await client.subscribe(topic_filter, qos=1)):
+        log.warning("bridge.subscription_refused", extra={"filter": topic_filter})
+        raise aiomqtt.MqttError(f"subscription to {topic_filter} refused")
+
+
 async def _raise_fence(client: aiomqtt.Client, pipeline: Pipeline, fence: bytes) -> None:
     """Publish the fence to this worker's own topic: it arrives after the resumed session's queue."""
     granted = await client.subscribe(pipeline.fence_topic, qos=1)
-    if getattr(granted[0], "value", granted[0]) >= 0x80:
+    if _refused(granted):
         log.warning("bridge.fence_refused", extra={"topic": pipeline.fence_topic})
         pipeline.end_backlog(fence)  # rate limits apply at once, as if there were no backlog
         return
@@ -183,6 +197,22 @@ async def _reconcile_presence(client: aiomqtt.Client, pipeline: Pipeline, rights
     await publish(client, await pipeline.presence.reconcile(), rights)
 
 
+async def _open_and_pull(queue: RequestQueue) -> None:
+    """On NATS: open the request queue, again while JetStream does not answer in time (a node just died and the
+    consumer elects a new leader), and pull from it. Meanwhile the session goes on over MQTT (the lead hears device
+    presence); before, the open timed out after 5 s and the whole session began again, MQTT included."""
+    backoff = Backoff(0.2, cap=1.0)
+    while True:
+        try:
+            await queue.open()
+            break
+        except TimeoutError as exc:  # nats-py's own TimeoutError is one too
+            log.warning("bridge.queue_unavailable", extra={"error": repr(exc), "retry_in": backoff.delay})
+            await queue.close()
+        await backoff.wait()
+    await queue.pull()
+
+
 async def _pump(client: aiomqtt.Client, arrivals: Arrivals) -> None:
     """On NATS: the MQTT deliveries join the requests pulled from the queue."""
     async for message in client.messages:
@@ -191,7 +221,6 @@ async def _pump(client: aiomqtt.Client, arrivals: Arrivals) -> None:
 
 async def _consume(
     settings: Settings, broker: tuple[str, int], pipeline: Pipeline, dispatcher: TicketDispatcher, rights: BrokerRights,
-    lost_wills: LostWills | None,
 ) -> None:
     client = manual_acks(service_client(settings, layout.ACCOUNT, settings.bridge_instance, clean_session=False, address=broker))
     fence = pipeline.reconnected()
@@ -205,14 +234,13 @@ async def _consume(
             # Not awaited before consuming: a resumed session's queued deliveries come first,
             # and they wait for our acknowledgements.
             for topic_filter in subscriptions(settings):
-                tasks.create_task(client.subscribe(topic_filter, qos=1))
+                tasks.create_task(_subscribe(client, topic_filter))
             for topic_filter in stale_subscriptions(settings):
                 tasks.create_task(client.unsubscribe(topic_filter))
             tasks.create_task(_raise_fence(client, pipeline, fence))
             messages: aiomqtt.client.MessagesIterator | Arrivals = client.messages
             if queue is not None:  # NATS: requests come from the queue, the rest over MQTT
-                await queue.open()
-                tasks.create_task(queue.pull())
+                tasks.create_task(_open_and_pull(queue))
                 tasks.create_task(_pump(client, queue.arrivals))
                 messages = queue.arrivals
             log.info("bridge.connected", extra={"instance": settings.bridge_instance, "filters": subscriptions(settings), "broker": broker})
@@ -220,8 +248,6 @@ async def _consume(
             if settings.is_lead_bridge:
                 tasks.create_task(_reconcile_presence(client, pipeline, rights))
                 tasks.create_task(dispatcher.run(client, rights))
-                if lost_wills is not None:
-                    lost_wills.attach(client)
             # Pipelined: while the broker confirms one batch's events, the next batch is stored.
             # Events go out in batch order on the one connection, and requests are acknowledged
             # in order, each only after its own events were confirmed.
@@ -240,8 +266,6 @@ async def _consume(
                 while in_flight and (in_flight[0].done() or len(in_flight) > MAX_BATCHES_IN_FLIGHT):
                     await in_flight.popleft()
     finally:
-        if lost_wills is not None:
-            lost_wills.attach(None)
         if queue is not None:
             await queue.close()
 
@@ -283,7 +307,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event) -> None:
     try:
         while not stop.is_set():
             started = time.monotonic()
-            consuming = asyncio.create_task(_consume(settings, endpoints.current, pipeline, dispatcher, rights, lost_wills))
+            consuming = asyncio.create_task(_consume(settings, endpoints.current, pipeline, dispatcher, rights))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({consuming, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()

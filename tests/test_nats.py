@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -64,6 +65,7 @@ from tests.support import (
 from tests.test_bridge_workers import collisions
 
 ALICE, CONV = "a" * 24, "c" * 24
+log = logging.getLogger(__name__)
 USER_NKEY = nkeys.from_seed(nkeys.encode_seed(b"u" * 32, nkeys.PREFIX_BYTE_USER)).public_key.decode()  # the server makes one per connection
 
 
@@ -321,7 +323,8 @@ async def test_wills_fire_only_on_the_clients_own_presence(nats_system: System) 
 
 # A burst of 240 requests into one group conversation, from devices on every node: enough that a kill lands in
 # the middle of it with batches in flight, small enough that a test stays well under a minute on two shared cores.
-# The issue's full case, several minutes: MQCHAT_NODE_DEATH_BURST=2000 MQCHAT_NODE_DEATH_NODES=1,2,0
+# The issue's full case, every node and a bridge worker (the worker-kill test takes the same size), about two minutes:
+# MQCHAT_NODE_DEATH_BURST=2000 MQCHAT_NODE_DEATH_NODES=1,2,0 python -m pytest tests/test_nats.py -k 'node_killed or killed_one'
 SENDERS, EACH = 6, int(os.environ.get("MQCHAT_NODE_DEATH_BURST", "240")) // 6
 DYING_NODES = [int(node) for node in os.environ.get("MQCHAT_NODE_DEATH_NODES", "1,0").split(",")]
 # seconds between a sender's requests: unpaced, a quiet machine stores the whole burst in one or two batches,
@@ -330,11 +333,9 @@ PACE = 0.01
 # cancellations of a request queue's pull loop during a stream of requests: without the loop's own check, about
 # one in five to three in four were swallowed by the fetch under way (measured), so twenty do not all miss
 PULL_CANCELS = 20
-# seconds from a node's death to the offline presence of a device of it that never comes back: two audits 3 s
-# apart (bridge.lost_wills) and the nodes' answers; when the lead worker was on that node, its own reconnection
-# (a CONNECT to a node whose streams are electing new leaders took up to its 10 s time-out) and one more audit
-# (the retained states it gets again on reconnecting count as news of the devices)
-LOST_WILL_WITHIN = 20
+# seconds from a node's death to the stored offline presence of a device of it that never comes back: the issue's
+# bound for presence to converge, asserted as it stands (bridge.lost_wills; measured 2.1-4.5 s, docs/deploy.md)
+LOST_WILL_WITHIN = 10
 PULL_SENDERS = 4
 AFFINITY_EACH = 20  # per sender, unpaced: 120 requests into one conversation
 UNKNOWN_CONVERSATION = "0" * 24
@@ -488,7 +489,7 @@ async def _burst_with_a_kill(
             await asyncio.sleep(0.01)
         kill()
         killed_at = await messages.count_documents({"conversation_id": cid})
-        await sending  # every PUBACK came: the cluster owns every request now
+        await asyncio.wait_for(sending, 90)  # every PUBACK came: the cluster owns every request now
     finally:
         await mongo.close()
     return killed_at, await _stored_messages(system, cid, SENDERS * EACH)
@@ -499,9 +500,8 @@ async def _stored_messages(system: System, cid: str, expected: int) -> list[dict
     mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri)
     messages = mongo.mqchat.messages
     try:
-        for _ in range(600):
-            if await messages.count_documents({"conversation_id": cid}) >= expected:
-                break
+        deadline = asyncio.get_running_loop().time() + 60  # by the clock: 600 polls of a slow count outlasted the 180 s once
+        while await messages.count_documents({"conversation_id": cid}) < expected and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.1)
         return await messages.find({"conversation_id": cid}).sort("seq", 1).to_list()
     finally:
@@ -552,12 +552,15 @@ class FailoverDevice:
                     if len(self.nodes_used) > 1:
                         await self._catch_up()
                     self._connected.set()
+                    log.warning("device %s on node %d", self.account.id, self.node)
                     async for message in client.messages:
                         event = json.loads(message.payload)  # type: ignore[arg-type]
                         if event.get("type") == "message.created":
                             self.created.append(event)
-            except (aiomqtt.MqttError, httpx.HTTPError):
-                pass
+                        elif event.get("type") == "error":
+                            log.warning("device %s refused: %s", self.account.id, event)
+            except (aiomqtt.MqttError, httpx.HTTPError) as exc:
+                log.warning("device %s left node %d: %r", self.account.id, self.node, exc)
             self._connected.clear()
             self._client = None
             self.node = (self.node + 1) % NATS_NODES
@@ -590,7 +593,8 @@ class FailoverDevice:
                 assert self._client is not None
                 await asyncio.wait_for(self._client.publish(topics.user_outbox(self.account.id, "send"), json.dumps(request), qos=1), 5)
                 return
-            except (aiomqtt.MqttError, AssertionError, TimeoutError):
+            except (aiomqtt.MqttError, AssertionError, TimeoutError) as exc:
+                log.warning("device %s resends %s: %r", self.account.id, request["client_msg_id"], exc)
                 await asyncio.sleep(0.1)
 
 
@@ -615,17 +619,17 @@ async def test_a_node_killed_during_a_burst_loses_nothing_and_rejoins(nats_syste
         running = [asyncio.create_task(device.run()) for device in devices]
         dora, dora_online = await signup(api), asyncio.Event()  # her device is on the node and never comes back
         running.append(asyncio.create_task(_online_until_its_node_dies(system.node(dying), dora, dora_online)))
-        offline_in_time: list[asyncio.Task[bool]] = []
+        offline_after: list[asyncio.Task[float | None]] = []
 
         def kill() -> None:
             os.kill(killed, signal.SIGKILL)
-            offline_in_time.append(asyncio.create_task(_until_stored_presence(system, dora, "offline", LOST_WILL_WITHIN)))
+            offline_after.append(asyncio.create_task(_stored_presence_after(system, dora, "offline", 3 * LOST_WILL_WITHIN)))
 
         try:
             for device in devices:
                 await device.until_connected()
             await asyncio.wait_for(dora_online.wait(), 20)
-            assert await _until_stored_presence(system, dora, "online", 10)
+            assert await _stored_presence_after(system, dora, "online", 10) is not None
             up_log = system.data_dir.parent / f"{system.data_dir.name}-up.log"
             logged_before = up_log.stat().st_size
 
@@ -637,7 +641,9 @@ async def test_a_node_killed_during_a_burst_loses_nothing_and_rejoins(nats_syste
             killed_at, stored = await _burst_with_a_kill(system, cid, burst, kill)
             assert killed_at < SENDERS * EACH, "killed in the middle of the burst"
             ids = _stored_once_without_gaps(stored, senders)
-            assert await offline_in_time[0], f"a device whose node died and that never came back is offline within {LOST_WILL_WITHIN} s"
+            offline = await offline_after[0]
+            log.warning("node %d died: its device that never came back offline after %s s", dying, offline)
+            assert offline is not None and offline <= LOST_WILL_WITHIN, f"a device whose node died and never came back: offline after {offline} s"
             await _until(lambda: all(device.received() >= ids for device in devices), 30)
             missed = {n: (d.nodes_used, len(ids - d.received()), len(ids - _created_ids(d.created))) for n, d in enumerate(devices)}
             assert all(gone == 0 for _, gone, _ in missed.values()), f"(nodes used, messages missing, not received live) by member: {missed}"
@@ -689,17 +695,18 @@ async def _online_until_its_node_dies(system: System, account: Account, online: 
                 pass
 
 
-async def _until_stored_presence(system: System, account: Account, status: str, seconds: float) -> bool:
-    """Whether the user's aggregated presence, as the bridge stores it, is `status` within `seconds` (polled)."""
+async def _stored_presence_after(system: System, account: Account, status: str, seconds: float) -> float | None:
+    """Seconds until the user's aggregated presence, as the bridge stores it, is `status` (polled every 0.1 s),
+    or None if it is not within `seconds`."""
     mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri)
     try:
-        deadline = asyncio.get_running_loop().time() + seconds
-        while asyncio.get_running_loop().time() < deadline:
+        start = asyncio.get_running_loop().time()
+        while (elapsed := asyncio.get_running_loop().time() - start) < seconds:
             user = await mongo.mqchat.users.find_one({"_id": ObjectId(account.id)}, {"presence_status": 1})
             if user is not None and user.get("presence_status") == status:
-                return True
-            await asyncio.sleep(0.2)
-        return False
+                return round(elapsed, 1)
+            await asyncio.sleep(0.1)
+        return None
     finally:
         await mongo.close()
 

@@ -6,6 +6,7 @@ The store is an in-memory one with the shape of core.services.presence."""
 from __future__ import annotations
 
 import json
+import time
 
 from bson import ObjectId
 
@@ -81,3 +82,16 @@ async def test_many_users_stay_within_the_bound() -> None:
             await presence.device_changed(user, "phone", "offline")
         assert len(presence) <= 200, "devices and published aggregates, 100 users each at most"
     assert len(store.status) == 3_000
+
+
+async def test_a_retained_state_sent_again_is_not_news_of_the_device() -> None:
+    """What the broker replays on (re)subscribing is recorded, but only a state published live counts as hearing
+    from the device (bridge.lost_wills spares a device heard from since its audit began)."""
+    store = Store()
+    presence, user = tracker(store), str(ObjectId())
+    since = time.monotonic()
+    assert published(await presence.device_changed(user, "phone", "online", replayed=True)) == [(topics.user_presence(user), "online")]
+    assert presence.present_devices() == [(user, "phone")]
+    assert not presence.heard_since("phone", since)
+    await presence.device_changed(user, "phone", "online")
+    assert presence.heard_since("phone", since)

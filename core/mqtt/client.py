@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiomqtt
 
@@ -19,6 +19,12 @@ MAX_INFLIGHT = 0
 # How long leaving a connection may wait for its DISCONNECT to complete: aiomqtt waits without limit, and on a
 # connection whose peer vanished (a machine gone, no RST) the write may wait until the keep-alive gives up.
 EXIT_TIMEOUT = 2.0
+TIMEOUT = 10.0  # seconds an operation may wait for the broker's answer
+# On NATS a CONNECT waits while the node loads the client's session from JetStream; when a node has just died and
+# the sessions stream elects a new leader, nats-server gives up after its JetStream API time-out (5 s) without
+# answering the CONNECT (its log says "unable to connect: loading session record: timeout"; the client waited for
+# its own 10 s, measured): a CONNACK that has not come by then is not coming, try again.
+NATS_CONNECT_TIMEOUT = 6.0
 
 
 def service_password(settings: Settings, account: str) -> str:
@@ -34,10 +40,19 @@ class ServiceClient(aiomqtt.Client):
     paho leaves Nagle's algorithm on, so a packet written while an earlier one is
     unacknowledged waits for the peer's (delayed) ACK: the bridge's second and third
     event of a message went out ~10 ms late at low rates (measured, docs/benchmarks.md).
+    The CONNACK is awaited `connect_timeout` seconds, every later answer `timeout`.
     """
 
+    def __init__(self, *args: Any, connect_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._connect_timeout = connect_timeout
+
     async def __aenter__(self) -> Self:
-        await super().__aenter__()
+        timeout, self.timeout = self.timeout, self._connect_timeout  # aiomqtt waits for the CONNACK `timeout` seconds
+        try:
+            await super().__aenter__()
+        finally:
+            self.timeout = timeout
         internals.set_nodelay(self)
         return self
 
@@ -50,14 +65,15 @@ class ServiceClient(aiomqtt.Client):
 
 
 def service_client(
-    settings: Settings, account: str, instance: str | None = None, *, clean_session: bool = True, timeout: float = 10,
+    settings: Settings, account: str, instance: str | None = None, *, clean_session: bool = True, timeout: float | None = None,
     address: tuple[str, int] | None = None,
 ) -> ServiceClient:
     """An aiomqtt client for a service account; its client id is `<account>-<instance>`.
 
     A fixed `instance` with `clean_session=False` gives a persistent session whose
     QoS 1 messages the broker keeps while the service is away. `address`: one of
-    `settings.mqtt_endpoints` (core.mqtt.endpoints), by default the first.
+    `settings.mqtt_endpoints` (core.mqtt.endpoints), by default the first. `timeout`: for
+    every answer, the CONNACK included (default TIMEOUT; on NATS the CONNACK NATS_CONNECT_TIMEOUT).
     """
     host, port = address or settings.mqtt_endpoints[0]
     client = ServiceClient(
@@ -68,7 +84,8 @@ def service_client(
         identifier=f"{account}-{instance or secrets.token_hex(6)}",
         clean_session=clean_session,
         protocol=aiomqtt.ProtocolVersion.V311,
-        timeout=timeout,
+        timeout=timeout or TIMEOUT,
+        connect_timeout=timeout or (NATS_CONNECT_TIMEOUT if settings.broker == "nats" else TIMEOUT),
         max_inflight_messages=MAX_INFLIGHT,
     )
     return client

@@ -226,17 +226,34 @@ async def _insert_numbered(claims: list[_Claim]) -> None:
 
 
 async def _resolve_failed_insert(claim: _Claim) -> None:
-    """The claim's first pending message was refused: a duplicate of a stored one, or its seq is taken."""
-    failed = claim.pending[0]
-    original = await Message.find_one(
-        {"conversation_id": str(claim.conversation.id), "sender_id": failed.command.sender_id,
-         "client_msg_id": failed.command.client_msg_id}
-    )  # fmt: skip
-    if original is not None:  # stored before: the failed slot is still free for the next one
-        failed.message, failed.created = original, False
-        claim.pending = claim.pending[1:]
-    else:
+    """The claim's first pending message was refused: a duplicate of a stored one, or its seq is taken.
+
+    A duplicate's originals are looked up for every pending message at once: a batch redelivered after a node's
+    death holds hundreds (NATS workers), and one insert round trip per duplicate made such a batch outlast the
+    request queue's 10 s redelivery (redelivered again while it was stored, for a minute) and the other worker's
+    inserts into the same conversation exhaust MAX_CLAIM_ATTEMPTS (199 and 296 requests refused, two runs)."""
+    originals = await _stored_originals(claim)
+    first = claim.pending[0].command
+    if (first.sender_id, first.client_msg_id) not in originals:
         claim.collisions, claim.base = claim.collisions + 1, None
+        return
+    still: list[SendResult] = []  # stored before: their slots are still free for the next ones
+    for result in claim.pending:
+        original = originals.get((result.command.sender_id, result.command.client_msg_id))
+        if original is None:
+            still.append(result)
+        else:
+            result.message, result.created = original, False
+    claim.pending = still
+
+
+async def _stored_originals(claim: _Claim) -> dict[tuple[str, str], Message]:
+    """The stored messages of the claim's pending requests, by (sender, client_msg_id)."""
+    wanted = {(result.command.sender_id, result.command.client_msg_id) for result in claim.pending}
+    found = await Message.find(
+        {"conversation_id": str(claim.conversation.id), "client_msg_id": {"$in": sorted({cmid for _, cmid in wanted})}}
+    ).to_list()
+    return {(m.sender_id, m.client_msg_id): m for m in found if (m.sender_id, m.client_msg_id) in wanted}
 
 
 async def _max_seq(conversation_id: str) -> int:
