@@ -39,6 +39,7 @@ import aiomqtt
 from nats.errors import Error as NatsError
 from pymongo.errors import PyMongoError
 
+from bridge import layout
 from bridge.presence import PresenceTracker
 from core import nats_auth, topics
 from core.events import Delivery
@@ -56,7 +57,6 @@ CONFIRM_AFTER = 1.0  # seconds from an audit that found devices newly missing to
 CONNECT_TIMEOUT = 5.0  # the system connection: a round that cannot make it decides nothing
 CONNZ_LIMIT = 1_000_000  # connections one node may list (mqchat's clients only: the chat account)
 WILL = b'{"status": "offline"}'
-ACCOUNT = "mqchat-bridge"  # the bridge's service account (bridge.layout.ACCOUNT)
 RECONNECT_DELAY = 0.5  # seconds before the Wills' connection tries the next node
 RETRY_AFTER = 0.5  # seconds before Wills the broker did not confirm are published again
 
@@ -156,7 +156,7 @@ class LostWills:
         endpoints = Endpoints(self._settings, instance)
         while True:
             try:
-                async with service_client(self._settings, ACCOUNT, instance, address=endpoints.current) as client:
+                async with service_client(self._settings, layout.ACCOUNT, instance, address=endpoints.current) as client:
                     self._client = client
                     async for _ in client.messages:  # nothing is subscribed: this waits until the connection ends
                         pass

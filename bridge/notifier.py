@@ -23,6 +23,7 @@ from functools import partial
 import aiomqtt
 from beanie import PydanticObjectId
 
+from bridge import layout
 from core import metrics, topics
 from core.documents import Conversation, ReadState, User
 from core.mail import Digest, DigestLine, cut, digest_email, send_email
@@ -73,7 +74,7 @@ class Notifier:
         endpoints = Endpoints(self._settings, instance)
         while True:
             try:
-                async with service_client(self._settings, "mqchat-bridge", instance, address=endpoints.current) as client:
+                async with service_client(self._settings, layout.ACCOUNT, instance, address=endpoints.current) as client:
                     await client.subscribe(MESSAGES, qos=1)
                     backoff = 0.5
                     async for message in client.messages:
