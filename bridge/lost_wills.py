@@ -27,11 +27,23 @@ present again or a node lists it, asked right before publishing (its `online` mu
 overwritten). A round that fewer than a majority
 of the nodes answer decides nothing (a cluster without quorum, or the system connection
 itself reconnecting).
+
+The other way round, a Will that comes late: during a failover nats-server has published
+a device's Will about 7 s after the device had reconnected through another node and
+announced itself (measured once in the node-death runs), so a connected device showed
+offline. A device whose `offline` came within STALE_WILL_WITHIN (30 s) and that a node
+lists as connected in two audits running, saying nothing since, gets back the state it
+had before: in the tracker, in the stored presence, and retained on its presence topic,
+published on the Wills' connection the same way (only while it is still connected and
+still so in the tracker). A client says `offline` itself only right before a clean
+disconnect (docs/protocol.md), so a device listed twice after its `offline` is not one
+that said goodbye.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
@@ -56,9 +68,9 @@ ANSWER_TIMEOUT = 1.0  # seconds a node may take to list its connections
 CONFIRM_AFTER = 1.0  # seconds from an audit that found devices newly missing to the one that confirms it
 CONNECT_TIMEOUT = 5.0  # the system connection: a round that cannot make it decides nothing
 CONNZ_LIMIT = 1_000_000  # connections one node may list (mqchat's clients only: the chat account)
-WILL = b'{"status": "offline"}'
 RECONNECT_DELAY = 0.5  # seconds before the Wills' connection tries the next node
 RETRY_AFTER = 0.5  # seconds before Wills the broker did not confirm are published again
+STALE_WILL_WITHIN = 30.0  # seconds after a device's `offline` in which a node listing it still connected revives it
 
 
 class LostWills:
@@ -71,7 +83,9 @@ class LostWills:
         self._system = SystemConnection(settings, "mqchat-lost-wills", CONNECT_TIMEOUT)
         self._client: aiomqtt.Client | None = None
         self._missing: set[tuple[str, str]] = set()  # (user id, client id) no node held at the last audit
-        self._unpublished: dict[tuple[str, str], list[Delivery]] = {}  # lost devices: what to publish, not gone out yet
+        self._listed: set[tuple[str, str, str]] = set()  # (user id, client id, status before) gone yet listed last audit
+        # (user id, client id) -> the device's state to publish (offline: its Will) and what follows, not gone out yet
+        self._unpublished: dict[tuple[str, str], tuple[str, list[Delivery]]] = {}
         self._found_lost = asyncio.Event()
 
     async def run(self) -> None:
@@ -93,26 +107,31 @@ class LostWills:
             except (NatsError, OSError) as exc:  # TimeoutError included
                 log.warning("presence.audit_failed", extra={"error": repr(exc)})
                 connected = None
-            newly_missing = False
+            to_confirm = False
             if connected is not None:  # else this round decides nothing (the next is compared with the last that did)
                 missing = {device for device in self._tracker.present_devices() if device[1] not in connected}
-                newly_missing = bool(missing - self._missing)
                 lost = [device for device in missing & self._missing if not self._tracker.heard_since(device[1], asked)]
-                await asyncio.gather(*(self._lose(*device) for device in lost))  # else it reconnected meanwhile and said so
-                self._missing = missing - set(lost)
-            await asyncio.sleep(CONFIRM_AFTER if newly_missing else self._settings.presence_audit_interval)
+                await asyncio.gather(*(self._set(*device, "offline") for device in lost))  # else it came back and said so
+                listed = {gone for gone in self._tracker.gone_since(asked - STALE_WILL_WITHIN) if gone[1] in connected}
+                stale = [gone for gone in listed & self._listed if not self._tracker.heard_since(gone[1], asked)]
+                await asyncio.gather(*(self._set(*gone) for gone in stale))
+                to_confirm = bool(missing - self._missing or listed - self._listed)
+                self._missing, self._listed = missing - set(lost), listed - set(stale)
+            await asyncio.sleep(CONFIRM_AFTER if to_confirm else self._settings.presence_audit_interval)
 
-    async def _lose(self, user_id: str, client_id: str) -> None:
-        """The device is offline, as its Will would have said: stored now, published with its Will."""
+    async def _set(self, user_id: str, client_id: str, status: str) -> None:
+        """The device is `status`: offline as its lost Will would have said, or back to what it had before a late
+        Will; stored now, published on its presence topic (retained) with the user's presence."""
         try:
-            deliveries = await self._tracker.device_changed(user_id, client_id, "offline")
-        except PyMongoError as exc:  # the tracker has it offline; the store catches up at the user's next change
+            deliveries = await self._tracker.device_changed(user_id, client_id, status, replayed=True)  # not the device's word
+        except PyMongoError as exc:  # the tracker has it; the store catches up at the user's next change
             log.warning("presence.will_unrecorded", extra={"error": str(exc), "client_id": client_id})
             deliveries = []
-        will = Delivery(topics.device_presence(user_id, client_id), WILL, retain=True)
-        self._unpublished[(user_id, client_id)] = [will, *deliveries]
+        state = Delivery(topics.device_presence(user_id, client_id), json.dumps({"status": status}).encode(), retain=True)
+        self._unpublished[(user_id, client_id)] = (status, [state, *deliveries])
         self._found_lost.set()
-        log.info("presence.will_lost", extra={"user_id": user_id, "client_id": client_id})
+        event = "presence.will_lost" if status == "offline" else "presence.will_stale"
+        log.info(event, extra={"user_id": user_id, "client_id": client_id, "status": status})
 
     async def _publish_lost(self) -> None:
         """Publish the Wills as devices are found lost, and again every RETRY_AFTER until the broker confirmed them."""
@@ -124,12 +143,13 @@ class LostWills:
                 self._found_lost.set()
 
     async def _publish(self) -> bool:
-        """The lost devices' Wills and their users' presence, in order; only while the tracker still has the device
-        offline and no node holds it, asked right before (its `online` since must not be overwritten; during a
-        failover the lead heard the `online` of a device that had come back 16 s after finding it lost, and the Will,
-        checked against the lead's tracker alone, had gone out over it). Whether every one went out."""
-        for device in [device for device in self._unpublished if self._tracker.holds(*device)]:
-            del self._unpublished[device]  # back (if that was its old state, replayed, the next audits find it lost again)
+        """The devices' states and their users' presence, in order; only while the tracker still has the device so
+        and the nodes agree (offline: no node holds it; else: one does), asked right before (its own word since must
+        not be overwritten; during a failover the lead heard the `online` of a device that had come back 16 s after
+        finding it lost, and the Will, checked against the lead's tracker alone, had gone out over it). Whether every
+        one went out."""
+        for device in [device for device, (status, _) in self._unpublished.items() if self._tracker.state(*device) != status]:
+            del self._unpublished[device]  # it spoke since (if that was its old state, replayed, the next audits see it)
         if not self._unpublished:
             return True
         if self._client is None:
@@ -140,14 +160,14 @@ class LostWills:
             return False
         if connected is None:
             return False
-        for (user_id, client_id), deliveries in list(self._unpublished.items()):
-            if client_id not in connected:
+        for (user_id, client_id), (status, deliveries) in list(self._unpublished.items()):
+            if (client_id in connected) == (status != "offline"):
                 try:
                     await send_in_order(self._client, deliveries)
                 except aiomqtt.MqttError as exc:
                     log.warning("presence.will_unpublished", extra={"error": str(exc), "client_id": client_id})
                     return False
-            del self._unpublished[(user_id, client_id)]  # published, or connected again: its own `online` follows
+            del self._unpublished[(user_id, client_id)]  # published, or the nodes disagree: the next audits decide
         return True
 
     async def _stay_connected(self) -> None:

@@ -50,6 +50,8 @@ class PresenceTracker:
         self._devices: LRUCache[str, dict[str, str]] = LRUCache(max_users)
         self._published: LRUCache[str, str] = LRUCache(max_users)
         self._heard: LRUCache[str, float] = LRUCache(max_users)  # client id -> when its last state came (monotonic)
+        # client id -> (user id, its last present status, when its `offline` came (monotonic)): devices that said goodbye
+        self._gone: LRUCache[str, tuple[str, str, float]] = LRUCache(max_users)
         self._on_change = on_change
         self._record = record
         self._present = present
@@ -66,9 +68,12 @@ class PresenceTracker:
             self._heard[client_id] = time.monotonic()
         devices = dict(self._devices.get(user_id, {}))
         if status == "offline":
-            devices.pop(client_id, None)
+            was = devices.pop(client_id, None)
+            if was is not None and not replayed:
+                self._gone[client_id] = (user_id, was, time.monotonic())
         else:
             devices[client_id] = status
+            self._gone.pop(client_id, None)
         if devices:
             self._devices[user_id] = devices
         else:
@@ -100,9 +105,14 @@ class PresenceTracker:
         """(user id, client id) of every device whose last state was online or away."""
         return [(user_id, client_id) for user_id, devices in self._devices.items() for client_id in devices]
 
-    def holds(self, user_id: str, client_id: str) -> bool:
-        """Whether the device's last state was online or away."""
-        return client_id in self._devices.get(user_id, {})
+    def gone_since(self, since: float) -> list[tuple[str, str, str]]:
+        """(user id, client id, last present status) of every device whose `offline` came live after `since`
+        (`time.monotonic()`) and that has said nothing present since."""
+        return [(user_id, client_id, was) for client_id, (user_id, was, at) in list(self._gone.items()) if at > since]
+
+    def state(self, user_id: str, client_id: str) -> str:
+        """The device's last state: online, away, or offline (also when never heard of)."""
+        return self._devices.get(user_id, {}).get(client_id, "offline")
 
     def heard_since(self, client_id: str, since: float) -> bool:
         """Whether a state of this device, published live, came after `since` (`time.monotonic()`)."""

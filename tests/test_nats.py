@@ -323,6 +323,32 @@ async def test_wills_fire_only_on_the_clients_own_presence(nats_system: System) 
     assert forged not in seen
 
 
+async def test_a_late_will_does_not_leave_a_connected_device_offline(nats_system: System) -> None:
+    """nats-server has published a Will seconds after its device reconnected through another node and announced
+    itself (docs/deploy.md): the lead's audits see the device still connected and give it back its state, stored
+    and retained; a device that said offline and left stays offline."""
+    system = nats_system
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        alice, bob = await signup(api), await signup(api)
+    phone = topics.device_presence(alice.id, f"{alice.id}-phone")
+    laptop = topics.device_presence(bob.id, f"{bob.id}-laptop")
+    async with user_client(system.node(1), alice, "phone") as alice_phone, service_client(system.node(0)) as broker:
+        async with user_client(system.node(2), bob, "laptop") as bob_laptop:
+            await alice_phone.publish(phone, b'{"status": "away"}', qos=1, retain=True)
+            await bob_laptop.publish(laptop, b'{"status": "online"}', qos=1, retain=True)
+            assert await _stored_presence_after(system, alice, "away", 10) is not None
+            assert await _stored_presence_after(system, bob, "online", 10) is not None
+            await broker.publish(phone, b'{"status": "offline"}', qos=1, retain=True)  # the Will of a connection it no longer has
+            assert await _stored_presence_after(system, alice, "offline", 10) is not None
+            await bob_laptop.publish(laptop, b'{"status": "offline"}', qos=1, retain=True)  # says goodbye, then leaves
+        assert await _stored_presence_after(system, alice, "away", 15) is not None, "the late Will was not taken as stale"
+        await broker.subscribe(phone, qos=1)
+        [retained] = [json.loads(m.payload) for m in await collect(broker, 1.0, stop_after=1) if m.retain]  # type: ignore[arg-type]
+        assert retained == {"status": "away"}
+        await asyncio.sleep(Settings().presence_audit_interval + 1.5)  # two more audits: bob is not listed in them
+        assert await _stored_presence_after(system, bob, "offline", 0.5) is not None
+
+
 # A burst of 240 requests into one group conversation, from devices on every node: enough that a kill lands in
 # the middle of it with batches in flight, small enough that a test stays well under a minute on two shared cores.
 # The issue's full case, every node and a bridge worker (the worker-kill test takes the same size), about two minutes:

@@ -95,3 +95,21 @@ async def test_a_retained_state_sent_again_is_not_news_of_the_device() -> None:
     assert not presence.heard_since("phone", since)
     await presence.device_changed(user, "phone", "online")
     assert presence.heard_since("phone", since)
+
+
+async def test_a_device_that_said_offline_is_remembered_with_its_state_before() -> None:
+    """bridge.lost_wills gives a device whose `offline` came late (a Will, while a node lists it connected) the state
+    it had before: the tracker remembers it for an `offline` heard live, not for one replayed or never present."""
+    store = Store()
+    presence, user = tracker(store), str(ObjectId())
+    await presence.device_changed(user, "phone", "away")
+    await presence.device_changed(user, "laptop", "online", replayed=True)
+    since = time.monotonic()
+    await presence.device_changed(user, "phone", "offline")
+    await presence.device_changed(user, "laptop", "offline", replayed=True)
+    await presence.device_changed(user, "tablet", "offline")
+    assert presence.gone_since(since) == [(user, "phone", "away")]
+    assert presence.gone_since(time.monotonic()) == []
+    assert (presence.state(user, "phone"), presence.state(user, "laptop")) == ("offline", "offline")
+    await presence.device_changed(user, "phone", "away", replayed=True)  # given back its state
+    assert presence.gone_since(since) == [] and presence.state(user, "phone") == "away"
