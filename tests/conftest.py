@@ -32,6 +32,9 @@ EVERY_BROKER = pytest.mark.parametrize("system", (*BROKERS, "nats"), indirect=Tr
 # Short ticket timings (grace before an abandoned ticket is requeued, queue sweep): tests/test_tickets.py's systems,
 # and the session's cluster, where its tests on every broker run.
 TICKET_TIMINGS = {"MQCHAT_REASSIGN_GRACE": "2", "MQCHAT_ASSIGN_INTERVAL_MS": "300"}
+# The desk's escalation sweep every 0.3 s and no threshold by default (a team sets its own): tests/test_desk.py's
+# systems, and the session's cluster, where its scenario runs too.
+DESK_TIMINGS = {"MQCHAT_ESCALATION_INTERVAL_MS": "300", "MQCHAT_ESCALATE_AFTER": "0"}
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +67,10 @@ def mosquitto_system(tmp_path_factory: pytest.TempPathFactory, platform: Platfor
 @pytest.fixture(scope="session")
 def nats_system(tmp_path_factory: pytest.TempPathFactory, platform: Platform) -> Iterator[System]:
     """The whole system on a 3-node NATS JetStream cluster (`mqchat up`, MQCHAT_BROKER=nats), started once for the test session.
-    tests/test_tickets.py runs its assignment tests here too: a test on it leaves no ticket in the queue, no agent online."""
+    tests/test_tickets.py runs its assignment tests here too, and tests/test_desk.py its routing scenario: a test on it
+    leaves no ticket in the queue, no agent online."""
     # the default per-account login limit, so that a test can use it up through one API process and see the other refuse
-    yield from _running(tmp_path_factory, "nats", platform, MQCHAT_ACCOUNT_LOGIN_LIMIT="10", **TICKET_TIMINGS)
+    yield from _running(tmp_path_factory, "nats", platform, MQCHAT_ACCOUNT_LOGIN_LIMIT="10", **TICKET_TIMINGS, **DESK_TIMINGS)
 
 
 @pytest.fixture(scope="session")

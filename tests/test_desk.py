@@ -1,7 +1,8 @@
 """The support desk: teams and category routing, team queues, availability, lead reassignment, escalation.
 
-The routing is system-wide, so the scenario runs on a system of its own (once per broker)
-with short sweep and escalation intervals. Team administration's refusals run on the
+The routing is system-wide, so the scenario runs on a system of its own per single broker, and on the
+session's NATS cluster (whose tests leave no ticket queued and no agent online), with short sweep and
+escalation intervals. Team administration's refusals run on the
 session's shared system.
 """
 
@@ -15,15 +16,20 @@ import httpx
 import pytest
 
 from core import topics
-from tests.conftest import BROKERS
+from tests.conftest import BROKERS, DESK_TIMINGS
 from tests.support import Account, System, create_staff, device, running, signup
 from tests.test_api_auth import assert_error
 from tests.test_tickets import eventually, online_agent, open_ticket, set_status, ticket, wait_presence
 
 
-@pytest.fixture(params=BROKERS)
+@pytest.fixture(params=(*BROKERS, "nats"))
 def desk_system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[System]:
-    env = {"MQCHAT_ASSIGN_INTERVAL_MS": "300", "MQCHAT_ESCALATION_INTERVAL_MS": "300", "MQCHAT_ESCALATE_AFTER": "0"}
+    """A system of its own per single broker; on the cluster the session's, whose tests leave no ticket queued and
+    no agent online, and which has the same sweeps (conftest.DESK_TIMINGS, TICKET_TIMINGS): a cluster start costs ~25 s."""
+    if request.param == "nats":
+        yield request.getfixturevalue("nats_system")
+        return
+    env = {"MQCHAT_ASSIGN_INTERVAL_MS": "300", **DESK_TIMINGS}
     with running(System.on_free_ports(tmp_path / "data", broker=request.param, **env)) as system:
         yield system
 
@@ -65,6 +71,7 @@ async def test_routing_team_queues_availability_reassignment_and_escalation(desk
     assert set(shipping["lead_ids"]) == {lead.id} and set(shipping["member_ids"]) == {first.id, lead.id}
     assert {m["status"] for m in shipping["members"]} == {"online"}
     routing = {"routes": {"shipping": shipping["id"], "payment": payments["id"]}, "default_team_id": payments["id"]}
+    found = (await api.get("/api/admin/ticket-routing", headers=admin.headers)).json()
     assert (await api.put("/api/admin/ticket-routing", json=routing, headers=admin.headers)).json() == routing
 
     async with device(system, lead, "queue", topics.AGENT_TICKETS) as lead_web:
@@ -159,6 +166,8 @@ async def test_routing_team_queues_availability_reassignment_and_escalation(desk
         if process.returncode is None:
             process.kill()
             await process.wait()
+    # the routing as found: on the cluster, the session's tickets go on to any agent (payments' two stay in its queue)
+    assert (await api.put("/api/admin/ticket-routing", json=found, headers=admin.headers)).json() == found
 
 
 async def _offline_announced(inbox, agent: Account) -> bool:  # type: ignore[no-untyped-def]
