@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from core import topics
-from tests.conftest import BOTH_BROKERS, EVERY_BROKER
+from tests.conftest import EVERY_BROKER
 from tests.support import Account, System, device, granted, open_conversation, signup
 
 # Refusals that involve the broker run on every broker, and so do the bridge's answers to bad requests: on the
@@ -98,7 +98,7 @@ async def test_hostile_requests_get_an_error_and_store_nothing(
     assert "fine" in bodies and all(body == "fine" for body in bodies)
 
 
-@BOTH_BROKERS
+@EVERY_BROKER
 async def test_rest_send_validation(system: System, api: httpx.AsyncClient, alice: Account, bob: Account) -> None:
     cid = (await open_conversation(api, alice, bob))["id"]
     url = f"/api/conversations/{cid}/messages"
