@@ -62,7 +62,7 @@ def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
     # Two reports side by side (python -m bench.compare): roles summed, both plots written.
     assert compare.main([str(report_file), str(report_file), "--out", str(tmp_path / "compare")]) == 0
     compared = next((tmp_path / "compare").glob("*.md")).read_text()
-    assert "| amqtt@50 |" in compared and len(list((tmp_path / "compare").glob("*.png"))) == 2
+    assert f"| {compare.label(report)}@50 |" in compared and len(list((tmp_path / "compare").glob("*.png"))) == 2
 
 
 async def test_a_round_on_the_cluster_crosses_its_nodes_and_counts_every_process(nats_system: System) -> None:
