@@ -4,10 +4,16 @@ Stock amqtt sends every delivery at once: a subscriber that does not acknowledge
 the session's 65,535 packet ids out, and later deliveries fail and are lost. With the
 window at most `limit` deliveries hold a packet id (from their PUBLISH to their PUBACK
 or PUBCOMP); the others wait, in order, for a slot (as Mosquitto's
-`max_inflight_messages`). A taker given a slot `start`s its delivery when it runs. When
-the connection ends, the deliveries given a slot but not started and then the waiting
-ones are handed, in order, to `spill` (the session's offline queue), and so is any
-delivery that comes later.
+`max_inflight_messages`). When the connection ends, the deliveries given a slot but not
+started and then the waiting ones are handed, in order, to `spill` (the session's offline
+queue), and so is any delivery that comes later.
+
+A delivery joins the line (`reserve`) when it is created, and its task `take`s the slot
+when it runs. Slots are handed on in order: a taker is told that its slot is given only
+once the one given before it has started. Telling every taker at once reordered
+deliveries: a task created just before a release, its first step already queued, found
+its slot given when it ran and sent before the older takers woken by that release (the
+bridge stored burst-222 before burst-215, tests/test_bridge_crash.py).
 
 How many wait (`waiting`) is the connection's backlog: SecureBroker makes publishers
 wait for a service session's backlog to shrink (`shorter_than`) and closes an ordinary
@@ -34,7 +40,7 @@ class InflightWindow(Generic[Item]):
         self._in_use = in_use  # deliveries already in flight (a resumed session's) count against the limit
         self._spill = spill
         self._waiting: deque[tuple[asyncio.Future[bool], Item]] | None = None  # made when a taker first waits (760 bytes)
-        self._granted: dict[asyncio.Future[bool], Item] | None = None  # given a slot, not started yet, in order
+        self._granted: deque[tuple[asyncio.Future[bool], Item]] | None = None  # given a slot, not started yet, in order
         self._closed = False
         self._shorter: asyncio.Future[None] | None = None  # set once fewer than `_mark` wait: made while a publisher waits
         self._mark = 0
@@ -45,9 +51,7 @@ class InflightWindow(Generic[Item]):
         return len(self._waiting) if self._waiting else 0
 
     def reserve(self, item: Item) -> asyncio.Future[bool]:
-        """Join the line for a slot now (so `waiting` counts it at once): the future says True once the slot is
-        given (then `start` it), False when the window closed and `item` was spilled. A taker that gives up calls
-        `abandon`."""
+        """Join the line for a slot now (so `waiting` counts it at once); the delivery's task then `take`s it."""
         slot: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         if self._closed:
             self._spill(item)
@@ -60,30 +64,53 @@ class InflightWindow(Generic[Item]):
             self._waiting.append((slot, item))
         return slot
 
-    def start(self, slot: asyncio.Future[bool]) -> bool:
-        """The taker of a given slot sends its delivery now: False if the window closed meanwhile (it was spilled)."""
-        if self._granted is None or self._granted.pop(slot, None) is None:
-            return False
-        if not self._granted:
-            self._granted = None  # an idle connection keeps no empty dict
+    async def take(self, slot: asyncio.Future[bool]) -> bool:
+        """Wait for `slot`'s turn: True to send the delivery now (every delivery given a slot before it has
+        started), False when the window closed and the item was spilled. A cancelled taker leaves the line,
+        or passes on a slot already given."""
+        try:
+            given = await slot
+        except asyncio.CancelledError:
+            self._abandon(slot)
+            raise
+        return given and self._start(slot)
+
+    def _start(self, slot: asyncio.Future[bool]) -> bool:
+        """The first given slot's taker sends now; the next given slot's taker is told."""
+        if not self._granted or self._granted[0][0] is not slot:
+            return False  # the window closed meanwhile: the item was spilled
+        self._granted.popleft()
+        self._hand_on()
         return True
 
-    def abandon(self, slot: asyncio.Future[bool]) -> None:
-        """The taker of `slot` is gone (cancelled): leave the line, or pass on a slot already given."""
+    def _abandon(self, slot: asyncio.Future[bool]) -> None:
+        """The taker of `slot` is gone (cancelled): it leaves the line, or passes on the slot it was given."""
         if not slot.done():
             slot.cancel()
-        if slot.cancelled():
+        if not slot.cancelled():
+            if self._start(slot):  # told, but gone: the slot goes to the next waiter
+                self.release()
+        elif any(entry[0] is slot for entry in self._waiting or ()):
             self._waiting = deque(entry for entry in self._waiting or () if entry[0] is not slot)
             self._note_shorter()
-        elif self.start(slot):
+        elif any(entry[0] is slot for entry in self._granted or ()):
+            self._granted = deque(entry for entry in self._granted or () if entry[0] is not slot)
+            self._hand_on()
             self.release()
 
     def _grant(self, slot: asyncio.Future[bool], item: Item) -> None:
         self._in_use += 1
         if self._granted is None:
-            self._granted = {}
-        self._granted[slot] = item
-        slot.set_result(True)
+            self._granted = deque()
+        self._granted.append((slot, item))
+        self._hand_on()
+
+    def _hand_on(self) -> None:
+        """Tell the taker of the first given slot, if not yet told (a cancelled one is told nothing: it leaves)."""
+        if not self._granted:
+            self._granted = None  # an idle connection keeps no empty deque
+        elif not self._granted[0][0].done():
+            self._granted[0][0].set_result(True)
 
     def release(self) -> None:
         """Give a slot back (its delivery was acknowledged); the first waiter gets it."""
@@ -106,8 +133,10 @@ class InflightWindow(Generic[Item]):
         """The connection ended: spill the items given a slot but not started, then the waiting ones, in order;
         later takers are spilled at once."""
         self._closed = True
-        for item in (self._granted or {}).values():
+        for slot, item in self._granted or ():
             self._spill(item)
+            if not slot.done():
+                slot.set_result(False)
         self._granted = None
         while self._waiting:
             slot, item = self._waiting.popleft()

@@ -331,13 +331,9 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
     ) -> OutgoingApplicationMessage:
         if slot is not None:
             assert self._window is not None
-            try:
-                given = await slot
-            except asyncio.CancelledError:
-                self._window.abandon(slot)
-                raise
-            if not (given and self._window.start(slot)):  # the connection ended first
+            if not await self._window.take(slot):  # the connection ended first
                 return OutgoingApplicationMessage(None, topic, qos, data, retain)  # queued for the session's resume
+        # nothing from here to the PUBLISH's write (amqtt's first-come write lock) yields: sent in the order taken
         return await super().mqtt_publish(topic, data, qos, retain)
 
     async def mqtt_publish(

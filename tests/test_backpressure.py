@@ -170,14 +170,41 @@ async def test_the_bridge_keeps_working_under_a_flood(pressed: System, rest: htt
 
 
 async def test_a_closed_window_spills_in_order_what_was_not_sent() -> None:
-    """A delivery given a slot whose task had not run when the connection ended is spilled, before those still
-    waiting, and its task sends nothing (it went out on the dead connection and, resent only on a later resume,
+    """Deliveries given a slot whose tasks had not sent when the connection ended are spilled, before those still
+    waiting, and their tasks send nothing (one went out on the dead connection and, resent only on a later resume,
     reached the bridge after newer requests: tests/test_bridge_crash.py saw 316 stored before 310)."""
     spilled: list[int] = []
-    window: InflightWindow[int] = InflightWindow(2, 1, spilled.append)
-    given, waiting = window.reserve(1), [window.reserve(n) for n in (2, 3)]
-    assert given.result() is True and window.waiting == 2
+    window: InflightWindow[int] = InflightWindow(3, 1, spilled.append)
+    given, waiting = [window.reserve(n) for n in (1, 2)], [window.reserve(n) for n in (3, 4)]
+    assert window.waiting == 2
     window.close()
-    assert spilled == [1, 2, 3] and window.start(given) is False
-    assert [slot.result() for slot in waiting] == [False, False]
-    assert window.reserve(4).result() is False and spilled == [1, 2, 3, 4]
+    assert spilled == [1, 2, 3, 4]
+    assert [await window.take(slot) for slot in given + waiting] == [False] * 4
+    assert window.reserve(5).result() is False and spilled == [1, 2, 3, 4, 5]
+
+
+async def test_slots_are_taken_in_the_order_given() -> None:
+    """A delivery created just before a release, its task not yet run, sends after the older ones that release
+    wakes, not before (the bridge stored burst-222 before burst-215: tests/test_bridge_crash.py, 1 run in 6);
+    a taker cancelled before its turn passes its slot on, in order."""
+    window: InflightWindow[int] = InflightWindow(4, 4, lambda item: None)  # 4 deliveries in flight
+    sent: list[int] = []
+
+    async def deliver(n: int, slot: asyncio.Future[bool]) -> None:
+        if await window.take(slot):
+            sent.append(n)
+
+    def delivery(n: int) -> asyncio.Task[None]:
+        return asyncio.create_task(deliver(n, window.reserve(n)))  # as SecureBroker starts one
+
+    older = [delivery(1), delivery(2), delivery(3)]
+    await asyncio.sleep(0)  # their tasks wait for a slot
+    newer = delivery(4)  # its task not yet run
+    window.release()  # one in flight acknowledged: 1 gets a slot
+    window.release()  # 2 gets one, behind 1
+    older[1].cancel()  # 2 is gone before its turn
+    window.release()  # 3 gets a slot
+    window.release()  # 4 gets one: all four acknowledged at once
+    await asyncio.gather(*older, newer, return_exceptions=True)
+    assert sent == [1, 3, 4]
+    assert window.reserve(5).done() and window.waiting == 0, "every slot of a gone taker was passed on"
