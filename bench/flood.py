@@ -11,7 +11,7 @@ as long as arrivals keep coming. Then, counted on the subscriber side:
 - `duplicates`: delivered more than once (allowed by QoS 1, counted);
 - `backlog_at_stop`: acknowledged but not yet delivered when the flood stopped:
   what the broker took on without pushing back (a broker that applies
-  back-pressure delays its PUBACKs and keeps this near the window), with the
+  back-pressure delays its PUBACKs and keeps this bounded), with the
   broker's resident memory before and at the stop.
 
 Paths: `raw` publishes straight to the receivers' inboxes with a service account

@@ -23,14 +23,17 @@ class LeanQueue(Generic[Item]):
     """The part of an unbounded asyncio.Queue that amqtt and the broker use, for one consumer at a time.
 
     `close()` ends it: once what was put before (or after) is taken, `get()` returns None.
+    A producer may wait for it to be `shorter_than` a size (one producer at a time).
     """
 
-    __slots__ = ("_closed", "_getter", "_items")
+    __slots__ = ("_closed", "_getter", "_items", "_size", "_taker")
 
     def __init__(self) -> None:
         self._items: deque[Item] | None = None
         self._getter: asyncio.Future[None] | None = None
         self._closed = False
+        self._taker: asyncio.Future[None] | None = None  # set once fewer than `_size` items are left: while a producer waits
+        self._size = 0
 
     @property
     def closed(self) -> bool:
@@ -57,6 +60,8 @@ class LeanQueue(Generic[Item]):
         item = self._items.popleft()
         if not self._items:
             self._items = None
+        if self._taker is not None and not self._taker.done() and self.qsize() < self._size:
+            self._taker.set_result(None)
         return item
 
     async def get(self) -> Item | None:
@@ -73,10 +78,24 @@ class LeanQueue(Generic[Item]):
                 self._getter = None
         return self.get_nowait()
 
+    async def shorter_than(self, size: int) -> None:
+        """Return once fewer than `size` items are queued, or the queue is closed."""
+        while not self._closed and self.qsize() >= size:
+            if self._taker is not None:
+                raise RuntimeError("LeanQueue has one producer waiting at a time")
+            self._size = size
+            self._taker = asyncio.get_running_loop().create_future()
+            try:
+                await self._taker
+            finally:
+                self._taker = None
+
     def close(self) -> None:
-        """No more waiting: `get()` returns None once the queue is empty."""
+        """No more waiting: `get()` returns None once the queue is empty, `shorter_than()` at once."""
         self._closed = True
         self._wake()
+        if self._taker is not None and not self._taker.done():
+            self._taker.set_result(None)
 
     def _wake(self) -> None:
         if self._getter is not None and not self._getter.done():

@@ -41,12 +41,19 @@ and was lost (issue 26). Here at most `max_inflight` (MQCHAT_MAX_INFLIGHT) deliv
 of a connection are in flight, those resent on resume included; the others wait in
 order (broker.inflight), and those still waiting when the connection ends go, in order,
 to the session's offline queue, replayed through the same limit on resume.
+
+Stock amqtt acknowledged a QoS 1 PUBLISH as soon as it was read, and its reader never
+stopped reading: nothing slowed a publisher down (issue 26). Here a QoS 0 or 1 PUBLISH
+joins the connection's requests, and while `MAX_UNROUTED` of them wait to be routed the
+reader stops reading (TCP then slows the client); the PUBACK is sent by SecureBroker once
+the message is routed (`acknowledge`), which may wait for its subscribers' backlogs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from amqtt.adapters import BufferReader, ReaderAdapter, WriterAdapter
@@ -56,7 +63,7 @@ from amqtt.events import MQTTEvents
 from amqtt.mqtt import packet_class
 from amqtt.mqtt.connack import IDENTIFIER_REJECTED, ConnackPacket
 from amqtt.mqtt.connect import ConnectPacket
-from amqtt.mqtt.constants import QOS_1, QOS_2
+from amqtt.mqtt.constants import QOS_0, QOS_1, QOS_2
 from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.packet import (
     DISCONNECT,
@@ -72,6 +79,7 @@ from amqtt.mqtt.packet import (
 )
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler, Subscription, UnSubscription
 from amqtt.mqtt.protocol.handler import ProtocolHandler
+from amqtt.mqtt.puback import PubackPacket
 from amqtt.mqtt.pubrel import PubrelPacket
 from amqtt.plugins.manager import PluginManager
 from amqtt.session import (
@@ -93,6 +101,7 @@ log = logging.getLogger("mqchat.broker.delivery")
 _AMQTT_LOG = logging.getLogger("amqtt.mqtt.protocol.handler")
 
 MAX_INFLIGHT = 100  # outgoing QoS 1 and 2 deliveries per connection awaiting acknowledgement (as Mosquitto)
+MAX_UNROUTED = 32  # PUBLISHes a connection has sent that wait to be routed before its reader stops reading
 
 
 class ReliableProtocolHandler(BrokerProtocolHandler):
@@ -163,6 +172,22 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         """
         return self._requests
 
+    @property
+    def backlog(self) -> int:
+        """QoS 1 and 2 deliveries to this connection waiting for an in-flight slot."""
+        return self._window.waiting if self._window is not None else 0
+
+    async def backlog_shorter_than(self, mark: int) -> None:
+        """Return once fewer than `mark` deliveries wait for a slot here, or the connection has ended."""
+        if self._window is not None:
+            await self._window.shorter_than(mark)
+
+    async def acknowledge(self, message: ApplicationMessage) -> None:
+        """PUBACK a QoS 1 PUBLISH from the client (SecureBroker calls it once the message is routed)."""
+        if message.qos == QOS_1 and message.packet_id is not None and message.puback_packet is None:
+            message.puback_packet = PubackPacket.build(message.packet_id)
+            await self._send_packet(message.puback_packet)
+
     async def handle_subscribe(self, subscribe: Any) -> None:
         self._requests.put_nowait(Subscription(subscribe.variable_header.packet_id, subscribe.payload.topics))
 
@@ -197,7 +222,9 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
                 silence.heard()
                 if frame is None:
                     break
-                self._track(await self._handle_frame(*frame))
+                handling = await self._handle_frame(*frame)
+                if handling is not None:
+                    self._track(handling)
                 del frame  # not held while the next packet is awaited (a PUBLISH's body: up to 1 MB)
         except (MQTTError, AMQTTError) as violation:  # ProtocolViolation, or a packet above the size limit
             log.warning("mqtt.protocol_violation", extra={"client_id": self.session.client_id, "error": str(violation)})
@@ -230,19 +257,35 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
             if not self._handling:
                 self._handling = None  # an idle connection keeps no empty set (216 bytes)
 
-    async def _handle_frame(self, header: MQTTFixedHeader, body: bytes) -> asyncio.Task[None]:
-        """Check one packet, decode it with amqtt's class and start its handler (amqtt's dispatch, in order)."""
+    async def _handle_frame(self, header: MQTTFixedHeader, body: bytes) -> asyncio.Task[None] | None:
+        """Check one packet, decode it with amqtt's class and start its handler (amqtt's dispatch, in order);
+        a QoS 0 or 1 PUBLISH is queued for routing here, the reader waiting while `MAX_UNROUTED` are."""
         check_packet(header, body)
         packet: Any = await packet_class(header).from_stream(BufferReader(body), fixed_header=header)
         if header.packet_type in (PUBACK, PUBREC, PUBCOMP):
             self._check_acknowledgement(header.packet_type, packet.variable_header.packet_id)
         await self.plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=packet, session=self.session)
+        if header.packet_type == PUBLISH and packet.qos in (QOS_0, QOS_1):
+            await self._queue_publish(packet)
+            return None
         handle = {
             PUBLISH: self.handle_publish, PUBACK: self.handle_puback, PUBREC: self.handle_pubrec,
             PUBREL: self.handle_pubrel, PUBCOMP: self.handle_pubcomp, SUBSCRIBE: self.handle_subscribe,
             UNSUBSCRIBE: self.handle_unsubscribe, PINGREQ: self.handle_pingreq, DISCONNECT: self.handle_disconnect,
         }[header.packet_type]  # fmt: skip
         return asyncio.create_task(handle(packet))
+
+    async def _queue_publish(self, publish: Any) -> None:
+        """amqtt's incoming QoS 0 and 1 flows without their PUBACK (sent once routed), then wait for room."""
+        if publish.qos == QOS_0 and publish.dup_flag:
+            _AMQTT_LOG.warning("[MQTT-3.3.1-2] DUP flag must set to 0 for QOS 0 message. Message ignored")
+            return
+        message = IncomingApplicationMessage(
+            publish.variable_header.packet_id, publish.topic_name, publish.qos, publish.data, publish.retain_flag
+        )
+        message.publish_packet = publish
+        self._requests.put_nowait(message)
+        await self._requests.shorter_than(MAX_UNROUTED)
 
     def _check_acknowledgement(self, kind: int, packet_id: int) -> None:
         """An acknowledgement must fit its delivery's QoS flow; one for an unknown packet id is ignored (as Mosquitto)."""
@@ -275,15 +318,29 @@ class ReliableProtocolHandler(BrokerProtocolHandler):
         if not task.cancelled() and task.exception() is not None:
             log.warning("mqtt.redelivery_failed", extra={"error": repr(task.exception())})
 
+    def deliver(self, topic: str, data: bytes | bytearray, qos: int | None, retain: bool) -> Coroutine[Any, Any, OutgoingApplicationMessage]:
+        """A delivery to run as a task: a QoS 1 or 2 one joins the line for an in-flight slot now (counted in
+        `backlog` before the task runs), and the task waits for its slot, or it goes to the offline queue."""
+        slot = None
+        if qos in (QOS_1, QOS_2) and self._window is not None:
+            slot = self._window.reserve(RetainedApplicationMessage(None, topic, data, qos))  # as the offline queue holds it
+        return self._publish_in_slot(slot, topic, data, qos, retain)
+
+    async def _publish_in_slot(
+        self, slot: asyncio.Future[bool] | None, topic: str, data: bytes | bytearray, qos: int | None, retain: bool
+    ) -> OutgoingApplicationMessage:
+        if slot is not None:
+            assert self._window is not None
+            if not await self._window.take(slot):  # the connection ended first
+                return OutgoingApplicationMessage(None, topic, qos, data, retain)  # queued for the session's resume
+        # nothing from here to the PUBLISH's write (amqtt's first-come write lock) yields: sent in the order taken
+        return await super().mqtt_publish(topic, data, qos, retain)
+
     async def mqtt_publish(
         self, topic: str, data: bytes | bytearray, qos: int | None, retain: bool, ack_timeout: int | None = None
     ) -> OutgoingApplicationMessage:
-        """Send a delivery; a QoS 1 or 2 one first waits for an in-flight slot, or goes to the offline queue."""
-        if qos in (QOS_1, QOS_2) and self._window is not None:
-            waiting = RetainedApplicationMessage(None, topic, data, qos)  # as the offline queue holds it
-            if not await self._window.take(waiting):
-                return OutgoingApplicationMessage(None, topic, qos, data, retain)  # queued for the session's resume
-        return await super().mqtt_publish(topic, data, qos, retain, ack_timeout)
+        """Send a delivery (see `deliver`)."""
+        return await self.deliver(topic, data, qos, retain)
 
     def _release_slot(self) -> None:
         if self._window is not None:

@@ -74,6 +74,12 @@ messages stay in flight until acknowledged and are resent when the session resum
 at most `max_inflight` at once per connection, the rest waiting in order;
 keep-alive is enforced; each packet is checked by broker.protocol before it is used).
 
+Back-pressure (issue 26; docs/broker.md, "Back-pressure"): a client's PUBLISH is routed in
+its own connection's task (amqtt queued every one for a single broadcast loop) and PUBACKed
+once routed; a user's message first waits while a connected service session it goes to (the
+bridge) has `high_water` deliveries waiting, and a user's connection with `backlog_limit`
+waiting is closed. Services never wait.
+
 amqtt is pinned to 0.12.1 in pyproject.toml because these overrides replace
 private methods of its Broker.
 """
@@ -109,6 +115,8 @@ log = logging.getLogger("mqchat.broker")
 
 CONNECT_TIMEOUT = 10.0  # seconds a new connection has to send its whole CONNECT
 PENDING_PER_ADDRESS = 64  # connections per client address not yet through CONNECT and authentication
+HIGH_WATER = 1000  # deliveries waiting for a service connection at which users' messages to it wait
+BACKLOG_LIMIT = 1000  # deliveries waiting for a user's connection at which it is closed
 
 
 class SecureBroker(Broker):
@@ -117,13 +125,15 @@ class SecureBroker(Broker):
     def __init__(
         self, config: dict[str, Any], max_packet_size: int = MAX_PACKET_SIZE,
         connect_timeout: float = CONNECT_TIMEOUT, pending_per_address: int = PENDING_PER_ADDRESS,
-        max_inflight: int = MAX_INFLIGHT,
+        max_inflight: int = MAX_INFLIGHT, high_water: int = HIGH_WATER, backlog_limit: int = BACKLOG_LIMIT,
     ) -> None:  # fmt: skip
         super().__init__(config)
         self._max_packet_size = max_packet_size
         self._connect_timeout = connect_timeout
         self._pending_per_address = pending_per_address
         self._max_inflight = max_inflight
+        self._high_water = high_water
+        self._backlog_limit = backlog_limit
         self._pending: Counter[str] = Counter()  # (h) connections per address not yet through CONNECT and authentication
         self._deliveries: set[asyncio.Task[Any]] = set()
 
@@ -255,6 +265,7 @@ class SecureBroker(Broker):
                     await self._handle_unsubscription(client_session, handler, _resolved(request))
                 else:
                     await self._route(client_session, handler, request)
+                    await handler.acknowledge(request)  # PUBACK once routed: the broker took it on
                 del request  # not held while the next one is awaited (a PUBLISH's payload: up to 1 MB)
             await self._handle_disconnect(client_session, handler, _resolved(handler.disconnect_packet))
         except asyncio.CancelledError:
@@ -302,21 +313,61 @@ class SecureBroker(Broker):
             log.info("mqtt.publish_refused", extra={"client_id": client_session.client_id, "topic": topic})
             return
         await self._notify_plugins(BrokerEvents.MESSAGE_BROADCAST, client_id=client_session.client_id, message=message)
-        await self._broadcast_message(client_session, topic, message.data, message.qos)  # (e) the publish's QoS
+        await self._fan_out(client_session, topic, message.data, message.qos)  # (e) the publish's QoS
         if message.publish_packet and message.publish_packet.retain_flag:
             await self.retain_message(client_session, topic, message.data, message.qos)
 
-    async def _run_broadcast(self, running_tasks: Any) -> None:
-        """(d) One queued message to every matching subscription, walking snapshots of the tables."""
-        broadcast = await self._broadcast_queue.get()
-        for topic_filter, subscribers in list(self._subscriptions.items()):
-            if not self._matches(broadcast["topic"], topic_filter):
+    async def _broadcast_message(
+        self, session: Session | None, topic: str | None, data: bytes | bytearray | None, force_qos: int | None = None
+    ) -> None:
+        """A Will or the broker's own message: fanned out at once, as a client's PUBLISH (no queue shared by all)."""
+        if topic is not None and data is not None:
+            await self._fan_out(session, topic, data, force_qos)
+
+    async def _fan_out(self, publisher: Session | None, topic: str, data: bytes | bytearray, qos: int | None) -> None:
+        """(d) One message to every matching subscription, walking snapshots of the tables, in the publisher's task.
+
+        Back-pressure: a user's message first waits while a service session it goes to (the bridge) has
+        `high_water` deliveries or more waiting; services never wait (docs/broker.md, "Back-pressure").
+        """
+        broadcast: dict[str, Any] = {"session": publisher, "topic": topic, "data": data}
+        if qos is not None:
+            broadcast["qos"] = qos
+        targets = self._subscribers(topic)
+        if not _is_service(publisher) and await self._wait_for_services(targets):
+            targets = self._subscribers(topic)  # subscriptions may have changed while it waited
+        for target, subscription_qos in targets:
+            try:
+                await self._deliver(broadcast, target, subscription_qos)
+            except Exception:
+                log.exception("mqtt.delivery_failed", extra={"client_id": target.client_id, "topic": topic})
+
+    def _subscribers(self, topic: str) -> list[tuple[Session, int]]:
+        """A snapshot of the (session, QoS) subscriptions matching `topic`."""
+        return [
+            target for topic_filter, subscribers in list(self._subscriptions.items())
+            if self._matches(topic, topic_filter) for target in list(subscribers)
+        ]  # fmt: skip
+
+    async def _wait_for_services(self, targets: list[tuple[Session, int]]) -> bool:
+        """Wait while a connected service session among `targets` has `high_water` or more deliveries waiting;
+        True if it waited."""
+        waited = False
+        for target, _ in targets:
+            if not _is_service(target):
                 continue
-            for target, subscription_qos in list(subscribers):
-                try:
-                    await self._deliver(broadcast, target, subscription_qos)
-                except Exception:
-                    log.exception("mqtt.delivery_failed", extra={"client_id": target.client_id, "topic": broadcast["topic"]})
+            handler = self._live_handler(target)
+            if handler is not None and handler.backlog >= self._high_water:
+                await handler.backlog_shorter_than(self._high_water)
+                waited = True
+        return waited
+
+    def _live_handler(self, target: Session) -> ReliableProtocolHandler | None:
+        """The handler of `target`'s connection, if it is connected and still the session of its client id."""
+        session, handler = self._sessions.get(target.client_id, (None, None))
+        if session is not target or not target.transitions.is_connected():
+            return None
+        return handler if isinstance(handler, ReliableProtocolHandler) else None
 
     async def _deliver(self, broadcast: dict[str, Any], target: Session, subscription_qos: int) -> None:
         """Send one broadcast to one subscriber if it may receive it, or queue it for its offline persistent session."""
@@ -329,13 +380,18 @@ class SecureBroker(Broker):
             if not target.clean_session and qos in (QOS_1, QOS_2) and not target.is_anonymous:
                 await self._retain_broadcast_message(broadcast, qos, target)
             return
-        session, handler = self._sessions.get(target.client_id, (None, None))
-        if session is not target or handler is None:  # a session replaced since the snapshot
+        handler = self._live_handler(target)
+        if handler is None:  # a session replaced since the snapshot
             return
         if handler.replaying and not target.clean_session and qos in (QOS_1, QOS_2):  # (k)
             await self._retain_broadcast_message(broadcast, qos, target)
             return
-        self._start_delivery(handler.mqtt_publish(topic, broadcast["data"], qos, retain=False))
+        if handler.backlog >= self._backlog_limit and not _is_service(target):
+            # a user's connection this far behind is stalled or far too slow: it must not hold the broker's memory
+            # (or anyone's messages); its waiting deliveries go to its offline queue if persistent, this one too
+            log.warning("mqtt.subscriber_overflow", extra={"client_id": target.client_id, "backlog": handler.backlog})
+            await handler.handle_connection_closed()
+        self._start_delivery(handler.deliver(topic, broadcast["data"], qos, retain=False))
 
     def _start_delivery(self, delivery: Coroutine[Any, Any, Any]) -> None:
         """Send one message in the background (tasks start in the order they are created), never awaited: (j)."""
@@ -385,7 +441,7 @@ class SecureBroker(Broker):
             return
         for topic, retained in list(self._retained_messages.items()):
             if self._matches(topic, topic_filter) and await self._topic_filtering(session, topic, Action.RECEIVE):
-                self._start_delivery(handler.mqtt_publish(topic, retained.data, min(qos, retained.qos or qos), retain=True))
+                self._start_delivery(handler.deliver(topic, retained.data, min(qos, retained.qos or qos), retain=True))
 
     async def _publish_session_retained_messages(self, session: Session) -> None:
         # (c) messages queued while offline are re-checked: rights may have changed since.
@@ -395,7 +451,7 @@ class SecureBroker(Broker):
         while not session.retained_messages.empty():
             queued = session.retained_messages.get_nowait()
             if await self._topic_filtering(session, queued.topic, Action.RECEIVE):
-                self._start_delivery(handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False))
+                self._start_delivery(handler.deliver(queued.topic, queued.data, queued.qos, retain=False))
         handler.replaying = False  # (k) the queue is empty and its deliveries started: new ones go straight out
 
     async def disconnect_user(self, user_id: str) -> int:
@@ -407,6 +463,11 @@ class SecureBroker(Broker):
                 await handler.handle_connection_closed()
                 closed += 1
         return closed
+
+
+def _is_service(session: Session | None) -> bool:
+    principal = session_principal(session)
+    return principal is not None and principal.is_service
 
 
 def _resolved(value: Any) -> asyncio.Future[Any]:

@@ -40,6 +40,8 @@ def build_broker(settings: Settings) -> SecureBroker:
         connect_timeout=settings.connect_timeout_ms / 1000,
         pending_per_address=settings.pending_connections_per_address,
         max_inflight=settings.max_inflight,
+        high_water=settings.backlog_high_water,
+        backlog_limit=settings.backlog_limit,
     )
 
 

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     connect_timeout_ms: Positive = var(10_000, "MQCHAT_CONNECT_TIMEOUT_MS")
     pending_connections_per_address: Positive = var(64, "MQCHAT_PENDING_CONNECTIONS_PER_ADDRESS")
     max_inflight: Positive = var(100, "MQCHAT_MAX_INFLIGHT")  # embedded broker: unacknowledged QoS 1/2 deliveries per connection
+    # embedded broker: deliveries waiting (beyond those in flight) for a service connection (the bridge) at which users'
+    # messages to it wait for their PUBACK, and for a user's connection at which it is closed (docs/broker.md, "Back-pressure")
+    backlog_high_water: Positive = var(1000, "MQCHAT_BACKLOG_HIGH_WATER")
+    backlog_limit: Positive = var(1000, "MQCHAT_BACKLOG_LIMIT")
     nats_nodes: Positive = var(3, "MQCHAT_NATS_NODES")  # MQCHAT_BROKER=nats: node i listens on each base port + i
     nats_port: int = var(4222, "MQCHAT_NATS_PORT")  # NATS clients (mqchat's callout service, system connection, request queue)
     nats_cluster_port: int = var(6222, "MQCHAT_NATS_CLUSTER_PORT")  # routes between the nodes

@@ -199,10 +199,15 @@ def test_every_in_memory_bound_is_a_positive_setting(tmp_path: Path, variable: s
         Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), variable: "0"}, env_file=None)
 
 
-def test_max_inflight_is_a_positive_setting(tmp_path: Path) -> None:
-    """MQCHAT_MAX_INFLIGHT: 100 by default (as Mosquitto's max_inflight_messages), at least 1."""
+@pytest.mark.parametrize(
+    ("variable", "field", "default"),
+    [("MQCHAT_MAX_INFLIGHT", "max_inflight", 100), ("MQCHAT_BACKLOG_HIGH_WATER", "backlog_high_water", 1000),
+     ("MQCHAT_BACKLOG_LIMIT", "backlog_limit", 1000)],
+)  # fmt: skip
+def test_delivery_limits_are_positive_settings(tmp_path: Path, variable: str, field: str, default: int) -> None:
+    """The embedded broker's in-flight window (as Mosquitto's max_inflight_messages) and backlog limits: at least 1."""
     base = {"MQCHAT_DATA_DIR": str(tmp_path)}
-    assert Settings.load(base, env_file=None).max_inflight == 100
-    assert Settings.load({**base, "MQCHAT_MAX_INFLIGHT": "7"}, env_file=None).max_inflight == 7
-    with pytest.raises(ConfigError, match="MQCHAT_MAX_INFLIGHT"):
-        Settings.load({**base, "MQCHAT_MAX_INFLIGHT": "0"}, env_file=None)
+    assert getattr(Settings.load(base, env_file=None), field) == default
+    assert getattr(Settings.load({**base, variable: "7"}, env_file=None), field) == 7
+    with pytest.raises(ConfigError, match=variable):
+        Settings.load({**base, variable: "0"}, env_file=None)
