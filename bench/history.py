@@ -22,6 +22,7 @@ import httpx
 
 from bench import calibration
 from bench.measures import LONG_TOKENS, fill_history, history_latency, search_indexed
+from bench.rounds import components, cpu_use
 from core.db import init_db
 from core.settings import Settings
 from tests.support import System, open_conversation, signup
@@ -43,9 +44,13 @@ async def measure_history(broker: str, depth: int, runs: int, samples: int) -> d
                 report["fill_docs_per_s"] = round(await fill_history(cid, sender.id, depth))
                 report["fill_s"] = round(time.perf_counter() - started, 1)
                 report["indexed_s"] = round(await search_indexed(), 1)
+                processes = {role: process for role, process in components(system).items() if role in ("api", "store")}
                 for run in range(runs):
                     load_before = calibration.load_average()
+                    cpu_before = cpu_use(processes)
                     result = await history_latency(api, receiver.headers, cid, depth, samples)
+                    used = cpu_use(processes, cpu_before)  # 2 requests a sample: a page and a catch-up
+                    result["cpu_ms_per_request"] = {role: round(used[role] * 1000 / (2 * samples), 2) for role in used}
                     result.update(run=run, load_before=load_before, flags=calibration.round_flags(load_before))
                     report["runs"].append(result)
             finally:
@@ -56,6 +61,8 @@ async def measure_history(broker: str, depth: int, runs: int, samples: int) -> d
     report["median_of"] = "unflagged" if chosen is not report["runs"] else "all"
     for kind in ("page", "after_seq"):
         report[kind] = {cut: round(statistics.median(run[kind][cut] for run in chosen), 2) for cut in ("p50_ms", "p99_ms")}
+    report["cpu_ms_per_request"] = {role: round(statistics.median(run["cpu_ms_per_request"][role] for run in chosen), 2)
+                                    for role in ("api", "store")}  # fmt: skip
     return report
 
 
@@ -67,14 +74,17 @@ def markdown(report: dict) -> str:
         f"({report['fill_s']} s), indexed for search {report['indexed_s']} s later; "
         f"{report['samples']} pages (`limit=50`, `before` cursors at several depths) "
         "and as many `after_seq` catch-ups per round.", "",
-        "| round | load before | flags | page p50 ms | page p99 ms | after_seq p50 ms | after_seq p99 ms |",
-        "|---|---|---|---|---|---|---|",
+        "| round | load before | flags | page p50 ms | page p99 ms | after_seq p50 ms | after_seq p99 ms | API CPU ms/req | store CPU ms/req |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for row in report["runs"]:
         lines.append(
             f"| {row['run'] + 1} | {row['load_before']} | {'; '.join(row['flags']) or '-'} | {row['page']['p50_ms']} "
-            f"| {row['page']['p99_ms']} | {row['after_seq']['p50_ms']} | {row['after_seq']['p99_ms']} |"
+            f"| {row['page']['p99_ms']} | {row['after_seq']['p50_ms']} | {row['after_seq']['p99_ms']} "
+            f"| {row['cpu_ms_per_request']['api']} | {row['cpu_ms_per_request']['store']} |"
         )
     flagged = "" if report["median_of"] == "unflagged" else " (every round flagged: the median of all, not quotable)"
-    lines += ["", f"Median page p99 **{report['page']['p99_ms']} ms**, after_seq p99 **{report['after_seq']['p99_ms']} ms**{flagged}"]
+    cpu = report["cpu_ms_per_request"]
+    lines += ["", f"Median page p99 **{report['page']['p99_ms']} ms**, after_seq p99 **{report['after_seq']['p99_ms']} ms**{flagged}; "
+              f"CPU per request (pages and catch-ups alike): API {cpu['api']} ms, store {cpu['store']} ms"]
     return "\n".join(lines) + "\n"

@@ -109,11 +109,19 @@ class ConversationsController(Controller):
         after_seq: AfterSeq = None,
         limit: PageLimit = None,
     ) -> MessagePage:  # fmt: skip
-        """Newest first with a `before` cursor (`next_before` is null on the last page), or oldest first after `after_seq`."""
-        conversation = await conversations.get_for_member(conversation_id, str(current_user.id))
-        page, next_before = await messages.history(conversation, before, after_seq, limit, cursor_positions)
-        watermarks, previews = await asyncio.gather(messages.read_states(conversation_id), messages.reply_previews(page))
-        items = await reactions.attach([messages.stored_message_out(message, watermarks, previews) for message in page])
+        """Newest first with a `before` cursor (`next_before` is null on the last page), or oldest first after `after_seq`.
+
+        After the membership check, the page and the watermarks are read at once, then what
+        the page's messages need (quoted messages, reactions): 3 round trips after the caller's.
+        """
+        await conversations.require_member(conversation_id, str(current_user.id))
+        (page, next_before), watermarks = await asyncio.gather(
+            messages.history(conversation_id, before, after_seq, limit, cursor_positions), messages.read_states(conversation_id)
+        )
+        previews, reacted = await asyncio.gather(
+            messages.reply_previews(page), reactions.entries_of([str(stored["_id"]) for stored in page if not stored.get("deleted")])
+        )
+        items = reactions.fill([messages.stored_message_out(message, watermarks, previews) for message in page], reacted)
         return MessagePage(items=items) if after_seq is not None else MessagePage(items=items, next_before=next_before)
 
     @post("/{conversation_id:str}/messages")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 
+from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
+from core import topics
 from core.clock import iso, iso_from_ms, to_ms
 from core.documents import Conversation, ConversationContext, MemberSettings, User, direct_key_prefix
 from core.errors import Forbidden, InvalidInput, NotFound
@@ -92,10 +94,14 @@ async def get_for_member(conversation_id: str, user_id: str) -> Conversation:
     return conversation
 
 
-async def is_member(conversation_id: str, user_id: str) -> bool:
-    """True when `user_id` belongs to the conversation."""
-    conversation = await find_conversation(conversation_id)
-    return conversation is not None and user_id in conversation.participant_ids
+async def require_member(conversation_id: str, user_id: str) -> None:
+    """NotFound unless `user_id` is a member, like `get_for_member`, for readers that need nothing else of the
+    conversation: its members are read as stored, no Conversation is built (a history page)."""
+    found = None
+    if topics.is_object_id(conversation_id):
+        found = await Conversation.get_pymongo_collection().find_one({"_id": ObjectId(conversation_id)}, {"participant_ids": 1})
+    if found is None or user_id not in found["participant_ids"]:
+        raise NotFound("conversation not found")
 
 
 async def add_member(conversation: Conversation, actor: User, user_id: str) -> Conversation:

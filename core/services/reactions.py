@@ -100,14 +100,22 @@ async def _change(message: Message, entry: str, on: bool) -> list[str]:
 
 async def attach(views: list[MessageOut]) -> list[MessageOut]:
     """Fill in the reactions of message views (one store round trip); deleted messages show none."""
-    wanted = [view.id for view in views if not view.deleted]
-    if not wanted:
-        return views
-    sets = await ReactionSet.get_pymongo_collection().find({"_id": {"$in": wanted}}).to_list()
-    by_message = {doc["_id"]: doc["entries"] for doc in sets}
+    return fill(views, await entries_of([view.id for view in views if not view.deleted]))
+
+
+async def entries_of(message_ids: list[str]) -> dict[str, list[str]]:
+    """The reaction entries of these messages (one store round trip, none for no ids), by message id."""
+    if not message_ids:
+        return {}
+    sets = ReactionSet.get_pymongo_collection().find({"_id": {"$in": message_ids}}, {"entries": 1})
+    return {doc["_id"]: doc["entries"] for doc in await sets.to_list()}
+
+
+def fill(views: list[MessageOut], entries: dict[str, list[str]]) -> list[MessageOut]:
+    """Set the reactions of message views from `entries_of` them; deleted messages show none."""
     for view in views:
         if not view.deleted:
-            view.reactions = summarize(by_message.get(view.id, []))
+            view.reactions = summarize(entries.get(view.id, []))
     return views
 
 

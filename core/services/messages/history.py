@@ -40,15 +40,14 @@ class CursorPositions:
 
 
 async def history(
-    conversation: Conversation, before: str | None, after_seq: int | None, limit: int | None, positions: CursorPositions
+    conversation_id: str, before: str | None, after_seq: int | None, limit: int | None, positions: CursorPositions
 ) -> tuple[list[StoredMessage], str | None]:
     """A page of stored messages: newest first (with `before` cursor), or oldest first after `after_seq`.
 
-    Pages are read as stored documents, not Beanie documents: building 51 of those
-    cost ~4 ms of a ~29 ms page (docs/benchmarks.md).
+    The caller checked membership. Pages are read as stored documents, not Beanie
+    documents: building 51 of those cost ~4 ms of a ~29 ms page (docs/benchmarks.md).
     """
     size = max(1, min(limit or DEFAULT_PAGE, MAX_PAGE))
-    conversation_id = str(conversation.id)
     if after_seq is not None:
         return await _stored({"conversation_id": conversation_id, "seq": {"$gt": after_seq}}, 1, size), None
     query: dict[str, object] = {"conversation_id": conversation_id}

@@ -15,9 +15,9 @@ UNREAD_COUNT_CAP = 1000  # counting stops here: a fully unread conversation cost
 
 
 async def read_states(conversation_id: str) -> dict[str, int]:
-    """Each member's read watermark (user id -> last read seq)."""
-    states = await ReadState.find({"conversation_id": conversation_id}).to_list()
-    return {state.user_id: state.last_read_seq for state in states}
+    """Each member's read watermark (user id -> last read seq), read as stored (no ReadState built)."""
+    states = ReadState.get_pymongo_collection().find({"conversation_id": conversation_id}, {"user_id": 1, "last_read_seq": 1})
+    return {state["user_id"]: state["last_read_seq"] for state in await states.to_list()}
 
 
 async def unread_count(conversation: Conversation, user_id: str) -> int:
