@@ -14,6 +14,14 @@ as long as arrivals keep coming. Then, counted on the subscriber side:
   back-pressure delays its PUBACKs and keeps this bounded), with the
   broker's resident memory before and at the stop.
 
+The receivers are persistent sessions (clean session 0), as chat clients keep: a
+receiver too far behind is closed by the embedded broker (MQCHAT_BACKLOG_LIMIT
+deliveries waiting: a slow user must not hold the broker's memory or anyone's
+messages), its waiting deliveries go to its offline queue, and the receiver
+reconnects to them at once (`receiver_reconnects`). A clean session's would be
+gone with the connection, by MQTT's definition; a client catches up through history.
+Their sessions are wiped after each flood.
+
 Paths: `raw` publishes straight to the receivers' inboxes with a service account
 (the broker alone); `e2e` publishes users' outbox requests, stored and fanned out
 by the bridge, and counts the receiver's `message.created` events.
@@ -53,6 +61,7 @@ class FloodResult:
     delivered: int = 0  # distinct (publisher, number) received
     missing: int = 0  # acknowledged, never delivered
     duplicates: int = 0
+    receiver_reconnects: int = 0  # receivers closed by the broker (too far behind) that reconnected to their session
     backlog_at_stop: int = 0  # acknowledged but not yet delivered when the flood stopped
     ack_rate: float = 0.0  # PUBACKs per second during the flood
     delivery_rate: float = 0.0  # deliveries per second, from the start to the last delivery
@@ -95,15 +104,36 @@ async def _publisher(client: LeanClient, index: int, topic_of, payload_of, windo
     await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def _subscriber(client: LeanClient, e2e: bool, seen: Counter, arrivals: list[float]) -> None:
-    async for message in client.messages:
-        event = json.loads(message.payload)
-        if event.get("type") != ("message.created" if e2e else "flood"):
-            continue
-        body = event["message"]["body"] if e2e else event["body"]
-        publisher, number = body.split("|")
-        seen[(int(publisher), int(number))] += 1
-        arrivals.append(time.perf_counter())
+async def _subscriber(receivers: list[LeanClient], index: int, e2e: bool, seen: Counter, arrivals: list[float], result: FloodResult) -> None:
+    """Record every arrival at receiver `index`; reconnect to its session whenever the broker closes it
+    (`receivers[index]` is the client in use)."""
+    while True:
+        try:
+            async for message in receivers[index].messages:
+                event = json.loads(message.payload)
+                if event.get("type") != ("message.created" if e2e else "flood"):
+                    continue
+                body = event["message"]["body"] if e2e else event["body"]
+                publisher, number = body.split("|")
+                seen[(int(publisher), int(number))] += 1
+                arrivals.append(time.perf_counter())
+        except LeanMqttError:
+            result.receiver_reconnects += 1
+            while True:
+                receivers[index] = receivers[index].again(clean_session=False)
+                try:
+                    await receivers[index].__aenter__()
+                    break
+                except (LeanMqttError, OSError):
+                    await asyncio.sleep(0.2)
+
+
+async def _wipe_sessions(receivers: list[LeanClient]) -> None:
+    """Close the receivers and wipe their persistent sessions (a later flood's messages must not queue for them)."""
+    for client in receivers:
+        await client.__aexit__()
+        async with client.again(clean_session=True):
+            pass
 
 
 async def run_flood(
@@ -128,7 +158,8 @@ async def run_flood(
         return json.dumps({"type": "flood", "body": body})
 
     result.broker_rss_mb["before"] = round(broker.memory_info().rss / 2**20, 1)
-    receivers = [asyncio.create_task(_subscriber(pair[3], e2e, seen, arrivals)) for pair in pairs]
+    clients = [pair[3] for pair in pairs]
+    receivers = [asyncio.create_task(_subscriber(clients, n, e2e, seen, arrivals, result)) for n in range(len(pairs))]
     start = time.perf_counter()
     stop_at = start + duration
     await asyncio.gather(*(_publisher(pair[0], n, topic_of, payload_of, window, stop_at, acked, sent) for n, pair in enumerate(pairs)))
@@ -142,6 +173,7 @@ async def run_flood(
     for task in receivers:
         task.cancel()
     await asyncio.gather(*receivers, return_exceptions=True)
+    await _wipe_sessions(clients)
     result.broker_rss_mb["after_drain"] = round(broker.memory_info().rss / 2**20, 1)
     missing = sorted(acked - set(seen))
     result.sent, result.acknowledged, result.unacknowledged = sum(sent), len(acked), sum(sent) - len(acked)
@@ -168,7 +200,7 @@ async def measure_flood(broker: str, paths: list[str], duration: float, window: 
                 started = len(report["floods"])
                 for path in paths:
                     load_before = calibration.load_average()
-                    async with connected(system, made, f"flood{run}", path == "e2e") as clients:
+                    async with connected(system, made, f"flood{run}", path == "e2e", persistent=True) as clients:
                         processes = components(system)
                         before = cpu_use(processes)
                         psutil.cpu_percent()
@@ -192,17 +224,17 @@ def markdown(report: dict) -> str:
         f"# Flood at the broker's limit ({report['broker']}, {report['started']})", "",
         f"{report['pairs']} publishers x {report['window']} unacknowledged QoS 1 PUBLISHes, {report['duration_s']} s per flood; "
         f"calibration {report['calibration']['points_ms']} (drifts {report['calibration']['drifts']})", "",
-        "| run | path | load before | flags | sent | acked | acked/s | delivered/s | missing | duplicates | backlog at stop "
+        "| run | path | load before | flags | sent | acked | acked/s | delivered/s | missing | duplicates | receivers reconnected | backlog at stop "
         "| drain s | broker RSS MB before / stop / drained | broker CPU s | machine busy |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for row in report["floods"]:
         rss = row["broker_rss_mb"]
         lines.append(
             f"| {row['run'] + 1} | {row['path']} | {row['load_before']} | {'; '.join(row['flags']) or '-'} | {row['sent']} "
             f"| {row['acknowledged']} | {row['ack_rate']} | {row['delivery_rate']} | {row['missing']} | {row['duplicates']} "
-            f"| {row['backlog_at_stop']} | {row['drain_s']} | {rss['before']} / {rss['at_stop']} / {rss['after_drain']} "
-            f"| {row['cpu_seconds'].get('broker')} | {row['machine_busy']:.0%} |"
+            f"| {row.get('receiver_reconnects', 0)} | {row['backlog_at_stop']} | {row['drain_s']} "
+            f"| {rss['before']} / {rss['at_stop']} / {rss['after_drain']} | {row['cpu_seconds'].get('broker')} | {row['machine_busy']:.0%} |"
         )
     missing = sum(row["missing"] for row in report["floods"])
     lines += ["", f"Acknowledged and never delivered, all floods: **{missing}**"

@@ -40,6 +40,7 @@ class LeanClient(asyncio.Protocol):
 
     def __init__(self, host: str, port: int, *, username: str, password: str, identifier: str, clean_session: bool = True) -> None:
         self._address = (host, port)
+        self._login = (username, password, identifier)
         self._connect = packet(CONNECT, 0, connect_body(identifier, username, password, clean=clean_session, keep_alive=KEEP_ALIVE))
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
@@ -67,6 +68,11 @@ class LeanClient(asyncio.Protocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(packet(DISCONNECT, 0, b""))
             self._transport.close()
+
+    def again(self, clean_session: bool) -> LeanClient:
+        """A new client of the same broker, user and client id (to reconnect to a persistent session, or wipe it)."""
+        username, password, identifier = self._login
+        return LeanClient(*self._address, username=username, password=password, identifier=identifier, clean_session=clean_session)
 
     async def subscribe(self, topic: str, qos: int = 1) -> list[int]:
         """The SUBACK's return code for the one filter (0x80: refused), as a list like aiomqtt's."""

@@ -75,10 +75,11 @@ def spread(system: System, n: int) -> System:
 
 
 @contextlib.asynccontextmanager
-async def connected(system: System, pairs: list, tag: str, e2e: bool):  # type: ignore[no-untyped-def]
+async def connected(system: System, pairs: list, tag: str, e2e: bool, persistent: bool = False):  # type: ignore[no-untyped-def]
     """The pairs' clients, connected, receivers subscribed to their inbox: (sender client, sender id, cid, receiver client, receiver id).
 
     e2e: the senders are the users (outbox requests); raw: a service account publishing to the inboxes.
+    persistent: the receivers' sessions are (clean session 0), so a receiver may reconnect to what was queued for it.
     """
     clients: list[tuple[LeanClient, str, str, LeanClient, str]] = []
     async with contextlib.AsyncExitStack() as stack:
@@ -89,7 +90,8 @@ async def connected(system: System, pairs: list, tag: str, e2e: bool):  # type: 
                 if e2e
                 else _lean(near, "mqchat-bridge", system.service_password(), f"mqchat-bridge-bench-{n}")
             )
-            inbox = _lean(far, receiver.id, receiver.mqtt_password, f"{receiver.id}-r{n}-{tag}-{int(e2e)}-{time.monotonic_ns()}")
+            identifier = f"{receiver.id}-r{n}-{tag}-{int(e2e)}-{time.monotonic_ns()}"
+            inbox = _lean(far, receiver.id, receiver.mqtt_password, identifier, clean_session=not persistent)
             for client in (out, inbox):
                 await stack.enter_async_context(client)
             if not granted(await inbox.subscribe(f"chat/users/{receiver.id}/inbox", qos=1)):
@@ -98,9 +100,9 @@ async def connected(system: System, pairs: list, tag: str, e2e: bool):  # type: 
         yield clients
 
 
-def _lean(system: System, username: str, password: str, identifier: str) -> LeanClient:
+def _lean(system: System, username: str, password: str, identifier: str, clean_session: bool = True) -> LeanClient:
     """A load-generator client (bench.lean_mqtt) of the system's broker, over TCP."""
-    return LeanClient("127.0.0.1", system.mqtt_port, username=username, password=password, identifier=identifier)
+    return LeanClient("127.0.0.1", system.mqtt_port, username=username, password=password, identifier=identifier, clean_session=clean_session)
 
 
 async def load_round(
