@@ -4,6 +4,7 @@
     python -m bench --broker mosquitto   # Mosquitto (mqchat mosquitto + MQCHAT_BROKER=external)
     python -m bench --broker nats        # the 3-node NATS cluster (MQCHAT_BROKER=nats), clients spread over its nodes
     python -m bench --quick              # a few seconds, for the smoke test
+    python -m bench --settle 120         # each round waits (up to 120 s) for the machine to be quiet: quotable rounds
     python -m bench --count              # what one chat message costs: store commands, JSON, validation, packets
     python -m bench --profile --rates 200 --duration 20   # py-spy of every server process during E2E rounds
     python -m bench --measure workers --broker mosquitto --workers 1,2 --rates 300,1000 --duration 10
@@ -64,6 +65,8 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kill-worker", action="store_true", help="--measure workers: SIGKILL the last worker halfway through every round")
     parser.add_argument("--paths", default="raw,e2e", help="--measure flood: raw (the broker alone) and/or e2e (through the bridge)")
     parser.add_argument("--window", type=int, default=50, help="--measure flood: unacknowledged PUBLISHes per publisher")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="before each load round, wait up to this many seconds for the 1-minute load to fall to 0.7 (quotable rounds)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -136,7 +139,7 @@ async def bench(args: argparse.Namespace) -> dict:
                     rounds = []
                     for rate in rates:
                         for e2e in (False, True):
-                            result = await load_round(system, pairs, rate, args.duration, e2e)
+                            result = await load_round(system, pairs, rate, args.duration, e2e, settle=args.settle)
                             rounds.append(result)
                             load.setdefault(f"{result.path}@{rate}", []).append(result)
                             progress.update(task, advance=1, description=f"run {run + 1} {result.path} {rate}/s p99 {result.p99_ms} ms")
@@ -162,7 +165,7 @@ async def bench(args: argparse.Namespace) -> dict:
                 cid = (await open_conversation(api, sender, receiver))["id"]
                 report["history_fill_docs_per_s"] = round(await fill_history(cid, sender.id, args.history_depth))
                 report["history_indexed_s"] = round(await search_indexed(), 1)
-                history_load = calibration.load_average()
+                history_load = await calibration.settled_load(args.settle)
                 report["history"] = await history_latency(api, receiver.headers, cid, args.history_depth, 20 if args.quick else 200)
                 report["history"].update(load_before=history_load, flags=calibration.round_flags(history_load))
                 report["login"] = await login_throughput(api, accounts[0].email, accounts[0].password, 2 if args.quick else 10)

@@ -10,6 +10,7 @@ CPU figures divided by the calibration compare across machines and days.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import statistics
@@ -47,6 +48,16 @@ def calibrate(repeats: int = REPEATS) -> float:
 def load_average() -> float:
     """The 1-minute load average now."""
     return round(psutil.getloadavg()[0], 2)
+
+
+async def settled_load(max_wait: float) -> float:
+    """The 1-minute load average once it is at most MAX_LOAD, waiting up to `max_wait` seconds for it (0: no
+    wait). A run's own previous round keeps the average above MAX_LOAD for about a minute after it ends, so
+    without waiting a quiet machine's rounds are flagged too (`python -m bench --settle 120`)."""
+    deadline = time.monotonic() + max_wait
+    while (load := load_average()) > MAX_LOAD and time.monotonic() < deadline:
+        await asyncio.sleep(5)
+    return load
 
 
 def round_flags(load_before: float) -> list[str]:

@@ -107,10 +107,11 @@ def _lean(system: System, username: str, password: str, identifier: str, clean_s
 
 async def load_round(
     system: System, pairs: list, rate: int, duration: float, e2e: bool,
-    on_arrival: Callable[[dict], None] | None = None, stall: float = STALL,
+    on_arrival: Callable[[dict], None] | None = None, stall: float = STALL, settle: float = 0.0,
 ) -> LoadResult:
-    """One open-loop round (bench.load.run_load) with the CPU each process used and the load before it."""
-    load_before = calibration.load_average()
+    """One open-loop round (bench.load.run_load) with the CPU each process used and the load before it (waiting up
+    to `settle` seconds for the machine to be quiet: calibration.settled_load)."""
+    load_before = await calibration.settled_load(settle)
     async with connected(system, pairs, str(rate), e2e) as clients:
         processes = components(system)
         before = cpu_use(processes)
