@@ -9,7 +9,7 @@ import httpx
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
-from core.services.search.indexer import BUSY_BATCH, SearchIndexer
+from core.services.search.indexer import BUSY_BATCH, CHUNK, SearchIndexer
 from tests.support import Account, System, open_conversation, signup
 
 
@@ -141,17 +141,22 @@ async def test_messages_stored_before_search_are_indexed_by_the_command(system: 
     cid = (await open_conversation(api, alice, bob))["id"]
     await send(api, alice, cid, "first")  # seq 1
     mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri, tz_aware=True)
-    try:  # what an older mqchat stored: no search_text
+    try:  # what an older mqchat stored: no search_text; more than one write command's worth (indexer.CHUNK)
         first = await mongo.mqchat.messages.find_one({"conversation_id": cid})
         old = {key: value for key, value in first.items() if key != "search_indexed"}
         await mongo.mqchat.messages.insert_one({**old, "_id": ObjectId(), "seq": 2, "client_msg_id": "old-1", "body": "Ancient Bücher"})
+        await mongo.mqchat.messages.insert_many([
+            {**old, "_id": ObjectId(), "seq": 3 + n, "client_msg_id": f"older-{n}", "body": f"older {n}"} for n in range(2 * CHUNK)
+        ])  # fmt: skip
         await mongo.mqchat.messages.replace_one({"_id": old["_id"]}, old)
+        assert await bodies(api, alice, "bucher") == []
+        assert system.cli("search-index").stdout.strip().startswith("indexed ")
+        assert await bodies(api, alice, "bucher") == ["Ancient Bücher"] and await bodies(api, alice, "first") == ["first"]
+        assert await mongo.mqchat.messages.count_documents({"conversation_id": cid, "search_indexed": 1}) == 2 + 2 * CHUNK
+        assert await mongo.mqchat.message_words.count_documents({"conversation_id": cid}) == 2 + 2 * CHUNK
+        assert system.cli("search-index").stdout.strip().startswith("indexed "), "a second run (and its start over documents) works"
     finally:
         await mongo.close()
-    assert await bodies(api, alice, "bucher") == []
-    assert system.cli("search-index").stdout.strip().startswith("indexed ")
-    assert await bodies(api, alice, "bucher") == ["Ancient Bücher"] and await bodies(api, alice, "first") == ["first"]
-    assert system.cli("search-index").stdout.strip().startswith("indexed "), "a second run (and its start over documents) works"
 
 
 async def test_the_indexer_runs_when_woken_and_leaves_a_backlog_to_the_bridge() -> None:
