@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.support import System
 
-EXAMPLES_PER_OPERATION = 5  # the suite budget: 8 took 44 s of it (every operation, each a subtest)
+EXAMPLES_PER_OPERATION = 8
 
 
 @pytest.fixture(scope="module")
