@@ -38,6 +38,9 @@ CONNECT_TIMEOUT = 15.0
 RESTART_DELAY = 1.0
 MAX_REPLICAS = 3
 CLUSTER_NAME = "mqchat"
+# a QoS 1 delivery without PUBACK is resent after this (nats-server's default is 30 s): a node's death drops
+# the deliveries its consumers had in flight, even to devices connected elsewhere (docs/deploy.md)
+ACK_WAIT = "10s"
 
 
 class NatsError(RuntimeError):
@@ -68,7 +71,11 @@ def node_config(settings: Settings, node: int) -> dict:
         "pid_file": str(home / "nats-server.pid"),
         # every MQTT session subscribed at QoS 1 is a JetStream consumer: lift 2.15's default of 1,000 per stream
         "jetstream": {"store_dir": str(home / "jetstream"), "limits": {"default_max_consumers": -1}},
-        "mqtt": {"listen": f"{host}:{settings.mqtt_port + node}", "stream_replicas": min(MAX_REPLICAS, settings.nats_nodes)},
+        "mqtt": {
+            "listen": f"{host}:{settings.mqtt_port + node}",
+            "stream_replicas": min(MAX_REPLICAS, settings.nats_nodes),
+            "ack_wait": ACK_WAIT,
+        },
         "websocket": {"listen": f"{host}:{settings.ws_port + node}", "no_tls": True},
         "accounts": {
             AUTH_ACCOUNT: {"users": [{"user": AUTH_USER, "password": internal_password(secret, AUTH_USER)}]},

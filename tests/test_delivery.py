@@ -33,7 +33,7 @@ from tests.support import (
 pytestmark = EVERY_BROKER
 # docs/broker.md, the NATS cluster: where it differs
 NATS_RESENDS_AFTER_ACK_WAIT = (
-    "NATS resends an unacknowledged QoS 1 delivery after its ack_wait (30 s), not on resume, and lets 1,024 wait per subscription"
+    "NATS resends an unacknowledged QoS 1 delivery after its ack_wait (10 s), not on resume, and lets 1,024 wait per subscription"
 )
 
 
