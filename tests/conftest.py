@@ -37,6 +37,16 @@ TICKET_TIMINGS = {"MQCHAT_REASSIGN_GRACE": "2", "MQCHAT_ASSIGN_INTERVAL_MS": "30
 DESK_TIMINGS = {"MQCHAT_ESCALATION_INTERVAL_MS": "300", "MQCHAT_ESCALATE_AFTER": "0"}
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With `-n N --dist loadgroup` (scripts/test): a module's tests run on one worker, in order, sharing its
+    module's fixtures; every test on the NATS cluster runs on one worker, so that it starts one cluster."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_nats = "nats_system" in item.fixturenames or (callspec is not None and callspec.params.get("system") == "nats")
+        item.add_marker(pytest.mark.xdist_group("nats" if on_nats else item.module.__name__))
+
+
 @pytest.fixture(scope="session")
 def platform() -> Iterator[Platform]:
     """The host platform's auth backend (signing keys, JWKS over HTTP) that the session's systems trust."""
