@@ -29,7 +29,7 @@ function renderAttachments() {
 
 function attachmentView(attachment) {
   if (attachment.kind === "image") {
-    const img = el("img", { alt: attachment.filename, onload: bottom.keep });
+    const img = el("img", { alt: attachment.filename, onload: (event) => bottom.grew(event.target) });
     loadBlob(attachment).then((url) => { img.src = url; }, () => { img.alt = `${attachment.filename} (unavailable)`; });
     return img;
   }

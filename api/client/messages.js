@@ -9,7 +9,7 @@ import { stickToBottom } from "./stick.js";
 
 const PAGE = 50;
 
-/** Keeps the message list at its newest message while the reader is there (call bottom.keep after late growth). */
+/** Keeps the message list at its newest message while the reader is there (call bottom.grew after late growth). */
 export const bottom = stickToBottom($("messages"));
 
 function remember(message) {

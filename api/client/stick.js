@@ -11,7 +11,13 @@ export function stickToBottom(list) {
   new ResizeObserver(keep).observe(list);
   return {
     get atBottom() { return atBottom; },
-    /** Call after adding content that grows later (an image's load): the view stays at the bottom if it was. */
-    keep,
+    /** Call when an element grew late (an image's load): the view stays at the bottom if it was there before the
+     *  element grew. The scroll that put it there may be measured only after the growth (a re-render scrolls to the
+     *  bottom, the image loads, then the scroll event runs), so that measure alone would say "scrolled away". */
+    grew(element) {
+      if (!atBottom && list.scrollHeight - element.offsetHeight - list.scrollTop - list.clientHeight >= NEAR_PX) return;
+      atBottom = true;
+      list.scrollTop = list.scrollHeight;
+    },
   };
 }
