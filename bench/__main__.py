@@ -8,6 +8,7 @@
     python -m bench --count              # what one chat message costs: store commands, JSON, validation, packets
     python -m bench --profile --rates 200 --duration 20   # py-spy of every server process during E2E rounds
     python -m bench --measure workers --broker mosquitto --workers 1,2 --rates 300,1000 --duration 10
+    python -m bench --measure relay --broker mosquitto --rates 4000,7000,10000   # the raw relay alone (bench.relay)
     python -m bench --measure flood --duration 10 --runs 5   # nothing acknowledged lost at the broker's limit
     python -m bench --measure idle --connections 5000 --runs 3   # broker memory per idle connection (bench.idle)
     python -m bench --measure history --history-depth 1000000   # history pages at depth, alone (bench.history)
@@ -19,7 +20,6 @@ import argparse
 import asyncio
 import json
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -30,10 +30,11 @@ import httpx
 import psutil
 from rich.progress import Progress
 
-from bench import calibration, costs, flood, history, idle, profiling, workers
+from bench import calibration, costs, flood, history, idle, profiling, relay, workers
 from bench.measures import LONG_TOKENS, fill_history, history_latency, login_throughput, search_indexed
 from bench.output import report_stem, write_report
 from bench.rounds import components, load_round, make_pairs
+from bench.summary import summarize_rounds
 from core.db import init_db
 from core.settings import Settings
 from tests.support import System, open_conversation, signup
@@ -56,8 +57,9 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, nargs="?", const=100, default=0, metavar="MESSAGES",
                         help="instead of timing: count what one message costs, over MESSAGES sent one at a time (default 100)")
     parser.add_argument("--profile", action="store_true", help="instead of the full report: py-spy each server process during one E2E round per rate")
-    parser.add_argument("--measure", choices=["load", "workers", "flood", "idle", "history"], default="load",
-                        help="load: the full report; workers: E2E rounds per bridge worker count (bench.workers); "
+    parser.add_argument("--measure", choices=["load", "relay", "workers", "flood", "idle", "history"], default="load",
+                        help="load: the full report; relay: raw relay rounds only, at --rates (bench.relay); "
+                             "workers: E2E rounds per bridge worker count (bench.workers); "
                              "flood: closed-loop floods, every acknowledged message counted (bench.flood); "
                              "idle: idle connections held and broker memory per connection, a fresh system per run (bench.idle); "
                              "history: pages and after_seq at --history-depth, --runs rounds (bench.history)")
@@ -76,31 +78,10 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _median(results: list[dict], key: str) -> float:
-    return round(statistics.median(r[key] for r in results), 2)
-
-
-def _summarize_rounds(runs: list[dict], run_calibration: dict) -> dict:
-    """Medians over the comparable runs of one path@rate, CPU per message also in reference milliseconds."""
-    chosen = calibration.comparable(runs)
-    cpu = _cpu_per_message(chosen)
-    return {
-        "runs": runs, **{m: _median(chosen, m) for m in ("achieved_rate", "p50_ms", "p95_ms", "p99_ms", "max_ms", "lost")},
-        "flagged_runs": sum(1 for run in runs if run["flags"]), "median_of": "unflagged" if chosen is not runs else "all",
-        "cpu_ms_per_message": cpu, "cpu_ref_ms_per_message": calibration.in_reference_ms(cpu, run_calibration),
-    }  # fmt: skip
-
-
 def _peak(load: dict[str, dict]) -> dict[str, float]:
     """The highest achieved rate of each path over all offered rates, and E2E's share of the raw relay's."""
     peak = {path: max(row["achieved_rate"] for key, row in load.items() if key.startswith(f"{path}@")) for path in ("e2e", "raw")}
     return {**peak, "ratio": round(peak["e2e"] / max(peak["raw"], 1e-9), 3)}
-
-
-def _cpu_per_message(results: list[dict]) -> dict[str, float]:
-    """Median CPU milliseconds each process spent per delivered message: who does the work."""
-    roles = results[0]["cpu_seconds"]
-    return {role: round(statistics.median(r["cpu_seconds"][role] * 1000 / max(r["received"], 1) for r in results), 3) for role in roles}
 
 
 # The shipped argon2id parameters: test systems hash cheaply, but logins are measured as users get them.
@@ -148,7 +129,7 @@ async def bench(args: argparse.Namespace) -> dict:
                         result.run = run
                         result.flags += calibration.drift_flags(points[-2], points[-1])
             report["calibration"] = calibration.summary(points)
-            report["load"] = {key: _summarize_rounds([r.as_dict() for r in runs], report["calibration"]) for key, runs in load.items()}
+            report["load"] = {key: summarize_rounds([r.as_dict() for r in runs], report["calibration"]) for key, runs in load.items()}
             report["ratios"] = {
                 str(rate): round(report["load"][f"e2e@{rate}"]["achieved_rate"] / max(report["load"][f"raw@{rate}"]["achieved_rate"], 1e-9), 3)
                 for rate in rates
@@ -322,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
-    """`--measure workers`, `flood`, `idle` or `history`: its own systems and report."""
+    """`--measure relay`, `workers`, `flood`, `idle` or `history`: its own systems and report."""
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if args.measure == "idle":
         report = asyncio.run(idle.measure_idle(args.broker, args.connections, args.runs))
@@ -331,6 +312,10 @@ def _measure(args: argparse.Namespace) -> int:
         counts, rates = [int(n) for n in args.workers.split(",")], [int(r) for r in args.rates.split(",")]
         report = asyncio.run(workers.measure_workers(args.broker, counts, rates, args.duration, args.runs, args.pairs, args.kill_worker))
         render = workers.markdown
+    elif args.measure == "relay":
+        rates = [int(r) for r in args.rates.split(",")]
+        report = asyncio.run(relay.measure_relay(args.broker, rates, args.duration, args.runs, args.pairs, args.settle))
+        render = relay.markdown
     elif args.measure == "history":
         report = asyncio.run(history.measure_history(args.broker, args.history_depth, args.runs, 20 if args.quick else 200))
         render = history.markdown

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import calibration, compare
+from bench import calibration, compare, relay
 from bench.rounds import components, load_round, make_pairs, spread
 from bench.workers import out_of_order
 from tests.support import System
@@ -76,6 +76,16 @@ async def test_a_round_on_the_cluster_crosses_its_nodes_and_counts_every_process
     result = await load_round(nats_system, pairs, 30, 1.0, e2e=True)
     assert result.lost == 0 and result.received == result.sent > 0
     assert compare.cpu_by_role({"cpu_ms_per_message": {"broker": 1.0, "broker 2": 0.5, "bridge": 2.0}}) == {"broker": 1.5, "bridge": 2.0}
+
+
+async def test_the_relay_measure_offers_each_rate_and_counts_the_generator(amqtt_system: System) -> None:
+    """`bench --measure relay`: raw rounds only, a row per offered rate with the broker's and the generator's CPU."""
+    report = await relay.relay_rounds(amqtt_system, [40, 80], 1.0, 1, 2)
+    assert list(report["relay"]) == ["40", "80"]
+    assert all(row["lost"] == 0 and row["achieved_rate"] > 0 and row["runs"][0]["path"] == "raw" for row in report["relay"].values())
+    shown = relay.markdown({**report, "broker": "amqtt", "started": "now"})
+    assert shown.count("\n| 40 |") == 1 and shown.count("\n| 80 |") == 1
+    assert report["relay"]["80"]["cpu_ms_per_message"]["load generator"] > 0
 
 
 def test_rounds_on_a_loaded_or_drifting_machine_are_flagged() -> None:
