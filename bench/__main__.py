@@ -68,7 +68,8 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paths", default="raw,e2e", help="--measure flood: raw (the broker alone) and/or e2e (through the bridge)")
     parser.add_argument("--window", type=int, default=50, help="--measure flood: unacknowledged PUBLISHes per publisher")
     parser.add_argument("--settle", type=float, default=0.0,
-                        help="before each load round, wait up to this many seconds for the 1-minute load to fall to 0.7 (quotable rounds)")
+                        help="before each load, relay, flood or history round, wait up to this many seconds for the 1-minute load "
+                             "to fall to 0.7 (quotable rounds)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -317,10 +318,10 @@ def _measure(args: argparse.Namespace) -> int:
         report = asyncio.run(relay.measure_relay(args.broker, rates, args.duration, args.runs, args.pairs, args.settle))
         render = relay.markdown
     elif args.measure == "history":
-        report = asyncio.run(history.measure_history(args.broker, args.history_depth, args.runs, 20 if args.quick else 200))
+        report = asyncio.run(history.measure_history(args.broker, args.history_depth, args.runs, 20 if args.quick else 200, args.settle))
         render = history.markdown
     else:
-        report = asyncio.run(flood.measure_flood(args.broker, args.paths.split(","), args.duration, args.window, args.runs, args.pairs))
+        report = asyncio.run(flood.measure_flood(args.broker, args.paths.split(","), args.duration, args.window, args.runs, args.pairs, args.settle))
         render = flood.markdown
     report.update(broker=args.broker, machine=_machine(), started=started)
     write_report(report_stem(args.out, f"{args.measure}-{args.broker}"), report, render(report))

@@ -186,8 +186,11 @@ async def run_flood(
     return result
 
 
-async def measure_flood(broker: str, paths: list[str], duration: float, window: int, runs: int, pairs: int) -> dict:
-    """`runs` floods of each path on one system, a calibration after each run; every flood's figures."""
+async def measure_flood(
+    broker: str, paths: list[str], duration: float, window: int, runs: int, pairs: int, settle: float = 0.0
+) -> dict:
+    """`runs` floods of each path on one system, a calibration after each run; every flood's figures. Each flood
+    waits up to `settle` seconds for a quiet machine (calibration.settled_load)."""
     workdir = Path(tempfile.mkdtemp(prefix="mqchat-bench-flood-"))
     system = System.on_free_ports(workdir / "data", broker=broker)
     system.start()
@@ -199,7 +202,7 @@ async def measure_flood(broker: str, paths: list[str], duration: float, window: 
             for run in range(runs):
                 started = len(report["floods"])
                 for path in paths:
-                    load_before = calibration.load_average()
+                    load_before = await calibration.settled_load(settle)
                     async with connected(system, made, f"flood{run}", path == "e2e", persistent=True) as clients:
                         processes = components(system)
                         before = cpu_use(processes)

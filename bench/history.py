@@ -28,8 +28,9 @@ from core.settings import Settings
 from tests.support import System, open_conversation, signup
 
 
-async def measure_history(broker: str, depth: int, runs: int, samples: int) -> dict:
-    """Fill one conversation to `depth` messages, then `runs` rounds of `samples` pages and catch-ups."""
+async def measure_history(broker: str, depth: int, runs: int, samples: int, settle: float = 0.0) -> dict:
+    """Fill one conversation to `depth` messages, then `runs` rounds of `samples` pages and catch-ups, each
+    waiting up to `settle` seconds for a quiet machine (calibration.settled_load)."""
     workdir = Path(tempfile.mkdtemp(prefix="mqchat-bench-history-"))
     system = System.on_free_ports(workdir / "data", broker=broker, **LONG_TOKENS)
     system.start()
@@ -46,7 +47,7 @@ async def measure_history(broker: str, depth: int, runs: int, samples: int) -> d
                 report["indexed_s"] = round(await search_indexed(), 1)
                 processes = {role: process for role, process in components(system).items() if role in ("api", "store")}
                 for run in range(runs):
-                    load_before = calibration.load_average()
+                    load_before = await calibration.settled_load(settle)
                     cpu_before = cpu_use(processes)
                     result = await history_latency(api, receiver.headers, cid, depth, samples)
                     used = cpu_use(processes, cpu_before)  # 2 requests a sample: a page and a catch-up
