@@ -402,6 +402,8 @@ class WebhookEndpoint(Document):
 
     Enabled while `disabled_reason` is empty (a string, not a bool: nx-27017 keeps `$set`
     bools as ints). The sender `$inc`s `consecutive_failures` and resets it on a success.
+    `enabled_at`: when it was last enabled again after being disabled (unset: enabled since
+    `created_at`); it is sent the events recorded from then on.
     """
 
     url: str
@@ -413,6 +415,7 @@ class WebhookEndpoint(Document):
     failing_since_ms: int = 0
     created_by: str
     created_at: datetime = Field(default_factory=utcnow)
+    enabled_at: datetime | None = None
 
     class Settings:
         name = "webhook_endpoints"

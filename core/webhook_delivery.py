@@ -3,7 +3,8 @@
 Runs beside the lead bridge worker and as `mqchat webhooks` alone; several senders
 share the backlog. Every poll it
 1. fans out events recorded at least SETTLE_MS ago (core.services.webhook_events) into one
-   delivery per enabled endpoint that wants them (deterministic ids: fanning out twice is harmless);
+   delivery per enabled endpoint that wants them and existed when they were recorded (deterministic
+   ids: fanning out twice is harmless); while no endpoint is enabled it reads and marks nothing;
 2. for each enabled endpoint not already being served, starts serving it: reads the
    endpoint's undelivered deliveries in order, takes the first of each stream (a conversation,
    a ticket), and sends each stream in order, at most `webhook_concurrency` streams at once.
@@ -41,7 +42,7 @@ from core.clock import iso_from_ms, to_ms, utcnow
 from core.db import init_db
 from core.documents import User, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from core.services.lookup import get_by_id
-from core.services.webhooks import delivery_document, insert_deliveries, wants
+from core.services.webhooks import delivery_document, insert_deliveries, sent_from_ms, unfanned_filter, wants
 from core.settings import Settings
 from core.tasks import cancel_and_wait
 from core.webhook_payloads import WebhookTestOut
@@ -194,17 +195,21 @@ class WebhookSender:
             del self._serving[key]
 
     async def _fan_out(self, endpoints: list[WebhookEndpoint]) -> None:
-        """One delivery per (event, endpoint that wants it) for events recorded at least SETTLE_MS ago."""
+        """One delivery per (event, endpoint that wants it and existed then) for events recorded at least SETTLE_MS
+        ago; nothing to do (no store command) while no endpoint is enabled."""
         events = WebhookEvent.get_pymongo_collection()
         while True:
-            ready = await events.find({"fanned": 0, "recorded_ms": {"$lte": _now_ms() - SETTLE_MS}}).sort(
-                [("recorded_ms", 1)]
-            ).limit(FAN_OUT_BATCH).to_list()
+            waiting = unfanned_filter(endpoints, _now_ms() - SETTLE_MS)
+            if waiting is None:
+                return
+            ready = await events.find(waiting).sort([("recorded_ms", 1)]).limit(FAN_OUT_BATCH).to_list()
             if not ready:
                 return
+            sent_from = {str(endpoint.id): sent_from_ms(endpoint) for endpoint in endpoints}
             await insert_deliveries([
                 delivery_document(str(endpoint.id), event, event["recorded_ms"])
-                for event in ready for endpoint in endpoints if wants(endpoint, event["type"])
+                for event in ready for endpoint in endpoints
+                if wants(endpoint, event["type"]) and event["recorded_ms"] >= sent_from[str(endpoint.id)]
             ])  # fmt: skip
             await events.update_many({"_id": {"$in": [event["_id"] for event in ready]}}, {"$set": {"fanned": 1}})
             if len(ready) < FAN_OUT_BATCH:

@@ -19,12 +19,15 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from core import topics
+from core.clock import to_ms
+from core.documents import WebhookEndpoint
 from core.errors import InvalidInput
-from core.services.webhooks import new_secret
+from core.services.webhooks import CREATED_MARGIN_MS, new_secret, sent_from_ms, unfanned_filter
 from core.settings import Settings
 from core.webhook_delivery import post, retry_delay_ms
 from core.webhook_targets import check_resolved, check_url, client
 from mqchat.store import free_port
+from tests.metrics_support import scrape, value
 from tests.support import (
     Account,
     System,
@@ -344,6 +347,43 @@ async def test_private_addresses_are_refused_unless_allowed(receiver: Receiver, 
     async with client(development, 1) as http:
         allowed = await post(http, url, receiver.hooks["private"].secret, "evt-allowed", '{"type": "ping"}', 5)
     assert allowed.ok and receiver.hooks["private"].events == [("evt-allowed", {"type": "ping"})]
+
+
+async def test_with_no_webhook_an_event_costs_its_insert_and_nothing_waits(amqtt_system: System) -> None:
+    """The session's system has no endpoint: the sender neither reads nor marks the events recorded for it (the
+    fan-out's marks were a fifth of the store's work per message, docs/benchmarks.md), and no event counts as waiting."""
+    from pymongo import AsyncMongoClient
+
+    async with httpx.AsyncClient(base_url=amqtt_system.api_url, timeout=30) as rest:
+        alice, bob = await signup(rest), await signup(rest)
+        cid = (await open_conversation(rest, alice, bob))["id"]
+        sent = await rest.post(f"/api/conversations/{cid}/messages", json={"body": "no webhook"}, headers=alice.headers)
+        assert sent.status_code == 201
+        await asyncio.sleep(1.0)  # SETTLE_MS + a few polls: a sender with an endpoint would have marked it by now
+        staff = await create_staff(amqtt_system, rest, "admin")
+        _, samples = await scrape(rest, staff)
+    mongo: AsyncMongoClient = AsyncMongoClient(amqtt_system.store_uri)
+    try:
+        event = await mongo.mqchat.webhook_events.find_one({"_id": f"message.created:{sent.json()['id']}"})
+    finally:
+        await mongo.close()
+    assert event is not None and event["fanned"] == 0, "recorded (a webhook added later can replay it), never marked"
+    assert value(samples, "mqchat_webhook_events_unfanned") == 0
+
+
+def test_an_endpoint_is_sent_what_was_recorded_after_it_was_created() -> None:
+    """Each endpoint from its own creation or re-enabling (less a margin for clocks); what waits starts at the oldest.
+    (model_construct: plain values, no store behind them.)"""
+    old, new = (
+        WebhookEndpoint.model_construct(url="https://a.example/", events=["*"], created_at=datetime(2026, month, 1, tzinfo=UTC))
+        for month in (1, 6)
+    )
+    assert sent_from_ms(new) - sent_from_ms(old) == to_ms(new.created_at) - to_ms(old.created_at) > 0
+    assert sent_from_ms(old) == to_ms(old.created_at) - CREATED_MARGIN_MS
+    assert unfanned_filter([]) is None
+    assert unfanned_filter([new, old], 99) == {"fanned": 0, "recorded_ms": {"$gte": sent_from_ms(old), "$lte": 99}}
+    old.enabled_at = datetime(2026, 9, 1, tzinfo=UTC)  # disabled, then enabled again: from then on
+    assert sent_from_ms(old) == to_ms(old.enabled_at) - CREATED_MARGIN_MS > sent_from_ms(new)
 
 
 def test_the_default_retry_schedule_spans_a_day() -> None:

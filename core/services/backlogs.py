@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from core.clock import to_ms, utcnow
 from core.documents import Ticket, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from core.services.webhooks import unfanned_filter
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,8 @@ async def read_backlogs() -> Backlogs:
     oldest = await Ticket.find({"status": "open"}).sort([("number", 1)]).limit(1).to_list()
     deliveries = WebhookDelivery.get_pymongo_collection()
     backlog, oldest_ms, failing, disabled = 0, now_ms, 0, 0
-    for endpoint in await WebhookEndpoint.find({}).to_list():
+    endpoints = await WebhookEndpoint.find({}).to_list()
+    for endpoint in endpoints:
         if endpoint.disabled_reason:
             disabled += 1
         elif endpoint.consecutive_failures:
@@ -41,7 +43,8 @@ async def read_backlogs() -> Backlogs:
         first = await deliveries.find_one(due, sort=[("recorded_ms", 1)], projection={"recorded_ms": 1})
         if first is not None:
             oldest_ms = min(oldest_ms, first["recorded_ms"])
-    unfanned = await WebhookEvent.get_pymongo_collection().count_documents({"fanned": 0})
+    not_fanned = unfanned_filter([endpoint for endpoint in endpoints if not endpoint.disabled_reason])
+    unfanned = await WebhookEvent.get_pymongo_collection().count_documents(not_fanned) if not_fanned else 0
     return Backlogs(
         tickets_waiting=waiting,
         oldest_ticket_seconds=max(0.0, (now - oldest[0].created_at).total_seconds()) if oldest else 0.0,

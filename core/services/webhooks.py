@@ -48,6 +48,28 @@ def wants(endpoint: WebhookEndpoint, event_type: str) -> bool:
     return "*" in endpoint.events or event_type in endpoint.events
 
 
+# the clocks of the process that created an endpoint and of the one recording an event may differ a little
+CREATED_MARGIN_MS = 5_000
+
+
+def sent_from_ms(endpoint: WebhookEndpoint) -> int:
+    """The recording time from which the endpoint is sent events: what happens after it was created, or enabled
+    again after being disabled."""
+    return to_ms(endpoint.enabled_at or endpoint.created_at) - CREATED_MARGIN_MS
+
+
+def unfanned_filter(endpoints: list[WebhookEndpoint], until_ms: int | None = None) -> dict[str, Any] | None:
+    """Which recorded events still wait to be turned into deliveries for these (enabled) endpoints; None when
+    there is no endpoint, so nothing waits. Events recorded while no endpoint was enabled are never fanned out
+    (no endpoint is sent them) and simply expire: with no webhook, recording an event costs one insert, no more."""
+    if not endpoints:
+        return None
+    recorded: dict[str, int] = {"$gte": min(sent_from_ms(endpoint) for endpoint in endpoints)}
+    if until_ms is not None:
+        recorded["$lte"] = until_ms
+    return {"fanned": 0, "recorded_ms": recorded}
+
+
 async def _checked_url(url: str, settings: Settings) -> str:
     check_url(url, settings)
     await check_resolved(url, settings)
@@ -107,6 +129,8 @@ async def update_endpoint(endpoint_id: str, patch: WebhookPatch, settings: Setti
     if patch.description is not UNSET:
         endpoint.description = patch.description.strip()
     if patch.enabled is True:
+        if endpoint.disabled_reason:  # what was recorded while it was disabled is not queued for it (replay it)
+            endpoint.enabled_at = utcnow()
         endpoint.disabled_reason, endpoint.consecutive_failures, endpoint.failing_since_ms = "", 0, 0
     elif patch.enabled is False and not endpoint.disabled_reason:
         endpoint.disabled_reason = ADMIN_DISABLED
