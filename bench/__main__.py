@@ -31,9 +31,10 @@ import psutil
 from rich.progress import Progress
 
 from bench import calibration, costs, flood, history, idle, profiling, relay, workers
+from bench.load import LoadResult
 from bench.measures import LONG_TOKENS, fill_history, history_latency, login_throughput, search_indexed
 from bench.output import report_stem, write_report
-from bench.rounds import components, load_round, make_pairs
+from bench.rounds import calibrated_rounds, components, load_round, make_pairs
 from bench.summary import summarize_rounds
 from core.db import init_db
 from core.settings import Settings
@@ -114,21 +115,13 @@ async def bench(args: argparse.Namespace) -> dict:
                 report["connections"] = await measure_connections()
             # Deterministic, so first: what one message costs, counted (bench.costs).
             report["counts"] = await costs.count_costs(system, api, components(system), workdir, 10 if args.quick else 100)
-            load: dict[str, list[dict]] = {}
             with Progress() as progress:
                 task = progress.add_task("load", total=args.runs * len(rates) * 2)
-                for run in range(args.runs):
-                    rounds = []
-                    for rate in rates:
-                        for e2e in (False, True):
-                            result = await load_round(system, pairs, rate, args.duration, e2e, settle=args.settle)
-                            rounds.append(result)
-                            load.setdefault(f"{result.path}@{rate}", []).append(result)
-                            progress.update(task, advance=1, description=f"run {run + 1} {result.path} {rate}/s p99 {result.p99_ms} ms")
-                    points.append(calibration.calibrate())
-                    for result in rounds:
-                        result.run = run
-                        result.flags += calibration.drift_flags(points[-2], points[-1])
+
+                def shown(run: int, result: LoadResult) -> None:
+                    progress.update(task, advance=1, description=f"run {run + 1} {result.path} {result.offered_rate}/s p99 {result.p99_ms} ms")
+
+                load = await calibrated_rounds(system, pairs, rates, args.duration, args.runs, (False, True), points, args.settle, shown)
             report["calibration"] = calibration.summary(points)
             report["load"] = {key: summarize_rounds([r.as_dict() for r in runs], report["calibration"]) for key, runs in load.items()}
             report["ratios"] = {

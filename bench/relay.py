@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from bench import calibration
-from bench.rounds import load_round, make_pairs
+from bench.rounds import calibrated_rounds, make_pairs
 from bench.summary import summarize_rounds
 from tests.support import System
 
@@ -34,20 +34,13 @@ async def measure_relay(broker: str, rates: list[int], duration: float, runs: in
 async def relay_rounds(system: System, rates: list[int], duration: float, runs: int, pairs: int, settle: float = 0.0) -> dict:
     """`runs` passes over every rate (raw relay only), a calibration after each pass."""
     points = [calibration.calibrate()]
-    rounds: dict[str, list[dict]] = {}
     async with httpx.AsyncClient(base_url=system.api_url, timeout=60) as api:
         made, _ = await make_pairs(system, api, pairs)
-        for run in range(runs):
-            results = [await load_round(system, made, rate, duration, False, settle=settle) for rate in rates]
-            points.append(calibration.calibrate())
-            for rate, result in zip(rates, results, strict=True):
-                result.run = run
-                result.flags += calibration.drift_flags(points[-2], points[-1])
-                rounds.setdefault(str(rate), []).append(result.as_dict())
+        load = await calibrated_rounds(system, made, rates, duration, runs, (False,), points, settle)
     summary = calibration.summary(points)
     return {
         "rates": rates, "duration_s": duration, "pairs": pairs, "calibration": summary,
-        "relay": {rate: summarize_rounds(runs_at, summary) for rate, runs_at in rounds.items()},
+        "relay": {key.removeprefix("raw@"): summarize_rounds([r.as_dict() for r in results], summary) for key, results in load.items()},
     }  # fmt: skip
 
 

@@ -119,3 +119,26 @@ async def load_round(
         result.cpu_seconds = cpu_use(processes, before)
         result.load_before, result.flags = load_before, calibration.round_flags(load_before)
         return result
+
+
+async def calibrated_rounds(
+    system: System, pairs: list, rates: list[int], duration: float, runs: int, paths: tuple[bool, ...], points: list[float],
+    settle: float = 0.0, shown: Callable[[int, LoadResult], None] | None = None,
+) -> dict[str, list[LoadResult]]:
+    """`runs` passes over every rate and path (`e2e` False: the raw relay), each followed by a calibration appended
+    to `points`, whose drift flags that pass's rounds; the rounds by "path@rate". `shown(run, result)` after each."""
+    load: dict[str, list[LoadResult]] = {}
+    for run in range(runs):
+        rounds = []
+        for rate in rates:
+            for e2e in paths:
+                result = await load_round(system, pairs, rate, duration, e2e, settle=settle)
+                result.run = run
+                rounds.append(result)
+                load.setdefault(f"{result.path}@{rate}", []).append(result)
+                if shown is not None:
+                    shown(run, result)
+        points.append(calibration.calibrate())
+        for result in rounds:
+            result.flags += calibration.drift_flags(points[-2], points[-1])
+    return load
