@@ -139,6 +139,9 @@ class Message(Document):
     # 0 until the search indexer (core.services.search.indexer) has written its MessageWords; set to 0 again
     # by an edit or a delete. Sending does no search work: the text index is on `message_words`.
     search_indexed: int = 0
+    # 0 when sent, 1 once first reacted to: a history page looks up the reactions of messages not at 0 only.
+    # None (absent) in messages stored before the flag existed, whose reactions are always looked up.
+    reacted: int | None = None
 
     def stored_form(self) -> dict[str, Any]:
         """The document as Beanie would store it, for bulk inserts on the hot path.

@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from core.db import init_db
+from core.settings import Settings
 from tests.platform_support import Platform
 from tests.support import (
     Account,
@@ -131,6 +133,15 @@ async def bob(api: httpx.AsyncClient) -> Account:
 @pytest.fixture
 async def admin(system: System, api: httpx.AsyncClient) -> Account:
     return await create_staff(system, api, "admin")
+
+
+@pytest.fixture
+async def store(system: System, tmp_path: Path) -> AsyncIterator[None]:
+    """Beanie in this process on the session system's store, for services called directly."""
+    settings = Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), "MONGODB_URI": system.store_uri}, env_file=None)
+    client = await init_db(settings)
+    yield
+    await client.close()
 
 
 @pytest.fixture

@@ -6,8 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from bson import ObjectId
+from pymongo import AsyncMongoClient
 
-from tests.support import Account, open_conversation, signup
+from core.documents import Message
+from core.services.messages.edit import _replace_as_read
+from tests.support import Account, System, open_conversation, signup
 from tests.test_attachments import PNG, upload
 
 
@@ -67,3 +71,52 @@ async def test_a_page_shows_each_message_as_it_is_now(api: httpx.AsyncClient, al
     assert (await api.get("/api/conversations/not-an-id/messages", headers=alice.headers)).status_code == 404
     foreign_cursor = await api.get(url, params={"before": elsewhere["id"]}, headers=alice.headers)
     assert foreign_cursor.status_code == 400, "a cursor of another conversation"
+
+
+async def test_messages_stored_before_reactions_were_flagged_still_show_theirs(
+    system: System, api: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:  # fmt: skip
+    """A page looks up the reactions of the messages flagged as reacted to, and of those stored before the flag
+    existed (no `reacted` field), never skipping them as unreacted."""
+    cid = (await open_conversation(api, alice, bob))["id"]
+    older, newer, plain = [await _send(api, cid, alice, body=body) for body in ("older", "newer", "plain")]
+    for message in (older, newer):
+        reacted = await api.post(f"/api/messages/{message['id']}/reactions", json={"emoji": "👍"}, headers=bob.headers)
+        assert reacted.status_code == 200, reacted.text
+    mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri, tz_aware=True)
+    try:
+        stored = mongo.mqchat.messages
+        assert [(await stored.find_one({"_id": ObjectId(m["id"])}))["reacted"] for m in (older, newer, plain)] == [True, True, False]
+        await stored.update_one({"_id": ObjectId(older["id"])}, {"$unset": {"reacted": ""}})  # as stored before the flag
+    finally:
+        await mongo.close()
+    edited = await api.patch(f"/api/messages/{older['id']}", json={"body": "older, edited"}, headers=alice.headers)
+    assert edited.status_code == 200, edited.text
+    thumbs = [{"emoji": "👍", "count": 1, "user_ids": [bob.id]}]
+    page = (await api.get(f"/api/conversations/{cid}/messages", headers=alice.headers)).json()["items"]
+    assert [(m["body"], m["reactions"]) for m in page] == [("plain", []), ("newer", thumbs), ("older, edited", thumbs)]
+
+
+async def test_an_edit_never_undoes_a_delete_or_a_first_reaction_made_since_the_message_was_read(
+    store: None, api: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:  # fmt: skip
+    """An edit writes the message whole: over a message deleted or first reacted to since the edit read it, that
+    write would bring the body back or hide the reaction from history, so it is not made (the edit reads again)."""
+    cid = (await open_conversation(api, alice, bob))["id"]
+    message = await _send(api, cid, alice, body="first")
+    read_before_reaction = await Message.get(ObjectId(message["id"]))
+    assert (await api.post(f"/api/messages/{message['id']}/reactions", json={"emoji": "👍"}, headers=bob.headers)).status_code == 200
+    read_before_reaction.body = "stale"
+    assert not await _replace_as_read(read_before_reaction)
+    read_after_reaction = await Message.get(ObjectId(message["id"]))
+    read_after_reaction.body = "second"
+    assert await _replace_as_read(read_after_reaction)
+    [shown] = (await api.get(f"/api/conversations/{cid}/messages", headers=alice.headers)).json()["items"]
+    assert (shown["body"], shown["reactions"]) == ("second", [{"emoji": "👍", "count": 1, "user_ids": [bob.id]}])
+
+    read_before_delete = await Message.get(ObjectId(message["id"]))
+    assert (await api.delete(f"/api/messages/{message['id']}", headers=alice.headers)).status_code == 200
+    read_before_delete.body = "back from the dead"
+    assert not await _replace_as_read(read_before_delete)
+    [shown] = (await api.get(f"/api/conversations/{cid}/messages", headers=alice.headers)).json()["items"]
+    assert (shown["body"], shown["deleted"]) == ("", True)

@@ -4,17 +4,12 @@ several API processes share, on the session's store."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from core.db import init_db
 from core.ratelimit import TokenBucket
 from core.services import rate_windows
 from core.services.rate_windows import SharedWindow
-from core.settings import Settings
-from tests.support import System
 
 
 class Clock:
@@ -66,15 +61,6 @@ def test_many_keys_stay_within_the_bound_forgetting_the_least_recently_used() ->
             assert bucket.take("busy") is not None, "a key in use is remembered (still empty)"
         assert len(bucket) <= 100
     assert bucket.take("user-0") is None, "a forgotten key starts again with a full bucket"
-
-
-@pytest.fixture
-async def store(system: System, tmp_path: Path) -> AsyncIterator[None]:
-    """Beanie on the session system's store."""
-    settings = Settings.load({"MQCHAT_DATA_DIR": str(tmp_path), "MONGODB_URI": system.store_uri}, env_file=None)
-    client = await init_db(settings)
-    yield
-    await client.close()
 
 
 async def test_a_shared_window_is_one_allowance_sliding_over_the_previous_window(store: None) -> None:

@@ -112,15 +112,15 @@ class ConversationsController(Controller):
         """Newest first with a `before` cursor (`next_before` is null on the last page), or oldest first after `after_seq`.
 
         After the membership check, the page and the watermarks are read at once, then what
-        the page's messages need (quoted messages, reactions): 3 round trips after the caller's.
+        the page's messages need, if anything (quoted messages, reactions of the messages reacted
+        to): 2 or 3 round trips after the caller's.
         """
         await conversations.require_member(conversation_id, str(current_user.id))
         (page, next_before), watermarks = await asyncio.gather(
             messages.history(conversation_id, before, after_seq, limit, cursor_positions), messages.read_states(conversation_id)
         )
-        previews, reacted = await asyncio.gather(
-            messages.reply_previews(page), reactions.entries_of([str(stored["_id"]) for stored in page if not stored.get("deleted")])
-        )
+        reacted_ids = [str(stored["_id"]) for stored in page if reactions.may_have_reactions(stored)]
+        previews, reacted = await asyncio.gather(messages.reply_previews(page), reactions.entries_of(reacted_ids))
         items = reactions.fill([messages.stored_message_out(message, watermarks, previews) for message in page], reacted)
         return MessagePage(items=items) if after_seq is not None else MessagePage(items=items, next_before=next_before)
 

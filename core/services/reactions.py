@@ -69,6 +69,8 @@ async def react(user_id: str, message_id: str, emoji: str, on: bool, max_distinc
         raise Conflict("the message was deleted")
     await blocks.check_may_write(conversation, user_id)
     entry = f"{user_id}:{emoji}"
+    if on and message.reacted != 1:  # before the set changes: a page that sees the reaction sees the flag
+        await Message.get_pymongo_collection().update_one({"_id": message.id}, {"$set": {"reacted": 1}})
     before = await _change(message, entry, on)
     if not on:
         return Reacted(message, conversation, summarize([e for e in before if e != entry]), entry in before)
@@ -109,6 +111,12 @@ async def entries_of(message_ids: list[str]) -> dict[str, list[str]]:
         return {}
     sets = ReactionSet.get_pymongo_collection().find({"_id": {"$in": message_ids}}, {"entries": 1})
     return {doc["_id"]: doc["entries"] for doc in await sets.to_list()}
+
+
+def may_have_reactions(stored: dict) -> bool:
+    """Whether a stored message may have reactions to look up: not deleted, and reacted to (or stored before
+    messages recorded that)."""
+    return not stored.get("deleted") and stored.get("reacted") != 0
 
 
 def fill(views: list[MessageOut], entries: dict[str, list[str]]) -> list[MessageOut]:

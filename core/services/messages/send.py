@@ -193,6 +193,7 @@ def _new_message(command: SendCommand, shown: list[AttachmentRef], quoted: Messa
         attachments=shown,
         reply_to=command.reply_to,
         reply_to_seq=quoted.seq if quoted is not None else None,
+        reacted=0,
     )
 
 
