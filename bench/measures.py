@@ -32,7 +32,8 @@ async def fill_history(conversation_id: str, sender_id: str, depth: int, batch: 
     for offset in range(0, depth, batch):
         docs = [
             Message(id=PydanticObjectId(), conversation_id=conversation_id, seq=base + n + 1, sender_id=sender_id,
-                    client_msg_id=f"h{base + n}", body=f"history {n}", created_at=now - timedelta(seconds=depth - n))
+                    client_msg_id=f"h{base + n}", body=f"history {n}", created_at=now - timedelta(seconds=depth - n),
+                    reacted=0)  # as sent
             for n in range(offset, min(offset + batch, depth))
         ]  # fmt: skip
         await Message.get_pymongo_collection().insert_many([doc.stored_form() for doc in docs])

@@ -92,7 +92,7 @@ async def fill(conversations: list[str], sender_ids: list[str], texts: list[str]
             seqs[cid] += 1
             batch.append(Message(
                 id=PydanticObjectId(), conversation_id=cid, seq=seqs[cid], sender_id=sender_ids[n % len(sender_ids)],
-                client_msg_id=f"b{n}", body=texts[n],
+                client_msg_id=f"b{n}", body=texts[n], reacted=0,
             ).stored_form())  # fmt: skip
         await Message.get_pymongo_collection().insert_many(batch, ordered=True)
     return len(texts) / (time.perf_counter() - start)

@@ -13,6 +13,8 @@ import resource
 import signal
 from collections.abc import Awaitable, Callable
 
+import uvloop
+
 from core.logs import configure_logging
 from core.settings import Settings
 from mqchat.causes import describe
@@ -39,7 +41,7 @@ def raise_open_files_limit(wanted: int | None = None) -> int:
 
 
 def run_until_signalled(settings: Settings, main: Callable[[asyncio.Event], Awaitable[int | None]]) -> int:
-    """Run `main(stop)` in a fresh event loop, with the open-files limit raised; SIGINT/SIGTERM set `stop`.
+    """Run `main(stop)` in a fresh uvloop event loop, with the open-files limit raised; SIGINT/SIGTERM set `stop`.
 
     Returns main's exit code (default 0).
     """
@@ -54,7 +56,8 @@ def run_until_signalled(settings: Settings, main: Callable[[asyncio.Event], Awai
         return await main(stop) or 0
 
     try:
-        return asyncio.run(runner())
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop_runner:
+            return loop_runner.run(runner())
     except Exception as exc:
         debug = logging.getLogger().isEnabledFor(logging.DEBUG)
         log.error("component.failed", extra={"cause": describe(exc)}, exc_info=exc if debug else None)
