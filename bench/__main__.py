@@ -45,10 +45,15 @@ SLO_P99_MS = 100.0
 DEFAULT_RATES = "100,200,300,500,1000,2000,4000"
 
 
+def _numbers(text: str) -> list[int]:
+    """A comma-separated list of whole numbers (`--rates`, `--workers`)."""
+    return [int(part) for part in text.split(",")]
+
+
 def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--broker", choices=["amqtt", "mosquitto", "nats"], default="amqtt")
-    parser.add_argument("--rates", default=DEFAULT_RATES, help="offered rates, msg/s (the top ones find the raw relay's peak)")
+    parser.add_argument("--rates", type=_numbers, default=DEFAULT_RATES, help="offered rates, msg/s (the top ones find the raw relay's peak)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per rate")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=20, help="sender/receiver pairs (one conversation each)")
@@ -64,7 +69,7 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
                              "flood: closed-loop floods, every acknowledged message counted (bench.flood); "
                              "idle: idle connections held and broker memory per connection, a fresh system per run (bench.idle); "
                              "history: pages and after_seq at --history-depth, --runs rounds (bench.history)")
-    parser.add_argument("--workers", default="1,2", help="--measure workers: the bridge worker counts to compare")
+    parser.add_argument("--workers", type=_numbers, default="1,2", help="--measure workers: the bridge worker counts to compare")
     parser.add_argument("--kill-worker", action="store_true", help="--measure workers: SIGKILL the last worker halfway through every round")
     parser.add_argument("--paths", default="raw,e2e", help="--measure flood: raw (the broker alone) and/or e2e (through the bridge)")
     parser.add_argument("--window", type=int, default=50, help="--measure flood: unacknowledged PUBLISHes per publisher")
@@ -74,7 +79,7 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.rates, args.duration, args.runs, args.pairs, args.history_depth = "50", 1.0, 1, 2, 500
+        args.rates, args.duration, args.runs, args.pairs, args.history_depth = [50], 1.0, 1, 2, 500
         args.connections = args.connections or 20
     args.connections = args.connections or {"mosquitto": 10_000, "nats": 2000}.get(args.broker, 5000)
     return args
@@ -100,7 +105,7 @@ async def bench(args: argparse.Namespace) -> dict:
     system.start()
     report: dict = {"broker": args.broker, "machine": _machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     points = [calibration.calibrate()]  # before the first run, then after each (bench.calibration.summary)
-    rates = [int(r) for r in args.rates.split(",")]
+    rates = args.rates
     try:
         async with httpx.AsyncClient(base_url=system.api_url, timeout=60) as api:
             pairs, accounts = await make_pairs(system, api, args.pairs)
@@ -262,7 +267,7 @@ async def profile(args: argparse.Namespace) -> dict:
     try:
         async with httpx.AsyncClient(base_url=system.api_url, timeout=60) as api:
             pairs, _ = await make_pairs(system, api, args.pairs)
-            for rate in (int(r) for r in args.rates.split(",")):
+            for rate in args.rates:
                 stem = report_stem(args.out, f"profile-{args.broker}-{rate}")
                 recording = await profiling.record(components(system), args.duration, stem)
                 result = await load_round(system, pairs, rate, args.duration, e2e=True)
@@ -303,12 +308,10 @@ def _measure(args: argparse.Namespace) -> int:
         report = asyncio.run(idle.measure_idle(args.broker, args.connections, args.runs))
         render = idle.markdown
     elif args.measure == "workers":
-        counts, rates = [int(n) for n in args.workers.split(",")], [int(r) for r in args.rates.split(",")]
-        report = asyncio.run(workers.measure_workers(args.broker, counts, rates, args.duration, args.runs, args.pairs, args.kill_worker))
+        report = asyncio.run(workers.measure_workers(args.broker, args.workers, args.rates, args.duration, args.runs, args.pairs, args.kill_worker))
         render = workers.markdown
     elif args.measure == "relay":
-        rates = [int(r) for r in args.rates.split(",")]
-        report = asyncio.run(relay.measure_relay(args.broker, rates, args.duration, args.runs, args.pairs, args.settle))
+        report = asyncio.run(relay.measure_relay(args.broker, args.rates, args.duration, args.runs, args.pairs, args.settle))
         render = relay.markdown
     elif args.measure == "history":
         report = asyncio.run(history.measure_history(args.broker, args.history_depth, args.runs, 20 if args.quick else 200, args.settle))
