@@ -41,6 +41,9 @@ SYSTEM = "system"
 ACTIVE = ("assigned", "in_progress")
 MAX_PAGE = 100
 HOLD_MS = 30_000  # a crashed auto-assigner's hold on a ticket lapses after this
+# a ticket younger than this is left to the request creating it, which assigns it at once and answers with the
+# assignee: a backlog sweep holding it first made that answer say "open" although an agent was free
+FRESH_MS = 2_000
 CUSTOMER, ASSIGNEE = "customer", "assignee"
 # (from, to) -> who besides admins may make the change
 TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
@@ -206,9 +209,10 @@ async def _auto_assign(ticket: Ticket, limits: Limits) -> list[Delivery]:
 
 
 async def assign_backlog(limits: Limits) -> list[Delivery]:
-    """Assign queued tickets, oldest first, while agents have room."""
+    """Assign queued tickets, oldest first, while agents have room (not the ones still being created)."""
     deliveries: list[Delivery] = []
-    async for ticket in Ticket.find({"status": "open"}).sort([("number", 1)]):
+    settled_ms = to_ms(utcnow()) - FRESH_MS
+    async for ticket in Ticket.find({"status": "open", "created_ms": {"$lt": settled_ms}}).sort([("number", 1)]):
         if not await assignment.candidates(limits.capacity):
             break
         deliveries += await _auto_assign(ticket, limits)
