@@ -105,7 +105,6 @@ async def bench(args: argparse.Namespace) -> dict:
     system.start()
     report: dict = {"broker": args.broker, "machine": _machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     points = [calibration.calibrate()]  # before the first run, then after each (bench.calibration.summary)
-    rates = args.rates
     try:
         async with httpx.AsyncClient(base_url=system.api_url, timeout=60) as api:
             pairs, accounts = await make_pairs(system, api, args.pairs)
@@ -121,20 +120,20 @@ async def bench(args: argparse.Namespace) -> dict:
             # Deterministic, so first: what one message costs, counted (bench.costs).
             report["counts"] = await costs.count_costs(system, api, components(system), workdir, 10 if args.quick else 100)
             with Progress() as progress:
-                task = progress.add_task("load", total=args.runs * len(rates) * 2)
+                task = progress.add_task("load", total=args.runs * len(args.rates) * 2)
 
                 def shown(run: int, result: LoadResult) -> None:
                     progress.update(task, advance=1, description=f"run {run + 1} {result.path} {result.offered_rate}/s p99 {result.p99_ms} ms")
 
-                load = await calibrated_rounds(system, pairs, rates, args.duration, args.runs, (False, True), points, args.settle, shown)
+                load = await calibrated_rounds(system, pairs, args.rates, args.duration, args.runs, (False, True), points, args.settle, shown)
             report["calibration"] = calibration.summary(points)
             report["load"] = {key: summarize_rounds([r.as_dict() for r in runs], report["calibration"]) for key, runs in load.items()}
             report["ratios"] = {
                 str(rate): round(report["load"][f"e2e@{rate}"]["achieved_rate"] / max(report["load"][f"raw@{rate}"]["achieved_rate"], 1e-9), 3)
-                for rate in rates
+                for rate in args.rates
             }
             report["peak"] = _peak(report["load"])
-            sustainable = [r for r in rates if report["load"][f"e2e@{r}"]["p99_ms"] < SLO_P99_MS and report["load"][f"e2e@{r}"]["lost"] == 0]
+            sustainable = [r for r in args.rates if report["load"][f"e2e@{r}"]["p99_ms"] < SLO_P99_MS and report["load"][f"e2e@{r}"]["lost"] == 0]
             report["max_sustainable_rate"] = max(sustainable, default=0)
             report["comparable"] = _comparability(report)
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
+from pymongo import AsyncMongoClient
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from core import topics
@@ -352,8 +353,6 @@ async def test_private_addresses_are_refused_unless_allowed(receiver: Receiver, 
 async def test_with_no_webhook_an_event_costs_its_insert_and_nothing_waits(amqtt_system: System) -> None:
     """The session's system has no endpoint: the sender neither reads nor marks the events recorded for it (the
     fan-out's marks were a fifth of the store's work per message, docs/benchmarks.md), and no event counts as waiting."""
-    from pymongo import AsyncMongoClient
-
     async with httpx.AsyncClient(base_url=amqtt_system.api_url, timeout=30) as rest:
         alice, bob = await signup(rest), await signup(rest)
         cid = (await open_conversation(rest, alice, bob))["id"]
@@ -412,8 +411,6 @@ async def test_bridge_killed_mid_burst_still_sends_every_message_webhook(
     """SIGKILLs right after a batch is stored (before its events are recorded or published): the broker
     redelivers the requests, the restarted bridge records their events, and every message's webhook
     arrives, a repeated one always under the same webhook-id."""
-    from pymongo import AsyncMongoClient
-
     system, processes = split_hooked
     async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
         admin = await create_staff(system, api, "admin")
