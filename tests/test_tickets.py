@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from bson import ObjectId
+from pymongo import AsyncMongoClient
 
 from core import topics
 from tests.conftest import BROKERS, TICKET_TIMINGS
@@ -79,9 +82,7 @@ async def crash(api: httpx.AsyncClient, agent: Account, desk: asyncio.subprocess
 
 
 async def open_ticket(api: httpx.AsyncClient, customer: Account, subject: str = "Where is my order?", **extra: object) -> dict:
-    response = await api.post(
-        "/api/tickets", json={"subject": subject, "description": "It has been a week.", **extra}, headers=customer.headers
-    )
+    response = await api.post("/api/tickets", json={"subject": subject, "description": "It has been a week.", **extra}, headers=customer.headers)
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -262,6 +263,37 @@ async def _has(ids, count: int) -> bool:  # type: ignore[no-untyped-def]
 async def _assigned(api: httpx.AsyncClient, viewer: Account, ticket_id: str) -> dict | None:
     current = await ticket(api, viewer, ticket_id)
     return current if current["status"] == "assigned" else None
+
+
+@pytest.mark.capacity(1)
+async def test_a_request_waits_for_another_assigners_hold_and_assigns_the_ticket(ticket_system: System, tapi: httpx.AsyncClient) -> None:
+    """A request that frees an agent's slot assigns the queued ticket even while another assigner (the bridge's
+    sweep; here the test) holds it for a moment: it waits for the hold to go rather than leave the ticket open."""
+    system, api = ticket_system, tapi
+    customer = await signup(api)
+    agent, desk = await online_agent(system, api)
+    first = await open_ticket(api, customer, subject="first")
+    queued = await open_ticket(api, customer, subject="second")
+    assert (first["assignee_id"], queued["status"]) == (agent.id, "open"), "a capacity of one"
+    mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri)
+    held = {"_id": ObjectId(queued["id"])}
+    try:
+        await mongo.mqchat.tickets.update_one(held, {"$set": {"held_until_ms": int(time.time() * 1000) + 30_000}})
+
+        async def let_go() -> None:
+            await asyncio.sleep(0.5)
+            await mongo.mqchat.tickets.update_one(held, {"$set": {"held_until_ms": 0}})
+
+        letting_go = asyncio.create_task(let_go())
+        for status in ("in_progress", "resolved"):
+            assert (await set_status(api, agent, first["id"], status)).status_code == 200
+        after = await ticket(api, customer, queued["id"])
+        assert (after["status"], after["assignee_id"]) == ("assigned", agent.id)
+        await letting_go
+    finally:
+        await mongo.close()
+    desk.kill()
+    await desk.wait()
 
 
 @ON_EVERY_BROKER

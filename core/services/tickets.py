@@ -11,12 +11,14 @@ assignee is a member of the ticket's conversation for as long as they are assign
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 
 from core import events
 from core.clock import iso, iso_from_ms, to_ms, utcnow
@@ -41,9 +43,10 @@ SYSTEM = "system"
 ACTIVE = ("assigned", "in_progress")
 MAX_PAGE = 100
 HOLD_MS = 30_000  # a crashed auto-assigner's hold on a ticket lapses after this
-# a ticket younger than this is left to the request creating it, which assigns it at once and answers with the
-# assignee: a backlog sweep holding it first made that answer say "open" although an agent was free
-FRESH_MS = 2_000
+# an auto-assigner that finds the ticket held by another waits this long for it to let go (holds last milliseconds),
+# so that a request answers with the outcome (the other's assignee) rather than "open" while an agent is free
+HOLD_WAIT_S = 2.0
+HOLD_POLL_S = 0.02
 CUSTOMER, ASSIGNEE = "customer", "assignee"
 # (from, to) -> who besides admins may make the change
 TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
@@ -189,11 +192,7 @@ async def _auto_assign(ticket: Ticket, limits: Limits) -> list[Delivery]:
     a slot would skew the even spread until it gave the slot back.
     """
     tickets = Ticket.get_pymongo_collection()
-    now_ms = to_ms(utcnow())
-    held = await tickets.update_one(
-        {"_id": ticket.id, "status": "open", "held_until_ms": {"$lt": now_ms}}, {"$set": {"held_until_ms": now_ms + HOLD_MS}}
-    )
-    if held.modified_count == 0:  # another assigner has it, or it is no longer open
+    if not await _hold(tickets, ticket.id):
         return []
     try:
         agent_id = await assignment.claim_best(limits.capacity, team_id=ticket.team_id)
@@ -208,11 +207,28 @@ async def _auto_assign(ticket: Ticket, limits: Limits) -> list[Delivery]:
         await tickets.update_one({"_id": ticket.id}, {"$set": {"held_until_ms": 0}})
 
 
+async def _hold(tickets: AsyncCollection, ticket_id: PydanticObjectId | None) -> bool:
+    """Hold the open ticket for this assigner; while another holds it, wait (at most HOLD_WAIT_S) for it to let go.
+
+    False when the ticket is no longer open (the other assigned it) or stays held.
+    """
+    deadline = time.monotonic() + HOLD_WAIT_S
+    while True:
+        now_ms = to_ms(utcnow())
+        held = await tickets.update_one(
+            {"_id": ticket_id, "status": "open", "held_until_ms": {"$lt": now_ms}}, {"$set": {"held_until_ms": now_ms + HOLD_MS}}
+        )
+        if held.modified_count:
+            return True
+        if time.monotonic() > deadline or not await tickets.find_one({"_id": ticket_id, "status": "open"}, {"_id": 1}):
+            return False
+        await asyncio.sleep(HOLD_POLL_S)
+
+
 async def assign_backlog(limits: Limits) -> list[Delivery]:
-    """Assign queued tickets, oldest first, while agents have room (not the ones still being created)."""
+    """Assign queued tickets, oldest first, while agents have room."""
     deliveries: list[Delivery] = []
-    settled_ms = to_ms(utcnow()) - FRESH_MS
-    async for ticket in Ticket.find({"status": "open", "created_ms": {"$lt": settled_ms}}).sort([("number", 1)]):
+    async for ticket in Ticket.find({"status": "open"}).sort([("number", 1)]):
         if not await assignment.candidates(limits.capacity):
             break
         deliveries += await _auto_assign(ticket, limits)
