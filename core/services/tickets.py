@@ -11,7 +11,6 @@ assignee is a member of the ticket's conversation for as long as they are assign
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -43,8 +42,9 @@ SYSTEM = "system"
 ACTIVE = ("assigned", "in_progress")
 MAX_PAGE = 100
 HOLD_MS = 30_000  # a crashed auto-assigner's hold on a ticket lapses after this
-# an auto-assigner that finds the ticket held by another waits this long for it to let go (holds last milliseconds),
-# so that a request answers with the outcome (the other's assignee) rather than "open" while an agent is free
+# an auto-assigner that finds the ticket held by another waits for it to let go (holds last milliseconds), so that a
+# request answers with the outcome (the other's assignee) rather than "open" while an agent is free; a hold older
+# than this is taken for a crashed assigner's and not waited for
 HOLD_WAIT_S = 2.0
 HOLD_POLL_S = 0.02
 CUSTOMER, ASSIGNEE = "customer", "assignee"
@@ -208,11 +208,11 @@ async def _auto_assign(ticket: Ticket, limits: Limits) -> list[Delivery]:
 
 
 async def _hold(tickets: AsyncCollection, ticket_id: PydanticObjectId | None) -> bool:
-    """Hold the open ticket for this assigner; while another holds it, wait (at most HOLD_WAIT_S) for it to let go.
+    """Hold the open ticket for this assigner; while another assigner holds it, wait for it to let go.
 
-    False when the ticket is no longer open (the other assigned it) or stays held.
+    False when the ticket is no longer open (the other assigned it), or when the other's hold
+    is older than HOLD_WAIT_S: its assigner crashed, and the hold lapses on its own.
     """
-    deadline = time.monotonic() + HOLD_WAIT_S
     while True:
         now_ms = to_ms(utcnow())
         held = await tickets.update_one(
@@ -220,7 +220,8 @@ async def _hold(tickets: AsyncCollection, ticket_id: PydanticObjectId | None) ->
         )
         if held.modified_count:
             return True
-        if time.monotonic() > deadline or not await tickets.find_one({"_id": ticket_id, "status": "open"}, {"_id": 1}):
+        other = await tickets.find_one({"_id": ticket_id, "status": "open"}, {"held_until_ms": 1})
+        if other is None or other["held_until_ms"] - HOLD_MS < now_ms - HOLD_WAIT_S * 1000:
             return False
         await asyncio.sleep(HOLD_POLL_S)
 
