@@ -12,10 +12,13 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from bson import ObjectId
+from pymongo import AsyncMongoClient
 
 from bridge.affinity import worker_of
 from core import topics
@@ -116,6 +119,34 @@ async def test_a_burst_is_numbered_by_one_worker_per_conversation(two_workers: S
         for cid, (first, _) in conversations:
             page = (await api.get(f"/api/conversations/{cid}/messages", params={"limit": 100}, headers=first.headers)).json()
             assert_numbered_in_send_order(page["items"], BURST_ROUNDS)
+
+
+async def test_a_worker_numbers_on_from_what_a_dead_predecessor_stored(two_workers: System) -> None:
+    """A worker SIGKILLed between its insert and the conversation's record of `last_seq` leaves messages above the
+    record; the worker that loads the conversation next checks the stored top too, so its first insert takes the
+    next free `seq` instead of colliding and retrying (the refused inserts of the kill rounds, docs/benchmarks.md)."""
+    system = two_workers
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as api:
+        admin, alice, bob = await create_staff(system, api, "admin"), await signup(api), await signup(api)
+        cid = (await open_conversation(api, alice, bob))["id"]
+        mongo: AsyncMongoClient = AsyncMongoClient(system.store_uri)
+        try:  # what the dead worker stored: seq 1, while the conversation's record still says 0
+            await mongo.mqchat.messages.insert_one({
+                "_id": ObjectId(), "conversation_id": cid, "seq": 1, "sender_id": alice.id, "client_msg_id": "before",
+                "kind": "text", "body": "stored before the kill", "attachment_ids": [], "attachments": [], "reply_to": None,
+                "reply_to_seq": None, "created_at": datetime.now(UTC), "edited_at": None, "deleted": False,
+                "search_indexed": 0, "reacted": 0,
+            })  # fmt: skip
+        finally:
+            await mongo.close()
+        before = await collisions(api, admin)
+        async with device(system, alice) as inbox:
+            request = {"conversation_id": cid, "client_msg_id": "after", "body": "sent after the restart"}
+            await inbox.client.publish(topics.user_outbox(alice.id, "send"), json.dumps(request), qos=1)
+            assert await all_arrived(inbox, {"after"}) == {"after"}
+        assert await collisions(api, admin) == before, "no insert refused: numbered after the stored top"
+        page = (await api.get(f"/api/conversations/{cid}/messages", headers=bob.headers)).json()["items"]
+        assert [(m["seq"], m["client_msg_id"]) for m in page] == [(2, "after"), (1, "before")]
 
 
 async def test_a_killed_worker_is_restarted_and_its_queued_share_is_served(two_workers: System) -> None:

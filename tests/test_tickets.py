@@ -82,7 +82,9 @@ async def crash(api: httpx.AsyncClient, agent: Account, desk: asyncio.subprocess
 
 
 async def open_ticket(api: httpx.AsyncClient, customer: Account, subject: str = "Where is my order?", **extra: object) -> dict:
-    response = await api.post("/api/tickets", json={"subject": subject, "description": "It has been a week.", **extra}, headers=customer.headers)
+    response = await api.post(
+        "/api/tickets", json={"subject": subject, "description": "It has been a week.", **extra}, headers=customer.headers
+    )
     assert response.status_code == 201, response.text
     return response.json()
 

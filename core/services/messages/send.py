@@ -146,7 +146,21 @@ async def _claim(conversations: ConversationCache | Uncached, conversation_id: s
             firsts[key] = result
     if not accepted or conversation is None:
         return None
-    return _Claim(conversation, accepted, list(firsts.values()), conversation.last_seq)
+    return _Claim(conversation, accepted, list(firsts.values()), await _numbering_base(conversations, conversation))
+
+
+async def _numbering_base(conversations: ConversationCache | Uncached, conversation: Conversation) -> int:
+    """The newest seq known to be taken. The conversation's `last_seq` is written after the insert, so it lags
+    what a writer that died in between (a SIGKILLed bridge worker) stored: a kept conversation (the bridge's
+    cache) is also checked against its stored top, once per load, so that the restarted worker numbers on
+    without colliding; a one-off caller trusts the record and retries on a collision (`_insert_numbered`)."""
+    if isinstance(conversations, Uncached):
+        return conversation.last_seq
+    return max(conversation.last_seq, await conversations.derived(conversation, _stored_top))
+
+
+async def _stored_top(conversation: Conversation) -> int:
+    return await _max_seq(str(conversation.id))
 
 
 async def _closed_ticket(conversation: Conversation) -> int | None:
