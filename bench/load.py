@@ -63,17 +63,20 @@ class _Arrivals:
         self.times: list[float] = []
         self.complete = asyncio.Event()
         self._expected, self._kind, self._e2e, self._on_arrival = expected, "message.created" if e2e else "bench", e2e, on_arrival
-        self._round = round_id
+        self._round, self._arrived = round_id, set[str]()
 
     def record(self, message: Received) -> None:
         event = json.loads(message.payload)
         if event.get("type") != self._kind:
             return  # other events on the inbox (an error, a receipt)
-        due, _, round_id = (event["message"]["body"] if self._e2e else event["body"]).split("|")
+        due, number, round_id = (event["message"]["body"] if self._e2e else event["body"]).split("|")
         if round_id != self._round:
             return  # a late arrival of an earlier round (its backlog on an overloaded system)
         if self._on_arrival is not None:
             self._on_arrival(event)
+        if number in self._arrived:
+            return  # delivered twice: `on_arrival` saw it, but one message lost and one repeated must not add up to none lost
+        self._arrived.add(number)
         self.times.append(time.perf_counter())
         self.latencies.append(self.times[-1] - float(due))
         if len(self.latencies) >= self._expected:

@@ -157,7 +157,7 @@ def markdown(report: dict) -> str:
         f"# Bridge workers ({report['broker']}, {report['started']})", "",
         f"{report['pairs']} pairs, {report['duration_s']} s per rate; calibration {report['calibration']['points_ms']} "
         f"(drifts {report['calibration']['drifts']})" + ("; the last worker SIGKILLed halfway through every round" if report["kill"] else ""), "",
-        "| workers | run | rate | load before | flags | achieved msg/s | p50 ms | p99 ms | lost: delivered / stored | collisions (per 10k) "
+        "| workers | run | rate | load before | flags | achieved msg/s | p50 ms | p99 ms | lost: delivered / stored | stored | collisions (per 10k) "
         "| seq gaps / repeats | stored twice | delivered twice | numbered out of send order | arrived after higher seq "
         "| cores used by process | machine busy |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 
 from bench import calibration, compare, relay
+from bench.lean_mqtt import Received
+from bench.load import _Arrivals
 from bench.rounds import components, load_round, make_pairs, spread
 from bench.workers import out_of_order
 from tests.support import System
@@ -100,3 +102,20 @@ def test_the_workers_measure_counts_what_came_after_a_higher_one() -> None:
     """`bench --measure workers` judges numbering and delivery order by this count (0: in order)."""
     assert out_of_order([1, 2, 3]) == 0 and out_of_order([]) == 0
     assert out_of_order([2, 1, 3, 2]) == 2 and out_of_order([(1.0, 5), (2.0, 0), (1.0, 6)]) == 1
+
+
+def test_a_message_delivered_twice_counts_as_one_arrival() -> None:
+    """A repeat reaches `on_arrival` (the workers measure counts it as delivered twice) but is no second arrival:
+    one message lost and another delivered twice must not add up to nothing lost."""
+    seen: list[str] = []
+    arrivals = _Arrivals(2, e2e=False, on_arrival=lambda event: seen.append(event["body"]), round_id="r1")
+
+    def arrive(number: int, round_id: str = "r1") -> None:
+        arrivals.record(Received("chat/users/u/inbox", json.dumps({"type": "bench", "body": f"0.0|{number}|{round_id}"}).encode()))
+
+    arrive(0)
+    arrive(0)
+    arrive(1, round_id="r0")  # a late arrival of an earlier round
+    assert (len(arrivals.latencies), len(seen), arrivals.complete.is_set()) == (1, 2, False)
+    arrive(1)
+    assert (len(arrivals.latencies), arrivals.complete.is_set()) == (2, True)
