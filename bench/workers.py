@@ -3,9 +3,9 @@
 For each worker count a system of its own (`MQCHAT_BRIDGE_WORKERS`; on Mosquitto each worker handles
 the conversations that hash to it, bridge.affinity), the same pairs and rates, and per round:
 
-- `seq` collisions: inserts refused because another worker had taken the number
-  (`mqchat_store_write_errors_total{command="insert",error="DuplicateKey"}` scraped before
-  and after, minus resent messages, which the bench sends none of), per 10,000 stored;
+- `seq` collisions: inserts refused because the number was taken (another worker, a record
+  behind the store): `mqchat_message_seq_collisions_total` scraped before and after, per
+  10,000 stored; and the requests resent after a kill (answered as duplicates);
 - in the store, per conversation: `seq` 1..n without gap or repeat, every message sent
   stored once, and how many of a sender's messages were numbered out of the order sent;
 - at the receivers: messages delivered twice, and deliveries arriving after a higher `seq`;
@@ -93,13 +93,12 @@ async def _round(system: System, api: httpx.AsyncClient, admin: Account, pairs: 
     def grown(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    refused = grown("mqchat_store_write_errors_total", command="insert", error="DuplicateKey")
+    collisions = grown("mqchat_message_seq_collisions_total")
     resent = grown("mqchat_outbox_requests_total", action="send", outcome="duplicate")
     checked = await _check_store([cid for _, cid, _ in pairs])
     stored = {key: checked[key] - checked_before[key] for key in checked}  # this round's share of each count
     stored["stored"] = stored.pop("stored_total")
     stored["lost_in_store"] = result.sent - stored["stored"]
-    collisions = refused - resent
     elapsed = result.received / max(result.achieved_rate, 1e-9)
     return {
         **result.as_dict(), **stored, "killed": killed, "collisions": int(collisions), "resent": int(resent),

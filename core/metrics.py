@@ -59,6 +59,11 @@ BRIDGE_CONNECTED = Gauge("mqchat_bridge_connected", "Bridge workers connected to
 
 # Shared by the bridge and the API (REST sends)
 MESSAGES_STORED = Counter("mqchat_messages_stored_total", "New chat messages stored (duplicates of a resent request not counted).")
+SEQ_COLLISIONS = Counter(
+    "mqchat_message_seq_collisions_total",
+    "New messages whose insert was refused because their `seq` was taken (another writer, a record behind the store), "
+    "each retried after the stored top.",
+)
 EVENTS_PUBLISHED = Counter("mqchat_events_published_total", "Events handed to the broker (by the bridge and the API).")
 
 # The store (every process): one pymongo CommandListener

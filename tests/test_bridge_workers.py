@@ -82,10 +82,9 @@ def assert_numbered_in_send_order(items: list[dict[str, Any]], sent: int) -> Non
 
 
 async def collisions(api: httpx.AsyncClient, admin: Account) -> float:
-    """Inserts refused by the unique index so far, less the resent requests among them: `seq` taken by another writer."""
+    """Inserts of new messages refused so far because their `seq` was taken (another writer, a stale record)."""
     _, samples = await scrape(api, admin)
-    refused = value(samples, "mqchat_store_write_errors_total", command="insert", error="DuplicateKey")
-    return refused - value(samples, "mqchat_outbox_requests_total", action="send", outcome="duplicate")
+    return value(samples, "mqchat_message_seq_collisions_total")
 
 
 async def test_a_burst_is_numbered_by_one_worker_per_conversation(two_workers: System) -> None:

@@ -57,6 +57,7 @@ async def test_counters_move_when_messages_are_sent_over_mqtt(
             "outbox sends accepted": grew("mqchat_outbox_requests_total", sent, action="send", outcome="accepted"),
             "the resend counted as a duplicate": grew("mqchat_outbox_requests_total", 1, action="send", outcome="duplicate"),
             "the resend's insert refused": grew("mqchat_store_write_errors_total", 1, command="insert", error="DuplicateKey"),
+            "seq collisions exposed": lambda now: ("mqchat_message_seq_collisions_total", frozenset()) in now,
             "messages stored": grew("mqchat_messages_stored_total", sent),
             "events published (sender, recipient, conversation topic)": grew("mqchat_events_published_total", 2 * sent),
             "outbox PUBLISHes received by the broker": grew("mqchat_mqtt_messages_received_total", sent + 1, kind="outbox"),
@@ -71,6 +72,8 @@ async def test_counters_move_when_messages_are_sent_over_mqtt(
         samples = await scrape_until(api, admin, checks)
 
     assert value(samples, "mqchat_bridge_connected") == 1
+    collisions = value(samples, "mqchat_message_seq_collisions_total") - value(before, "mqchat_message_seq_collisions_total")
+    assert collisions == 0, "the resend's refused insert is a duplicate, not a seq taken"
     assert value(samples, "mqchat_store_up") == 1 and value(samples, "mqchat_broker_up") == 1
     assert value(samples, "mqchat_mqtt_subscriptions") >= 2
     for component in ("api", "bridge", "broker"):  # every process reports its own figures

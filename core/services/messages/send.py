@@ -18,6 +18,7 @@ from bson import ObjectId
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
+from core import metrics
 from core.clock import to_ms, utcnow
 from core.documents import SYSTEM_SENDER, AttachmentRef, Conversation, Message, Ticket
 from core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
@@ -251,6 +252,7 @@ async def _resolve_failed_insert(claim: _Claim) -> None:
     first = claim.pending[0].command
     if (first.sender_id, first.client_msg_id) not in originals:
         claim.collisions, claim.base = claim.collisions + 1, None
+        metrics.SEQ_COLLISIONS.inc()
         return
     still: list[SendResult] = []  # stored before: their slots are still free for the next ones
     for result in claim.pending:
