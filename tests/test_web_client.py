@@ -7,7 +7,6 @@ the views are written to `test-artifacts/web-client/` (or `$MQCHAT_TEST_ARTIFACT
 
 from __future__ import annotations
 
-import asyncio
 import re
 import struct
 import zlib
@@ -17,6 +16,7 @@ import httpx
 from tests.browser_support import TIMEOUT_MS, chromium_mark, expect, new_page, sign_in, signed_in_page
 from tests.browser_support import screenshot as shot
 from tests.support import System, create_staff, open_conversation, signup
+from tests.test_search import indexed
 
 if (mark := chromium_mark()) is not None:
     pytestmark = mark
@@ -313,12 +313,7 @@ async def test_search_jumps_to_messages_and_replies_quote(browser, web_system: S
         body = "the Café order 4711 is packed" if n == 3 else f"note {n}"
         assert (await rest.post(url, json={"body": body}, headers=erin.headers)).status_code == 201
     old = (await rest.get(f"{url}?after_seq=2&limit=1", headers=erin.headers)).json()["items"][0]
-    for words in ("cafe 4711", "note 79"):  # the search indexer's passes (every 0.5 s, in chunks) have both messages
-        for _ in range(20):
-            found = await rest.get("/api/search/messages", params={"q": words}, headers=erin.headers)
-            if found.json()["items"]:
-                break
-            await asyncio.sleep(0.5)
+    await indexed(web_system, cid)  # every message, not one: the indexer marks them in chunks
     page = await signed_in_page(browser, web_system, frank)
 
     # Search all conversations: the match is marked; choosing it loads the older pages and shows the message.
