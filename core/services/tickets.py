@@ -211,7 +211,9 @@ async def _hold(tickets: AsyncCollection, ticket_id: PydanticObjectId | None) ->
     """Hold the open ticket for this assigner; while another assigner holds it, wait for it to let go.
 
     False when the ticket is no longer open (the other assigned it), or when the other's hold
-    is older than HOLD_WAIT_S: its assigner crashed, and the hold lapses on its own.
+    is older than HOLD_WAIT_S: its assigner crashed, and the hold lapses on its own. A hold let
+    go without an assignment (the other found no agent, maybe before this caller freed one) is
+    tried again at once.
     """
     while True:
         now_ms = to_ms(utcnow())
@@ -221,7 +223,11 @@ async def _hold(tickets: AsyncCollection, ticket_id: PydanticObjectId | None) ->
         if held.modified_count:
             return True
         other = await tickets.find_one({"_id": ticket_id, "status": "open"}, {"held_until_ms": 1})
-        if other is None or other["held_until_ms"] - HOLD_MS < now_ms - HOLD_WAIT_S * 1000:
+        if other is None:
+            return False
+        if other["held_until_ms"] < now_ms:  # let go since the attempt above
+            continue
+        if other["held_until_ms"] - HOLD_MS < now_ms - HOLD_WAIT_S * 1000:
             return False
         await asyncio.sleep(HOLD_POLL_S)
 
